@@ -1,0 +1,184 @@
+"""The `sandbox` command: parse, call, render. No business logic lives here."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from sandbox import render, versions
+from sandbox.errors import SandboxError
+from sandbox.runtime.base import Runtime
+from sandbox.runtime.components import NAMES
+from sandbox.runtime.local import LocalRuntime, parse_port_overrides
+
+RUNTIMES = ("local", "docker")
+OUTPUT = click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
+                      show_default=True, help="Output format.")
+
+
+class SandboxGroup(click.Group):
+    """Turns a SandboxError into one sentence and its fix on stderr, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SandboxError as e:
+            render.err.print(f"[bold red]Error:[/] {e.message}", markup=True)
+            if e.fix:
+                render.err.print(f"[bold]Fix:[/] {e.fix}")
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            render.err.print("Interrupted. `sandbox down` stops whatever was started.")
+            ctx.exit(130)
+
+
+def get_runtime(name: str = "local") -> Runtime:
+    if name == "docker":
+        raise SandboxError("The docker runtime is not available in this version.",
+                           "use --runtime local (native processes; no Docker needed).", exit_code=2)
+    return LocalRuntime()
+
+
+@click.group(cls=SandboxGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="SANDBOX_HOME",
+              help="The sandbox's state directory (default: ~/.local/share/airflow-tyk-sandbox/default).")
+@click.version_option(package_name="airflow-tyk-sandbox")
+def cli(home: Path | None) -> None:
+    """Airflow, the Tyk gateway, Redis and Keycloak on this machine, wired from one spec."""
+    if home:
+        os.environ["SANDBOX_HOME"] = str(home.expanduser().resolve())
+
+
+@cli.command("versions")
+@OUTPUT
+def versions_cmd(output: str) -> None:
+    """Print the pinned component versions."""
+    pins = versions.pins()
+    if output == "json":
+        render.dump_json(pins)
+    else:
+        render.simple_table("pinned versions", ["component", "version", "source"],
+                            [[p.component, p.version, p.source] for p in pins])
+
+
+@cli.command()
+@click.argument("components", nargs=-1, type=click.Choice(NAMES))
+@OUTPUT
+def provision(components: tuple[str, ...], output: str) -> None:
+    """Fetch and build components into the per-user cache (all by default). Safe to re-run."""
+    results = get_runtime().provision(list(components), render.ProgressPrinter())
+    if output == "json":
+        render.dump_json(results)
+    else:
+        render.simple_table("provisioning", ["component", "result", "seconds", "detail"],
+                            [[r.name, r.action, f"{r.seconds:.1f}", r.detail] for r in results])
+    if not all(r.ok for r in results):
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--runtime", type=click.Choice(RUNTIMES), default="local", show_default=True)
+@click.option("--without", multiple=True, type=click.Choice(NAMES), envvar="SANDBOX_WITHOUT",
+              help="Leave a component out (repeatable; env SANDBOX_WITHOUT, space-separated).")
+@click.option("--port", "ports", multiple=True, metavar="NAME=PORT",
+              help="Override a port, e.g. --port keycloak=18080 (env SANDBOX_PORTS, comma-separated).")
+@click.option("--show-secrets", is_flag=True, help="Show logins unmasked.")
+@OUTPUT
+def up(runtime: str, without: tuple[str, ...], ports: tuple[str, ...], show_secrets: bool, output: str) -> None:
+    """Start the stack (idempotent: starts only what is not running) and wait until it is healthy."""
+    rt = get_runtime(runtime)
+    t0 = time.monotonic()
+    results = rt.up(list(without), parse_port_overrides(",".join(ports)), render.ProgressPrinter())
+    rows = rt.status()
+    if output == "json":
+        render.dump_json({"seconds": round(time.monotonic() - t0, 2), "components": results,
+                          "status": render.status_dicts(rows, show_secrets)})
+        return
+    render.status_table(rows, show_secrets)
+    render.out.print(f"Up in {time.monotonic() - t0:.1f}s: "
+                     + ", ".join(f"{r.name} {r.action}" for r in results))
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Also works without a (readable) state file: stops every "
+              "process marked as this sandbox's and resets the state.")
+@OUTPUT
+def down(force: bool, output: str) -> None:
+    """Stop every component of the sandbox; nothing is left running. Data and secrets are kept."""
+    t0 = time.monotonic()
+    stopped = get_runtime().down(force=force)
+    secs = time.monotonic() - t0
+    if output == "json":
+        render.dump_json({"stopped": stopped, "seconds": round(secs, 2)})
+    else:
+        render.out.print(f"Stopped {', '.join(stopped) or 'nothing (not running)'} in {secs:.1f}s.")
+
+
+@cli.command()
+@click.option("-o", "--output", type=click.Choice(["table", "json", "env"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("--show-secrets", is_flag=True, help="Show logins unmasked.")
+def status(output: str, show_secrets: bool) -> None:
+    """Show each component's state, health, URL and login."""
+    rows = get_runtime().status()
+    if output == "json":
+        render.dump_json(render.status_dicts(rows, show_secrets))
+    elif output == "env":
+        render.status_env(rows, show_secrets)
+    else:
+        render.status_table(rows, show_secrets)
+
+
+@cli.command()
+@click.argument("component", required=False)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (Ctrl-C to stop).")
+@click.option("-n", "--lines", default=50, show_default=True, help="How many of the last lines to show.")
+def logs(component: str | None, follow: bool, lines: int) -> None:
+    """Show a component's log (every component's when none is named)."""
+    rt = LocalRuntime()
+    if component:
+        rt.check_names([component], "logs")
+    names = [component] if component else list(NAMES)
+    from sandbox.supervisor import tail
+
+    for name in names:
+        path = rt.log_path(name)
+        if not component and not path.exists():
+            continue
+        if not component:
+            render.out.print(f"[bold]==> {name} ({path})[/]")
+        if not path.exists():
+            raise SandboxError(f"{name} has no log yet ({path}).", "start it with `sandbox up`.")
+        for line in tail(path, lines):
+            print(line)
+    if follow:
+        _follow([rt.log_path(n) for n in names], prefix=len(names) > 1)
+
+
+def _follow(paths: list[Path], prefix: bool) -> None:
+    handles = {}
+    for p in paths:
+        if p.exists():
+            f = open(p, errors="replace")
+            f.seek(0, os.SEEK_END)
+            handles[p] = f
+    try:
+        while True:
+            for p, f in handles.items():
+                for line in f:
+                    print((f"{p.stem}| " if prefix else "") + line, end="", flush=True)
+            time.sleep(0.3)
+    except KeyboardInterrupt:
+        pass
+
+
+def main() -> None:
+    cli(prog_name="sandbox")
+
+
+if __name__ == "__main__":
+    main()

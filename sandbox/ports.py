@@ -1,0 +1,48 @@
+"""Port checks done before anything starts: Airflow, for one, does not fail when its port is taken."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+import psutil
+
+HOST = "127.0.0.1"
+
+
+def is_free(port: int, host: str = HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # SO_REUSEADDR so a port in TIME_WAIT after `down` counts as free, as it does for the servers.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+def holder(port: int) -> str:
+    """Who listens on `port`, as `pid 123 (java)`; 'an unknown process' when it cannot be read."""
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.AccessDenied, PermissionError):
+        return "an unknown process (run as its owner or root to see it)"
+    for c in conns:
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid:
+            try:
+                name = psutil.Process(c.pid).name()
+            except psutil.Error:
+                name = "?"
+            return f"pid {c.pid} ({name})"
+    return "an unknown process"
+
+
+def listening_ports(pids: set[int]) -> list[tuple[str, int, int]]:
+    """(address, port, pid) of every TCP listener owned by one of `pids`."""
+    out = []
+    for c in psutil.net_connections(kind="tcp"):
+        if c.status == psutil.CONN_LISTEN and c.pid in pids and c.laddr:
+            out.append((c.laddr.ip, c.laddr.port, c.pid))
+    return out

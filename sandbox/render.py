@@ -1,0 +1,89 @@
+"""Turning results into what a person or a script reads: tables, JSON, env lines. No logic beyond that."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import threading
+import time
+from dataclasses import asdict
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sandbox.runtime.base import ComponentStatus
+from sandbox.secrets import mask
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def dump_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=lambda o: asdict(o) if hasattr(o, "__dataclass_fields__") else str(o)))
+
+
+class ProgressPrinter:
+    """Progress lines on stderr, so `-o json` on stdout stays clean."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.lock = threading.Lock()
+
+    def __call__(self, component: str, message: str) -> None:
+        with self.lock:
+            err.print(f"[dim]{time.monotonic() - self.t0:6.1f}s[/] [bold cyan]{component:<9}[/] {message}")
+
+
+def status_dicts(rows: list[ComponentStatus], show_secrets: bool) -> list[dict]:
+    out_rows = []
+    for r in rows:
+        d = asdict(r)
+        if not show_secrets and d["secret"]:
+            d["secret"] = mask(d["secret"])
+        out_rows.append(d)
+    return out_rows
+
+
+HEALTH = {True: "[green]✓ healthy[/]", False: "[red]✗ unhealthy[/]", None: "[dim]–[/]"}
+STATE = {"running": "[green]running[/]", "crashed": "[red]crashed[/]", "stopped": "[dim]stopped[/]",
+         "disabled": "[dim]disabled[/]"}
+
+
+def status_table(rows: list[ComponentStatus], show_secrets: bool) -> None:
+    t = Table(title="airflow-tyk-sandbox", title_justify="left")
+    for col in ("component", "state", "health", "url", "login"):
+        t.add_column(col)
+    for r in status_dicts(rows, show_secrets):
+        login = f"{r['username']} / {r['secret']}" if r["username"] and r["secret"] else (r["username"] or "")
+        health = HEALTH[r["healthy"]] + (f" [dim]{r['detail']}[/]" if r["healthy"] is False else "")
+        if r["state"] == "crashed":
+            health = f"[red]{r['detail']}[/]"
+        t.add_row(r["name"], STATE.get(r["state"], r["state"]), health, r["url"], login)
+        for label, url in r["urls"].items():
+            t.add_row("", "", "", f"[dim]{label}:[/] {url}", "")
+    out.print(t)
+    if not show_secrets:
+        out.print("[dim]Secrets are masked; `sandbox status --show-secrets` shows them.[/]")
+
+
+def status_env(rows: list[ComponentStatus], show_secrets: bool) -> None:
+    for r in status_dicts(rows, show_secrets):
+        key = "SANDBOX_" + r["name"].upper()
+        print(f"{key}_STATE={r['state']}")
+        print(f"{key}_URL={shlex.quote(r['url'])}")
+        for port_name, port in r["ports"].items():
+            print(f"SANDBOX_{port_name.upper().replace('-', '_')}_PORT={port}")
+        if r["username"]:
+            print(f"{key}_USERNAME={shlex.quote(r['username'])}")
+        if r["secret"]:
+            print(f"{key}_SECRET={shlex.quote(r['secret'])}")
+
+
+def simple_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    t = Table(title=title, title_justify="left")
+    for c in columns:
+        t.add_column(c)
+    for row in rows:
+        t.add_row(*row)
+    out.print(t)

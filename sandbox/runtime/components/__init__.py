@@ -1,0 +1,17 @@
+"""The components the local runtime runs, in the order they are listed to users."""
+
+from __future__ import annotations
+
+from sandbox.runtime.components.airflow import Airflow
+from sandbox.runtime.components.base import Component
+from sandbox.runtime.components.keycloak import Keycloak
+from sandbox.runtime.components.redis import Redis
+from sandbox.runtime.components.tyk import Tyk
+from sandbox.runtime.components.upstream import Upstream
+
+
+def all_components() -> list[Component]:
+    return [Keycloak(), Redis(), Tyk(), Airflow(), Upstream()]
+
+
+NAMES = tuple(c.name for c in all_components())

@@ -1,0 +1,132 @@
+"""Apache Airflow in its own virtualenv, installed from the frozen constraints.
+
+Runs the four services `airflow standalone` would, but started one by one: standalone's scheduler and
+triggerer serve logs on every interface (0.0.0.0:8793/8794), which a sandbox must not do. The API server
+reads task logs from the shared log folder instead, so the log servers are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from sandbox import versions
+from sandbox.errors import SandboxError
+from sandbox.provision import Say, cached_build, is_done, run
+from sandbox.readiness import Check, http_ok
+from sandbox.supervisor import base_env
+from sandbox.runtime.components.base import Component, Context, Login, ProcessSpec
+
+SERVICES = ("scheduler", "dag-processor", "triggerer", "api-server")
+HEALTH_KEYS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+
+
+def find_python() -> str:
+    want = versions.AIRFLOW_PYTHON
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == want:
+        return sys.executable
+    exe = shutil.which(f"python{want}")
+    if exe:
+        return exe
+    raise SandboxError(
+        f"Airflow's frozen environment needs Python {want}, which was not found on PATH.",
+        f"install python{want} (e.g. apt-get install python{want}-venv, or pyenv install {want}).",
+    )
+
+
+def health_complaint(body: dict) -> str | None:
+    """None when every Airflow component reports healthy, else which ones do not."""
+    bad = [f"{k}={body.get(k, {}).get('status', 'missing')}" for k in HEALTH_KEYS
+           if body.get(k, {}).get("status") != "healthy"]
+    return "airflow not healthy: " + ", ".join(bad) if bad else None
+
+
+class Airflow(Component):
+    name = "airflow"
+    default_ports = {"airflow": 28080}
+    start_timeout = 180.0
+    login = Login("admin", "airflow_admin_password")
+
+    def venv(self, cache: Path) -> Path:
+        digest = hashlib.sha256(versions.airflow_constraints_text().encode()).hexdigest()[:10]
+        return cache / "airflow" / f"{versions.AIRFLOW}-py{versions.AIRFLOW_PYTHON}-{digest}"
+
+    def provisioned(self, cache: Path) -> bool:
+        return is_done(self.venv(cache))
+
+    def provision(self, cache: Path, say: Say) -> None:
+        def build(tmp: Path) -> None:
+            python = find_python()
+            say(f"creating a virtualenv (Python {versions.AIRFLOW_PYTHON})")
+            run([python, "-m", "venv", str(tmp)], "creating Airflow's virtualenv")
+            constraints = tmp / "constraints.txt"
+            constraints.write_text(versions.airflow_constraints_text())
+            say(f"pip install apache-airflow=={versions.AIRFLOW} with frozen constraints (about a minute)")
+            run([str(tmp / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
+                 "-c", str(constraints), f"apache-airflow=={versions.AIRFLOW}", *versions.AIRFLOW_EXTRA_PACKAGES],
+                "installing Airflow")
+
+        cached_build(self.venv(cache), build, say)
+
+    def _env(self, ctx: Context) -> dict[str, str]:
+        home = ctx.data_dir(self.name)
+        url = ctx.url("airflow")
+        venv_bin = self.venv(ctx.cache) / "bin"
+        return {
+            "AIRFLOW_HOME": str(home),
+            "PATH": f"{venv_bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ctx.home / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            "AIRFLOW__CORE__AUTH_MANAGER":
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            # Pinned per sandbox: tokens and encrypted connections survive restarts.
+            "AIRFLOW__CORE__FERNET_KEY": ctx.secrets["airflow_fernet_key"],
+            "AIRFLOW__API_AUTH__JWT_SECRET": ctx.secrets["airflow_jwt_secret"],
+            "AIRFLOW__API__SECRET_KEY": ctx.secrets["airflow_api_secret_key"],
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(ctx.ports["airflow"]),
+            "AIRFLOW__API__BASE_URL": url,
+            # Without this, task processes call the execution API on the default port 8080.
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",  # another listener we do not need
+        }
+
+    def prepare(self, ctx: Context, say: Say) -> None:
+        home = ctx.data_dir(self.name)
+        home.mkdir(parents=True, exist_ok=True)
+        (ctx.home / "dags").mkdir(parents=True, exist_ok=True)
+        passwords = home / "passwords.json"
+        passwords.write_text(json.dumps({"admin": ctx.secrets["airflow_admin_password"]}))
+        passwords.chmod(0o600)
+        marker = home / f".migrated-{versions.AIRFLOW}"
+        if not marker.exists():
+            say("airflow db migrate")
+            env = {**base_env(), **self._env(ctx)}
+            p = subprocess.run([str(self.venv(ctx.cache) / "bin" / "airflow"), "db", "migrate"], env=env,
+                               capture_output=True, text=True, timeout=600)
+            if p.returncode != 0:
+                tail = "\n".join((p.stdout + p.stderr).strip().splitlines()[-10:])
+                raise SandboxError(f"airflow db migrate failed:\n{tail}\n", "see the lines above.")
+            marker.write_text("ok\n")
+
+    def processes(self, ctx: Context) -> list[ProcessSpec]:
+        airflow = str(self.venv(ctx.cache) / "bin" / "airflow")
+        env = self._env(ctx)
+        extra = {"scheduler": ["--skip-serve-logs"], "triggerer": ["--skip-serve-logs"],
+                 "api-server": ["--workers", "1"]}
+        return [ProcessSpec(f"airflow-{s}", [airflow, s, *extra.get(s, [])], env=env,
+                            cwd=ctx.data_dir(self.name)) for s in SERVICES]
+
+    def health(self, ctx: Context) -> Check:
+        return http_ok(ctx.url("airflow") + "/api/v2/monitor/health", lambda r: health_complaint(r.json()))
+

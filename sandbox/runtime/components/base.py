@@ -1,0 +1,74 @@
+"""What a natively-run component must tell the local runtime. Components know nothing of the spec."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sandbox.provision import Say
+from sandbox.readiness import Check
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    cmd: list[str]
+    env: dict[str, str] = field(default_factory=dict)  # added to a clean base environment
+    cwd: Path | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a component may know about its sandbox: where, which ports, which secrets."""
+
+    home: Path
+    cache: Path
+    ports: dict[str, int]
+    secrets: dict[str, str]
+
+    def data_dir(self, component: str) -> Path:
+        return self.home / "data" / component
+
+    def url(self, port_name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[port_name]}"
+
+
+@dataclass(frozen=True)
+class Login:
+    username: str
+    secret_name: str  # key into the sandbox's secrets; the value is masked unless asked for
+
+
+class Component(ABC):
+    name: str
+    # port name -> default port; the first is the component's main URL
+    default_ports: dict[str, int]
+    after: tuple[str, ...] = ()  # components that must be healthy before this one starts
+    start_timeout: float = 120.0
+    login: Login | None = None
+
+    @abstractmethod
+    def provisioned(self, cache: Path) -> bool: ...
+
+    @abstractmethod
+    def provision(self, cache: Path, say: Say) -> None:
+        """Fetch/build into the cache. Idempotent; raises SandboxError naming what to install."""
+
+    def preflight(self) -> None:
+        """Cheap checks of what starting needs (e.g. a Java runtime), before anything starts."""
+
+    def prepare(self, ctx: Context, say: Say) -> None:
+        """Per-sandbox setup before the processes start (config files, schema migration)."""
+
+    @abstractmethod
+    def processes(self, ctx: Context) -> list[ProcessSpec]: ...
+
+    @abstractmethod
+    def health(self, ctx: Context) -> Check: ...
+
+    def url(self, ctx: Context) -> str:
+        return ctx.url(next(iter(self.default_ports)))
+
+    def extra_urls(self, ctx: Context) -> dict[str, str]:
+        return {}

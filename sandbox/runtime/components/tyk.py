@@ -1,0 +1,130 @@
+"""The Tyk open-source gateway, built from the Go module proxy (or taken from an existing install).
+
+Tyk's release tags are not valid Go module versions and its go.mod has `replace` lines, so
+`go install …@v5.14.0` cannot work: the module is downloaded by the tag's commit and built in a writable
+copy. Where no Go proxy serves it, SANDBOX_TYK_HOME may name an installed gateway (e.g. /opt/tyk-gateway
+from the official package): a directory holding the `tyk` binary and its `templates/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from sandbox import versions
+from sandbox.errors import SandboxError
+from sandbox.provision import Say, cached_build, is_done, require_tool, run
+from sandbox.readiness import Check, http_ok
+from sandbox.runtime.components.base import Component, Context, Login, ProcessSpec
+from sandbox.runtime.components.upstream import GO_HINT
+
+ANALYTICS_TTL = 24 * 3600  # records must outlive the gap between a DAG run and `sandbox audit`
+
+
+def hello_complaint(body: dict) -> str | None:
+    redis = body.get("details", {}).get("redis", {}).get("status")
+    if body.get("status") != "pass" or redis != "pass":
+        return f"tyk /hello: status={body.get('status')}, redis={redis}"
+    return None
+
+
+def gateway_config(ctx: Context, templates: Path) -> dict:
+    data = ctx.data_dir("tyk")
+    return {
+        "listen_address": "127.0.0.1",
+        "listen_port": ctx.ports["tyk"],
+        "secret": ctx.secrets["tyk_secret"],
+        "template_path": str(templates),
+        "app_path": str(data / "apps"),
+        "middleware_path": str(data / "middleware"),
+        "use_db_app_configs": False,
+        "policies": {"policy_source": "file", "policy_path": str(data / "policies")},
+        "storage": {"type": "redis", "host": "127.0.0.1", "port": ctx.ports["redis"],
+                    "password": ctx.secrets["redis_password"], "database": 0},
+        "enable_analytics": True,
+        "analytics_config": {"type": "", "ignored_ips": [], "storage_expiration_time": ANALYTICS_TTL},
+        "enable_jsvm": False,
+        "hash_keys": True,
+        "pid_file_location": str(data / "tyk.pid"),
+        "health_check": {"enable_health_checks": False},
+    }
+
+
+class Tyk(Component):
+    name = "tyk"
+    default_ports = {"tyk": 28082}
+    after = ("redis",)
+    start_timeout = 60.0
+    login = Login("x-tyk-authorization", "tyk_secret")
+
+    def home(self, cache: Path) -> Path:
+        override = os.environ.get("SANDBOX_TYK_HOME")
+        return Path(override) if override else cache / "tyk" / versions.TYK
+
+    def provisioned(self, cache: Path) -> bool:
+        home = self.home(cache)
+        if os.environ.get("SANDBOX_TYK_HOME"):
+            return (home / "tyk").is_file() and (home / "templates").is_dir()
+        return is_done(home)
+
+    def provision(self, cache: Path, say: Say) -> None:
+        if os.environ.get("SANDBOX_TYK_HOME"):
+            if not self.provisioned(cache):
+                raise SandboxError(f"SANDBOX_TYK_HOME={self.home(cache)} holds no `tyk` binary with a "
+                                   "`templates/` folder beside it.",
+                                   "point it at a Tyk gateway install such as /opt/tyk-gateway, or unset it.")
+            say(f"using the gateway at {self.home(cache)}")
+            return
+
+        def build(target: Path) -> None:
+            go = require_tool("go", GO_HINT)
+            ref = f"{versions.TYK_MODULE}@{versions.TYK_COMMIT}"
+            say(f"go mod download {ref} ({versions.TYK})")
+            p = run_json([go, "mod", "download", "-json", ref])
+            if p.get("Error") or not p.get("Dir"):
+                raise SandboxError(
+                    f"The Go module proxy did not serve the Tyk gateway {versions.TYK} "
+                    f"({p.get('Error', 'no module directory').splitlines()[0]}).",
+                    "set GOPROXY to a proxy that serves github.com/TykTechnologies/tyk, or set "
+                    "SANDBOX_TYK_HOME to an installed Tyk gateway, or run without it: --without tyk.",
+                )
+            src = target / "src"
+            shutil.copytree(p["Dir"], src)  # the module cache is read-only; go build needs to write
+            for d in (src, *src.rglob("*")):
+                if d.is_dir():
+                    d.chmod(0o755)
+            say("go build (several minutes on two cores)")
+            run([go, "build", "-trimpath", "-ldflags",
+                 f"-X github.com/TykTechnologies/tyk/internal/build.Version={versions.TYK}",
+                 "-o", str(target / "tyk"), "."], "building the Tyk gateway", cwd=src,
+                env={**os.environ, "CGO_ENABLED": "0"})
+            shutil.copytree(src / "templates", target / "templates")
+            shutil.rmtree(src)
+
+        cached_build(self.home(cache), build, say)
+
+    def prepare(self, ctx: Context, say: Say) -> None:
+        data = ctx.data_dir(self.name)
+        for sub in ("apps", "middleware", "policies"):
+            (data / sub).mkdir(parents=True, exist_ok=True)
+        conf = data / "tyk.conf"
+        conf.write_text(json.dumps(gateway_config(ctx, self.home(ctx.cache) / "templates"), indent=2))
+        conf.chmod(0o600)  # it holds the gateway secret and the Redis password
+
+    def processes(self, ctx: Context) -> list[ProcessSpec]:
+        return [ProcessSpec("tyk", [str(self.home(ctx.cache) / "tyk"), "--conf",
+                                    str(ctx.data_dir(self.name) / "tyk.conf")], cwd=ctx.data_dir(self.name))]
+
+    def health(self, ctx: Context) -> Check:
+        return http_ok(ctx.url("tyk") + "/hello", lambda r: hello_complaint(r.json()))
+
+
+def run_json(cmd: list[str]) -> dict:
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    try:
+        return json.loads(p.stdout)
+    except ValueError:
+        return {"Error": (p.stderr or p.stdout or f"exit {p.returncode}").strip()}

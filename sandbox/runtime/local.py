@@ -1,0 +1,308 @@
+"""The local runtime: every component as native processes on 127.0.0.1, no Docker needed."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from sandbox import ports as portcheck
+from sandbox import state as statefile
+from sandbox import supervisor
+from sandbox.errors import SandboxError
+from sandbox.paths import cache_dir, sandbox_home
+from sandbox.provision import file_lock
+from sandbox.readiness import Result, wait_for
+from sandbox.runtime.base import ComponentStatus, Progress, ProvisionResult, Runtime, UpResult
+from sandbox.runtime.components import all_components
+from sandbox.runtime.components.base import Component, Context
+from sandbox.secrets import load_or_create
+from sandbox.state import State
+
+STOP_GRACE = 8.0
+
+
+def parse_port_overrides(text: str) -> dict[str, int]:
+    """'keycloak=18080,airflow=18081' -> {'keycloak': 18080, 'airflow': 18081}."""
+    out: dict[str, int] = {}
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise SandboxError(f"Port override {item!r} is not NAME=PORT.", "write e.g. keycloak=18080.")
+        out[name.strip()] = int(value)
+    return out
+
+
+class LocalRuntime(Runtime):
+    name = "local"
+
+    def __init__(self, home: Path | None = None, cache: Path | None = None):
+        self.home = home or sandbox_home()
+        self.cache = cache or cache_dir()
+        self.components: dict[str, Component] = {c.name: c for c in all_components()}
+        self._lock = threading.Lock()
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def check_names(self, names: list[str], what: str) -> None:
+        unknown = [n for n in names if n not in self.components]
+        if unknown:
+            raise SandboxError(f"Unknown component {unknown[0]!r} for {what}.",
+                               f"use one of: {', '.join(self.components)}.", exit_code=2)
+
+    def default_ports(self) -> dict[str, int]:
+        return {k: v for c in self.components.values() for k, v in c.default_ports.items()}
+
+    def resolve_ports(self, state: State, overrides: dict[str, int]) -> dict[str, int]:
+        env = parse_port_overrides(os.environ.get("SANDBOX_PORTS", ""))
+        ports = {**self.default_ports(), **state.ports, **env, **overrides}
+        for name, port in {**env, **overrides}.items():
+            if name not in self.default_ports():
+                raise SandboxError(f"Unknown port name {name!r}.",
+                                   f"use one of: {', '.join(self.default_ports())}.", exit_code=2)
+            if not 1 <= port <= 65535:
+                raise SandboxError(f"Port {port} for {name} is out of range.", "use a port from 1 to 65535.")
+        seen: dict[int, str] = {}
+        for name, port in ports.items():
+            if port in seen:
+                raise SandboxError(f"Ports of {seen[port]} and {name} are both {port}.",
+                                   "give each a port of its own (--port NAME=PORT or SANDBOX_PORTS).")
+            seen[port] = name
+        return ports
+
+    def _save(self, state: State) -> None:
+        with self._lock:
+            statefile.save(self.home, state)
+
+    def log_path(self, name: str) -> Path:
+        return self.home / "logs" / f"{name}.log"
+
+    def _records_state(self, state: State, name: str) -> str:
+        recs = state.processes.get(name, [])
+        if not recs:
+            return "stopped"
+        alive = [supervisor.alive(r) for r in recs]
+        return "running" if all(alive) else "crashed"
+
+    # ---- provision -----------------------------------------------------------------------------
+    def provision(self, only: list[str], progress: Progress) -> list[ProvisionResult]:
+        self.check_names(only, "provision")
+        names = only or list(self.components)
+
+        def one(name: str) -> ProvisionResult:
+            comp = self.components[name]
+            t0 = time.monotonic()
+            if comp.provisioned(self.cache):
+                return ProvisionResult(name, True, "cached", 0.0)
+            progress(name, "provisioning")
+            try:
+                comp.provision(self.cache, lambda msg: progress(name, msg))
+            except (SandboxError, OSError) as e:
+                progress(name, "failed")
+                return ProvisionResult(name, False, "failed", time.monotonic() - t0, str(e))
+            progress(name, f"provisioned in {time.monotonic() - t0:.0f}s")
+            return ProvisionResult(name, True, "provisioned", time.monotonic() - t0)
+
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            return list(pool.map(one, names))
+
+    # ---- up ------------------------------------------------------------------------------------
+    def up(self, without: list[str], ports: dict[str, int], progress: Progress) -> list[UpResult]:
+        self.check_names(without, "--without")
+        self.home.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.home / ".lock"):
+            return self._up(without, ports, progress)
+
+    def _up(self, without: list[str], overrides: dict[str, int], progress: Progress) -> list[UpResult]:
+        state = statefile.load(self.home) or State()
+        secrets = load_or_create(self.home)
+        wanted = [n for n in self.components if n not in without]
+        for n in wanted:
+            missing = [d for d in self.components[n].after if d in without]
+            if missing:
+                raise SandboxError(f"{n} needs {missing[0]}, which --without leaves out.",
+                                   f"also leave out {n}, or keep {missing[0]}.", exit_code=2)
+        running = {n for n in self.components if self._records_state(state, n) == "running"}
+        for name, port in overrides.items():
+            owner = next((c for c in self.components.values() if name in c.default_ports), None)
+            if owner and owner.name in running and state.ports.get(name) != port:
+                raise SandboxError(f"{owner.name} is running on port {state.ports.get(name)}; its port cannot "
+                                   "change while it runs.", "run `sandbox down` first.", exit_code=2)
+        state.ports = self.resolve_ports(state, overrides)
+        state.disabled = sorted(without)
+        ctx = Context(self.home, self.cache, state.ports, secrets)
+        results: dict[str, UpResult] = {}
+
+        # Components left out this time stop; components partly alive are cleared before a restart.
+        for name in self.components:
+            if name in without and state.processes.get(name):
+                supervisor.terminate(supervisor.tree(state.processes.pop(name)), STOP_GRACE)
+                results[name] = UpResult(name, "stopped", 0.0, "left out with --without")
+        to_start, restarts = [], set()
+        for name in wanted:
+            if name in running:
+                continue
+            if state.processes.get(name):
+                restarts.add(name)
+                progress(name, "crashed; restarting")
+                supervisor.terminate(supervisor.tree(state.processes.pop(name)), STOP_GRACE)
+            to_start.append(name)
+        self._save(state)
+
+        self._preflight(to_start, state, progress)
+
+        events = {n: threading.Event() for n in wanted}
+        failed: dict[str, str] = {}
+
+        def bring_up(name: str) -> None:
+            comp = self.components[name]
+            t0 = time.monotonic()
+            try:
+                for dep in comp.after:
+                    events[dep].wait()
+                    if dep in failed:
+                        raise SandboxError(f"not started: {dep} is not healthy.")
+                if name in running:
+                    res = wait_for(comp.health(ctx), comp.start_timeout, abort=self._died(state, name))
+                    action = "already-running"
+                else:
+                    progress(name, "starting")
+                    comp.prepare(ctx, lambda m: progress(name, m))
+                    recs = []
+                    for spec in comp.processes(ctx):
+                        recs.append(supervisor.spawn(spec.name, spec.cmd, spec.env, spec.cwd or self.home,
+                                                     self.log_path(name), self.home))
+                        with self._lock:
+                            state.processes[name] = list(recs)
+                        self._save(state)
+                    res = wait_for(comp.health(ctx), comp.start_timeout, abort=self._died(state, name))
+                    action = "restarted" if name in restarts else "started"
+                if not res.ok:
+                    raise SandboxError(res.detail)
+                secs = time.monotonic() - t0
+                if action != "already-running":
+                    progress(name, f"healthy in {secs:.1f}s")
+                results[name] = UpResult(name, action, secs)
+            except SandboxError as e:
+                failed[name] = str(e)
+                results[name] = UpResult(name, "failed", time.monotonic() - t0, str(e))
+                progress(name, f"failed: {e}")
+            finally:
+                events[name].set()
+
+        threads = [threading.Thread(target=bring_up, args=(n,), daemon=True) for n in wanted]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+        if failed:
+            name, why = next(iter(failed.items()))
+            # A component that did not become healthy is stopped, so the next `up` starts it cleanly.
+            if state.processes.get(name):
+                supervisor.terminate(supervisor.tree(state.processes.pop(name)), STOP_GRACE)
+                self._save(state)
+            tail = "\n".join("    " + line for line in supervisor.tail(self.log_path(name), 15))
+            others = [n for n in wanted if n not in failed]
+            raise SandboxError(
+                f"{name} did not become healthy: {why}\n  last lines of {self.log_path(name)}:\n{tail}\n",
+                f"see `sandbox logs {name}`; "
+                + (f"{', '.join(others)} kept running; " if others else "")
+                + "`sandbox up` again retries only what is down.",
+            )
+        return [results[n] for n in self.components if n in results]
+
+    def _died(self, state: State, name: str):
+        def check() -> str | None:
+            recs = state.processes.get(name, [])
+            dead = [r.name for r in recs if not supervisor.alive(r)]
+            return f"process {dead[0]} exited" if dead else None
+
+        return check
+
+    def _preflight(self, to_start: list[str], state: State, progress: Progress) -> None:
+        """Everything that can fail before a process starts: taken ports, missing prerequisites."""
+        for name in to_start:
+            for port_name in self.components[name].default_ports:
+                port = state.ports[port_name]
+                if not portcheck.is_free(port):
+                    raise SandboxError(
+                        f"Port {port} ({port_name}) is taken by {portcheck.holder(port)}.",
+                        f"stop that process, or give {port_name} another port: "
+                        f"sandbox up --port {port_name}=<free port> (or SANDBOX_PORTS).",
+                    )
+        for name in to_start:
+            self.components[name].preflight()
+        missing = [n for n in to_start if not self.components[n].provisioned(self.cache)]
+        if missing:
+            bad = [r for r in self.provision(missing, progress) if not r.ok]
+            if bad:
+                raise SandboxError(f"{bad[0].name} could not be provisioned: {bad[0].detail}")
+
+    # ---- down ----------------------------------------------------------------------------------
+    def down(self, force: bool = False) -> list[str]:
+        if not self.home.exists():
+            return []
+        with file_lock(self.home / ".lock"):
+            try:
+                state = statefile.load(self.home)
+            except SandboxError:
+                if not force:
+                    raise
+                state = None
+            records = [r for recs in (state.processes.values() if state else []) for r in recs]
+            stopped = [n for n, recs in (state.processes.items() if state else []) if recs
+                       and any(supervisor.alive(r) for r in recs)]
+            procs = {p.pid: p for p in supervisor.tree(records)}
+            # Also whatever carries this sandbox's mark but fell out of the records (lost state, Ctrl-C).
+            for p in supervisor.owned_processes(self.home):
+                procs.setdefault(p.pid, p)
+            left = supervisor.terminate(list(procs.values()), STOP_GRACE)
+            if left:
+                raise SandboxError(f"{len(left)} process(es) survived SIGKILL: {[p.pid for p in left]}.",
+                                   "check them with ps; they may be stuck in the kernel.")
+            if state is None:
+                statefile.reset(self.home)
+                return ["unrecorded processes"] if procs else []
+            state.processes = {}
+            self._save(state)
+            return stopped
+
+    # ---- status --------------------------------------------------------------------------------
+    def status(self) -> list[ComponentStatus]:
+        state = statefile.load(self.home) or State()
+        ports = self.resolve_ports(state, {})
+        secrets = _read_secrets(self.home)
+        ctx = Context(self.home, self.cache, ports, secrets)
+
+        def one(comp: Component) -> ComponentStatus:
+            name = comp.name
+            st = "disabled" if name in state.disabled else self._records_state(state, name)
+            healthy, detail = None, ""
+            if st in ("running", "crashed") and secrets:
+                res: Result = comp.health(ctx)()
+                healthy, detail = res.ok, res.detail
+            if st == "crashed":
+                dead = [r.name for r in state.processes[name] if not supervisor.alive(r)]
+                detail = f"exited: {', '.join(dead)}"
+            login = comp.login
+            return ComponentStatus(
+                name=name, state=st, healthy=healthy, detail=detail, url=comp.url(ctx),
+                urls=comp.extra_urls(ctx), ports={k: ports[k] for k in comp.default_ports},
+                pids=[r.pid for r in state.processes.get(name, []) if supervisor.alive(r)],
+                username=login.username if login else None,
+                secret=secrets.get(login.secret_name) if login else None,
+            )
+
+        with ThreadPoolExecutor(max_workers=len(self.components)) as pool:
+            return list(pool.map(one, self.components.values()))
+
+
+def _read_secrets(home: Path) -> dict[str, str]:
+    path = home / "secrets.json"
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        return {}

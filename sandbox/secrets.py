@@ -1,0 +1,58 @@
+"""Per-sandbox secrets: generated once, stored 0600, never printed unless asked."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets as _random
+from pathlib import Path
+
+from sandbox.errors import SandboxError
+
+# name -> generator. Adding a name here is enough: an existing sandbox gains it on its next start.
+GENERATORS = {
+    "airflow_admin_password": lambda: _random.token_urlsafe(18),
+    "airflow_fernet_key": lambda: base64.urlsafe_b64encode(_random.token_bytes(32)).decode(),
+    "airflow_jwt_secret": lambda: _random.token_urlsafe(32),
+    "airflow_api_secret_key": lambda: _random.token_urlsafe(32),
+    "keycloak_admin_password": lambda: _random.token_urlsafe(18),
+    "tyk_secret": lambda: _random.token_urlsafe(24),
+    "redis_password": lambda: _random.token_urlsafe(24),
+}
+
+
+def mask(value: str) -> str:
+    return value[:2] + "…" + "*" * 6 if value else ""
+
+
+def load_or_create(home: Path) -> dict[str, str]:
+    path = home / "secrets.json"
+    current: dict[str, str] = {}
+    if path.exists():
+        try:
+            current = json.loads(path.read_text())
+            if not isinstance(current, dict):
+                raise ValueError("not an object")
+        except (ValueError, OSError) as e:
+            raise SandboxError(
+                f"The secrets file {path} is unreadable ({e}).",
+                "run `sandbox down --force` to stop this sandbox, then delete the file; new secrets are "
+                "generated on the next `sandbox up`.",
+            ) from e
+    missing = {k: gen() for k, gen in GENERATORS.items() if k not in current}
+    if missing:
+        current.update(missing)
+        write_private(path, json.dumps(current, indent=2))
+    return current
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write atomically with mode 0600 from the first byte (no window where others can read it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)

@@ -1,0 +1,69 @@
+"""The sandbox's state file: which runtime, which ports, which processes belong to which component."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sandbox.errors import SandboxError
+from sandbox.secrets import write_private
+
+STATE_VERSION = 1
+
+
+@dataclass
+class ProcessRecord:
+    name: str
+    pid: int
+    create_time: float
+    cmd: list[str]
+
+
+@dataclass
+class State:
+    runtime: str = "local"
+    ports: dict[str, int] = field(default_factory=dict)
+    disabled: list[str] = field(default_factory=list)
+    processes: dict[str, list[ProcessRecord]] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"version": STATE_VERSION, **asdict(self)}, indent=2)
+
+
+def state_path(home: Path) -> Path:
+    return home / "state.json"
+
+
+def load(home: Path) -> State | None:
+    path = state_path(home)
+    if not path.exists():
+        return None
+    try:
+        raw = json.loads(path.read_text())
+        if raw.get("version") != STATE_VERSION:
+            raise ValueError(f"version {raw.get('version')!r}, expected {STATE_VERSION}")
+        return State(
+            runtime=str(raw["runtime"]),
+            ports={str(k): int(v) for k, v in raw["ports"].items()},
+            disabled=[str(x) for x in raw.get("disabled", [])],
+            processes={
+                comp: [ProcessRecord(str(p["name"]), int(p["pid"]), float(p["create_time"]), list(p["cmd"]))
+                       for p in procs]
+                for comp, procs in raw["processes"].items()
+            },
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise SandboxError(
+            f"The sandbox state file {path} is corrupt ({type(e).__name__}: {e}).",
+            "run `sandbox down --force`: it stops every process of this sandbox without the state file "
+            "and resets it.",
+        ) from e
+
+
+def save(home: Path, state: State) -> None:
+    write_private(state_path(home), state.to_json())
+
+
+def reset(home: Path) -> None:
+    state_path(home).unlink(missing_ok=True)

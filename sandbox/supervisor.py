@@ -1,0 +1,148 @@
+"""Native process supervision: each process in its own process group, with a log and a record.
+
+Every process carries SANDBOX_OWNER=<sandbox home> in its environment. Children inherit it, so even
+without a state file (`down --force`) every process of a sandbox can be found and stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import psutil
+
+from sandbox.state import ProcessRecord
+
+OWNER_VAR = "SANDBOX_OWNER"
+
+
+# Variables a spawned process keeps from the caller; everything else is dropped so a developer's shell
+# (an AIRFLOW_CONN_* export, a proxy setting) cannot change what the sandbox does.
+KEPT_VARS = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE")
+
+
+def base_env() -> dict[str, str]:
+    return {k: v for k in KEPT_VARS if (v := os.environ.get(k)) is not None}
+
+
+def spawn(name: str, cmd: list[str], env: dict[str, str], cwd: Path, log: Path, owner: Path) -> ProcessRecord:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {**base_env(), **env, OWNER_VAR: str(owner)}
+    with open(log, "ab", buffering=0) as out:
+        out.write(f"\n=== sandbox: starting {name}: {' '.join(cmd)}\n".encode())
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: survives the CLI, and TERM reaches all its children
+        )
+    return ProcessRecord(name=name, pid=proc.pid, create_time=psutil.Process(proc.pid).create_time(), cmd=cmd)
+
+
+def _process(rec: ProcessRecord) -> psutil.Process | None:
+    """The live process behind a record, or None; a reused pid (other start time) counts as gone."""
+    try:
+        p = psutil.Process(rec.pid)
+        if abs(p.create_time() - rec.create_time) > 1.0 or p.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return p
+    except psutil.Error:
+        return None
+
+
+def alive(rec: ProcessRecord) -> bool:
+    return _process(rec) is not None
+
+
+def owned_processes(owner: Path) -> list[psutil.Process]:
+    """Every process whose environment says it belongs to the sandbox at `owner`."""
+    found = []
+    me = os.getpid()
+    for p in psutil.process_iter(["pid"]):
+        if p.pid == me:
+            continue
+        try:
+            if p.environ().get(OWNER_VAR) == str(owner):
+                found.append(p)
+        except psutil.Error:
+            continue
+    return found
+
+
+def tree(records: Iterable[ProcessRecord]) -> list[psutil.Process]:
+    procs: dict[int, psutil.Process] = {}
+    for rec in records:
+        p = _process(rec)
+        if p is None:
+            continue
+        procs[p.pid] = p
+        try:
+            for c in p.children(recursive=True):
+                procs[c.pid] = c
+        except psutil.Error:
+            pass
+    return list(procs.values())
+
+
+def terminate(procs: list[psutil.Process], grace: float = 8.0) -> list[psutil.Process]:
+    """TERM every process (and its group), KILL what is left after `grace`. Returns survivors (none)."""
+    if not procs:
+        return []
+    groups = set()
+    for p in procs:
+        try:
+            groups.add(os.getpgid(p.pid))
+        except OSError:
+            pass
+    _signal_all(procs, groups, signal.SIGTERM)
+    left = _wait_gone(procs, grace)
+    if left:
+        _signal_all(left, groups, signal.SIGKILL)
+        left = _wait_gone(left, 5.0)
+    return left
+
+
+def _running(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    # One short poll over all of them: psutil.wait_procs backs off per process and, for processes
+    # that are not our children, notices an exit seconds late.
+    deadline = time.monotonic() + timeout
+    left = [p for p in procs if _running(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = [p for p in left if _running(p)]
+    return left
+
+
+def _signal_all(procs: list[psutil.Process], groups: set[int], sig: signal.Signals) -> None:
+    my_group = os.getpgrp()
+    for g in groups:
+        if g != my_group:
+            try:
+                os.killpg(g, sig)
+            except OSError:
+                pass
+    for p in procs:
+        try:
+            p.send_signal(sig)
+        except psutil.Error:
+            pass
+
+
+def tail(log: Path, lines: int = 20) -> list[str]:
+    if not log.exists():
+        return []
+    with open(log, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 64 * 1024))
+        data = f.read().decode(errors="replace")
+    return data.splitlines()[-lines:]
