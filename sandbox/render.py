@@ -16,6 +16,8 @@ from sandbox.runtime.base import ComponentStatus
 from sandbox.secrets import mask
 
 out = Console(highlight=False, soft_wrap=True)
+if not out.is_terminal:
+    out.width = 160  # piped output: keep URLs whole rather than fold them at 80 columns
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -76,7 +78,7 @@ def status_env(rows: list[ComponentStatus], show_secrets: bool) -> None:
             print(f"SANDBOX_{port_name.upper().replace('-', '_')}_PORT={port}")
         if r["username"]:
             print(f"{key}_USERNAME={shlex.quote(r['username'])}")
-        if r["secret"]:
+        if r["secret"] and show_secrets:  # a masked value in an env file would only mislead a script
             print(f"{key}_SECRET={shlex.quote(r['secret'])}")
 
 

@@ -19,8 +19,8 @@ from sandbox import versions
 from sandbox.errors import SandboxError
 from sandbox.provision import Say, cached_build, is_done, run
 from sandbox.readiness import Check, http_ok
-from sandbox.supervisor import base_env
 from sandbox.runtime.components.base import Component, Context, Login, ProcessSpec
+from sandbox.supervisor import base_env
 
 SERVICES = ("scheduler", "dag-processor", "triggerer", "api-server")
 HEALTH_KEYS = ("metadatabase", "scheduler", "triggerer", "dag_processor")

@@ -57,9 +57,11 @@ class Component(ABC):
 
     def preflight(self) -> None:
         """Cheap checks of what starting needs (e.g. a Java runtime), before anything starts."""
+        return None
 
     def prepare(self, ctx: Context, say: Say) -> None:
         """Per-sandbox setup before the processes start (config files, schema migration)."""
+        return None
 
     @abstractmethod
     def processes(self, ctx: Context) -> list[ProcessSpec]: ...

@@ -1,0 +1,167 @@
+"""The real stack, checked with each service's own client."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import psutil
+import pytest
+import redis
+import requests
+from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
+
+from tests.integration.conftest import TEST_PORTS, sandbox
+
+pytestmark = pytest.mark.integration
+LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
+
+
+def test_keycloak_admin_login_and_stable_issuer(stack):
+    kc = stack.status()["keycloak"]
+    assert kc["state"] == "running" and kc["healthy"]
+    admin = KeycloakAdmin(connection=KeycloakOpenIDConnection(
+        server_url=kc["url"], username="admin", password=kc["secret"], realm_name="master", verify=True))
+    assert "master" in [r["realm"] for r in admin.get_realms()]
+    # The issuer is fixed: asking through another host name must not change it.
+    for host in ("127.0.0.1", "localhost"):
+        doc = requests.get(f"http://{host}:{TEST_PORTS['keycloak']}/realms/master/.well-known/openid-configuration",
+                           timeout=10).json()
+        assert doc["issuer"] == f"http://127.0.0.1:{TEST_PORTS['keycloak']}/realms/master"
+
+
+def test_redis_ping_with_its_password(stack):
+    r = stack.status()["redis"]
+    client = redis.Redis(host="127.0.0.1", port=TEST_PORTS["redis"], password=r["secret"])
+    assert client.ping() is True
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(host="127.0.0.1", port=TEST_PORTS["redis"]).ping()
+
+
+def test_airflow_health_and_authenticated_call(stack):
+    af = stack.status()["airflow"]
+    health = requests.get(af["url"] + "/api/v2/monitor/health", timeout=10).json()
+    assert {health[k]["status"] for k in ("metadatabase", "scheduler", "triggerer", "dag_processor")} == {"healthy"}
+    token = requests.post(af["url"] + "/auth/token", json={"username": "admin", "password": af["secret"]},
+                          timeout=10).json()["access_token"]
+    assert requests.get(af["url"] + "/api/v2/dags", timeout=10).status_code == 401
+    r = requests.get(af["url"] + "/api/v2/version", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert r.status_code == 200 and r.json()["version"] == "3.3.2"
+
+
+def test_upstream_echoes(stack):
+    up = stack.status()["upstream"]
+    echo = requests.get(up["url"] + "/anything/hello", headers={"X-Probe": "42"}, timeout=10).json()
+    assert echo["url"].endswith("/anything/hello") and echo["headers"]["X-Probe"] == ["42"]
+
+
+def test_tyk_hello_with_redis(stack, needs_tyk):
+    body = requests.get(stack.status()["tyk"]["url"] + "/hello", timeout=10).json()
+    assert body["status"] == "pass" and body["details"]["redis"]["status"] == "pass"
+
+
+def sandbox_pids(stack) -> set[int]:
+    pids = set()
+    for row in stack.status().values():
+        for pid in row["pids"]:
+            p = psutil.Process(pid)
+            pids |= {pid, *(c.pid for c in p.children(recursive=True))}
+    return pids
+
+
+def test_every_listener_is_on_loopback(stack):
+    pids = sandbox_pids(stack)
+    listeners = [(c.laddr.ip, c.laddr.port, c.pid) for c in psutil.net_connections("tcp")
+                 if c.status == psutil.CONN_LISTEN and c.pid in pids]
+    ports = {port for _, port, _ in listeners}
+    expected = {p for n, p in TEST_PORTS.items() if not any(n.startswith(w) for w in stack.without)}
+    assert expected <= ports
+    assert [x for x in listeners if x[0] not in LOOPBACK] == []
+
+
+def test_up_again_is_a_no_op(stack):
+    before = {n: r["pids"] for n, r in stack.status().items()}
+    out = json.loads(stack.cli(*stack.up_args()).stdout)
+    assert {c["action"] for c in out["components"]} <= {"already-running"}
+    assert {n: r["pids"] for n, r in stack.status().items()} == before
+
+
+def test_killed_component_is_detected_and_only_it_restarts(stack):
+    before = stack.status()
+    # Kill one of Airflow's four processes: the component counts as crashed as a whole.
+    triggerer = next(pid for pid in before["airflow"]["pids"] if "triggerer" in " ".join(psutil.Process(pid).cmdline()))
+    os.killpg(triggerer, signal.SIGKILL)
+    psutil.wait_procs([psutil.Process(triggerer)], timeout=10) if psutil.pid_exists(triggerer) else None
+    after_kill = stack.status()["airflow"]
+    assert after_kill["state"] == "crashed" and "airflow-triggerer" in after_kill["detail"]
+    out = json.loads(stack.cli(*stack.up_args()).stdout)
+    actions = {c["name"]: c["action"] for c in out["components"]}
+    assert actions.pop("airflow") == "restarted"
+    assert set(actions.values()) <= {"already-running", "stopped"}
+    now = stack.status()
+    for name in ("keycloak", "redis", "upstream"):
+        assert now[name]["pids"] == before[name]["pids"]
+    assert now["airflow"]["healthy"]
+
+
+def test_taken_port_is_named_with_its_holder(stack, tmp_path):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    env = {**stack.env, "SANDBOX_HOME": str(tmp_path / "other"),
+           "SANDBOX_PORTS": f"upstream={port},redis={port + 1 if port < 65535 else port - 1}"}
+    try:
+        p = sandbox("up", "--without", "keycloak", "--without", "airflow", "--without", "tyk", env=env, check=False)
+    finally:
+        holder.close()
+    assert p.returncode == 1
+    assert f"Port {port} (upstream) is taken by pid {os.getpid()} (" in p.stderr
+    assert "--port upstream=<free port>" in p.stderr
+    assert "Traceback" not in p.stderr
+    assert all(r["healthy"] for r in stack.status().values() if r["state"] == "running")
+
+
+def test_missing_java_is_named_before_anything_starts(stack, tmp_path):
+    no_java_path = ":".join(d for d in os.environ["PATH"].split(":")
+                            if not os.path.exists(os.path.join(d, "java")))
+    env = {**stack.env, "SANDBOX_HOME": str(tmp_path / "nojava"), "SANDBOX_JDK_DIRS": "", "PATH": no_java_path,
+           "SANDBOX_PORTS": "keycloak=29181,keycloak-management=29191,redis=29179,upstream=29183"}
+    env.pop("JAVA_HOME", None)
+    p = sandbox("up", "--without", "airflow", "--without", "tyk", env=env, check=False)
+    assert p.returncode == 1
+    assert "Keycloak 26.7.3 needs Java 21 or newer, and none was found" in p.stderr
+    assert "install a JDK 21+" in p.stderr
+    # nothing of that sandbox started; the running stack is unharmed
+    st = json.loads(sandbox("status", "-o", "json", env=env).stdout)
+    assert {r["state"] for r in st} <= {"stopped", "disabled"}
+    assert all(r["healthy"] for r in stack.status().values() if r["state"] == "running")
+
+
+def test_logs_show_a_component(stack):
+    p = stack.cli("logs", "redis", "-n", "5")
+    assert "Ready to accept connections" in p.stdout or "=== sandbox: starting redis-server" in p.stdout
+    p = stack.cli("logs", "nope", check=False)
+    assert p.returncode == 2 and "Unknown component 'nope'" in p.stderr
+
+
+def test_status_masks_secrets_unless_asked(stack):
+    masked = json.loads(stack.cli("status", "-o", "json").stdout)
+    shown = stack.status()
+    for row in masked:
+        if row["secret"]:
+            assert row["secret"].endswith("******") and row["secret"] != shown[row["name"]]["secret"]
+    env_lines = stack.cli("status", "-o", "env").stdout
+    assert f"SANDBOX_AIRFLOW_URL=http://127.0.0.1:{TEST_PORTS['airflow']}" in env_lines
+    assert shown["airflow"]["secret"] not in env_lines
+
+
+def test_cli_entry_point_runs(stack):
+    # the console script, as a user types it
+    exe = os.path.join(os.path.dirname(sys.executable), "sandbox")
+    p = subprocess.run([exe, "versions"], capture_output=True, text=True, env=stack.env, timeout=60)
+    assert p.returncode == 0 and "3.3.2" in p.stdout

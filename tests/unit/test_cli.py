@@ -1,0 +1,59 @@
+"""CLI behaviour that needs no running stack."""
+
+import json
+
+from click.testing import CliRunner
+
+from sandbox.cli import cli
+
+
+def run(tmp_path, *args):
+    return CliRunner().invoke(cli, ["--home", str(tmp_path / "home"), *args])
+
+
+def test_versions_json(tmp_path):
+    r = run(tmp_path, "versions", "-o", "json")
+    assert r.exit_code == 0
+    pins = {p["component"]: p["version"] for p in json.loads(r.output)}
+    assert pins["airflow"] == "3.3.2" and pins["tyk"] == "v5.14.0" and pins["keycloak"].startswith("26.7.")
+
+
+def test_logs_unknown_component(tmp_path):
+    r = run(tmp_path, "logs", "nope")
+    assert r.exit_code == 2
+    assert "Unknown component 'nope' for logs." in r.output
+    assert "keycloak, redis, tyk, airflow, upstream" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_status_of_a_new_sandbox(tmp_path):
+    r = run(tmp_path, "status", "-o", "json")
+    assert r.exit_code == 0
+    assert {row["state"] for row in json.loads(r.output)} == {"stopped"}
+
+
+def test_corrupt_state_is_one_sentence(tmp_path):
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "state.json").write_text("garbage")
+    for args in (["status"], ["up"], ["down"]):
+        r = run(tmp_path, *args)
+        assert r.exit_code == 1, args
+        assert "is corrupt" in r.output and "sandbox down --force" in r.output
+    r = run(tmp_path, "down", "--force")
+    assert r.exit_code == 0
+    assert not (tmp_path / "home" / "state.json").exists()
+
+
+def test_docker_runtime_not_yet(tmp_path):
+    r = run(tmp_path, "up", "--runtime", "docker")
+    assert r.exit_code == 2 and "docker runtime is not available" in r.output
+
+
+def test_without_needs_dependency(tmp_path):
+    r = run(tmp_path, "up", "--without", "redis")
+    assert r.exit_code == 2 and "tyk needs redis, which --without leaves out." in r.output
+
+
+def test_bad_port_override(tmp_path):
+    r = run(tmp_path, "up", "--port", "keycloak")
+    assert r.exit_code == 1 and "is not NAME=PORT" in r.output

@@ -1,0 +1,69 @@
+"""Pure logic of the components: configs, arguments and health verdicts, from plain data."""
+
+from pathlib import Path
+
+from sandbox.runtime.components import NAMES, all_components
+from sandbox.runtime.components.airflow import Airflow, health_complaint
+from sandbox.runtime.components.base import Context
+from sandbox.runtime.components.keycloak import Keycloak
+from sandbox.runtime.components.tyk import gateway_config, hello_complaint
+from sandbox.runtime.local import LocalRuntime
+from sandbox.secrets import GENERATORS
+
+
+def ctx(tmp_path: Path) -> Context:
+    rt = LocalRuntime(home=tmp_path, cache=tmp_path / "cache")
+    return Context(tmp_path, tmp_path / "cache", rt.default_ports(), {k: f"s-{k}" for k in GENERATORS})
+
+
+def test_component_names_and_unique_default_ports():
+    assert NAMES == ("keycloak", "redis", "tyk", "airflow", "upstream")
+    ports = [p for c in all_components() for p in c.default_ports.values()]
+    assert len(ports) == len(set(ports))
+
+
+def test_airflow_health_verdict():
+    healthy = {k: {"status": "healthy"} for k in ("metadatabase", "scheduler", "triggerer", "dag_processor")}
+    assert health_complaint(healthy) is None
+    sick = {**healthy, "triggerer": {"status": "unhealthy"}}
+    del sick["dag_processor"]
+    assert health_complaint(sick) == "airflow not healthy: triggerer=unhealthy, dag_processor=missing"
+
+
+def test_airflow_env_pins_keys_and_execution_api_port(tmp_path):
+    c = ctx(tmp_path)
+    env = {p.name: p.env for p in Airflow().processes(c)}
+    assert set(env) == {"airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-api-server"}
+    e = env["airflow-api-server"]
+    assert e["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:28080/execution/"
+    assert e["AIRFLOW__API__HOST"] == "127.0.0.1" and e["AIRFLOW__API__PORT"] == "28080"
+    assert e["AIRFLOW__CORE__FERNET_KEY"] == "s-airflow_fernet_key"
+    assert e["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+    cmds = {p.name: p.cmd for p in Airflow().processes(c)}
+    # no log server on 0.0.0.0
+    assert "--skip-serve-logs" in cmds["airflow-scheduler"] and "--skip-serve-logs" in cmds["airflow-triggerer"]
+
+
+def test_keycloak_fixed_hostname_loopback_and_private_db(tmp_path, monkeypatch):
+    monkeypatch.setattr("sandbox.runtime.components.keycloak.find_jdk",
+                        lambda *a: type("J", (), {"home": Path("/jdk"), "major": 25})())
+    (spec,) = Keycloak().processes(ctx(tmp_path))
+    assert "--hostname=http://127.0.0.1:28081" in spec.cmd
+    assert "--http-host=127.0.0.1" in spec.cmd and "--cache=local" in spec.cmd
+    assert spec.env["JAVA_OPTS_APPEND"] == f"-Dkc.db-url-path={tmp_path / 'data' / 'keycloak'}"
+    assert spec.env["KC_BOOTSTRAP_ADMIN_PASSWORD"] == "s-keycloak_admin_password"
+
+
+def test_tyk_config(tmp_path):
+    conf = gateway_config(ctx(tmp_path), Path("/tyk/templates"))
+    assert conf["listen_address"] == "127.0.0.1" and conf["listen_port"] == 28082
+    assert conf["template_path"] == "/tyk/templates"
+    assert conf["storage"]["port"] == 28379 and conf["storage"]["password"] == "s-redis_password"
+    assert conf["policies"]["policy_source"] == "file"
+    assert conf["analytics_config"]["storage_expiration_time"] >= 3600
+
+
+def test_tyk_hello_verdict():
+    assert hello_complaint({"status": "pass", "details": {"redis": {"status": "pass"}}}) is None
+    assert hello_complaint({"status": "warn", "details": {"redis": {"status": "fail"}}}) == \
+        "tyk /hello: status=warn, redis=fail"
