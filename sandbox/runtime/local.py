@@ -178,6 +178,8 @@ class LocalRuntime(Runtime):
                             state.processes[name] = list(recs)
                         self._save(state)
                     res = wait_for(comp.health(ctx), comp.start_timeout, abort=self._died(state, name))
+                    if res.ok:
+                        comp.post_start(ctx, lambda m: progress(name, m))
                     action = "restarted" if name in restarts else "started"
                 if not res.ok:
                     raise SandboxError(res.detail)

@@ -66,6 +66,10 @@ class Component(ABC):
     @abstractmethod
     def processes(self, ctx: Context) -> list[ProcessSpec]: ...
 
+    def post_start(self, ctx: Context, say: Say) -> None:
+        """Once healthy after a start: per-sandbox changes that need the running service."""
+        return None
+
     @abstractmethod
     def health(self, ctx: Context) -> Check: ...
 

@@ -1,22 +1,42 @@
-"""Keycloak, the OIDC provider: the Quarkus distribution from Maven Central, pre-built for fast starts."""
+"""Keycloak, the OIDC provider: the Quarkus distribution from Maven Central, pre-built for fast starts.
+
+Two things make a new sandbox's Keycloak start in about half the time (see bench/):
+- `kc.sh build` at provisioning bakes the build-time options in, so `start --optimized` skips augmentation;
+- provisioning also starts Keycloak once to create a template database (the master realm, its schema),
+  which every new sandbox copies instead of creating its own. The template's admin password is random
+  per cache; on a sandbox's first start it is replaced at once with the sandbox's own.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import zipfile
 from pathlib import Path
 
-from sandbox import versions
+import requests
+
+from sandbox import supervisor, versions
+from sandbox.errors import SandboxError
 from sandbox.java import Jdk, find_jdk
 from sandbox.provision import Say, cached_build, is_done, require_tool, run
-from sandbox.readiness import Check, http_ok
+from sandbox.readiness import Check, http_ok, wait_for
 from sandbox.runtime.components.base import Component, Context, Login, ProcessSpec
+from sandbox.secrets import GENERATORS, write_private
 
 PURPOSE = f"Keycloak {versions.KEYCLOAK}"
 # Build-time options, baked in by `kc.sh build` so `start --optimized` skips the slow augmentation.
 BUILD_OPTIONS = ["--db=dev-file", "--health-enabled=true"]
 HEAP = "-Xms128m -Xmx768m"  # the default (70% of RAM) would let one sandbox claim gigabytes
+# C1 only: on two cores the C2 compiler's start-up work costs more than it ever pays back in a sandbox.
+JVM_FLAGS = "-XX:TieredStopAtLevel=1"
+TEMPLATE_DB = Path("template") / "data" / "h2" / "keycloakdb.mv.db"
+TEMPLATE_PASSWORD = Path("template") / "admin-password"
+ROTATE_MARKER = ".admin-password-from-template"
+# Java 25's ahead-of-time class cache, recorded during the template start: about a fifth less start-up work.
+# An older or different JVM ignores it with a warning.
+AOT_CACHE = "keycloak.aot"
 
 
 class Keycloak(Component):
@@ -54,8 +74,31 @@ class Keycloak(Component):
             say(f"kc.sh build (Java {jdk.major})")
             run([str(tmp / "bin" / "kc.sh"), "build", *BUILD_OPTIONS], "kc.sh build",
                 env=self._env(jdk))
+            say("creating the template database (one start of Keycloak)")
+            self._seed_template(tmp, jdk)
 
         cached_build(self.dist(cache), build, say)
+
+    def _seed_template(self, dist: Path, jdk: Jdk) -> None:
+        template = dist / "template"
+        password = GENERATORS["keycloak_admin_password"]()
+        write_private(dist / TEMPLATE_PASSWORD, password)
+        http, mgmt = _free_port(), _free_port()
+        cmd, env = _start_command(dist, jdk, template, http, mgmt, password)
+        if jdk.major >= 25:
+            env["JAVA_OPTS_APPEND"] += f" -XX:AOTCacheOutput={dist / AOT_CACHE}"
+        log = template / "seed.log"
+        rec = supervisor.spawn("keycloak-seed", cmd, env, template, log, template)
+        try:
+            res = wait_for(http_ok(f"http://127.0.0.1:{mgmt}/health/ready"), self.start_timeout,
+                           abort=lambda: None if supervisor.alive(rec) else "Keycloak exited")
+        finally:
+            # the JVM writes the AOT cache as it exits: give it time before any KILL
+            supervisor.terminate(supervisor.tree([rec]), grace=180.0)
+        if not res.ok or not (dist / TEMPLATE_DB).is_file():
+            tail = "\n".join(supervisor.tail(log, 12))
+            raise SandboxError(f"Keycloak's template start failed ({res.detail}):\n{tail}\n",
+                               "see the lines above; `sandbox provision keycloak` retries.")
 
     def preflight(self) -> None:
         find_jdk(versions.KEYCLOAK_MIN_JAVA, PURPOSE)
@@ -64,27 +107,30 @@ class Keycloak(Component):
     def _env(jdk: Jdk) -> dict[str, str]:
         return {**os.environ, "JAVA_HOME": str(jdk.home), "PATH": f"{jdk.home / 'bin'}:{os.environ['PATH']}"}
 
+    def prepare(self, ctx: Context, say: Say) -> None:
+        data = ctx.data_dir(self.name)
+        db = data / "data" / "h2" / "keycloakdb.mv.db"
+        if not db.exists():
+            db.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.dist(ctx.cache) / TEMPLATE_DB, db)
+            (data / ROTATE_MARKER).write_text("the admin password is still the template's\n")
+
     def processes(self, ctx: Context) -> list[ProcessSpec]:
         jdk = find_jdk(versions.KEYCLOAK_MIN_JAVA, PURPOSE)
         data = ctx.data_dir(self.name)
         data.mkdir(parents=True, exist_ok=True)
-        url = ctx.url("keycloak")
-        return [ProcessSpec("keycloak", [
-            str(self.dist(ctx.cache) / "bin" / "kc.sh"), "start", "--optimized",
-            "--cache=local",  # no cluster: no JGroups listeners on other interfaces
-            "--http-enabled=true", "--http-host=127.0.0.1",
-            f"--http-port={ctx.ports['keycloak']}",
-            f"--http-management-port={ctx.ports['keycloak-management']}",
-            # A fixed hostname makes `iss` the same whichever Host header fetched the token.
-            f"--hostname={url}",
-        ], env={
-            "JAVA_HOME": str(jdk.home),
-            "JAVA_OPTS_KC_HEAP": HEAP,
-            # The dev-file database goes under this sandbox, not into the shared, cached distribution.
-            "JAVA_OPTS_APPEND": f"-Dkc.db-url-path={data}",
-            "KC_BOOTSTRAP_ADMIN_USERNAME": "admin",
-            "KC_BOOTSTRAP_ADMIN_PASSWORD": ctx.secrets["keycloak_admin_password"],
-        })]
+        cmd, env = _start_command(self.dist(ctx.cache), jdk, data, ctx.ports["keycloak"],
+                                  ctx.ports["keycloak-management"], ctx.secrets["keycloak_admin_password"])
+        return [ProcessSpec("keycloak", cmd, env)]
+
+    def post_start(self, ctx: Context, say: Say) -> None:
+        marker = ctx.data_dir(self.name) / ROTATE_MARKER
+        if not marker.exists():
+            return
+        say("setting this sandbox's admin password")
+        template_pw = (self.dist(ctx.cache) / TEMPLATE_PASSWORD).read_text()
+        set_admin_password(ctx.url("keycloak"), template_pw, ctx.secrets["keycloak_admin_password"])
+        marker.unlink()
 
     def health(self, ctx: Context) -> Check:
         return http_ok(ctx.url("keycloak-management") + "/health/ready")
@@ -92,3 +138,56 @@ class Keycloak(Component):
     def extra_urls(self, ctx: Context) -> dict[str, str]:
         return {"admin console": ctx.url("keycloak") + "/admin/",
                 "health": ctx.url("keycloak-management") + "/health/ready"}
+
+
+def _start_command(dist: Path, jdk: Jdk, data: Path, http_port: int, mgmt_port: int,
+                   admin_password: str) -> tuple[list[str], dict[str, str]]:
+    url = f"http://127.0.0.1:{http_port}"
+    cmd = [
+        str(dist / "bin" / "kc.sh"), "start", "--optimized",
+        "--cache=local",  # no cluster: no JGroups listeners on other interfaces
+        "--http-enabled=true", "--http-host=127.0.0.1",
+        f"--http-port={http_port}", f"--http-management-port={mgmt_port}",
+        # A fixed hostname makes `iss` the same whichever Host header fetched the token.
+        f"--hostname={url}",
+    ]
+    env = {
+        "JAVA_HOME": str(jdk.home),
+        "JAVA_OPTS_KC_HEAP": HEAP,
+        # The dev-file database goes under `data`, not into the shared, cached distribution.
+        "JAVA_OPTS_APPEND": f"-Dkc.db-url-path={data} {JVM_FLAGS}"
+                            + (f" -XX:AOTCache={dist / AOT_CACHE}" if (dist / AOT_CACHE).is_file() else ""),
+        "KC_BOOTSTRAP_ADMIN_USERNAME": "admin",
+        "KC_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
+    }
+    return cmd, env
+
+
+def set_admin_password(base_url: str, current: str, new: str) -> None:
+    """Replace the master admin's password through the admin REST API (idempotent)."""
+    token_url = f"{base_url}/realms/master/protocol/openid-connect/token"
+
+    def token(pw: str) -> str | None:
+        r = requests.post(token_url, data={"grant_type": "password", "client_id": "admin-cli",
+                                           "username": "admin", "password": pw}, timeout=30)
+        return r.json()["access_token"] if r.ok else None
+
+    tok = token(current)
+    if tok is None:
+        if token(new) is not None:
+            return  # already done by an earlier, interrupted start
+        raise SandboxError("Keycloak's admin login failed with both the template's and the sandbox's password.",
+                           "run `sandbox down`, delete the sandbox's data/keycloak folder, and `sandbox up`.")
+    headers = {"Authorization": f"Bearer {tok}"}
+    users = requests.get(f"{base_url}/admin/realms/master/users", params={"username": "admin", "exact": "true"},
+                         headers=headers, timeout=30).json()
+    r = requests.put(f"{base_url}/admin/realms/master/users/{users[0]['id']}/reset-password", headers=headers,
+                     json={"type": "password", "value": new, "temporary": False}, timeout=30)
+    if not r.ok:
+        raise SandboxError(f"Setting Keycloak's admin password failed: HTTP {r.status_code} {r.text[:200]}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
