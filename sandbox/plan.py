@@ -1,0 +1,173 @@
+"""Spec -> the desired objects in Keycloak, Tyk and Airflow. Pure: no I/O, only data in and out.
+
+Conventions (documented in the README):
+- Keycloak realm = environment name; client id = account name; client scope = spec scope name.
+- Tyk API id `<env>-<service>`, listen path `/<env>/<service>/`; policy id `<env>-<account>-<service>`.
+- Airflow connection id `tyk_<env>_<service>`, using the spec's Airflow account.
+- Every object carries a `sandbox.managed` mark; apply never touches objects without it.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+
+from sandbox.spec import BUNDLED, Spec
+
+AUDIENCE = "sandbox-gateway"  # the `aud` every token must carry for the gateway
+MANAGED = "sandbox.managed"
+ORG_ID = "sandbox"  # one Tyk org: a policy's org_id must equal its API's
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Where the live stack is: plain data handed in by the caller, so planning stays pure."""
+
+    keycloak_url: str
+    gateway_host: str
+    gateway_port: int
+    upstream_url: str
+
+
+@dataclass(frozen=True)
+class KeycloakRealm:
+    realm: str
+    access_token_lifespan: int
+
+
+@dataclass(frozen=True)
+class KeycloakScope:
+    realm: str
+    name: str
+
+
+@dataclass(frozen=True)
+class KeycloakClient:
+    realm: str
+    client_id: str
+    description: str
+    scopes: tuple[str, ...]  # client scopes of the spec's grants (sorted); `basic` is always added
+    audience: str = AUDIENCE
+
+
+@dataclass(frozen=True)
+class TykApi:
+    api_id: str
+    env: str
+    service: str
+    listen_path: str
+    upstream_url: str
+    issuer: str
+    jwks_url: str
+    audience: str
+    scope_policies: tuple[tuple[str, str], ...]  # (scope, policy id)
+
+    @property
+    def jwks_source(self) -> str:
+        # Tyk wants the JWKS URL base64-encoded: a plain URL works once, then fails (Tyk issue 7461).
+        return base64.b64encode(self.jwks_url.encode()).decode()
+
+
+@dataclass(frozen=True)
+class TykPolicy:
+    policy_id: str
+    env: str
+    account: str
+    service: str
+    api_id: str
+    rate: int
+    per: int
+    quota_max: int  # -1: no quota
+    quota_renewal_rate: int
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AirflowConnection:
+    conn_id: str
+    env: str
+    service: str
+    host: str
+    port: int
+    base_path: str
+    token_url: str
+    client_id: str
+    scope: str
+    audience: str
+    secret_key: str  # the name under which the client secret is kept outside Airflow's metadata
+
+    def extra(self) -> dict:
+        return {"base_path": self.base_path, "token_url": self.token_url, "client_id": self.client_id,
+                "scope": self.scope, "audience": self.audience, "client_secret_key": self.secret_key,
+                MANAGED: True}
+
+
+@dataclass
+class Desired:
+    realms: list[KeycloakRealm] = field(default_factory=list)
+    scopes: list[KeycloakScope] = field(default_factory=list)
+    clients: list[KeycloakClient] = field(default_factory=list)
+    apis: list[TykApi] = field(default_factory=list)
+    policies: list[TykPolicy] = field(default_factory=list)
+    connections: list[AirflowConnection] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {k: len(v) for k, v in vars(self).items()}
+
+
+def connection_id(env: str, service: str) -> str:
+    return f"tyk_{env}_{service}"
+
+
+def secret_key(env: str, client_id: str) -> str:
+    return f"sandbox_client_secret_{env}_{client_id}".replace("-", "_")
+
+
+def policy_id(env: str, account: str, service: str) -> str:
+    return f"{env}-{account}-{service}"
+
+
+def plan(spec: Spec, inputs: Inputs) -> Desired:
+    d = Desired()
+    for env_name, env in spec.environments.items():
+        issuer = f"{inputs.keycloak_url}/realms/{env_name}"
+        d.realms.append(KeycloakRealm(env_name, env.token_lifespan))
+        grants = spec.grants_in(env_name)
+        for scope in sorted({s for g in grants for s in g.scopes}):
+            d.scopes.append(KeycloakScope(env_name, scope))
+        for account in spec.accounts.values():
+            if env_name not in account.environments:
+                continue
+            scopes = sorted({s for g in grants if g.account == account.name for s in g.scopes})
+            d.clients.append(KeycloakClient(env_name, account.name, account.description, tuple(scopes)))
+        for service in spec.services.values():
+            api_id = f"{env_name}-{service.name}"
+            upstream = inputs.upstream_url + f"/anything/{service.name}" if service.upstream == BUNDLED \
+                else service.upstream
+            svc_grants = [g for g in grants if g.service == service.name]
+            d.apis.append(TykApi(
+                api_id=api_id, env=env_name, service=service.name, listen_path=f"/{env_name}/{service.name}/",
+                upstream_url=upstream, issuer=issuer, jwks_url=f"{issuer}/protocol/openid-connect/certs",
+                audience=AUDIENCE,
+                scope_policies=tuple(sorted((s, policy_id(env_name, g.account, service.name))
+                                            for g in svc_grants for s in g.scopes)),
+            ))
+            for g in svc_grants:
+                d.policies.append(TykPolicy(
+                    policy_id=policy_id(env_name, g.account, service.name), env=env_name, account=g.account,
+                    service=service.name, api_id=api_id, rate=g.rate.count, per=g.rate.per_seconds,
+                    quota_max=g.quota.count if g.quota else -1,
+                    quota_renewal_rate=g.quota.per_seconds if g.quota else -1,
+                    tags=(f"env-{env_name}", f"account-{g.account}", f"service-{service.name}"),
+                ))
+            # Every service gets a connection, granted or not: a missing grant must show as a 403.
+            if env_name in spec.accounts[spec.airflow_account].environments:
+                mine = [g for g in svc_grants if g.account == spec.airflow_account]
+                d.connections.append(AirflowConnection(
+                    conn_id=connection_id(env_name, service.name), env=env_name, service=service.name,
+                    host=inputs.gateway_host, port=inputs.gateway_port, base_path=f"/{env_name}/{service.name}",
+                    token_url=f"{issuer}/protocol/openid-connect/token", client_id=spec.airflow_account,
+                    scope=" ".join(sorted({s for g in mine for s in g.scopes})), audience=AUDIENCE,
+                    secret_key=secret_key(env_name, spec.airflow_account),
+                ))
+    return d

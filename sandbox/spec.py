@@ -1,0 +1,300 @@
+"""The sandbox spec: load `sandbox.yaml`, validate it, and name the YAML path and line of every problem.
+
+Validation walks PyYAML's node tree rather than plain data, because nodes remember where they stood.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from sandbox.errors import SandboxError
+
+NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+SCOPE = re.compile(r"^[A-Za-z][A-Za-z0-9._:-]{0,63}$")
+RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)?\s*([a-z]+)\s*$")
+UNITS = {"s": 1, "sec": 1, "second": 1, "min": 60, "minute": 60, "h": 3600, "hour": 3600,
+         "d": 86400, "day": 86400, "week": 604800}
+BUNDLED = "bundled"
+
+
+@dataclass(frozen=True)
+class Rate:
+    count: int
+    per_seconds: int
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.per_seconds}s"
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    token_lifespan: int
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    upstream: str  # BUNDLED or a URL
+    routes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    environments: tuple[str, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Grant:
+    account: str
+    service: str
+    scopes: tuple[str, ...]
+    rate: Rate
+    quota: Rate | None
+
+
+@dataclass(frozen=True)
+class Spec:
+    environments: dict[str, Environment]
+    services: dict[str, Service]
+    accounts: dict[str, Account]
+    grants: tuple[Grant, ...]
+    airflow_account: str
+    source: str = "<spec>"
+
+    def grants_in(self, env: str) -> list[Grant]:
+        return [g for g in self.grants if env in self.accounts[g.account].environments]
+
+
+@dataclass
+class Problem:
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.path}: {self.message}"
+
+
+class SpecError(SandboxError):
+    def __init__(self, source: str, problems: list[Problem]):
+        self.problems = problems
+        first = problems[0]
+        more = "".join(f"\n  {p}" for p in problems[1:])
+        super().__init__(f"{source}, {first}{more}",
+                         "correct the spec; nothing was applied. The default spec is fixtures/sandbox.yaml.",
+                         exit_code=2)
+
+
+@dataclass
+class _Checker:
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, path: str, node: yaml.Node, message: str) -> None:
+        self.problems.append(Problem(path, node.start_mark.line + 1, message))
+
+    def mapping(self, node: yaml.Node, path: str, required: set[str], optional: set[str]) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            self.add(path, node, f"must be a mapping, not {_kind(node)}")
+            return {}
+        out: dict[str, yaml.Node] = {}
+        for k, v in node.value:
+            key = k.value if isinstance(k, yaml.ScalarNode) else None
+            sub = f"{path}.{key}" if path else str(key)
+            if key is None:
+                self.add(path, k, "keys must be plain names")
+            elif key in out:
+                self.add(sub, k, f"duplicate key {key!r}")
+            elif key not in required | optional:
+                known = ", ".join(sorted(required | optional))
+                self.add(sub, k, f"unknown key {key!r} (known: {known})")
+            else:
+                out[key] = v
+        for key in sorted(required - out.keys()):
+            self.add(f"{path}.{key}" if path else key, node, f"missing required key {key!r}")
+        return out
+
+    def named_mapping(self, node: yaml.Node, path: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
+        """A mapping whose keys are user-chosen names: checks the names and their uniqueness."""
+        if not isinstance(node, yaml.MappingNode):
+            self.add(path, node, f"must be a mapping of names, not {_kind(node)}")
+            return []
+        seen, out = set(), []
+        for k, v in node.value:
+            name = k.value if isinstance(k, yaml.ScalarNode) else ""
+            if name in seen:
+                self.add(f"{path}.{name}", k, f"duplicate name {name!r}")
+                continue
+            seen.add(name)
+            if not NAME.match(name):
+                self.add(f"{path}.{name}", k, f"{name!r} is not a valid name (lowercase letters, digits and '-', "
+                                              "starting with a letter, at most 31 characters)")
+                continue
+            out.append((name, k, v))
+        if not out and not self.problems:
+            self.add(path, node, "must name at least one entry")
+        return out
+
+    def scalar(self, node: yaml.Node, path: str, kind: type, default=None):
+        if node is None:
+            return default
+        if not isinstance(node, yaml.ScalarNode):
+            self.add(path, node, f"must be {_article(kind)}, not {_kind(node)}")
+            return default
+        if kind is int:
+            if node.tag != "tag:yaml.org,2002:int" or not node.value.lstrip("+").isdigit():
+                self.add(path, node, f"must be a whole number, not {node.value!r}")
+                return default
+            return int(node.value)
+        return node.value
+
+    def str_list(self, node: yaml.Node, path: str) -> list[tuple[str, yaml.Node]]:
+        if not isinstance(node, yaml.SequenceNode):
+            self.add(path, node, f"must be a list, not {_kind(node)}")
+            return []
+        out = []
+        for i, item in enumerate(node.value):
+            value = self.scalar(item, f"{path}[{i}]", str)
+            if value is not None:
+                out.append((value, item))
+        return out
+
+    def rate(self, node: yaml.Node, path: str) -> Rate | None:
+        text = self.scalar(node, path, str)
+        m = RATE.match(text or "")
+        if text is None:
+            return None
+        if not m or m.group(3) not in UNITS:
+            self.add(path, node, f"{text!r} is not a rate; write COUNT/UNIT or COUNT/N UNIT, e.g. 100/min, "
+                                 f"5000/day, 10/30s (units: {', '.join(UNITS)})")
+            return None
+        count, n = int(m.group(1)), int(m.group(2) or 1)
+        if count == 0 or n == 0:
+            self.add(path, node, f"{text!r} allows nothing; use a count and period above zero")
+            return None
+        return Rate(count, n * UNITS[m.group(3)])
+
+
+def _kind(node: yaml.Node) -> str:
+    return {yaml.MappingNode: "a mapping", yaml.SequenceNode: "a list"}.get(type(node), f"{node.value!r}")
+
+
+def _article(kind: type) -> str:
+    return {int: "a whole number", str: "a string"}[kind]
+
+
+def default_spec_path() -> Path:
+    return Path(str(resources.files("sandbox.data").joinpath("sandbox.yaml")))
+
+
+def load(path: Path | None = None) -> Spec:
+    path = path or default_spec_path()
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SandboxError(f"The spec {path} cannot be read ({e.strerror}).",
+                           "pass an existing file with --spec, or leave --spec out for the default.") from e
+    return parse(text, str(path))
+
+
+def parse(text: str, source: str = "<spec>") -> Spec:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark else 0
+        raise SpecError(source, [Problem("(document)", line, f"not valid YAML: {getattr(e, 'problem', e)}")]) from e
+    if root is None:
+        raise SpecError(source, [Problem("(document)", 1, "the spec is empty")])
+    c = _Checker()
+    top = c.mapping(root, "", {"version", "environments", "services", "accounts", "grants"}, {"airflow"})
+    if "version" in top and c.scalar(top["version"], "version", int) not in (1, None):
+        c.add("version", top["version"], "only version 1 is known")
+
+    envs: dict[str, Environment] = {}
+    for name, _, node in c.named_mapping(top["environments"], "environments") if "environments" in top else []:
+        f = c.mapping(node, f"environments.{name}", {"token_lifespan"}, set())
+        life = c.scalar(f.get("token_lifespan"), f"environments.{name}.token_lifespan", int)
+        if life is not None and not 10 <= life <= 86400:
+            c.add(f"environments.{name}.token_lifespan", f["token_lifespan"],
+                  f"{life} is out of range (10 to 86400 seconds)")
+        envs[name] = Environment(name, life or 300)
+
+    services: dict[str, Service] = {}
+    for name, _, node in c.named_mapping(top["services"], "services") if "services" in top else []:
+        p = f"services.{name}"
+        f = c.mapping(node, p, set(), {"upstream", "routes"})
+        upstream = c.scalar(f.get("upstream"), f"{p}.upstream", str, BUNDLED)
+        if upstream != BUNDLED and not re.match(r"^https?://[^/\s]+", upstream or ""):
+            c.add(f"{p}.upstream", f["upstream"], f"{upstream!r} is neither 'bundled' nor an http(s) URL")
+        routes = c.str_list(f["routes"], f"{p}.routes") if "routes" in f else [("/", node)]
+        for i, (r, rnode) in enumerate(routes):
+            if not r.startswith("/"):
+                c.add(f"{p}.routes[{i}]", rnode, f"{r!r} must start with '/'")
+        services[name] = Service(name, upstream or BUNDLED, tuple(r for r, _ in routes))
+
+    accounts: dict[str, Account] = {}
+    for name, _, node in c.named_mapping(top["accounts"], "accounts") if "accounts" in top else []:
+        p = f"accounts.{name}"
+        f = c.mapping(node, p, {"environments"}, {"description"})
+        listed = c.str_list(f["environments"], f"{p}.environments") if "environments" in f else []
+        for i, (e, enode) in enumerate(listed):
+            if e not in envs:
+                c.add(f"{p}.environments[{i}]", enode, f"no environment named {e!r}")
+        accounts[name] = Account(name, tuple(e for e, _ in listed),
+                                 c.scalar(f.get("description"), f"{p}.description", str, "") or "")
+
+    grants: list[Grant] = []
+    seen_pairs: dict[tuple[str, str], int] = {}
+    scope_owner: dict[tuple[str | None, str], tuple[str | None, int]] = {}
+    gnode = top.get("grants")
+    if gnode is not None and not isinstance(gnode, yaml.SequenceNode):
+        c.add("grants", gnode, f"must be a list, not {_kind(gnode)}")
+    for i, node in enumerate(gnode.value if isinstance(gnode, yaml.SequenceNode) else []):
+        p = f"grants[{i}]"
+        f = c.mapping(node, p, {"account", "service", "scopes", "rate"}, {"quota"})
+        account = c.scalar(f.get("account"), f"{p}.account", str)
+        service = c.scalar(f.get("service"), f"{p}.service", str)
+        if account is not None and account not in accounts:
+            c.add(f"{p}.account", f["account"], f"no account named {account!r}")
+        if service is not None and service not in services:
+            c.add(f"{p}.service", f["service"], f"no service named {service!r}")
+        scopes = c.str_list(f["scopes"], f"{p}.scopes") if "scopes" in f else []
+        for j, (s, snode) in enumerate(scopes):
+            if not SCOPE.match(s):
+                c.add(f"{p}.scopes[{j}]", snode, f"{s!r} is not a valid scope name")
+        if "scopes" in f and not scopes and isinstance(f["scopes"], yaml.SequenceNode):
+            c.add(f"{p}.scopes", f["scopes"], "must list at least one scope")
+        rate = c.rate(f["rate"], f"{p}.rate") if "rate" in f else None
+        quota = c.rate(f["quota"], f"{p}.quota") if "quota" in f else None
+        if account and service:
+            if (account, service) in seen_pairs:
+                c.add(p, node, f"{account} is already granted {service} in grants[{seen_pairs[(account, service)]}]")
+            seen_pairs[(account, service)] = i
+        for j, (s, snode) in enumerate(scopes):
+            other = scope_owner.setdefault((service, s), (account, i))
+            if service and other[0] != account:
+                c.add(f"{p}.scopes[{j}]", snode, f"scope {s!r} of {service} is already granted to {other[0]} in "
+                      f"grants[{other[1]}]; the gateway maps a scope to one policy, so give each account its own")
+        if account and service and rate:
+            grants.append(Grant(account, service, tuple(s for s, _ in scopes), rate, quota))
+
+    airflow_account = "airflow"
+    if "airflow" in top:
+        f = c.mapping(top["airflow"], "airflow", {"account"}, set())
+        airflow_account = c.scalar(f.get("account"), "airflow.account", str, "airflow") or "airflow"
+        if "account" in f and airflow_account not in accounts:
+            c.add("airflow.account", f["account"], f"no account named {airflow_account!r}")
+    elif "airflow" not in accounts and accounts:
+        c.add("airflow", root, "no 'airflow' section and no account named 'airflow' for Airflow's connections")
+
+    if c.problems:
+        raise SpecError(source, c.problems)
+    return Spec(envs, services, accounts, tuple(grants), airflow_account, source)

@@ -1,0 +1,90 @@
+"""plan(): every spec feature shows up in the desired objects, and nothing else does."""
+
+import base64
+
+from sandbox.plan import AUDIENCE, MANAGED, Inputs, plan
+from sandbox.spec import load, parse
+from tests.unit.test_spec import GOOD
+
+INPUTS = Inputs(keycloak_url="http://127.0.0.1:28081", gateway_host="127.0.0.1", gateway_port=28082,
+                upstream_url="http://127.0.0.1:28083")
+
+
+def test_default_spec_counts():
+    d = plan(load(), INPUTS)
+    assert d.counts() == {"realms": 2, "scopes": 7, "clients": 3, "apis": 4, "policies": 5, "connections": 4}
+
+
+def test_realms_carry_token_lifespan():
+    d = plan(load(), INPUTS)
+    assert {(r.realm, r.access_token_lifespan) for r in d.realms} == {("dev", 300), ("prod", 120)}
+
+
+def test_clients_per_environment_with_their_scopes():
+    d = plan(load(), INPUTS)
+    clients = {(c.realm, c.client_id): c.scopes for c in d.clients}
+    assert clients == {("dev", "airflow"): ("billing.read", "orders.read", "orders.write"),
+                       ("dev", "reporting"): ("orders.export",),
+                       ("prod", "airflow"): ("billing.read", "orders.read", "orders.write")}
+    assert {c.audience for c in d.clients} == {AUDIENCE}
+    # a scope exists in a realm only where a grant uses it
+    assert "orders.export" not in {s.name for s in d.scopes if s.realm == "prod"}
+
+
+def test_apis_route_validate_and_forward():
+    d = plan(load(), INPUTS)
+    api = next(a for a in d.apis if a.api_id == "prod-orders")
+    assert api.listen_path == "/prod/orders/"
+    assert api.upstream_url == "http://127.0.0.1:28083/anything/orders"
+    assert api.issuer == "http://127.0.0.1:28081/realms/prod"
+    assert base64.b64decode(api.jwks_source).decode() == api.jwks_url == \
+        "http://127.0.0.1:28081/realms/prod/protocol/openid-connect/certs"
+    assert api.scope_policies == (("orders.read", "prod-airflow-orders"), ("orders.write", "prod-airflow-orders"))
+
+
+def test_policies_carry_rate_quota_and_tags():
+    d = plan(load(), INPUTS)
+    pol = {p.policy_id: p for p in d.policies}
+    assert set(pol) == {"dev-airflow-orders", "dev-airflow-billing", "dev-reporting-orders",
+                        "prod-airflow-orders", "prod-airflow-billing"}
+    p = pol["dev-reporting-orders"]
+    assert (p.rate, p.per, p.quota_max, p.quota_renewal_rate) == (30, 60, 1000, 3600)
+    assert p.api_id == "dev-orders" and p.tags == ("env-dev", "account-reporting", "service-orders")
+    b = pol["prod-airflow-billing"]
+    assert (b.rate, b.per, b.quota_max, b.quota_renewal_rate) == (20, 1, 5000, 86400)
+
+
+def test_no_quota_means_unlimited():
+    d = plan(parse(GOOD), INPUTS)
+    assert (d.policies[0].quota_max, d.policies[0].quota_renewal_rate) == (-1, -1)
+
+
+def test_connections_follow_the_convention_and_hold_no_secret():
+    d = plan(load(), INPUTS)
+    conns = {c.conn_id: c for c in d.connections}
+    assert set(conns) == {"tyk_dev_orders", "tyk_dev_billing", "tyk_prod_orders", "tyk_prod_billing"}
+    c = conns["tyk_prod_billing"]
+    assert (c.host, c.port, c.base_path) == ("127.0.0.1", 28082, "/prod/billing")
+    assert c.token_url == "http://127.0.0.1:28081/realms/prod/protocol/openid-connect/token"
+    assert c.client_id == "airflow" and c.scope == "billing.read"
+    extra = c.extra()
+    assert extra[MANAGED] is True and extra["client_secret_key"] == "sandbox_client_secret_prod_airflow"
+    assert not any("secret" in k and k != "client_secret_key" for k in extra)
+
+
+def test_connection_even_without_a_grant():
+    spec = parse(GOOD.replace("  orders:\n    routes: [/orders]", "  orders:\n    routes: [/orders]\n  stock: {}"))
+    d = plan(spec, INPUTS)
+    stock = next(c for c in d.connections if c.service == "stock")
+    assert stock.scope == ""  # it exists, and the gateway will refuse it: that is the point
+    assert not [p for p in d.policies if p.service == "stock"]
+
+
+def test_custom_upstream_is_used_as_is():
+    custom = "    upstream: https://orders.example/api\n    routes: [/orders]"
+    spec = parse(GOOD.replace("    routes: [/orders]", custom))
+    assert plan(spec, INPUTS).apis[0].upstream_url == "https://orders.example/api"
+
+
+def test_plan_is_deterministic():
+    assert plan(load(), INPUTS) == plan(load(), INPUTS)
