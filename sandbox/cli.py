@@ -9,13 +9,16 @@ from pathlib import Path
 
 import click
 
-from sandbox import render, versions
+from sandbox import reconcile, render, spec, versions
+from sandbox.auth import ClientCredentialsAuth, TokenError, decode_claims
 from sandbox.errors import SandboxError
 from sandbox.runtime.base import Runtime
 from sandbox.runtime.components import NAMES
 from sandbox.runtime.local import LocalRuntime, parse_port_overrides
 
 RUNTIMES = ("local", "docker")
+SPEC = click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), envvar="SANDBOX_SPEC",
+                    help="The sandbox spec (default: the bundled fixtures/sandbox.yaml).")
 OUTPUT = click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
                       show_default=True, help="Output format.")
 
@@ -87,20 +90,80 @@ def provision(components: tuple[str, ...], output: str) -> None:
 @click.option("--port", "ports", multiple=True, metavar="NAME=PORT",
               help="Override a port, e.g. --port keycloak=18080 (env SANDBOX_PORTS, comma-separated).")
 @click.option("--show-secrets", is_flag=True, help="Show logins unmasked.")
+@click.option("--no-apply", is_flag=True, help="Only start the stack; do not seed it from the spec.")
+@SPEC
 @OUTPUT
-def up(runtime: str, without: tuple[str, ...], ports: tuple[str, ...], show_secrets: bool, output: str) -> None:
-    """Start the stack (idempotent: starts only what is not running) and wait until it is healthy."""
+def up(runtime: str, without: tuple[str, ...], ports: tuple[str, ...], show_secrets: bool, no_apply: bool,
+       spec_path: Path | None, output: str) -> None:
+    """Start the stack (idempotent: starts only what is not running), wait until healthy, seed it from the spec."""
     rt = get_runtime(runtime)
     t0 = time.monotonic()
-    results = rt.up(list(without), parse_port_overrides(",".join(ports)), render.ProgressPrinter())
+    the_spec = None if no_apply else spec.load(spec_path)  # a bad spec stops `up` before anything starts
+    progress = render.ProgressPrinter()
+    results = rt.up(list(without), parse_port_overrides(",".join(ports)), progress)
+    report = None
+    if the_spec is not None:
+        progress("apply", f"seeding from {the_spec.source}")
+        report = reconcile.apply(the_spec, rt.endpoints(), _home())
     rows = rt.status()
     if output == "json":
-        render.dump_json({"seconds": round(time.monotonic() - t0, 2), "components": results,
+        render.dump_json({"seconds": round(time.monotonic() - t0, 2), "components": results, "apply": report,
                           "status": render.status_dicts(rows, show_secrets)})
         return
     render.status_table(rows, show_secrets)
+    if report is not None:
+        render.changes(report, applied=True)
     render.out.print(f"Up in {time.monotonic() - t0:.1f}s: "
                      + ", ".join(f"{r.name} {r.action}" for r in results))
+
+
+def _home() -> Path:
+    return LocalRuntime().home
+
+
+@cli.command("plan")
+@SPEC
+@OUTPUT
+def plan_cmd(spec_path: Path | None, output: str) -> None:
+    """Show what `apply` would create, update or delete in each system. Changes nothing."""
+    report = reconcile.plan_report(spec.load(spec_path), get_runtime().endpoints())
+    if output == "json":
+        render.dump_json(report)
+    else:
+        render.changes(report, applied=False)
+
+
+@cli.command("apply")
+@SPEC
+@OUTPUT
+def apply_cmd(spec_path: Path | None, output: str) -> None:
+    """Converge Keycloak, Tyk and Airflow to the spec; a second run changes nothing."""
+    report = reconcile.apply(spec.load(spec_path), get_runtime().endpoints(), _home())
+    if output == "json":
+        render.dump_json(report)
+    else:
+        render.changes(report, applied=True)
+
+
+@cli.command()
+@click.argument("account")
+@click.option("--env", "env", default="dev", show_default=True, help="The environment (Keycloak realm).")
+@SPEC
+@OUTPUT
+def token(account: str, env: str, spec_path: Path | None, output: str) -> None:
+    """Print a fresh access token for a service account (e.g. for curl)."""
+    s = spec.load(spec_path)
+    token_url = reconcile.token_url(s, get_runtime().endpoints(), account, env)
+    auth = ClientCredentialsAuth(token_url, account, reconcile.client_secret(_home(), env, account))
+    try:
+        tok = auth.token()
+    except TokenError as e:
+        raise SandboxError(f"Keycloak refused a token for {account} in {env}: {e}",
+                           "run `sandbox apply` to repair the client, then retry.") from e
+    if output == "json":
+        render.dump_json({"access_token": tok, "claims": decode_claims(tok)})
+    else:
+        print(tok)
 
 
 @cli.command()

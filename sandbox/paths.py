@@ -22,3 +22,13 @@ def cache_dir() -> Path:
         return Path(env).expanduser().resolve()
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "airflow-tyk-sandbox"
+
+
+def airflow_secrets_file(home: Path) -> Path:
+    """Variables served to Airflow by its LocalFilesystemBackend: secrets that must stay out of the metastore."""
+    return home / "secrets" / "airflow-variables.json"
+
+
+def client_secrets_file(home: Path) -> Path:
+    """Every service account's client secret, for the CLI (`sandbox token`); 0600."""
+    return home / "secrets" / "clients.json"

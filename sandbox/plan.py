@@ -97,8 +97,9 @@ class AirflowConnection:
     secret_key: str  # the name under which the client secret is kept outside Airflow's metadata
 
     def extra(self) -> dict:
-        return {"base_path": self.base_path, "token_url": self.token_url, "client_id": self.client_id,
-                "scope": self.scope, "audience": self.audience, "client_secret_key": self.secret_key,
+        # Key names avoid "token", "secret" and the like: Airflow masks such extra fields as "***" when read back.
+        return {"base_path": self.base_path, "auth_url": self.token_url, "client_id": self.client_id,
+                "scope": self.scope, "audience": self.audience, "credential_variable": self.secret_key,
                 MANAGED: True}
 
 

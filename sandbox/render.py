@@ -89,3 +89,22 @@ def simple_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     for row in rows:
         t.add_row(*row)
     out.print(t)
+
+
+ACTION = {"create": "[green]+ create[/]", "update": "[yellow]~ update[/]", "delete": "[red]- delete[/]"}
+
+
+def changes(report, applied: bool) -> None:
+    """A plan or apply report: one row per change, then what was not compared and why."""
+    if report.changes:
+        t = Table(title=("applied" if applied else "plan") + f" ({report.seconds:.1f}s)", title_justify="left")
+        for col in ("system", "action", "kind", "name", "detail"):
+            t.add_column(col)
+        for c in report.changes:
+            t.add_row(c.system, ACTION.get(c.action, c.action), c.kind, c.name, c.detail)
+        out.print(t)
+    else:
+        out.print(f"No changes: the live systems match the spec ({report.seconds:.1f}s; "
+                  + ", ".join(f"{n} {k}" for k, n in report.counts.items()) + ").")
+    for system, why in report.skipped.items():
+        out.print(f"[dim]{system}: not compared ({why}).[/]")

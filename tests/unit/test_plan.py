@@ -68,8 +68,10 @@ def test_connections_follow_the_convention_and_hold_no_secret():
     assert c.token_url == "http://127.0.0.1:28081/realms/prod/protocol/openid-connect/token"
     assert c.client_id == "airflow" and c.scope == "billing.read"
     extra = c.extra()
-    assert extra[MANAGED] is True and extra["client_secret_key"] == "sandbox_client_secret_prod_airflow"
-    assert not any("secret" in k and k != "client_secret_key" for k in extra)
+    assert extra[MANAGED] is True and extra["credential_variable"] == "sandbox_client_secret_prod_airflow"
+    assert extra["auth_url"] == c.token_url
+    # no key Airflow would mask when reading it back (and no secret value at all)
+    assert not [k for k in extra if any(w in k for w in ("secret", "token", "password", "key"))]
 
 
 def test_connection_even_without_a_grant():

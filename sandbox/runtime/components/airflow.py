@@ -16,9 +16,11 @@ from pathlib import Path
 
 from sandbox import versions
 from sandbox.errors import SandboxError
+from sandbox.paths import airflow_secrets_file
 from sandbox.provision import Say, cached_build, is_done, run
 from sandbox.readiness import Check, http_ok
 from sandbox.runtime.components.base import Component, Context, Login, ProcessSpec
+from sandbox.secrets import write_private
 from sandbox.supervisor import base_env
 
 SERVICES = ("scheduler", "dag-processor", "triggerer", "api-server")
@@ -106,12 +108,18 @@ class Airflow(Component):
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",  # another listener we do not need
+            # Secrets stay out of the metastore: tasks read them as Variables from a 0600 file.
+            "AIRFLOW__SECRETS__BACKEND": "airflow.secrets.local_filesystem.LocalFilesystemBackend",
+            "AIRFLOW__SECRETS__BACKEND_KWARGS":
+                json.dumps({"variables_file_path": str(airflow_secrets_file(ctx.home))}),
         }
 
     def prepare(self, ctx: Context, say: Say) -> None:
         home = ctx.data_dir(self.name)
         home.mkdir(parents=True, exist_ok=True)
         (ctx.home / "dags").mkdir(parents=True, exist_ok=True)
+        if not airflow_secrets_file(ctx.home).exists():
+            write_private(airflow_secrets_file(ctx.home), "{}")
         passwords = home / "passwords.json"
         passwords.write_text(json.dumps({"admin": ctx.secrets["airflow_admin_password"]}))
         passwords.chmod(0o600)

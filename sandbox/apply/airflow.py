@@ -1,0 +1,81 @@
+"""Airflow: one HTTP connection per environment x service, through the REST API v2.
+
+Connections hold where to go and how to get a token — never the client secret. The secret is kept in
+the sandbox's Airflow secrets backend (a 0600 file read by LocalFilesystemBackend), named by the
+connection's `client_secret_key`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import requests
+
+from sandbox.apply import Change, Step
+from sandbox.errors import SandboxError
+from sandbox.plan import MANAGED, AirflowConnection, Desired
+
+
+class AirflowApi:
+    def __init__(self, url: str, password: str):
+        self.url = url.rstrip("/")
+        r = requests.post(f"{self.url}/auth/token", json={"username": "admin", "password": password}, timeout=30)
+        if not r.ok:
+            raise SandboxError(f"Airflow at {url} refused the sandbox's admin login (HTTP {r.status_code}).",
+                               "check `sandbox status`; `sandbox up` restarts a broken Airflow.")
+        self.s = requests.Session()
+        self.s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+
+    def call(self, method: str, path: str, **kw) -> requests.Response:
+        r = self.s.request(method, f"{self.url}/api/v2{path}", timeout=30, **kw)
+        if not r.ok:
+            raise SandboxError(f"Airflow {method} {path} failed: HTTP {r.status_code} {r.text[:300]}")
+        return r
+
+    def connections(self) -> list[dict]:
+        out, offset = [], 0
+        while True:
+            page = self.call("GET", "/connections", params={"limit": 100, "offset": offset}).json()
+            out += page["connections"]
+            offset += 100
+            if offset >= page["total_entries"]:
+                return out
+
+
+def connection_body(c: AirflowConnection) -> dict:
+    return {"connection_id": c.conn_id, "conn_type": "http", "host": c.host, "port": c.port, "schema": "http",
+            "description": f"{c.service} in {c.env}, through the Tyk gateway (managed by airflow-tyk-sandbox)",
+            "login": None, "password": None, "extra": json.dumps(c.extra(), sort_keys=True)}
+
+
+def _extra(live: dict) -> dict:
+    try:
+        return json.loads(live.get("extra") or "{}")
+    except ValueError:
+        return {}
+
+
+def _differs(live: dict, body: dict) -> list[str]:
+    out = [k for k in ("conn_type", "host", "port", "schema", "login") if live.get(k) != body[k]]
+    if _extra(live) != json.loads(body["extra"]):
+        out.append("extra")
+    return out
+
+
+def steps(api: AirflowApi, desired: Desired) -> list[Step]:
+    out: list[Step] = []
+    live = {c["connection_id"]: c for c in api.connections()}
+    wanted = {c.conn_id: c for c in desired.connections}
+    for cid, c in wanted.items():
+        body = connection_body(c)
+        if cid not in live:
+            out.append(Step(Change("airflow", "create", "connection", cid, f"{c.host}:{c.port}{c.base_path}"),
+                            lambda b=body: api.call("POST", "/connections", json=b)))
+        elif _extra(live[cid]).get(MANAGED) and (diff := _differs(live[cid], body)):
+            out.append(Step(Change("airflow", "update", "connection", cid, ", ".join(diff)),
+                            lambda b=body, i=cid: api.call("PATCH", f"/connections/{i}", json=b)))
+    for cid, c in live.items():
+        if cid not in wanted and _extra(c).get(MANAGED):
+            out.append(Step(Change("airflow", "delete", "connection", cid),
+                            lambda i=cid: api.call("DELETE", f"/connections/{i}")))
+    return out

@@ -1,0 +1,166 @@
+"""Keycloak: realms, client scopes and service-account clients, through the admin REST API."""
+
+from __future__ import annotations
+
+from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
+from keycloak.exceptions import KeycloakError
+
+from sandbox.apply import Change, Step
+from sandbox.errors import SandboxError
+from sandbox.plan import MANAGED, Desired, KeycloakClient, KeycloakScope
+
+AUDIENCE_MAPPER = "gateway-audience"
+# Without `basic` the token loses `sub`; Keycloak adds `service_account` to every service-account client.
+ALWAYS_SCOPES = ("basic", "service_account")
+
+
+def admin_client(url: str, password: str) -> KeycloakAdmin:
+    try:
+        admin = KeycloakAdmin(connection=KeycloakOpenIDConnection(
+            server_url=url, username="admin", password=password, realm_name="master", user_realm_name="master",
+            verify=True, timeout=30))
+        admin.get_realms()
+        return admin
+    except KeycloakError as e:
+        raise SandboxError(f"Keycloak at {url} refused the sandbox's admin login ({e.response_code}).",
+                           "check `sandbox status`; if Keycloak was reset, run `sandbox down` and `sandbox up`.") from e
+
+
+def realm_payload(name: str, lifespan: int) -> dict:
+    return {"realm": name, "enabled": True, "accessTokenLifespan": lifespan, "attributes": {MANAGED: "true"}}
+
+
+def scope_payload(s: KeycloakScope) -> dict:
+    return {"name": s.name, "protocol": "openid-connect",
+            "attributes": {"include.in.token.scope": "true", "display.on.consent.screen": "false", MANAGED: "true"}}
+
+
+def mapper_payload(audience: str) -> dict:
+    return {"name": AUDIENCE_MAPPER, "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
+            "config": {"included.custom.audience": audience, "access.token.claim": "true",
+                       "id.token.claim": "false", "introspection.token.claim": "true"}}
+
+
+def client_payload(c: KeycloakClient) -> dict:
+    return {"clientId": c.client_id, "description": c.description, "enabled": True, "protocol": "openid-connect",
+            "publicClient": False, "clientAuthenticatorType": "client-secret", "serviceAccountsEnabled": True,
+            "standardFlowEnabled": False, "implicitFlowEnabled": False, "directAccessGrantsEnabled": False,
+            "attributes": {MANAGED: "true"}, "defaultClientScopes": [*ALWAYS_SCOPES, *c.scopes],
+            "optionalClientScopes": [], "protocolMappers": [mapper_payload(c.audience)]}
+
+
+def _managed(obj: dict) -> bool:
+    return (obj.get("attributes") or {}).get(MANAGED) == "true"
+
+
+def steps(admin: KeycloakAdmin, desired: Desired) -> list[Step]:
+    out: list[Step] = []
+    live_realms = {r["realm"]: r for r in admin.get_realms()}
+    wanted = {r.realm: r for r in desired.realms}
+    for name in live_realms:
+        if name not in wanted and _managed(admin.get_realm(name)):
+            out.append(Step(Change("keycloak", "delete", "realm", name), lambda n=name: admin.delete_realm(n)))
+    for name, r in wanted.items():
+        if name not in live_realms:
+            out.append(Step(Change("keycloak", "create", "realm", name, f"token lifespan {r.access_token_lifespan}s"),
+                            lambda r=r: admin.create_realm(realm_payload(r.realm, r.access_token_lifespan))))
+            # a new realm holds nothing yet: all its scopes and clients are to be created
+            out += [_create_scope_step(admin, s) for s in desired.scopes if s.realm == name]
+            out += [_create_client_step(admin, c) for c in desired.clients if c.realm == name]
+            continue
+        live = admin.get_realm(name)
+        if live.get("accessTokenLifespan") != r.access_token_lifespan or not _managed(live):
+            out.append(Step(Change("keycloak", "update", "realm", name,
+                                   f"token lifespan {live.get('accessTokenLifespan')}s -> {r.access_token_lifespan}s"),
+                            lambda r=r: admin.update_realm(r.realm, realm_payload(r.realm, r.access_token_lifespan))))
+        out += _realm_contents(admin, name, desired)
+    return out
+
+
+def _in_realm(admin: KeycloakAdmin, realm: str, fn, *args):
+    def run() -> None:
+        admin.change_current_realm(realm)
+        fn(admin, *args)
+
+    return run
+
+
+def _create_scope_step(admin: KeycloakAdmin, s: KeycloakScope) -> Step:
+    return Step(Change("keycloak", "create", "scope", f"{s.realm}/{s.name}"),
+                _in_realm(admin, s.realm, lambda a: a.create_client_scope(scope_payload(s), skip_exists=True)))
+
+
+def _create_client_step(admin: KeycloakAdmin, c: KeycloakClient) -> Step:
+    return Step(Change("keycloak", "create", "client", f"{c.realm}/{c.client_id}", f"scopes {' '.join(c.scopes)}"),
+                _in_realm(admin, c.realm, lambda a: a.create_client(client_payload(c), skip_exists=True)))
+
+
+def _realm_contents(admin: KeycloakAdmin, realm: str, desired: Desired) -> list[Step]:
+    admin.change_current_realm(realm)
+    out: list[Step] = []
+    want_scopes = {s.name: s for s in desired.scopes if s.realm == realm}
+    live_scopes = {s["name"]: s for s in admin.get_client_scopes()}
+    for name, s in want_scopes.items():
+        if name not in live_scopes:
+            out.append(_create_scope_step(admin, s))
+    for name, live in live_scopes.items():
+        if name not in want_scopes and _managed(live):
+            out.append(Step(Change("keycloak", "delete", "scope", f"{realm}/{name}"),
+                            _in_realm(admin, realm, lambda a, i: a.delete_client_scope(i), live["id"])))
+
+    want_clients = {c.client_id: c for c in desired.clients if c.realm == realm}
+    live_clients = {c["clientId"]: c for c in admin.get_clients()}
+    for cid, c in want_clients.items():
+        live = live_clients.get(cid)
+        if live is None:
+            out.append(_create_client_step(admin, c))
+            continue
+        if not _managed(live):
+            continue  # someone else's client of the same name: left alone
+        have = set(live.get("defaultClientScopes") or [])
+        want = {*ALWAYS_SCOPES, *c.scopes}
+        mapper = next((m for m in live.get("protocolMappers") or [] if m["name"] == AUDIENCE_MAPPER), None)
+        drift = []
+        if have != want:
+            drift.append(f"scopes +{sorted(want - have)} -{sorted(have - want)}")
+        if mapper is None or mapper.get("config", {}).get("included.custom.audience") != c.audience:
+            drift.append("audience mapper")
+        if not live.get("serviceAccountsEnabled") or live.get("publicClient") or live.get("directAccessGrantsEnabled"):
+            drift.append("client settings")
+        if drift:
+            out.append(Step(Change("keycloak", "update", "client", f"{realm}/{cid}", "; ".join(drift)),
+                            _in_realm(admin, realm, _repair_client, c, live["id"], have, want, mapper)))
+    for cid, live in live_clients.items():
+        if cid not in want_clients and _managed(live):
+            out.append(Step(Change("keycloak", "delete", "client", f"{realm}/{cid}"),
+                            _in_realm(admin, realm, lambda a, i: a.delete_client(i), live["id"])))
+    return out
+
+
+def _repair_client(admin: KeycloakAdmin, c: KeycloakClient, uuid: str, have: set, want: set, mapper) -> None:
+    payload = client_payload(c)
+    for k in ("defaultClientScopes", "optionalClientScopes", "protocolMappers"):
+        payload.pop(k)  # not updatable through PUT; handled below
+    admin.update_client(uuid, payload)
+    by_name = {s["name"]: s["id"] for s in admin.get_client_scopes()}
+    for name in want - have:
+        admin.add_client_default_client_scope(uuid, by_name[name], {})
+    for name in have - want:
+        if name in by_name:
+            admin.delete_client_default_client_scope(uuid, by_name[name])
+    if mapper is None:
+        admin.add_mapper_to_client(uuid, mapper_payload(c.audience))
+    elif mapper.get("config", {}).get("included.custom.audience") != c.audience:
+        admin.update_client_mapper(uuid, mapper["id"], {**mapper_payload(c.audience), "id": mapper["id"]})
+
+
+def client_secrets(admin: KeycloakAdmin, desired: Desired) -> dict[tuple[str, str], str]:
+    """(realm, client id) -> the client's current secret, read after converging."""
+    out = {}
+    for c in desired.clients:
+        admin.change_current_realm(c.realm)
+        uuid = admin.get_client_id(c.client_id)
+        if uuid:
+            out[(c.realm, c.client_id)] = admin.get_client_secrets(uuid)["value"]
+    admin.change_current_realm("master")
+    return out

@@ -1,0 +1,154 @@
+"""One spec, seeded into the real Keycloak and Airflow: tokens, idempotence, drift repair, no leaked secrets."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
+
+from sandbox.auth import ClientCredentialsAuth, TokenError
+from sandbox.paths import airflow_secrets_file, client_secrets_file
+from sandbox.plan import AUDIENCE, Inputs, plan
+from sandbox.spec import load
+from tests.integration.conftest import TEST_PORTS
+
+pytestmark = pytest.mark.integration
+KC = f"http://127.0.0.1:{TEST_PORTS['keycloak']}"
+SPEC = load()
+DESIRED = plan(SPEC, Inputs(KC, "127.0.0.1", TEST_PORTS["tyk"], f"http://127.0.0.1:{TEST_PORTS['upstream']}"))
+
+
+def airflow_session(stack) -> tuple[str, requests.Session]:
+    af = stack.status()["airflow"]
+    tok = requests.post(af["url"] + "/auth/token", json={"username": "admin", "password": af["secret"]},
+                        timeout=10).json()["access_token"]
+    s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {tok}"
+    return af["url"] + "/api/v2", s
+
+
+def kc_admin(stack, realm: str) -> KeycloakAdmin:
+    a = KeycloakAdmin(connection=KeycloakOpenIDConnection(
+        server_url=KC, username="admin", password=stack.status()["keycloak"]["secret"], realm_name="master",
+        user_realm_name="master"))
+    a.change_current_realm(realm)
+    return a
+
+
+def test_up_seeded_every_client_and_its_token_carries_the_grant(stack):
+    for client in DESIRED.clients:
+        out = json.loads(stack.cli("token", client.client_id, "--env", client.realm, "-o", "json").stdout)
+        claims = out["claims"]
+        assert claims["iss"] == f"{KC}/realms/{client.realm}"
+        assert AUDIENCE in ([claims["aud"]] if isinstance(claims["aud"], str) else claims["aud"])
+        assert claims["azp"] == client.client_id and claims["sub"]
+        assert set(client.scopes) <= set(claims["scope"].split())
+        assert claims["exp"] - claims["iat"] == SPEC.environments[client.realm].token_lifespan
+
+
+def test_second_apply_changes_nothing_and_is_fast(stack):
+    out = json.loads(stack.cli("apply", "-o", "json").stdout)
+    assert out["changes"] == []
+    assert out["counts"] == {"realms": 2, "scopes": 7, "clients": 3, "apis": 4, "policies": 5, "connections": 4}
+    assert json.loads(stack.cli("plan", "-o", "json").stdout)["changes"] == []
+
+
+def test_hand_made_drift_is_shown_by_plan_and_repaired_by_apply(stack):
+    admin = kc_admin(stack, "dev")
+    admin.delete_client(admin.get_client_id("reporting"))
+    api, s = airflow_session(stack)
+    assert s.delete(f"{api}/connections/tyk_dev_billing", timeout=10).status_code == 204
+    # and a scope removed from a client, the way someone "tidies up" in the admin console
+    uuid = admin.get_client_id("airflow")
+    scope_id = next(x["id"] for x in admin.get_client_scopes() if x["name"] == "billing.read")
+    admin.delete_client_default_client_scope(uuid, scope_id)
+
+    planned = {(c["system"], c["action"], c["kind"], c["name"])
+               for c in json.loads(stack.cli("plan", "-o", "json").stdout)["changes"]}
+    assert planned == {("keycloak", "create", "client", "dev/reporting"),
+                       ("keycloak", "update", "client", "dev/airflow"),
+                       ("airflow", "create", "connection", "tyk_dev_billing")}
+    applied = json.loads(stack.cli("apply", "-o", "json").stdout)["changes"]
+    assert {(c["system"], c["action"], c["kind"], c["name"]) for c in applied} >= planned
+    assert json.loads(stack.cli("plan", "-o", "json").stdout)["changes"] == []
+    claims = json.loads(stack.cli("token", "airflow", "--env", "dev", "-o", "json").stdout)["claims"]
+    assert "billing.read" in claims["scope"].split()
+
+
+def test_objects_the_sandbox_did_not_create_are_left_alone(stack):
+    admin = kc_admin(stack, "dev")
+    admin.create_client({"clientId": "hand-made", "serviceAccountsEnabled": True, "publicClient": False})
+    api, s = airflow_session(stack)
+    s.post(f"{api}/connections", json={"connection_id": "my_own", "conn_type": "http", "host": "example"}, timeout=10)
+    try:
+        assert json.loads(stack.cli("plan", "-o", "json").stdout)["changes"] == []
+    finally:
+        admin.delete_client(admin.get_client_id("hand-made"))
+        s.delete(f"{api}/connections/my_own", timeout=10)
+
+
+def test_no_client_secret_in_airflow_connection_metadata(stack):
+    secrets = json.loads(client_secrets_file(stack.home).read_text())
+    assert set(secrets) == {f"{c.realm}/{c.client_id}" for c in DESIRED.clients}
+    api, s = airflow_session(stack)
+    conns = s.get(f"{api}/connections", params={"limit": 100}, timeout=10).json()["connections"]
+    assert {c["connection_id"] for c in conns} == {c.conn_id for c in DESIRED.connections}
+    for c in conns:
+        assert c["login"] is None and c["password"] is None
+        raw = json.dumps(c)
+        assert not [v for v in secrets.values() if v in raw]
+        extra = json.loads(c["extra"])
+        assert "***" not in c["extra"], "a masked field cannot be diffed"
+        assert extra["credential_variable"].startswith("sandbox_client_secret_")
+    # the secret is served to tasks by the secrets backend, not stored in the metastore
+    variables = json.loads(airflow_secrets_file(stack.home).read_text())
+    assert variables == {f"sandbox_client_secret_{env}_airflow": secrets[f"{env}/airflow"] for env in ("dev", "prod")}
+    assert s.get(f"{api}/variables/sandbox_client_secret_dev_airflow", timeout=10).status_code == 404
+
+
+def test_token_helper_caches_and_refreshes_before_expiry(stack):
+    secrets = json.loads(client_secrets_file(stack.home).read_text())
+    now = [time.time()]
+    auth = ClientCredentialsAuth(f"{KC}/realms/prod/protocol/openid-connect/token", "airflow",
+                                 secrets["prod/airflow"], clock=lambda: now[0])
+    first = auth.token()
+    assert auth.token() == first and auth.fetches == 1
+    now[0] += SPEC.environments["prod"].token_lifespan * 0.5
+    assert auth.fetches == 1 and auth.token() == first
+    now[0] += SPEC.environments["prod"].token_lifespan * 0.35  # past 80% of its life: refreshed early
+    auth.token()
+    assert auth.fetches == 2
+    r = requests.get(f"{KC}/realms/prod/protocol/openid-connect/userinfo", auth=auth, timeout=10)
+    assert r.status_code in (200, 403)  # the bearer reached Keycloak (service accounts may lack openid)
+
+
+def test_token_helper_names_a_refused_secret(stack):
+    auth = ClientCredentialsAuth(f"{KC}/realms/dev/protocol/openid-connect/token", "airflow", "wrong")
+    with pytest.raises(TokenError) as e:
+        auth.token()
+    assert e.value.status == 401
+    assert str(e.value) == ("token request for airflow refused: HTTP 401 unauthorized_client: Invalid client or "
+                            "Invalid client credentials")
+
+
+def test_token_for_unknown_account_or_environment(stack):
+    p = stack.cli("token", "nobody", check=False)
+    assert p.returncode == 2 and "No account named 'nobody'" in p.stderr and "airflow, reporting" in p.stderr
+    p = stack.cli("token", "reporting", "--env", "prod", check=False)
+    assert p.returncode == 2 and "reporting has no client in 'prod'" in p.stderr
+
+
+def test_a_bad_spec_applies_nothing(stack, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    with open(SPEC.source) as f:
+        bad.write_text(f.read().replace("service: billing", "service: shipping"))
+    before = json.loads(stack.cli("plan", "-o", "json").stdout)
+    for args in (["apply"], ["plan"], ["up"]):
+        p = stack.cli(*args, "--spec", str(bad), check=False)
+        assert p.returncode == 2, args
+        assert f"{bad}, line 34: grants[1].service: no service named 'shipping'" in p.stderr
+        assert "Traceback" not in p.stderr
+    assert json.loads(stack.cli("plan", "-o", "json").stdout)["changes"] == before["changes"] == []
