@@ -1,7 +1,7 @@
-"""One real stack for the whole integration session, started through the CLI and stopped at the end.
+"""The integration tests use the project's own pytest plugin: one real stack per session, on test ports.
 
-It runs on its own ports and SANDBOX_HOME, so a developer's own sandbox is left alone. Tyk is left out
-only when it cannot be provisioned on this machine; the tests that need it then skip, naming why.
+pyproject's ini options point the plugin at .sandbox-test/ and leave out only what this machine cannot
+provision (Tyk where the Go module proxy refuses it); the tests that need it then skip, naming why.
 """
 
 from __future__ import annotations
@@ -15,8 +15,16 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.session import Handle
+
+
 TEST_PORTS = {"keycloak": 29081, "keycloak-management": 29091, "redis": 29379, "tyk": 29082,
               "airflow": 29080, "upstream": 29083}
+
+
+def pytest_configure(config):
+    # read by the runtime when the `sandbox` fixture starts the stack
+    os.environ["SANDBOX_PORTS"] = ",".join(f"{k}={v}" for k, v in TEST_PORTS.items())
 
 
 def sandbox(*args: str, env: dict[str, str], check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -29,10 +37,22 @@ def sandbox(*args: str, env: dict[str, str], check: bool = True, timeout: float 
 
 @dataclass
 class Stack:
-    home: Path
+    """The plugin's handle, plus the CLI pointed at the same sandbox."""
+
+    handle: Handle
     env: dict[str, str]
-    without: list[str]
-    tyk_reason: str
+
+    @property
+    def home(self) -> Path:
+        return self.handle.home
+
+    @property
+    def without(self) -> list[str]:
+        return sorted(self.handle.left_out)
+
+    @property
+    def tyk_reason(self) -> str:
+        return self.handle.left_out.get("tyk", "")
 
     def cli(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
         return sandbox(*args, env=self.env, check=check, **kw)
@@ -45,19 +65,10 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory) -> Stack:
-    home = tmp_path_factory.mktemp("sandbox-home")
-    env = {**os.environ, "SANDBOX_HOME": str(home),
-           "SANDBOX_PORTS": ",".join(f"{k}={v}" for k, v in TEST_PORTS.items())}
+def stack(sandbox) -> Stack:
+    env = {**os.environ, "SANDBOX_HOME": str(sandbox.home)}
     env.pop("SANDBOX_WITHOUT", None)
-    prov = sandbox("provision", "-o", "json", env=env, check=False)
-    results = {r["name"]: r for r in json.loads(prov.stdout)}
-    failed = {n: r["detail"] for n, r in results.items() if not r["ok"]}
-    assert set(failed) <= {"tyk"}, f"provisioning failed: {failed}"
-    s = Stack(home, env, sorted(failed), failed.get("tyk", ""))
-    s.cli(*s.up_args())
-    yield s
-    sandbox("down", env=env, check=False)
+    return Stack(sandbox, env)
 
 
 @pytest.fixture

@@ -1,0 +1,138 @@
+"""pytest plugin (entry point `sandbox`; `-p no:sandbox` turns it off): the sandbox as fixtures.
+
+    def test_orders(sandbox, sandbox_token):
+        token = sandbox_token("airflow", env="dev")
+        ...
+
+Options: --sandbox-spec / ini sandbox_spec, --sandbox-home / ini sandbox_home, --sandbox-without / ini
+sandbox_without ("unavailable" leaves out what this machine cannot provision), --sandbox-keep. Ports come
+from SANDBOX_PORTS as for the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from sandbox import reconcile, session
+from sandbox.errors import SandboxError
+from sandbox.paths import sandbox_home
+from sandbox.spec import load as load_spec
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("sandbox", "airflow-tyk-sandbox")
+    g.addoption("--sandbox-spec", help="spec file for the `sandbox` fixture (default: the bundled spec)")
+    g.addoption("--sandbox-home", help="sandbox directory to start or attach to (default: SANDBOX_HOME or the "
+                                       "default sandbox, so a running `sandbox up` is reused)")
+    g.addoption("--sandbox-without", action="append", default=None,
+                help="leave a component out (repeatable); 'unavailable' leaves out what cannot be provisioned")
+    g.addoption("--sandbox-keep", action="store_true", help="leave the sandbox running after the session")
+    parser.addini("sandbox_spec", "spec file for the `sandbox` fixture (relative to the rootdir)")
+    parser.addini("sandbox_home", "sandbox directory (relative to the rootdir)")
+    parser.addini("sandbox_without", "components to leave out, space-separated", type="args")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sandbox_spec(path): run this module against its own spec file")
+    path = _spec_path(config)
+    if path is not None:
+        try:
+            load_spec(path)  # a spec that does not validate stops the session here, with its message
+        except SandboxError as e:
+            raise pytest.UsageError(f"sandbox spec: {e}") from None
+
+
+def _rooted(config: pytest.Config, value: str | None) -> Path | None:
+    return (config.rootpath / value).resolve() if value else None
+
+
+def _spec_path(config: pytest.Config) -> Path | None:
+    return _rooted(config, config.getoption("sandbox_spec") or config.getini("sandbox_spec") or None)
+
+
+def _home(config: pytest.Config) -> Path:
+    value = config.getoption("sandbox_home") or config.getini("sandbox_home")
+    return _rooted(config, value) if value else sandbox_home()
+
+
+@pytest.fixture(scope="session")
+def sandbox(request: pytest.FixtureRequest):
+    """The stack, started or attached to, seeded from the spec. Yields a `sandbox.session.Handle`."""
+    config = request.config
+    without = config.getoption("sandbox_without") or config.getini("sandbox_without") or \
+        os.environ.get("SANDBOX_WITHOUT", "").split()
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+    def progress(component: str, message: str) -> None:
+        if reporter is not None and not os.environ.get("PYTEST_XDIST_WORKER"):
+            reporter.write_line(f"sandbox: {component}: {message}")
+
+    try:
+        handle = session.acquire(_home(config), _spec_path(config), list(without), progress)
+    except SandboxError as e:
+        pytest.fail(f"sandbox could not start: {e}", pytrace=False)
+    try:
+        yield handle
+    finally:  # also on Ctrl-C: pytest runs finalizers before it exits
+        session.release(handle, keep=config.getoption("sandbox_keep"))
+
+
+@pytest.fixture
+def sandbox_token(sandbox):
+    """sandbox_token(account, env="dev") -> a fresh access token from Keycloak."""
+    return sandbox.token
+
+
+@pytest.fixture
+def sandbox_session(sandbox):
+    """sandbox_session(env, service, as_=None) -> a requests.Session through the gateway, with a valid token."""
+    opened = []
+
+    def make(env: str, service: str, as_: str | None = None):
+        s = sandbox.session(env, service, as_)
+        opened.append(s)
+        return s
+
+    yield make
+    for s in opened:
+        s.close()
+
+
+@pytest.fixture
+def sandbox_run_dag(sandbox):
+    """sandbox_run_dag(dag_id, conf=None, timeout=180) -> {"state", "dag_run_id", "tasks": {task: state}}."""
+    return sandbox.run_dag
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _sandbox_module_spec(request: pytest.FixtureRequest):
+    """`pytestmark = pytest.mark.sandbox_spec("my.yaml")`: the module runs against its own spec, then the
+    session's spec is restored."""
+    marker = request.node.get_closest_marker("sandbox_spec")
+    if marker is None:
+        yield
+        return
+    handle = request.getfixturevalue("sandbox")
+    path = Path(request.node.path).parent / marker.args[0]
+    with use_spec(handle, path):
+        yield
+
+
+@contextmanager
+def use_spec(handle: session.Handle, path: Path):
+    try:
+        spec = load_spec(path)
+    except SandboxError as e:
+        pytest.fail(f"sandbox spec of {path.name}: {e}", pytrace=False)
+    previous = handle.spec
+    handle.spec = spec
+    handle.apply_report = reconcile.apply(spec, handle.endpoints, handle.home)
+    try:
+        yield handle
+    finally:
+        handle.spec = previous
+        handle.apply_report = reconcile.apply(previous, handle.endpoints, handle.home)

@@ -1,0 +1,154 @@
+"""A test session's hold on a sandbox: start it or attach to it, seed it, and stop it when the last user leaves.
+
+Used by the pytest plugin; kept free of pytest so the rules are plain code. Several processes (pytest-xdist
+workers, or two test runs) may hold one sandbox: the first starts it, the others attach, and the last one
+out stops it, unless asked to keep it or it was already running before any of them came.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import requests
+
+from sandbox import reconcile
+from sandbox.auth import ClientCredentialsAuth
+from sandbox.errors import SandboxError
+from sandbox.provision import file_lock
+from sandbox.reconcile import Report
+from sandbox.runtime.base import Endpoints
+from sandbox.runtime.local import LocalRuntime
+from sandbox.spec import Spec
+from sandbox.spec import load as load_spec
+
+USERS_FILE = ".session-users.json"
+
+
+@dataclass
+class Handle:
+    """What a test gets: endpoints, the spec, what apply did, and helpers that go through the real stack."""
+
+    home: Path
+    spec: Spec
+    endpoints: Endpoints
+    apply_report: Report | None
+    attached: bool  # True when the stack was already running
+    left_out: dict[str, str] = field(default_factory=dict)  # component -> why
+    setup_seconds: float = 0.0
+    smoke: object | None = None  # smoke results, once smoke DAGs exist
+
+    def token(self, account: str, env: str = "dev") -> str:
+        url = reconcile.token_url(self.spec, self.endpoints, account, env)
+        return ClientCredentialsAuth(url, account, reconcile.client_secret(self.home, env, account)).token()
+
+    def session(self, env: str, service: str, as_: str | None = None) -> requests.Session:
+        """A requests.Session whose relative paths go to the gateway route of `service` in `env`."""
+        if "tyk" in self.left_out or self.endpoints.components["tyk"].state != "running":
+            raise SandboxError(f"No gateway session: tyk is not running ({self.left_out.get('tyk', 'stopped')}).")
+        account = as_ or self.spec.airflow_account
+        url = reconcile.token_url(self.spec, self.endpoints, account, env)
+        s = _BaseUrlSession(f"{self.endpoints.url('tyk')}/{env}/{service}/")
+        s.auth = ClientCredentialsAuth(url, account, reconcile.client_secret(self.home, env, account))
+        return s
+
+    def run_dag(self, dag_id: str, conf: dict | None = None, timeout: float = 180) -> dict:
+        """Trigger `dag_id` through the REST API, wait for it to finish; its state and its tasks' states."""
+        af = self.endpoints.components["airflow"]
+        base = af.url + "/api/v2"
+        tok = requests.post(af.url + "/auth/token", json={"username": af.username, "password": af.secret},
+                            timeout=30).json()["access_token"]
+        s = requests.Session()
+        s.headers["Authorization"] = f"Bearer {tok}"
+        deadline = time.monotonic() + timeout
+        while (r := s.patch(f"{base}/dags/{dag_id}", json={"is_paused": False}, timeout=30)).status_code == 404:
+            if time.monotonic() > deadline:
+                raise SandboxError(f"Airflow does not know DAG {dag_id!r}.",
+                                   "check the DAG folder and its import errors.")
+            time.sleep(1)  # the dag-processor has not parsed it yet
+        r.raise_for_status()
+        run = s.post(f"{base}/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}}, timeout=30)
+        run.raise_for_status()
+        run_id = run.json()["dag_run_id"]
+        while True:
+            state = s.get(f"{base}/dags/{dag_id}/dagRuns/{run_id}", timeout=30).json()["state"]
+            if state in ("success", "failed") or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        tis = s.get(f"{base}/dags/{dag_id}/dagRuns/{run_id}/taskInstances", timeout=30).json()["task_instances"]
+        return {"dag_run_id": run_id, "state": state, "tasks": {t["task_id"]: t["state"] for t in tis}}
+
+
+class _BaseUrlSession(requests.Session):
+    def __init__(self, base: str):
+        super().__init__()
+        self.base = base
+
+    def request(self, method, url, *a, **kw):
+        return super().request(method, url if "://" in url else self.base + url.lstrip("/"), *a, **kw)
+
+
+def _users(home: Path) -> list[int]:
+    try:
+        pids = json.loads((home / USERS_FILE).read_text())["users"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return [p for p in pids if psutil.pid_exists(p)]
+
+
+def _write_users(home: Path, users: list[int], started: bool) -> None:
+    (home / USERS_FILE).write_text(json.dumps({"users": users, "started": started}))
+
+
+def _started_by_sessions(home: Path) -> bool:
+    try:
+        return bool(json.loads((home / USERS_FILE).read_text()).get("started"))
+    except (OSError, ValueError):
+        return False
+
+
+def unavailable(rt: LocalRuntime) -> dict[str, str]:
+    """Components that cannot be provisioned on this machine, with the reason (provisions the others)."""
+    return {r.name: r.detail for r in rt.provision([], lambda *_: None) if not r.ok}
+
+
+def acquire(home: Path, spec_path: Path | None, without: list[str], progress) -> Handle:
+    """Start (or attach to) the sandbox at `home` and converge it to the spec."""
+    t0 = time.monotonic()
+    spec = load_spec(spec_path)  # fails before anything starts
+    home.mkdir(parents=True, exist_ok=True)
+    rt = LocalRuntime(home=home)
+    left_out: dict[str, str] = {}
+    if "unavailable" in without:
+        left_out = unavailable(rt)
+        without = [w for w in without if w != "unavailable"] + list(left_out)
+    left_out.update({w: "left out by option" for w in without if w not in left_out})
+    with file_lock(home / ".session.lock"):
+        wanted = [n for n in rt.components if n not in without]
+        status = {s.name: s for s in rt.status()}
+        attached = all(status[n].state == "running" and status[n].healthy for n in wanted)
+        users = _users(home)
+        started = _started_by_sessions(home) if users else False
+        if not attached:
+            rt.up(without, {}, progress)
+            started = started or not users
+        _write_users(home, users + [os.getpid()], started)
+        endpoints = rt.endpoints()
+        report = reconcile.apply(spec, endpoints, home)
+    return Handle(home, spec, endpoints, report, attached, left_out, time.monotonic() - t0)
+
+
+def release(handle: Handle, keep: bool) -> bool:
+    """Drop this process's hold; the last holder stops the sandbox if a session started it. True if stopped."""
+    with file_lock(handle.home / ".session.lock"):
+        users = [p for p in _users(handle.home) if p != os.getpid()]
+        started = _started_by_sessions(handle.home)
+        _write_users(handle.home, users, started and bool(users))
+        if users or keep or not started:
+            return False
+        LocalRuntime(home=handle.home).down()
+        return True
