@@ -17,7 +17,6 @@ import pytest
 
 from sandbox.session import Handle
 
-
 TEST_PORTS = {"keycloak": 29081, "keycloak-management": 29091, "redis": 29379, "tyk": 29082,
               "airflow": 29080, "upstream": 29083}
 
