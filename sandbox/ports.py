@@ -29,13 +29,15 @@ def holder(port: int) -> str:
         conns = psutil.net_connections(kind="tcp")
     except (psutil.AccessDenied, PermissionError):
         return "an unknown process (run as its owner or root to see it)"
-    for c in conns:
-        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid:
-            try:
-                name = psutil.Process(c.pid).name()
-            except psutil.Error:
-                name = "?"
-            return f"pid {c.pid} ({name})"
+    # a listener first; else whoever has a connection bound to it (an outgoing client's ephemeral port)
+    using = sorted((c for c in conns if c.laddr and c.laddr.port == port and c.pid),
+                   key=lambda c: c.status != psutil.CONN_LISTEN)
+    for c in using:
+        try:
+            name = psutil.Process(c.pid).name()
+        except psutil.Error:
+            name = "?"
+        return f"pid {c.pid} ({name})" + ("" if c.status == psutil.CONN_LISTEN else f", a {c.status} connection")
     return "an unknown process"
 
 

@@ -79,7 +79,7 @@ def test_keep_then_a_second_session_attaches(light):
     result.assert_outcomes(passed=1)
     assert second[0]["attached"] is True
     assert second[0]["upstream_pids"] == first[0]["upstream_pids"]
-    assert second[0]["seconds"] < 2.0  # attach target (see bench/bench_attach.py for the figure)
+    # (how fast attaching is, is measured in bench/bench_apply.py, not asserted here)
     # it was running before that session came, so that session leaves it running
     assert running(rt) == {"redis", "upstream"}
 
@@ -107,3 +107,23 @@ def test_a_bad_spec_fails_the_session_with_its_message(light, pytester):
     err = result.stderr.str()
     assert "sandbox spec: " in err and "line 6: colour: unknown key 'colour'" in err
     assert "Traceback" not in err and recs == []
+
+
+def test_a_module_runs_against_its_own_spec(light, pytester):
+    run, _ = light
+    (pytester.path / "alt.yaml").write_text(
+        "version: 1\nenvironments: {qa: {token_lifespan: 60}}\nservices: {stock: {}}\n"
+        "accounts: {airflow: {environments: [qa]}}\n"
+        "grants: [{account: airflow, service: stock, scopes: [stock.read], rate: 1/s}]\n")
+    pytester.makepyfile(test_alt="""
+import pytest
+pytestmark = pytest.mark.sandbox_spec("alt.yaml")
+
+def test_alt(sandbox):
+    assert list(sandbox.spec.environments) == ["qa"] and sandbox.spec.source.endswith("alt.yaml")
+""", test_zdefault="""
+def test_default_again(sandbox):
+    assert set(sandbox.spec.environments) == {"dev", "prod"}
+""")
+    result, _ = run()
+    result.assert_outcomes(passed=3)

@@ -49,7 +49,7 @@ def test_up_seeded_every_client_and_its_token_carries_the_grant(stack):
         assert claims["exp"] - claims["iat"] == SPEC.environments[client.realm].token_lifespan
 
 
-def test_second_apply_changes_nothing_and_is_fast(stack):
+def test_second_apply_changes_nothing(stack):
     out = json.loads(stack.cli("apply", "-o", "json").stdout)
     assert out["changes"] == []
     assert out["counts"] == {"realms": 2, "scopes": 7, "clients": 3, "apis": 4, "policies": 5, "connections": 4}

@@ -55,3 +55,12 @@ def test_resolve_ports_rejects(tmp_path, monkeypatch, override, message):
     monkeypatch.delenv("SANDBOX_PORTS", raising=False)
     with pytest.raises(SandboxError, match=message):
         LocalRuntime(home=tmp_path, cache=tmp_path).resolve_ports(State(), override)
+
+
+def test_holder_of_a_client_connection_port(listener):
+    client = socket.create_connection(("127.0.0.1", listener))
+    try:
+        port = client.getsockname()[1]
+        assert holder(port) == f"pid {os.getpid()} ({__import__('psutil').Process().name()}), a ESTABLISHED connection"
+    finally:
+        client.close()
