@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
@@ -12,6 +13,7 @@ import click
 from sandbox import reconcile, render, spec, versions
 from sandbox.auth import ClientCredentialsAuth, TokenError, decode_claims
 from sandbox.errors import SandboxError
+from sandbox.paths import sandbox_home
 from sandbox.runtime.base import Runtime
 from sandbox.runtime.components import NAMES
 from sandbox.runtime.local import LocalRuntime, parse_port_overrides
@@ -118,7 +120,7 @@ def up(runtime: str, without: tuple[str, ...], ports: tuple[str, ...], show_secr
 
 
 def _home() -> Path:
-    return LocalRuntime().home
+    return sandbox_home()
 
 
 @cli.command("plan")
@@ -223,20 +225,21 @@ def logs(component: str | None, follow: bool, lines: int) -> None:
 
 
 def _follow(paths: list[Path], prefix: bool) -> None:
-    handles = {}
-    for p in paths:
-        if p.exists():
-            f = open(p, errors="replace")
-            f.seek(0, os.SEEK_END)
-            handles[p] = f
-    try:
-        while True:
-            for p, f in handles.items():
-                for line in f:
-                    print((f"{p.stem}| " if prefix else "") + line, end="", flush=True)
-            time.sleep(0.3)
-    except KeyboardInterrupt:
-        pass
+    with ExitStack() as stack:
+        handles = {}
+        for p in paths:
+            if p.exists():
+                f = stack.enter_context(open(p, errors="replace"))
+                f.seek(0, os.SEEK_END)
+                handles[p] = f
+        try:
+            while True:
+                for p, f in handles.items():
+                    for line in f:
+                        print((f"{p.stem}| " if prefix else "") + line, end="", flush=True)
+                time.sleep(0.3)
+        except KeyboardInterrupt:
+            pass
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ from sandbox.spec import BUNDLED, Spec
 
 AUDIENCE = "sandbox-gateway"  # the `aud` every token must carry for the gateway
 MANAGED = "sandbox.managed"
-ORG_ID = "sandbox"  # one Tyk org: a policy's org_id must equal its API's
 
 
 @dataclass(frozen=True)

@@ -40,11 +40,3 @@ def holder(port: int) -> str:
         return f"pid {c.pid} ({name})" + ("" if c.status == psutil.CONN_LISTEN else f", a {c.status} connection")
     return "an unknown process"
 
-
-def listening_ports(pids: set[int]) -> list[tuple[str, int, int]]:
-    """(address, port, pid) of every TCP listener owned by one of `pids`."""
-    out = []
-    for c in psutil.net_connections(kind="tcp"):
-        if c.status == psutil.CONN_LISTEN and c.pid in pids and c.laddr:
-            out.append((c.laddr.ip, c.laddr.port, c.pid))
-    return out

@@ -63,8 +63,9 @@ def _home(config: pytest.Config) -> Path:
 def sandbox(request: pytest.FixtureRequest):
     """The stack, started or attached to, seeded from the spec. Yields a `sandbox.session.Handle`."""
     config = request.config
-    without = config.getoption("sandbox_without") or config.getini("sandbox_without") or \
-        os.environ.get("SANDBOX_WITHOUT", "").split()
+    # the command line, then the environment (as for the CLI), then the ini file
+    without = config.getoption("sandbox_without") or os.environ.get("SANDBOX_WITHOUT", "").split() or \
+        config.getini("sandbox_without")
     reporter = config.pluginmanager.get_plugin("terminalreporter")
 
     def progress(component: str, message: str) -> None:
@@ -116,6 +117,9 @@ def _sandbox_module_spec(request: pytest.FixtureRequest):
     if marker is None:
         yield
         return
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        pytest.fail("pytest.mark.sandbox_spec re-seeds the shared sandbox, which would change it under the other "
+                    "xdist workers; run such modules without -n, or with their own --sandbox-home.", pytrace=False)
     handle = request.getfixturevalue("sandbox")
     path = Path(request.node.path).parent / marker.args[0]
     with use_spec(handle, path):

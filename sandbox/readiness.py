@@ -33,7 +33,10 @@ def http_ok(url: str, predicate: Callable[[requests.Response], str | None] | Non
             return Result(False, f"GET {url}: {type(e).__name__}")
         if not r.ok:
             return Result(False, f"GET {url}: HTTP {r.status_code}")
-        complaint = predicate(r) if predicate else None
+        try:
+            complaint = predicate(r) if predicate else None
+        except (ValueError, AttributeError, TypeError) as e:  # not the answer we expect: someone else's server?
+            return Result(False, f"GET {url}: unexpected answer ({type(e).__name__})")
         return Result(complaint is None, complaint or f"GET {url}: HTTP {r.status_code}")
 
     return check

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import requests
+from keycloak.exceptions import KeycloakError
 
 from sandbox.apply import Change, Step
 from sandbox.apply import airflow as airflow_apply
@@ -57,15 +61,28 @@ def collect(spec: Spec, endpoints: Endpoints) -> tuple[Desired, list[Step], dict
     return desired, steps, skipped
 
 
+@contextmanager
+def _live_errors(what: str):
+    """A live system's refusal while reading or writing becomes one sentence, not a traceback."""
+    try:
+        yield
+    except (KeycloakError, requests.RequestException) as e:
+        code = getattr(e, "response_code", None) or getattr(getattr(e, "response", None), "status_code", None)
+        raise SandboxError(f"{what} failed: {type(e).__name__}" + (f" (HTTP {code})" if code else "") + f": {e}",
+                           "check `sandbox status` and `sandbox logs`; then run the command again.") from e
+
+
 def plan_report(spec: Spec, endpoints: Endpoints) -> Report:
     t0 = time.monotonic()
-    desired, steps, skipped = collect(spec, endpoints)
+    with _live_errors("reading the live systems"):
+        desired, steps, skipped = collect(spec, endpoints)
     return Report([s.change for s in steps], skipped, desired.counts(), time.monotonic() - t0)
 
 
 def apply(spec: Spec, endpoints: Endpoints, home: Path) -> Report:
     t0 = time.monotonic()
-    desired, steps, skipped = collect(spec, endpoints)
+    with _live_errors("reading the live systems"):
+        desired, steps, skipped = collect(spec, endpoints)
     for step in steps:
         try:
             step.run()
@@ -77,7 +94,8 @@ def apply(spec: Spec, endpoints: Endpoints, home: Path) -> Report:
                                "fix the cause and run `sandbox apply` again; it resumes where it stopped.") from e
     changes = [s.change for s in steps]
     if "keycloak" not in skipped:
-        changes += _store_secrets(spec, desired, endpoints, home)
+        with _live_errors("reading the client secrets from Keycloak"):
+            changes += _store_secrets(spec, desired, endpoints, home)
     return Report(changes, skipped, desired.counts(), time.monotonic() - t0)
 
 

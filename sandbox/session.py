@@ -40,20 +40,25 @@ class Handle:
     attached: bool  # True when the stack was already running
     left_out: dict[str, str] = field(default_factory=dict)  # component -> why
     setup_seconds: float = 0.0
-    smoke: object | None = None  # smoke results, once smoke DAGs exist
+    _auths: dict = field(default_factory=dict, repr=False)
+
+    def _auth(self, account: str, env: str) -> ClientCredentialsAuth:
+        """One cached token helper per (account, env): tokens are reused until close to expiry."""
+        key = (account, env)
+        if key not in self._auths:
+            url = reconcile.token_url(self.spec, self.endpoints, account, env)
+            self._auths[key] = ClientCredentialsAuth(url, account, reconcile.client_secret(self.home, env, account))
+        return self._auths[key]
 
     def token(self, account: str, env: str = "dev") -> str:
-        url = reconcile.token_url(self.spec, self.endpoints, account, env)
-        return ClientCredentialsAuth(url, account, reconcile.client_secret(self.home, env, account)).token()
+        return self._auth(account, env).token()
 
     def session(self, env: str, service: str, as_: str | None = None) -> requests.Session:
         """A requests.Session whose relative paths go to the gateway route of `service` in `env`."""
         if "tyk" in self.left_out or self.endpoints.components["tyk"].state != "running":
             raise SandboxError(f"No gateway session: tyk is not running ({self.left_out.get('tyk', 'stopped')}).")
-        account = as_ or self.spec.airflow_account
-        url = reconcile.token_url(self.spec, self.endpoints, account, env)
         s = _BaseUrlSession(f"{self.endpoints.url('tyk')}/{env}/{service}/")
-        s.auth = ClientCredentialsAuth(url, account, reconcile.client_secret(self.home, env, account))
+        s.auth = self._auth(as_ or self.spec.airflow_account, env)
         return s
 
     def run_dag(self, dag_id: str, conf: dict | None = None, timeout: float = 180) -> dict:
@@ -62,25 +67,32 @@ class Handle:
         base = af.url + "/api/v2"
         tok = requests.post(af.url + "/auth/token", json={"username": af.username, "password": af.secret},
                             timeout=30).json()["access_token"]
-        s = requests.Session()
-        s.headers["Authorization"] = f"Bearer {tok}"
-        deadline = time.monotonic() + timeout
-        while (r := s.patch(f"{base}/dags/{dag_id}", json={"is_paused": False}, timeout=30)).status_code == 404:
-            if time.monotonic() > deadline:
-                raise SandboxError(f"Airflow does not know DAG {dag_id!r}.",
-                                   "check the DAG folder and its import errors.")
-            time.sleep(1)  # the dag-processor has not parsed it yet
-        r.raise_for_status()
-        run = s.post(f"{base}/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}}, timeout=30)
-        run.raise_for_status()
-        run_id = run.json()["dag_run_id"]
-        while True:
-            state = s.get(f"{base}/dags/{dag_id}/dagRuns/{run_id}", timeout=30).json()["state"]
-            if state in ("success", "failed") or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        tis = s.get(f"{base}/dags/{dag_id}/dagRuns/{run_id}/taskInstances", timeout=30).json()["task_instances"]
-        return {"dag_run_id": run_id, "state": state, "tasks": {t["task_id"]: t["state"] for t in tis}}
+        with requests.Session() as s:
+            s.headers["Authorization"] = f"Bearer {tok}"
+            return _run(s, base, dag_id, conf, timeout)
+
+
+def _run(s: requests.Session, base: str, dag_id: str, conf: dict | None, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while (r := s.patch(f"{base}/dags/{dag_id}", json={"is_paused": False}, timeout=30)).status_code == 404:
+        if time.monotonic() > deadline:
+            raise SandboxError(f"Airflow does not know DAG {dag_id!r}.",
+                               "check the DAG folder and its import errors.")
+        time.sleep(1)  # the dag-processor has not parsed it yet
+    r.raise_for_status()
+    run = s.post(f"{base}/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}}, timeout=30)
+    run.raise_for_status()
+    run_id = run.json()["dag_run_id"]
+    while True:
+        state = s.get(f"{base}/dags/{dag_id}/dagRuns/{run_id}", timeout=30).json()["state"]
+        if state in ("success", "failed"):
+            break
+        if time.monotonic() > deadline:
+            raise SandboxError(f"DAG run {run_id} of {dag_id} is still {state} after {timeout:.0f}s.",
+                               "look at its task logs in the Airflow UI, or pass a longer timeout.")
+        time.sleep(0.5)
+    tis = s.get(f"{base}/dags/{dag_id}/dagRuns/{run_id}/taskInstances", timeout=30).json()["task_instances"]
+    return {"dag_run_id": run_id, "state": state, "tasks": {t["task_id"]: t["state"] for t in tis}}
 
 
 class _BaseUrlSession(requests.Session):
@@ -133,12 +145,17 @@ def acquire(home: Path, spec_path: Path | None, without: list[str], progress) ->
         attached = all(status[n].state == "running" and status[n].healthy for n in wanted)
         users = _users(home)
         started = _started_by_sessions(home) if users else False
-        if not attached:
-            rt.up(without, {}, progress)
-            started = started or not users
+        try:
+            if not attached:
+                rt.up(without, {}, progress)
+                started = started or not users
+            endpoints = rt.endpoints()
+            report = reconcile.apply(spec, endpoints, home)
+        except BaseException:
+            if not attached and not users:  # ours alone: leave nothing running behind a failed setup
+                rt.down()
+            raise
         _write_users(home, users + [os.getpid()], started)
-        endpoints = rt.endpoints()
-        report = reconcile.apply(spec, endpoints, home)
     return Handle(home, spec, endpoints, report, attached, left_out, time.monotonic() - t0)
 
 

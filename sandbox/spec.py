@@ -253,7 +253,8 @@ def parse(text: str, source: str = "<spec>") -> Spec:
 
     grants: list[Grant] = []
     seen_pairs: dict[tuple[str, str], int] = {}
-    scope_owner: dict[tuple[str | None, str], tuple[str | None, int]] = {}
+    # (env, service, scope) -> (account, grant index): each environment has its own gateway APIs
+    scope_owner: dict[tuple[str, str | None, str], tuple[str | None, int]] = {}
     gnode = top.get("grants")
     if gnode is not None and not isinstance(gnode, yaml.SequenceNode):
         c.add("grants", gnode, f"must be a list, not {_kind(gnode)}")
@@ -278,11 +279,13 @@ def parse(text: str, source: str = "<spec>") -> Spec:
             if (account, service) in seen_pairs:
                 c.add(p, node, f"{account} is already granted {service} in grants[{seen_pairs[(account, service)]}]")
             seen_pairs[(account, service)] = i
+        envs_of = accounts[account].environments if account in accounts else ()
         for j, (s, snode) in enumerate(scopes):
-            other = scope_owner.setdefault((service, s), (account, i))
-            if service and other[0] != account:
-                c.add(f"{p}.scopes[{j}]", snode, f"scope {s!r} of {service} is already granted to {other[0]} in "
-                      f"grants[{other[1]}]; the gateway maps a scope to one policy, so give each account its own")
+            clash = next((o for e in envs_of if (o := scope_owner.setdefault((e, service, s), (account, i)))[0]
+                          != account), None)
+            if service and clash:
+                c.add(f"{p}.scopes[{j}]", snode, f"scope {s!r} of {service} is already granted to {clash[0]} in "
+                      f"grants[{clash[1]}]; the gateway maps a scope to one policy, so give each account its own")
         if account and service and rate:
             grants.append(Grant(account, service, tuple(s for s, _ in scopes), rate, quota))
 

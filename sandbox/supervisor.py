@@ -30,9 +30,10 @@ def base_env() -> dict[str, str]:
 
 
 def spawn(name: str, cmd: list[str], env: dict[str, str], cwd: Path, log: Path, owner: Path) -> ProcessRecord:
-    log.parent.mkdir(parents=True, exist_ok=True)
+    log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     full_env = {**base_env(), **env, OWNER_VAR: str(owner)}
-    with open(log, "ab", buffering=0) as out:
+    # logs may echo configuration: readable by the owner only
+    with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab", buffering=0) as out:
         out.write(f"\n=== sandbox: starting {name}: {' '.join(cmd)}\n".encode())
         proc = subprocess.Popen(
             cmd, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,

@@ -69,7 +69,9 @@ def steps(admin: KeycloakAdmin, desired: Desired) -> list[Step]:
             out += [_create_client_step(admin, c) for c in desired.clients if c.realm == name]
             continue
         live = admin.get_realm(name)
-        if live.get("accessTokenLifespan") != r.access_token_lifespan or not _managed(live):
+        if not _managed(live):
+            continue  # a realm of that name the sandbox did not create: left alone
+        if live.get("accessTokenLifespan") != r.access_token_lifespan:
             out.append(Step(Change("keycloak", "update", "realm", name,
                                    f"token lifespan {live.get('accessTokenLifespan')}s -> {r.access_token_lifespan}s"),
                             lambda r=r: admin.update_realm(r.realm, realm_payload(r.realm, r.access_token_lifespan))))

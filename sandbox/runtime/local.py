@@ -99,9 +99,10 @@ class LocalRuntime(Runtime):
             progress(name, "provisioning")
             try:
                 comp.provision(self.cache, lambda msg: progress(name, msg))
-            except (SandboxError, OSError) as e:
+            except Exception as e:  # noqa: BLE001 - report it per component; the others go on
                 progress(name, "failed")
-                return ProvisionResult(name, False, "failed", time.monotonic() - t0, str(e))
+                why = str(e) if isinstance(e, SandboxError) else f"{type(e).__name__}: {e}"
+                return ProvisionResult(name, False, "failed", time.monotonic() - t0, why)
             progress(name, f"provisioned in {time.monotonic() - t0:.0f}s")
             return ProvisionResult(name, True, "provisioned", time.monotonic() - t0)
 
@@ -125,7 +126,7 @@ class LocalRuntime(Runtime):
                 raise SandboxError(f"{n} needs {missing[0]}, which --without leaves out.",
                                    f"also leave out {n}, or keep {missing[0]}.", exit_code=2)
         running = {n for n in self.components if self._records_state(state, n) == "running"}
-        for name, port in overrides.items():
+        for name, port in {**parse_port_overrides(os.environ.get("SANDBOX_PORTS", "")), **overrides}.items():
             owner = next((c for c in self.components.values() if name in c.default_ports), None)
             if owner and owner.name in running and state.ports.get(name) != port:
                 raise SandboxError(f"{owner.name} is running on port {state.ports.get(name)}; its port cannot "
@@ -187,10 +188,11 @@ class LocalRuntime(Runtime):
                 if action != "already-running":
                     progress(name, f"healthy in {secs:.1f}s")
                 results[name] = UpResult(name, action, secs)
-            except SandboxError as e:
-                failed[name] = str(e)
-                results[name] = UpResult(name, "failed", time.monotonic() - t0, str(e))
-                progress(name, f"failed: {e}")
+            except Exception as e:  # noqa: BLE001 - any failure of one component must be reported, not lost
+                why = str(e) if isinstance(e, SandboxError) else f"{type(e).__name__}: {e}"
+                failed[name] = why
+                results[name] = UpResult(name, "failed", time.monotonic() - t0, why)
+                progress(name, f"failed: {why}")
             finally:
                 events[name].set()
 
@@ -201,11 +203,12 @@ class LocalRuntime(Runtime):
             t.join()
 
         if failed:
-            name, why = next(iter(failed.items()))
             # A component that did not become healthy is stopped, so the next `up` starts it cleanly.
-            if state.processes.get(name):
-                supervisor.terminate(supervisor.tree(state.processes.pop(name)), STOP_GRACE)
-                self._save(state)
+            for bad in failed:
+                if state.processes.get(bad):
+                    supervisor.terminate(supervisor.tree(state.processes.pop(bad)), STOP_GRACE)
+            self._save(state)
+            name, why = next(iter(failed.items()))
             tail = "\n".join("    " + line for line in supervisor.tail(self.log_path(name), 15))
             others = [n for n in wanted if n not in failed]
             raise SandboxError(
@@ -275,7 +278,8 @@ class LocalRuntime(Runtime):
     # ---- status --------------------------------------------------------------------------------
     def status(self) -> list[ComponentStatus]:
         state = statefile.load(self.home) or State()
-        ports = self.resolve_ports(state, {})
+        # a running sandbox is where it was started, whatever SANDBOX_PORTS says now
+        ports = {**self.default_ports(), **state.ports} if state.ports else self.resolve_ports(state, {})
         secrets = _read_secrets(self.home)
         ctx = Context(self.home, self.cache, ports, secrets)
 

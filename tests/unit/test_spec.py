@@ -128,3 +128,13 @@ def test_a_scope_belongs_to_one_account_per_service():
     assert err.message == ("my.yaml, line 20: grants[1].scopes[0]: scope 'orders.read' of orders is already granted "
                            "to airflow in grants[0]; the gateway maps a scope to one policy, so give each account "
                            "its own")
+
+
+def test_a_scope_may_repeat_across_environments():
+    accounts = "  airflow:\n    environments: [dev]\n  bi:\n    environments: [prod]"
+    envs = "environments:\n  dev:\n    token_lifespan: 300\n  prod:\n    token_lifespan: 300"
+    grant = "  - account: bi\n    service: orders\n    scopes: [orders.read]\n    rate: 1/s\n"
+    text = GOOD.replace("  airflow:\n    environments: [dev]", accounts).replace(
+        "environments:\n  dev:\n    token_lifespan: 300", envs) + grant
+    s = parse(text)
+    assert [g.account for g in s.grants_in("prod")] == ["bi"]

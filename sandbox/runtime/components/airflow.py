@@ -120,9 +120,7 @@ class Airflow(Component):
         (ctx.home / "dags").mkdir(parents=True, exist_ok=True)
         if not airflow_secrets_file(ctx.home).exists():
             write_private(airflow_secrets_file(ctx.home), "{}")
-        passwords = home / "passwords.json"
-        passwords.write_text(json.dumps({"admin": ctx.secrets["airflow_admin_password"]}))
-        passwords.chmod(0o600)
+        write_private(home / "passwords.json", json.dumps({"admin": ctx.secrets["airflow_admin_password"]}))
         db, marker = home / "airflow.db", home / f".migrated-{versions.AIRFLOW}"
         if not db.exists():
             shutil.copyfile(self.venv(ctx.cache) / "template" / "airflow.db", db)

@@ -83,7 +83,7 @@ class Keycloak(Component):
         template = dist / "template"
         password = GENERATORS["keycloak_admin_password"]()
         write_private(dist / TEMPLATE_PASSWORD, password)
-        http, mgmt = _free_port(), _free_port()
+        http, mgmt = _free_ports(2)
         cmd, env = _start_command(dist, jdk, template, http, mgmt, password)
         if jdk.major >= 25:
             env["JAVA_OPTS_APPEND"] += f" -XX:AOTCacheOutput={dist / AOT_CACHE}"
@@ -111,9 +111,11 @@ class Keycloak(Component):
         data = ctx.data_dir(self.name)
         db = data / "data" / "h2" / "keycloakdb.mv.db"
         if not db.exists():
+            # the marker first: a crash after the copy must still lead to the password change
+            data.mkdir(parents=True, exist_ok=True)
+            (data / ROTATE_MARKER).write_text("the admin password is still the template's\n")
             db.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(self.dist(ctx.cache) / TEMPLATE_DB, db)
-            (data / ROTATE_MARKER).write_text("the admin password is still the template's\n")
 
     def processes(self, ctx: Context) -> list[ProcessSpec]:
         jdk = find_jdk(versions.KEYCLOAK_MIN_JAVA, PURPOSE)
@@ -187,7 +189,12 @@ def set_admin_password(base_url: str, current: str, new: str) -> None:
         raise SandboxError(f"Setting Keycloak's admin password failed: HTTP {r.status_code} {r.text[:200]}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:  # all bound at once, so they differ
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()

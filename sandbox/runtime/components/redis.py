@@ -12,6 +12,7 @@ from sandbox.errors import SandboxError
 from sandbox.provision import Say, require_tool
 from sandbox.readiness import Check, redis_ping
 from sandbox.runtime.components.base import Component, Context, Login, ProcessSpec
+from sandbox.secrets import write_private
 
 HINT = "apt-get install redis-server (Debian/Ubuntu), dnf install redis, or brew install redis"
 
@@ -40,14 +41,15 @@ class Redis(Component):
 
     def processes(self, ctx: Context) -> list[ProcessSpec]:
         data = ctx.data_dir(self.name)
-        data.mkdir(parents=True, exist_ok=True)
-        return [ProcessSpec("redis-server", [
-            shutil.which("redis-server") or "redis-server",
-            "--bind", "127.0.0.1", "--port", str(ctx.ports["redis"]),
-            "--requirepass", ctx.secrets["redis_password"],
-            "--save", "", "--appendonly", "no", "--dir", str(data),
-            "--protected-mode", "yes", "--daemonize", "no", "--logfile", "",
-        ])]
+        return [ProcessSpec("redis-server", [shutil.which("redis-server") or "redis-server", str(data / "redis.conf")])]
+
+    def prepare(self, ctx: Context, say: Say) -> None:
+        data = ctx.data_dir(self.name)
+        # A config file (0600) rather than arguments: a password on the command line is visible in `ps`.
+        write_private(data / "redis.conf", "\n".join([
+            "bind 127.0.0.1", f"port {ctx.ports['redis']}", f"requirepass {ctx.secrets['redis_password']}",
+            'save ""', "appendonly no", f"dir {data}", "protected-mode yes", "daemonize no", 'logfile ""', "",
+        ]))
 
     def health(self, ctx: Context) -> Check:
         return redis_ping(ctx.ports["redis"], ctx.secrets["redis_password"])

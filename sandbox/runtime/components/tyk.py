@@ -20,6 +20,7 @@ from sandbox.provision import Say, cached_build, is_done, require_tool, run
 from sandbox.readiness import Check, http_ok
 from sandbox.runtime.components.base import Component, Context, Login, ProcessSpec
 from sandbox.runtime.components.upstream import GO_HINT
+from sandbox.secrets import write_private
 
 ANALYTICS_TTL = 24 * 3600  # records must outlive the gap between a DAG run and `sandbox audit`
 
@@ -110,9 +111,8 @@ class Tyk(Component):
         data = ctx.data_dir(self.name)
         for sub in ("apps", "middleware", "policies"):
             (data / sub).mkdir(parents=True, exist_ok=True)
-        conf = data / "tyk.conf"
-        conf.write_text(json.dumps(gateway_config(ctx, self.home(ctx.cache) / "templates"), indent=2))
-        conf.chmod(0o600)  # it holds the gateway secret and the Redis password
+        # it holds the gateway secret and the Redis password
+        write_private(data / "tyk.conf", json.dumps(gateway_config(ctx, self.home(ctx.cache) / "templates"), indent=2))
 
     def processes(self, ctx: Context) -> list[ProcessSpec]:
         return [ProcessSpec("tyk", [str(self.home(ctx.cache) / "tyk"), "--conf",
