@@ -165,3 +165,14 @@ def test_cli_entry_point_runs(stack):
     exe = os.path.join(os.path.dirname(sys.executable), "sandbox")
     p = subprocess.run([exe, "versions"], capture_output=True, text=True, env=stack.env, timeout=60)
     assert p.returncode == 0 and "3.3.2" in p.stdout
+
+
+def test_no_secret_on_a_command_line_or_in_a_log(stack):
+    secrets = json.loads((stack.home / "secrets.json").read_text())
+    for pid in sandbox_pids(stack):
+        cmdline = " ".join(psutil.Process(pid).cmdline())
+        assert not [k for k, v in secrets.items() if v in cmdline], f"secret on the command line of {cmdline[:80]}"
+    for log in (stack.home / "logs").glob("*.log"):
+        text = log.read_text(errors="replace")
+        assert not [k for k, v in secrets.items() if v in text], f"secret in {log.name}"
+        assert oct(log.stat().st_mode & 0o777) == "0o600"
