@@ -11,6 +11,7 @@ from pathlib import Path
 import requests
 from keycloak.exceptions import KeycloakError
 
+from sandbox import auth as auth_module
 from sandbox.apply import Change, Step
 from sandbox.apply import airflow as airflow_apply
 from sandbox.apply import keycloak as keycloak_apply
@@ -96,6 +97,7 @@ def apply(spec: Spec, endpoints: Endpoints, home: Path) -> Report:
     if "keycloak" not in skipped:
         with _live_errors("reading the client secrets from Keycloak"):
             changes += _store_secrets(spec, desired, endpoints, home)
+    changes += _install_token_helper(home)
     return Report(changes, skipped, desired.counts(), time.monotonic() - t0)
 
 
@@ -114,6 +116,17 @@ def _store_secrets(spec: Spec, desired: Desired, endpoints: Endpoints, home: Pat
             write_private(path, text)
             changes.append(Change("sandbox", "update", "secrets", path.name, what))
     return changes
+
+
+def _install_token_helper(home: Path) -> list[Change]:
+    """Tasks import the token helper as `sandbox_auth` from the DAG folder (Airflow's venv lacks this package)."""
+    target = home / "dags" / "sandbox_auth.py"
+    text = Path(auth_module.__file__).read_text()
+    if target.exists() and target.read_text() == text:
+        return []
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    return [Change("sandbox", "update", "dag-folder", target.name, "the token helper for tasks")]
 
 
 def client_secret(home: Path, env: str, account: str) -> str:

@@ -152,3 +152,34 @@ def test_a_bad_spec_applies_nothing(stack, tmp_path):
         assert f"{bad}, line 34: grants[1].service: no service named 'shipping'" in p.stderr
         assert "Traceback" not in p.stderr
     assert json.loads(stack.cli("plan", "-o", "json").stdout)["changes"] == before["changes"] == []
+
+
+TASK_DAG = '''
+from airflow.sdk import Connection, Variable, dag, task
+
+
+@dag(dag_id="token_probe", schedule=None, catchup=False)
+def token_probe():
+    @task
+    def probe():
+        import sandbox_auth  # installed into the DAG folder by `sandbox apply`
+
+        conn = Connection.get("tyk_dev_orders")  # resolved the way a production task resolves it
+        auth = sandbox_auth.ClientCredentialsAuth.from_connection(conn, Variable.get)  # secret: secrets backend
+        claims = sandbox_auth.decode_claims(auth.token())
+        assert claims["azp"] == "airflow", claims
+        assert {"orders.read", "orders.write"} <= set(claims["scope"].split()), claims
+        assert claims["aud"] == "sandbox-gateway", claims
+
+    probe()
+
+
+token_probe()
+'''
+
+
+def test_a_real_task_gets_its_token_from_connection_and_secrets_backend(stack, sandbox_run_dag):
+    assert (stack.home / "dags" / "sandbox_auth.py").is_file()
+    (stack.home / "dags" / "token_probe.py").write_text(TASK_DAG)
+    result = sandbox_run_dag("token_probe", timeout=240)
+    assert result == {**result, "state": "success", "tasks": {"probe": "success"}}
