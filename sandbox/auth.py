@@ -22,13 +22,22 @@ class TokenError(Exception):
         self.status, self.body = status, body
 
 
-def decode_claims(token: str) -> dict:
-    """The JWT's payload, unverified: for display and diagnosis, never for trust decisions."""
+def _segment(token: str, i: int) -> dict:
     try:
-        payload = token.split(".")[1]
-        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        part = token.split(".")[i]
+        return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
     except (IndexError, ValueError):
         return {}
+
+
+def decode_claims(token: str) -> dict:
+    """The JWT's payload, unverified: for display and diagnosis, never for trust decisions."""
+    return _segment(token, 1)
+
+
+def decode_header(token: str) -> dict:
+    """The JWT's header (alg, kid), unverified."""
+    return _segment(token, 0)
 
 
 class ClientCredentialsAuth(requests.auth.AuthBase):

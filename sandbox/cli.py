@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from sandbox import doctor as doctor_mod
 from sandbox import reconcile, render, spec, versions
 from sandbox.auth import ClientCredentialsAuth, TokenError, decode_claims
 from sandbox.errors import SandboxError
@@ -145,6 +146,22 @@ def apply_cmd(spec_path: Path | None, output: str) -> None:
         render.dump_json(report)
     else:
         render.changes(report, applied=True)
+
+
+@cli.command()
+@click.option("--env", "env", default=None, help="Only this environment's connections.")
+@click.option("--connection", default=None, help="Only this connection id (e.g. tyk_dev_orders).")
+@SPEC
+@OUTPUT
+def doctor(env: str | None, connection: str | None, spec_path: Path | None, output: str) -> None:
+    """Walk each connection's path hop by hop (changing nothing) and name the broken one, with the fix."""
+    results = doctor_mod.run(spec.load(spec_path), get_runtime().endpoints(), _home(), env, connection)
+    if output == "json":
+        render.dump_json([{**vars(d), "ok": d.ok} for d in results])
+    else:
+        render.diagnoses(results)
+    if not all(d.ok for d in results):
+        sys.exit(1)
 
 
 @cli.command()

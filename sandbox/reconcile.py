@@ -31,12 +31,14 @@ class Report:
     seconds: float = 0.0
 
 
-def inputs(endpoints: Endpoints, ports: dict[str, int]) -> Inputs:
+def inputs(endpoints: Endpoints) -> Inputs:
+    ports = {k: v for st in endpoints.components.values() for k, v in st.ports.items()}
     return Inputs(keycloak_url=endpoints.url("keycloak"), gateway_host="127.0.0.1", gateway_port=ports["tyk"],
                   upstream_url=endpoints.url("upstream"))
 
 
-def _running(endpoints: Endpoints, name: str) -> str | None:
+def running(endpoints: Endpoints, name: str) -> str | None:
+    """Why `name` cannot be used now, or None when it runs healthy."""
     st = endpoints.components[name]
     if st.state != "running" or not st.healthy:
         return f"{name} is {st.state if st.state != 'running' else 'not healthy'}"
@@ -44,21 +46,20 @@ def _running(endpoints: Endpoints, name: str) -> str | None:
 
 
 def collect(spec: Spec, endpoints: Endpoints) -> tuple[Desired, list[Step], dict[str, str]]:
-    ports = {k: v for st in endpoints.components.values() for k, v in st.ports.items()}
-    desired = plan(spec, inputs(endpoints, ports))
+    desired = plan(spec, inputs(endpoints))
     steps: list[Step] = []
     skipped: dict[str, str] = {}
-    if why := _running(endpoints, "keycloak"):
+    if why := running(endpoints, "keycloak"):
         skipped["keycloak"] = why
     else:
         admin = keycloak_apply.admin_client(endpoints.url("keycloak"), endpoints.secret("keycloak") or "")
         steps += keycloak_apply.steps(admin, desired)
-    if why := _running(endpoints, "airflow"):
+    if why := running(endpoints, "airflow"):
         skipped["airflow"] = why
     else:
         api = airflow_apply.AirflowApi(endpoints.url("airflow"), endpoints.secret("airflow") or "")
         steps += airflow_apply.steps(api, desired)
-    skipped["tyk"] = _running(endpoints, "tyk") or "applying Tyk APIs and policies is not available in this version"
+    skipped["tyk"] = running(endpoints, "tyk") or "applying Tyk APIs and policies is not available in this version"
     return desired, steps, skipped
 
 
@@ -145,6 +146,6 @@ def token_url(spec: Spec, endpoints: Endpoints, account: str, env: str) -> str:
     if env not in spec.accounts[account].environments:
         raise SandboxError(f"{account} has no client in {env!r}.",
                            f"use --env with one of: {', '.join(spec.accounts[account].environments)}.", exit_code=2)
-    if why := _running(endpoints, "keycloak"):
+    if why := running(endpoints, "keycloak"):
         raise SandboxError(f"No token without Keycloak: {why}.", "run `sandbox up`.")
     return f"{endpoints.url('keycloak')}/realms/{env}/protocol/openid-connect/token"

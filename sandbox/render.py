@@ -108,3 +108,19 @@ def changes(report, applied: bool) -> None:
                   + ", ".join(f"{n} {k}" for k, n in report.counts.items()) + ").")
     for system, why in report.skipped.items():
         out.print(f"[dim]{system}: not compared ({why}).[/]")
+
+
+MARK = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]–[/]"}
+
+
+def diagnoses(results) -> None:
+    """One small table per connection, each ending with its one-sentence verdict."""
+    for d in results:
+        t = Table(title=d.connection, title_justify="left", show_header=False)
+        t.add_column("hop")
+        t.add_column("")
+        t.add_column("detail")
+        for h in d.hops:
+            t.add_row(h.name, MARK[h.ok], h.detail)
+        out.print(t)
+        out.print(("[green]" if d.ok else "[red]") + d.verdict + "[/]\n")

@@ -1,0 +1,208 @@
+"""`sandbox doctor`: walk one connection's path hop by hop, without changing anything, and name the cause.
+
+Hops: connection (where Airflow resolves it, and whether it matches the spec) -> secret (in the secrets
+backend) -> token (Keycloak) -> claims (what the gateway will check) -> gateway -> upstream.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import requests
+
+from sandbox.apply.airflow import AirflowApi, connection_body
+from sandbox.auth import ClientCredentialsAuth, TokenError, decode_claims, decode_header
+from sandbox.errors import SandboxError
+from sandbox.paths import airflow_secrets_file
+from sandbox.plan import AirflowConnection, Desired, plan
+from sandbox.reconcile import inputs, running
+from sandbox.runtime.base import Endpoints
+from sandbox.spec import Spec
+
+CLOCK_SKEW = 30  # seconds of clock difference a gateway typically tolerates
+
+
+@dataclass
+class Hop:
+    name: str
+    ok: bool | None  # None: not checked
+    detail: str
+
+
+@dataclass
+class Diagnosis:
+    connection: str
+    hops: list[Hop] = field(default_factory=list)
+    verdict: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return all(h.ok is not False for h in self.hops)
+
+
+def env_var_name(conn_id: str) -> str:
+    return f"AIRFLOW_CONN_{conn_id.upper()}"
+
+
+def shadowing(conn_id: str, environs: dict[str, dict[str, str]]) -> list[str]:
+    """Which Airflow processes carry an AIRFLOW_CONN_ variable for `conn_id` (it wins over the metastore)."""
+    return sorted(proc for proc, env in environs.items() if env_var_name(conn_id) in env)
+
+
+def airflow_environs(endpoints: Endpoints) -> dict[str, dict[str, str]]:
+    out = {}
+    for pid in endpoints.components["airflow"].pids:
+        try:
+            p = psutil.Process(pid)
+            for q in [p, *p.children(recursive=True)]:
+                out[f"{q.pid} {' '.join(q.cmdline()[1:3])}"] = q.environ()
+        except psutil.Error:
+            continue
+    return out
+
+
+def check_claims(claims: dict, want: AirflowConnection, issuer: str, realm_kids: set[str], kid: str | None,
+                 now: float) -> list[str]:
+    """What the gateway would refuse in these claims (empty when nothing)."""
+    problems = []
+    if claims.get("exp", 0) + CLOCK_SKEW < now:
+        problems.append(f"token expired {now - claims['exp']:.0f}s ago")
+    if claims.get("iss") != issuer:
+        problems.append(f"iss is {claims.get('iss')!r}, the gateway trusts {issuer!r}")
+    aud = claims.get("aud")
+    auds = [aud] if isinstance(aud, str) else (aud or [])
+    if want.audience not in auds:
+        problems.append(f"aud {auds} lacks {want.audience!r}")
+    missing = sorted(set(want.scope.split()) - set(str(claims.get("scope", "")).split()))
+    if missing:
+        problems.append(f"scope lacks {' '.join(missing)}")
+    if kid is not None and kid not in realm_kids:
+        problems.append(f"kid {kid} is not among the realm's current keys")
+    return problems
+
+
+def diagnose(desired: Desired, endpoints: Endpoints, home: Path, want: AirflowConnection) -> Diagnosis:
+    d = Diagnosis(want.conn_id)
+    af = endpoints.components["airflow"]
+
+    # 1. connection: metastore vs spec, and environment variables that shadow it
+    api = AirflowApi(af.url, af.secret or "")
+    try:
+        live = api.call("GET", f"/connections/{want.conn_id}").json()
+    except SandboxError:
+        live = None
+    shadows = shadowing(want.conn_id, airflow_environs(endpoints))
+    body = connection_body(want)
+    if shadows:
+        d.hops.append(Hop("connection", False, f"{env_var_name(want.conn_id)} is set in {len(shadows)} Airflow "
+                                               f"process(es) ({shadows[0]}); tasks use it, the UI shows the metastore"))
+        d.verdict = (f"{want.conn_id} is shadowed by the environment variable {env_var_name(want.conn_id)}: tasks do "
+                     "not use the connection everyone sees. Fix: unset it where Airflow runs and restart Airflow.")
+    elif live is None:
+        d.hops.append(Hop("connection", False, "not in Airflow's metastore"))
+        d.verdict = f"{want.conn_id} does not exist in Airflow. Fix: `sandbox apply`."
+    elif live.get("login"):
+        d.hops.append(Hop("connection", False, f"login {live['login']!r} is set"))
+        d.verdict = (f"{want.conn_id} has a login, so Airflow's HTTP hook sends Basic auth and silently drops the "
+                     "Bearer token. Fix: clear the login (`sandbox apply`).")
+    else:
+        extra = json.loads(live.get("extra") or "{}")
+        drift = [k for k in ("host", "port") if live.get(k) != body[k]] + \
+            [k for k, v in json.loads(body["extra"]).items() if extra.get(k) != v]
+        if drift:
+            d.hops.append(Hop("connection", False, f"differs from the spec: {', '.join(drift)}"))
+            d.verdict = f"{want.conn_id} differs from the spec ({', '.join(drift)}). Fix: `sandbox apply`."
+        else:
+            d.hops.append(Hop("connection", True, f"metastore, matches the spec ({want.host}:{want.port})"))
+
+    # 2. secret, as a task reads it
+    try:
+        secret = json.loads(airflow_secrets_file(home).read_text()).get(want.secret_key)
+    except (OSError, ValueError):
+        secret = None
+    d.hops.append(Hop("secret", secret is not None,
+                      f"{want.secret_key} in the secrets backend" if secret else f"{want.secret_key} is missing"))
+    if secret is None:
+        d.verdict = d.verdict or f"No client secret for {want.client_id} in the secrets backend. Fix: `sandbox apply`."
+        return _finish(d, desired, want)
+
+    # 3. token
+    t0 = time.monotonic()
+    try:
+        token = ClientCredentialsAuth(want.token_url, want.client_id, secret, want.scope).token()
+    except TokenError as e:
+        d.hops.append(Hop("token", False, str(e)))
+        if e.status == 400 and "invalid_scope" in str(e):
+            d.verdict = d.verdict or (f"Keycloak will not grant {want.client_id} the scopes its connection asks for "
+                                      f"({want.scope}): the client lacks one of them. Fix: `sandbox apply` restores "
+                                      "the client's scopes.")
+        elif e.status == 401:
+            d.verdict = d.verdict or (f"Keycloak refuses {want.client_id}'s secret: it was rotated in Keycloak and "
+                                      "Airflow still has the old one. Fix: `sandbox apply` redistributes it.")
+        else:
+            d.verdict = d.verdict or f"Keycloak refused a token for {want.client_id} ({e}). Fix: `sandbox apply`."
+        return _finish(d, desired, want)
+    d.hops.append(Hop("token", True, f"{want.client_id} in {want.env} ({(time.monotonic() - t0) * 1000:.0f} ms)"))
+
+    # 4. claims, against what the gateway checks
+    claims = decode_claims(token)
+    issuer = want.token_url.rsplit("/protocol/", 1)[0]
+    header = decode_header(token)
+    try:
+        kids = {k["kid"] for k in requests.get(f"{issuer}/protocol/openid-connect/certs", timeout=10).json()["keys"]}
+    except (requests.RequestException, ValueError, KeyError):
+        kids = set()
+    problems = check_claims(claims, want, issuer, kids, header.get("kid"), time.time())
+    d.hops.append(Hop("claims", not problems, "; ".join(problems) or
+                      f"iss, aud {want.audience}, scope {want.scope or '(none)'}, kid current"))
+    if problems:
+        d.verdict = d.verdict or (f"The gateway would refuse {want.client_id}'s token in {want.env}: {problems[0]}. "
+                                  "Fix: `sandbox apply` restores the client's scopes and audience mapper.")
+
+    # 5. gateway
+    tyk = endpoints.components["tyk"]
+    d.hops.append(Hop("gateway", None, "not checked: " + ("tyk is not running" if tyk.state != "running"
+                                                           else "gateway checks are not available in this version")))
+    return _finish(d, desired, want)
+
+
+HOPS = ("connection", "secret", "token", "claims", "gateway", "upstream")
+
+
+def _finish(d: Diagnosis, desired: Desired, want: AirflowConnection) -> Diagnosis:
+    """Mark the hops after a failure as unchecked, check the upstream directly, and word the verdict."""
+    done = {h.name for h in d.hops}
+    for name in HOPS[:-1]:
+        if name not in done:
+            d.hops.append(Hop(name, None, "not checked: an earlier hop failed"))
+    api = next(a for a in desired.apis if a.env == want.env and a.service == want.service)
+    try:
+        r = requests.get(api.upstream_url, timeout=10)
+        d.hops.append(Hop("upstream", r.status_code < 500, f"GET {api.upstream_url}: HTTP {r.status_code}"))
+    except requests.RequestException as e:
+        d.hops.append(Hop("upstream", False, f"GET {api.upstream_url}: {type(e).__name__}"))
+        d.verdict = d.verdict or f"The upstream of {want.service} does not answer. Fix: `sandbox up`."
+    if not d.verdict:
+        unchecked = [h.name for h in d.hops if h.ok is None]
+        d.verdict = "Every checked hop is healthy" + (f" (not checked: {', '.join(unchecked)})." if unchecked else ".")
+    return d
+
+
+def run(spec: Spec, endpoints: Endpoints, home: Path, env: str | None = None,
+        connection: str | None = None) -> list[Diagnosis]:
+    """Diagnose the spec's connections (optionally one environment or one connection)."""
+    for name in ("airflow", "keycloak"):
+        if why := running(endpoints, name):
+            raise SandboxError(f"doctor needs {name}, and {why}.", "run `sandbox up`, then `sandbox doctor` again.")
+    desired = plan(spec, inputs(endpoints))
+    conns = [c for c in desired.connections
+             if (env is None or c.env == env) and (connection is None or c.conn_id == connection)]
+    if not conns:
+        known = ", ".join(c.conn_id for c in desired.connections)
+        raise SandboxError(f"No connection {connection or ''} in {env or 'any environment'} in {spec.source}.".replace(
+            "  ", " "), f"use one of: {known}.", exit_code=2)
+    return [diagnose(desired, endpoints, home, c) for c in conns]

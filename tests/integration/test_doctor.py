@@ -1,0 +1,105 @@
+"""`sandbox doctor` on the real Keycloak and Airflow: green, then each fault injected by hand, named, repaired."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
+
+from tests.integration.conftest import TEST_PORTS
+from tests.integration.test_seed import airflow_session
+
+pytestmark = pytest.mark.integration
+KC = f"http://127.0.0.1:{TEST_PORTS['keycloak']}"
+
+
+def doctor(stack, *args: str) -> tuple[int, list[dict]]:
+    p = stack.cli("doctor", "-o", "json", *args, check=False)
+    assert "Traceback" not in p.stderr, p.stderr
+    return p.returncode, json.loads(p.stdout)
+
+
+def hop(d: dict, name: str) -> dict:
+    return next(h for h in d["hops"] if h["name"] == name)
+
+
+def admin(stack) -> KeycloakAdmin:
+    a = KeycloakAdmin(connection=KeycloakOpenIDConnection(
+        server_url=KC, username="admin", password=stack.status()["keycloak"]["secret"], realm_name="master",
+        user_realm_name="master"))
+    a.change_current_realm("dev")
+    return a
+
+
+def repaired(stack, conn: str) -> None:
+    stack.cli("apply")
+    rc, (d,) = doctor(stack, "--connection", conn)
+    assert rc == 0 and d["ok"], d
+
+
+def test_green_stack_every_checked_hop_is_healthy(stack):
+    rc, results = doctor(stack)
+    assert rc == 0
+    assert {d["connection"] for d in results} == {"tyk_dev_orders", "tyk_dev_billing", "tyk_prod_orders",
+                                                  "tyk_prod_billing"}
+    for d in results:
+        marks = {h["name"]: h["ok"] for h in d["hops"]}
+        gateway_ok = None if "tyk" in stack.without else True
+        assert marks == {"connection": True, "secret": True, "token": True, "claims": True,
+                         "gateway": gateway_ok if gateway_ok else None, "upstream": True}
+        assert d["verdict"].startswith("Every checked hop is healthy")
+
+
+def test_rotated_secret_is_named(stack):
+    a = admin(stack)
+    a.generate_client_secrets(a.get_client_id("airflow"))  # rotated centrally; Airflow still has the old one
+    rc, (d,) = doctor(stack, "--connection", "tyk_dev_orders")
+    assert rc == 1
+    assert hop(d, "token")["ok"] is False and "HTTP 401" in hop(d, "token")["detail"]
+    assert d["verdict"] == ("Keycloak refuses airflow's secret: it was rotated in Keycloak and Airflow still has the "
+                            "old one. Fix: `sandbox apply` redistributes it.")
+    repaired(stack, "tyk_dev_orders")
+
+
+def test_missing_scope_is_named(stack):
+    a = admin(stack)
+    uuid = a.get_client_id("airflow")
+    scope_id = next(s["id"] for s in a.get_client_scopes() if s["name"] == "orders.write")
+    a.delete_client_default_client_scope(uuid, scope_id)
+    rc, (d,) = doctor(stack, "--connection", "tyk_dev_orders")
+    # the connection asks for its scopes, so Keycloak refuses at the token hop, before any gateway
+    assert rc == 1 and hop(d, "token")["ok"] is False and "HTTP 400 invalid_scope" in hop(d, "token")["detail"]
+    assert hop(d, "claims") == {"name": "claims", "ok": None, "detail": "not checked: an earlier hop failed"}
+    assert d["verdict"] == ("Keycloak will not grant airflow the scopes its connection asks for (orders.read "
+                            "orders.write): the client lacks one of them. Fix: `sandbox apply` restores the client's "
+                            "scopes.")
+    repaired(stack, "tyk_dev_orders")
+
+
+def test_wrong_audience_is_named(stack):
+    a = admin(stack)
+    uuid = a.get_client_id("airflow")
+    mapper = next(m for m in a.get_mappers_from_client(uuid) if m["name"] == "gateway-audience")
+    a.remove_client_mapper(uuid, mapper["id"])
+    rc, (d,) = doctor(stack, "--connection", "tyk_dev_billing")
+    assert rc == 1 and hop(d, "claims")["detail"].endswith("lacks 'sandbox-gateway'")
+    assert d["verdict"].startswith("The gateway would refuse airflow's token in dev: aud ")
+    repaired(stack, "tyk_dev_billing")
+
+
+def test_basic_auth_login_on_the_connection_is_named(stack):
+    api, s = airflow_session(stack)
+    assert s.patch(f"{api}/connections/tyk_prod_orders", params={"update_mask": "login"},
+                   json={"connection_id": "tyk_prod_orders", "conn_type": "http", "login": "svc-user"},
+                   timeout=10).ok
+    rc, (d,) = doctor(stack, "--connection", "tyk_prod_orders")
+    assert rc == 1 and hop(d, "connection") == {"name": "connection", "ok": False, "detail": "login 'svc-user' is set"}
+    assert d["verdict"] == ("tyk_prod_orders has a login, so Airflow's HTTP hook sends Basic auth and silently drops "
+                            "the Bearer token. Fix: clear the login (`sandbox apply`).")
+    repaired(stack, "tyk_prod_orders")
+
+
+def test_unknown_connection(stack):
+    p = stack.cli("doctor", "--connection", "nope", check=False)
+    assert p.returncode == 2 and "No connection nope in any environment" in p.stderr and "tyk_dev_orders" in p.stderr
