@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
+from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
 
 from sandbox.session import Handle
 
@@ -68,6 +70,23 @@ def stack(sandbox) -> Stack:
     env = {**os.environ, "SANDBOX_HOME": str(sandbox.home)}
     env.pop("SANDBOX_WITHOUT", None)
     return Stack(sandbox, env)
+
+
+def airflow_session(stack) -> tuple[str, requests.Session]:
+    af = stack.status()["airflow"]
+    tok = requests.post(af["url"] + "/auth/token", json={"username": "admin", "password": af["secret"]},
+                        timeout=10).json()["access_token"]
+    s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {tok}"
+    return af["url"] + "/api/v2", s
+
+
+def kc_admin(stack, realm: str) -> KeycloakAdmin:
+    a = KeycloakAdmin(connection=KeycloakOpenIDConnection(
+        server_url=f"http://127.0.0.1:{TEST_PORTS['keycloak']}", username="admin",
+        password=stack.status()["keycloak"]["secret"], realm_name="master", user_realm_name="master"))
+    a.change_current_realm(realm)
+    return a
 
 
 @pytest.fixture

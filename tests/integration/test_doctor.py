@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
+from keycloak import KeycloakAdmin
 
-from tests.integration.conftest import TEST_PORTS
-from tests.integration.test_seed import airflow_session
+from tests.integration.conftest import airflow_session, kc_admin
 
 pytestmark = pytest.mark.integration
-KC = f"http://127.0.0.1:{TEST_PORTS['keycloak']}"
 
 
 def doctor(stack, *args: str) -> tuple[int, list[dict]]:
@@ -25,11 +23,7 @@ def hop(d: dict, name: str) -> dict:
 
 
 def admin(stack) -> KeycloakAdmin:
-    a = KeycloakAdmin(connection=KeycloakOpenIDConnection(
-        server_url=KC, username="admin", password=stack.status()["keycloak"]["secret"], realm_name="master",
-        user_realm_name="master"))
-    a.change_current_realm("dev")
-    return a
+    return kc_admin(stack, "dev")
 
 
 def repaired(stack, conn: str) -> None:

@@ -7,35 +7,17 @@ import time
 
 import pytest
 import requests
-from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
 
 from sandbox.auth import ClientCredentialsAuth, TokenError
 from sandbox.paths import airflow_secrets_file, client_secrets_file
 from sandbox.plan import AUDIENCE, Inputs, plan
 from sandbox.spec import load
-from tests.integration.conftest import TEST_PORTS
+from tests.integration.conftest import TEST_PORTS, airflow_session, kc_admin
 
 pytestmark = pytest.mark.integration
 KC = f"http://127.0.0.1:{TEST_PORTS['keycloak']}"
 SPEC = load()
 DESIRED = plan(SPEC, Inputs(KC, "127.0.0.1", TEST_PORTS["tyk"], f"http://127.0.0.1:{TEST_PORTS['upstream']}"))
-
-
-def airflow_session(stack) -> tuple[str, requests.Session]:
-    af = stack.status()["airflow"]
-    tok = requests.post(af["url"] + "/auth/token", json={"username": "admin", "password": af["secret"]},
-                        timeout=10).json()["access_token"]
-    s = requests.Session()
-    s.headers["Authorization"] = f"Bearer {tok}"
-    return af["url"] + "/api/v2", s
-
-
-def kc_admin(stack, realm: str) -> KeycloakAdmin:
-    a = KeycloakAdmin(connection=KeycloakOpenIDConnection(
-        server_url=KC, username="admin", password=stack.status()["keycloak"]["secret"], realm_name="master",
-        user_realm_name="master"))
-    a.change_current_realm(realm)
-    return a
 
 
 def test_up_seeded_every_client_and_its_token_carries_the_grant(stack):
