@@ -127,3 +127,18 @@ def test_default_again(sandbox):
 """)
     result, _ = run()
     result.assert_outcomes(passed=3)
+
+
+def test_ctrl_c_still_stops_the_stack(light, pytester):
+    run, rt = light
+    pytester.makepyfile(test_user="""
+import os, signal
+
+def test_interrupted(sandbox):
+    assert sandbox.endpoints.components["upstream"].healthy
+    os.kill(os.getpid(), signal.SIGINT)  # as if Ctrl-C was pressed mid-test
+""")
+    result, _ = run()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert running(rt) == set()
+    assert rt.log_path("upstream").read_text().count("=== sandbox: starting") == 1  # it did start
