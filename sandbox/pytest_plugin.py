@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import reconcile, session
+from sandbox import reconcile
+from sandbox import session as session_mod
 from sandbox.errors import SandboxError
 from sandbox.paths import sandbox_home
 from sandbox.spec import load as load_spec
@@ -59,6 +60,22 @@ def _home(config: pytest.Config) -> Path:
     return _rooted(config, value) if value else sandbox_home()
 
 
+def _xdist_controller(config: pytest.Config) -> bool:
+    return config.pluginmanager.hasplugin("dsession")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if _xdist_controller(session.config):
+        session.config._sandbox_held = _home(session.config)  # type: ignore[attr-defined]
+        session_mod.hold(session.config._sandbox_held)  # type: ignore[attr-defined]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    home = getattr(session.config, "_sandbox_held", None)
+    if home is not None:
+        session_mod.release(home, keep=session.config.getoption("sandbox_keep"))
+
+
 @pytest.fixture(scope="session")
 def sandbox(request: pytest.FixtureRequest):
     """The stack, started or attached to, seeded from the spec. Yields a `sandbox.session.Handle`."""
@@ -73,13 +90,13 @@ def sandbox(request: pytest.FixtureRequest):
             reporter.write_line(f"sandbox: {component}: {message}")
 
     try:
-        handle = session.acquire(_home(config), _spec_path(config), list(without), progress)
+        handle = session_mod.acquire(_home(config), _spec_path(config), list(without), progress)
     except SandboxError as e:
         pytest.fail(f"sandbox could not start: {e}", pytrace=False)
     try:
         yield handle
     finally:  # also on Ctrl-C: pytest runs finalizers before it exits
-        session.release(handle, keep=config.getoption("sandbox_keep"))
+        session_mod.release(handle.home, keep=config.getoption("sandbox_keep"))
 
 
 @pytest.fixture
@@ -127,7 +144,7 @@ def _sandbox_module_spec(request: pytest.FixtureRequest):
 
 
 @contextmanager
-def use_spec(handle: session.Handle, path: Path):
+def use_spec(handle: session_mod.Handle, path: Path):
     try:
         spec = load_spec(path)
     except SandboxError as e:

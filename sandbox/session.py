@@ -144,28 +144,39 @@ def acquire(home: Path, spec_path: Path | None, without: list[str], progress) ->
         status = {s.name: s for s in rt.status()}
         attached = all(status[n].state == "running" and status[n].healthy for n in wanted)
         users = _users(home)
+        # "started": a session brought it up, so the last holder stops it; a stack that was already running
+        # when the first holder came (someone's `sandbox up`) is left running.
         started = _started_by_sessions(home) if users else False
         try:
             if not attached:
                 rt.up(without, {}, progress)
-                started = started or not users
+                started = True
             endpoints = rt.endpoints()
             report = reconcile.apply(spec, endpoints, home)
         except BaseException:
-            if not attached and not users:  # ours alone: leave nothing running behind a failed setup
+            if not attached:  # it was not running before us: leave nothing behind a failed setup
                 rt.down()
             raise
         _write_users(home, users + [os.getpid()], started)
     return Handle(home, spec, endpoints, report, attached, left_out, time.monotonic() - t0)
 
 
-def release(handle: Handle, keep: bool) -> bool:
+def hold(home: Path) -> None:
+    """Hold the sandbox without starting it: the pytest-xdist controller does, so the stack outlives every worker
+    (a worker that finishes early would otherwise be the last holder and stop it under the others)."""
+    home.mkdir(parents=True, exist_ok=True)
+    with file_lock(home / ".session.lock"):
+        users = _users(home)
+        _write_users(home, users + [os.getpid()], _started_by_sessions(home) if users else False)
+
+
+def release(home: Path, keep: bool) -> bool:
     """Drop this process's hold; the last holder stops the sandbox if a session started it. True if stopped."""
-    with file_lock(handle.home / ".session.lock"):
-        users = [p for p in _users(handle.home) if p != os.getpid()]
-        started = _started_by_sessions(handle.home)
-        _write_users(handle.home, users, started and bool(users))
+    with file_lock(home / ".session.lock"):
+        users = [p for p in _users(home) if p != os.getpid()]
+        started = _started_by_sessions(home)
+        _write_users(home, users, started and bool(users))
         if users or keep or not started:
             return False
-        LocalRuntime(home=handle.home).down()
+        LocalRuntime(home=home).down()
         return True
