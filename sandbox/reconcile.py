@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+from keycloak import KeycloakAdmin
 from keycloak.exceptions import KeycloakError
 
 from sandbox import auth as auth_module
@@ -45,10 +46,19 @@ def running(endpoints: Endpoints, name: str) -> str | None:
     return None
 
 
-def collect(spec: Spec, endpoints: Endpoints) -> tuple[Desired, list[Step], dict[str, str]]:
+@dataclass
+class Collected:
+    desired: Desired
+    steps: list[Step]
+    skipped: dict[str, str]  # system -> why it was not compared
+    admin: KeycloakAdmin | None  # logged in once, reused to read the client secrets after applying
+
+
+def collect(spec: Spec, endpoints: Endpoints) -> Collected:
     desired = plan(spec, inputs(endpoints))
     steps: list[Step] = []
     skipped: dict[str, str] = {}
+    admin = None
     if why := running(endpoints, "keycloak"):
         skipped["keycloak"] = why
     else:
@@ -60,7 +70,7 @@ def collect(spec: Spec, endpoints: Endpoints) -> tuple[Desired, list[Step], dict
         api = airflow_apply.AirflowApi(endpoints.url("airflow"), endpoints.secret("airflow") or "")
         steps += airflow_apply.steps(api, desired)
     skipped["tyk"] = running(endpoints, "tyk") or "applying Tyk APIs and policies is not available in this version"
-    return desired, steps, skipped
+    return Collected(desired, steps, skipped, admin)
 
 
 @contextmanager
@@ -77,34 +87,33 @@ def _live_errors(what: str):
 def plan_report(spec: Spec, endpoints: Endpoints) -> Report:
     t0 = time.monotonic()
     with _live_errors("reading the live systems"):
-        desired, steps, skipped = collect(spec, endpoints)
-    return Report([s.change for s in steps], skipped, desired.counts(), time.monotonic() - t0)
+        c = collect(spec, endpoints)
+    return Report([s.change for s in c.steps], c.skipped, c.desired.counts(), time.monotonic() - t0)
 
 
 def apply(spec: Spec, endpoints: Endpoints, home: Path) -> Report:
     t0 = time.monotonic()
     with _live_errors("reading the live systems"):
-        desired, steps, skipped = collect(spec, endpoints)
-    for step in steps:
+        c = collect(spec, endpoints)
+    for step in c.steps:
         try:
             step.run()
         except SandboxError:
             raise
         except Exception as e:  # a live system said no: name the change that failed
-            c = step.change
-            raise SandboxError(f"{c.system}: {c.action} {c.kind} {c.name} failed: {e}",
+            ch = step.change
+            raise SandboxError(f"{ch.system}: {ch.action} {ch.kind} {ch.name} failed: {e}",
                                "fix the cause and run `sandbox apply` again; it resumes where it stopped.") from e
-    changes = [s.change for s in steps]
-    if "keycloak" not in skipped:
+    changes = [s.change for s in c.steps]
+    if c.admin is not None:
         with _live_errors("reading the client secrets from Keycloak"):
-            changes += _store_secrets(spec, desired, endpoints, home)
+            changes += _store_secrets(spec, c.desired, c.admin, home)
     changes += _install_token_helper(home)
-    return Report(changes, skipped, desired.counts(), time.monotonic() - t0)
+    return Report(changes, c.skipped, c.desired.counts(), time.monotonic() - t0)
 
 
-def _store_secrets(spec: Spec, desired: Desired, endpoints: Endpoints, home: Path) -> list[Change]:
+def _store_secrets(spec: Spec, desired: Desired, admin: KeycloakAdmin, home: Path) -> list[Change]:
     """Client secrets go to the CLI's file and, for Airflow's account only, to Airflow's secrets backend."""
-    admin = keycloak_apply.admin_client(endpoints.url("keycloak"), endpoints.secret("keycloak") or "")
     secrets = keycloak_apply.client_secrets(admin, desired)
     clients = {f"{realm}/{cid}": value for (realm, cid), value in sorted(secrets.items())}
     airflow_vars = {secret_key(realm, cid): value for (realm, cid), value in sorted(secrets.items())

@@ -17,6 +17,7 @@ import psutil
 import requests
 
 from sandbox import reconcile
+from sandbox.apply.airflow import AirflowApi
 from sandbox.auth import ClientCredentialsAuth
 from sandbox.errors import SandboxError
 from sandbox.provision import file_lock
@@ -64,12 +65,9 @@ class Handle:
     def run_dag(self, dag_id: str, conf: dict | None = None, timeout: float = 180) -> dict:
         """Trigger `dag_id` through the REST API, wait for it to finish; its state and its tasks' states."""
         af = self.endpoints.components["airflow"]
-        base = af.url + "/api/v2"
-        tok = requests.post(af.url + "/auth/token", json={"username": af.username, "password": af.secret},
-                            timeout=30).json()["access_token"]
-        with requests.Session() as s:
-            s.headers["Authorization"] = f"Bearer {tok}"
-            return _run(s, base, dag_id, conf, timeout)
+        api = AirflowApi(af.url, af.secret or "")
+        with api.s:
+            return _run(api.s, api.url + "/api/v2", dag_id, conf, timeout)
 
 
 def _run(s: requests.Session, base: str, dag_id: str, conf: dict | None, timeout: float) -> dict:
@@ -104,23 +102,18 @@ class _BaseUrlSession(requests.Session):
         return super().request(method, url if "://" in url else self.base + url.lstrip("/"), *a, **kw)
 
 
-def _users(home: Path) -> list[int]:
+def _holders(home: Path) -> tuple[list[int], bool]:
+    """(live holder pids, whether a session started the stack); the flag only counts while someone holds it."""
     try:
-        pids = json.loads((home / USERS_FILE).read_text())["users"]
-    except (OSError, ValueError, KeyError):
-        return []
-    return [p for p in pids if psutil.pid_exists(p)]
+        raw = json.loads((home / USERS_FILE).read_text())
+        pids, started = [p for p in raw["users"] if psutil.pid_exists(p)], bool(raw.get("started"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return [], False
+    return pids, started and bool(pids)
 
 
 def _write_users(home: Path, users: list[int], started: bool) -> None:
     (home / USERS_FILE).write_text(json.dumps({"users": users, "started": started}))
-
-
-def _started_by_sessions(home: Path) -> bool:
-    try:
-        return bool(json.loads((home / USERS_FILE).read_text()).get("started"))
-    except (OSError, ValueError):
-        return False
 
 
 def unavailable(rt: LocalRuntime) -> dict[str, str]:
@@ -143,10 +136,9 @@ def acquire(home: Path, spec_path: Path | None, without: list[str], progress) ->
         wanted = [n for n in rt.components if n not in without]
         status = {s.name: s for s in rt.status()}
         attached = all(status[n].state == "running" and status[n].healthy for n in wanted)
-        users = _users(home)
         # "started": a session brought it up, so the last holder stops it; a stack that was already running
         # when the first holder came (someone's `sandbox up`) is left running.
-        started = _started_by_sessions(home) if users else False
+        users, started = _holders(home)
         try:
             if not attached:
                 rt.up(without, {}, progress)
@@ -166,15 +158,15 @@ def hold(home: Path) -> None:
     (a worker that finishes early would otherwise be the last holder and stop it under the others)."""
     home.mkdir(parents=True, exist_ok=True)
     with file_lock(home / ".session.lock"):
-        users = _users(home)
-        _write_users(home, users + [os.getpid()], _started_by_sessions(home) if users else False)
+        users, started = _holders(home)
+        _write_users(home, users + [os.getpid()], started)
 
 
 def release(home: Path, keep: bool) -> bool:
     """Drop this process's hold; the last holder stops the sandbox if a session started it. True if stopped."""
     with file_lock(home / ".session.lock"):
-        users = [p for p in _users(home) if p != os.getpid()]
-        started = _started_by_sessions(home)
+        holders, started = _holders(home)
+        users = [p for p in holders if p != os.getpid()]
         _write_users(home, users, started and bool(users))
         if users or keep or not started:
             return False
