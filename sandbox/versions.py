@@ -19,7 +19,8 @@ KEYCLOAK_MAVEN = f"org.keycloak:keycloak-quarkus-dist:{KEYCLOAK}:zip"
 KEYCLOAK_MIN_JAVA = 21
 
 TYK = "v5.14.0"
-# Tyk's release tags are not valid Go module versions, so the gateway is fetched by the tag's commit.
+# The tag's commit: a source tarball must carry it (pax header), and the Go module proxy is asked by it
+# (release tags are not valid Go module versions).
 TYK_MODULE = "github.com/TykTechnologies/tyk"
 TYK_COMMIT = "2e9450120e2b05f13457f441ee012cc57d6bd604"
 
@@ -40,7 +41,7 @@ def pins() -> list[Pin]:
     return [
         Pin("airflow", AIRFLOW, f"PyPI, frozen constraints {AIRFLOW_CONSTRAINTS}"),
         Pin("keycloak", KEYCLOAK, f"Maven Central {KEYCLOAK_MAVEN}"),
-        Pin("tyk", TYK, f"Go module proxy {TYK_MODULE}@{TYK_COMMIT[:12]}"),
+        Pin("tyk", TYK, f"source tarball of commit {TYK_COMMIT[:12]}, built with Go"),
         Pin("redis", ">=" + ".".join(map(str, REDIS_MIN)), "redis-server on PATH (Debian: redis-server)"),
         Pin("upstream", UPSTREAM, f"Go module proxy {UPSTREAM_MODULE} (go-httpbin)"),
     ]

@@ -1,9 +1,11 @@
-"""The Tyk open-source gateway, built from the Go module proxy (or taken from an existing install).
+"""The Tyk open-source gateway: built from the pinned release's source, or taken from an existing install.
 
-Tyk's release tags are not valid Go module versions and its go.mod has `replace` lines, so
-`go install …@v5.14.0` cannot work: the module is downloaded by the tag's commit and built in a writable
-copy. Where no Go proxy serves it, SANDBOX_TYK_HOME may name an installed gateway (e.g. /opt/tyk-gateway
-from the official package): a directory holding the `tyk` binary and its `templates/`.
+Three ways, in the order a user should try them (the README says the same):
+1. SANDBOX_TYK_HOME: an installed gateway (e.g. /opt/tyk-gateway), a folder with `tyk` and `templates/`.
+2. SANDBOX_TYK_SOURCE: the release's source tarball, a local path or an http(s) URL (default: GitHub's tag
+   tarball), checked against the pinned commit and built with Go (dependencies from the Go module proxy).
+3. SANDBOX_TYK_SOURCE=goproxy: the gateway module itself from the Go module proxy, by commit, where a proxy
+   serves it. Also tried when the default tarball cannot be downloaded.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from pathlib import Path
 
 from sandbox import versions
 from sandbox.errors import SandboxError
-from sandbox.provision import Say, cached_build, is_done, require_tool, run
+from sandbox.provision import Say, cached_build, is_done, require_tool
 from sandbox.readiness import Check, http_ok
+from sandbox.runtime.components import tyk_build
 from sandbox.runtime.components.base import Component, Context, Login, ProcessSpec
 from sandbox.runtime.components.upstream import GO_HINT
 from sandbox.secrets import write_private
@@ -80,30 +83,30 @@ class Tyk(Component):
             say(f"using the gateway at {self.home(cache)}")
             return
 
+        source = os.environ.get("SANDBOX_TYK_SOURCE", "").strip()
+
         def build(target: Path) -> None:
             go = require_tool("go", GO_HINT)
-            ref = f"{versions.TYK_MODULE}@{versions.TYK_COMMIT}"
-            say(f"go mod download {ref} ({versions.TYK})")
-            p = run_json([go, "mod", "download", "-json", ref])
-            if p.get("Error") or not p.get("Dir"):
-                raise SandboxError(
-                    f"The Go module proxy did not serve the Tyk gateway {versions.TYK} "
-                    f"({p.get('Error', 'no module directory').splitlines()[0]}).",
-                    "set GOPROXY to a proxy that serves github.com/TykTechnologies/tyk, or set "
-                    "SANDBOX_TYK_HOME to an installed Tyk gateway, or run without it: --without tyk.",
-                )
-            src = target / "src"
-            shutil.copytree(p["Dir"], src)  # the module cache is read-only; go build needs to write
-            for d in (src, *src.rglob("*")):
-                if d.is_dir():
-                    d.chmod(0o755)
-            say("go build (several minutes on two cores)")
-            run([go, "build", "-trimpath", "-ldflags",
-                 f"-X github.com/TykTechnologies/tyk/internal/build.Version={versions.TYK}",
-                 "-o", str(target / "tyk"), "."], "building the Tyk gateway", cwd=src,
-                env={**os.environ, "CGO_ENABLED": "0"})
-            shutil.copytree(src / "templates", target / "templates")
-            shutil.rmtree(src)
+            work = target / "src"
+            if source == tyk_build.GOPROXY_SOURCE:
+                src = _from_module_proxy(go, work, say)
+            elif source:
+                src = _from_archive(source, cache, work, say)
+            else:
+                try:
+                    src = _from_archive(tyk_build.DEFAULT_SOURCE, cache, work, say)
+                except SandboxError as first:
+                    say(f"{first.message} Trying the Go module proxy by commit instead.")
+                    try:
+                        src = _from_module_proxy(go, work, say)
+                    except SandboxError as second:
+                        raise SandboxError(
+                            f"No Tyk {versions.TYK} source could be had: {first.message} {second.message}",
+                            "set SANDBOX_TYK_SOURCE to a local copy of the source tarball, or SANDBOX_TYK_HOME to "
+                            "an installed gateway (see the README, \"Getting the Tyk gateway\").") from second
+            tyk_build.go_build(go, src, target / "tyk", versions.TYK_COMMIT, {**os.environ, "CGO_ENABLED": "0"}, say)
+            tyk_build.install_templates(src, target)
+            shutil.rmtree(work)
 
         cached_build(self.home(cache), build, say)
 
@@ -120,6 +123,29 @@ class Tyk(Component):
 
     def health(self, ctx: Context) -> Check:
         return http_ok(ctx.url("tyk") + "/hello", lambda r: hello_complaint(r.json()))
+
+
+def _from_archive(source: str, cache: Path, work: Path, say: Say) -> Path:
+    archive = tyk_build.fetch_archive(source, cache / "tyk" / "downloads", say)
+    tyk_build.check_commit(archive, source)
+    say(f"unpacking {archive.name} (commit {versions.TYK_COMMIT[:12]}, as pinned)")
+    work.mkdir(parents=True, exist_ok=True)
+    return tyk_build.extract(archive, work)
+
+
+def _from_module_proxy(go: str, work: Path, say: Say) -> Path:
+    ref = f"{versions.TYK_MODULE}@{versions.TYK_COMMIT}"
+    say(f"go mod download {ref} ({versions.TYK})")
+    p = run_json([go, "mod", "download", "-json", ref])
+    if p.get("Error") or not p.get("Dir"):
+        raise SandboxError(f"The Go module proxy did not serve {ref} "
+                           f"({p.get('Error', 'no module directory').splitlines()[0]}).",
+                           "set GOPROXY to a proxy that serves it, or use a source tarball (SANDBOX_TYK_SOURCE).")
+    shutil.copytree(p["Dir"], work)  # the module cache is read-only; go build needs to write
+    for d in (work, *work.rglob("*")):
+        if d.is_dir():
+            d.chmod(0o755)
+    return work
 
 
 def run_json(cmd: list[str]) -> dict:

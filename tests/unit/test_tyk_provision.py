@@ -1,0 +1,91 @@
+"""Provisioning Tyk from a source archive: the commit check and the sentences a user gets (no build runs)."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from sandbox import versions
+from sandbox.errors import SandboxError
+from sandbox.runtime.components import tyk_build
+
+OTHER = "0123456789abcdef0123456789abcdef01234567"
+
+
+def make_archive(path: Path, commit: str | None) -> Path:
+    headers = {"comment": commit} if commit else {}
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT, pax_headers=headers) as tar:
+        data = b"module github.com/TykTechnologies/tyk\n"
+        info = tarfile.TarInfo("tyk-5.14.0/go.mod")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def provision(tmp_path: Path, source: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SANDBOX_CACHE": str(tmp_path / "cache"), "SANDBOX_TYK_SOURCE": source}
+    env.pop("SANDBOX_TYK_HOME", None)
+    return subprocess.run([sys.executable, "-m", "sandbox.cli", "provision", "tyk"], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_the_commit_in_the_archive_header_is_read(tmp_path):
+    assert tyk_build.archive_commit(make_archive(tmp_path / "a.tar.gz", versions.TYK_COMMIT)) == versions.TYK_COMMIT
+    assert tyk_build.archive_commit(make_archive(tmp_path / "b.tar.gz", None)) is None
+
+
+def test_an_archive_of_another_commit_is_refused_naming_both(tmp_path):
+    archive = make_archive(tmp_path / "other.tar.gz", OTHER)
+    p = provision(tmp_path, str(archive))
+    assert p.returncode == 1
+    assert (f"The Tyk source {archive} was made from commit {OTHER}, not the pinned v5.14.0 commit "
+            f"{versions.TYK_COMMIT}.") in " ".join(p.stderr.split())
+    assert "Traceback" not in p.stderr
+    # nothing half-built is left to be mistaken for a gateway
+    assert not (tmp_path / "cache" / "tyk" / versions.TYK / ".provisioned").exists()
+
+
+def test_a_source_path_that_does_not_exist_is_named(tmp_path):
+    missing = tmp_path / "nowhere" / "tyk.tar.gz"
+    p = provision(tmp_path, str(missing))
+    assert p.returncode == 1
+    assert f"The Tyk source archive {missing} does not exist." in " ".join(p.stderr.split())
+    assert "SANDBOX_TYK_SOURCE" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_not_an_archive(tmp_path):
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_text("not a tarball")
+    with pytest.raises(SandboxError, match="is not a readable .tar.gz archive"):
+        tyk_build.check_commit(junk, str(junk))
+
+
+def test_an_archive_without_go_mod_is_not_taken_for_the_source(tmp_path):
+    archive = tmp_path / "x.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.addfile(tarfile.TarInfo("something/README"), io.BytesIO(b""))
+    with pytest.raises(SandboxError, match="does not look like the Tyk source"):
+        tyk_build.extract(archive, tmp_path / "out")
+
+
+@pytest.mark.parametrize("output, expected", [
+    ("go: downloading github.com/a/b v1.0.0\n"
+     "go: github.com/TykTechnologies/storage@v1.2.3: reading https://proxy.golang.org/github.com/!tyk!technologies/"
+     "storage/@v/v1.2.3.zip: 403 Forbidden\n",
+     "github.com/TykTechnologies/storage@v1.2.3: 403 Forbidden"),
+    ("verifying github.com/x/y@v0.1.0: checksum mismatch\n", "github.com/x/y@v0.1.0: checksum mismatch"),
+    ("gateway/api.go:12:2: undefined: foo\n", None),
+])
+def test_a_refused_module_is_named_with_the_proxy_answer(output, expected):
+    assert tyk_build.refused_module(output) == expected
+
+
+def test_ldflags_stamp_version_and_commit():
+    flags = tyk_build.build_ldflags(versions.TYK_COMMIT)
+    assert f"build.Version={versions.TYK}" in flags and f"build.Commit={versions.TYK_COMMIT}" in flags
