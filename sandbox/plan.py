@@ -9,13 +9,14 @@ Conventions (documented in the README):
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 
 from sandbox.spec import BUNDLED, Spec
 
 AUDIENCE = "sandbox-gateway"  # the `aud` every token must carry for the gateway
 MANAGED = "sandbox.managed"
+# Request headers the gateway records as analytics tags: which DAG, task and run made a call.
+AUDIT_HEADERS = ("X-Airflow-Dag-Id", "X-Airflow-Task-Id", "X-Airflow-Run-Id")
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,7 @@ class TykApi:
     jwks_url: str
     audience: str
     scope_policies: tuple[tuple[str, str], ...]  # (scope, policy id)
-
-    @property
-    def jwks_source(self) -> str:
-        # Tyk wants the JWKS URL base64-encoded: a plain URL works once, then fails (Tyk issue 7461).
-        return base64.b64encode(self.jwks_url.encode()).decode()
+    tag_headers: tuple[str, ...] = AUDIT_HEADERS
 
 
 @dataclass(frozen=True)

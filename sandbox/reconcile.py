@@ -16,6 +16,7 @@ from sandbox import auth as auth_module
 from sandbox.apply import Change, Step
 from sandbox.apply import airflow as airflow_apply
 from sandbox.apply import keycloak as keycloak_apply
+from sandbox.apply import tyk as tyk_apply
 from sandbox.errors import SandboxError
 from sandbox.paths import airflow_secrets_file, client_secrets_file
 from sandbox.plan import Desired, Inputs, plan, secret_key
@@ -52,6 +53,7 @@ class Collected:
     steps: list[Step]
     skipped: dict[str, str]  # system -> why it was not compared
     admin: KeycloakAdmin | None  # logged in once, reused to read the client secrets after applying
+    gateway: tyk_apply.TykGateway | None  # reloaded once after its steps ran
 
 
 def collect(spec: Spec, endpoints: Endpoints) -> Collected:
@@ -69,8 +71,13 @@ def collect(spec: Spec, endpoints: Endpoints) -> Collected:
     else:
         api = airflow_apply.AirflowApi(endpoints.url("airflow"), endpoints.secret("airflow") or "")
         steps += airflow_apply.steps(api, desired)
-    skipped["tyk"] = running(endpoints, "tyk") or "applying Tyk APIs and policies is not available in this version"
-    return Collected(desired, steps, skipped, admin)
+    gateway = None
+    if why := running(endpoints, "tyk"):
+        skipped["tyk"] = why
+    else:
+        gateway = tyk_apply.TykGateway(endpoints.url("tyk"), endpoints.secret("tyk") or "")
+        steps += tyk_apply.steps(gateway, desired)
+    return Collected(desired, steps, skipped, admin, gateway)
 
 
 @contextmanager
@@ -105,6 +112,9 @@ def apply(spec: Spec, endpoints: Endpoints, home: Path) -> Report:
             raise SandboxError(f"{ch.system}: {ch.action} {ch.kind} {ch.name} failed: {e}",
                                "fix the cause and run `sandbox apply` again; it resumes where it stopped.") from e
     changes = [s.change for s in c.steps]
+    if c.gateway is not None:
+        with _live_errors("reloading the Tyk gateway"):
+            tyk_apply.make_live(c.gateway, changes)
     if c.admin is not None:
         with _live_errors("reading the client secrets from Keycloak"):
             changes += _store_secrets(spec, c.desired, c.admin, home)

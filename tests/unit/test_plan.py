@@ -1,8 +1,6 @@
 """plan(): every spec feature shows up in the desired objects, and nothing else does."""
 
-import base64
-
-from sandbox.plan import AUDIENCE, MANAGED, Inputs, plan
+from sandbox.plan import AUDIENCE, AUDIT_HEADERS, MANAGED, Inputs, plan
 from sandbox.spec import load, parse
 from tests.unit.test_spec import GOOD
 
@@ -37,8 +35,8 @@ def test_apis_route_validate_and_forward():
     assert api.listen_path == "/prod/orders/"
     assert api.upstream_url == "http://127.0.0.1:28083/anything/orders"
     assert api.issuer == "http://127.0.0.1:28081/realms/prod"
-    assert base64.b64decode(api.jwks_source).decode() == api.jwks_url == \
-        "http://127.0.0.1:28081/realms/prod/protocol/openid-connect/certs"
+    assert api.jwks_url == "http://127.0.0.1:28081/realms/prod/protocol/openid-connect/certs"
+    assert api.tag_headers == AUDIT_HEADERS == ("X-Airflow-Dag-Id", "X-Airflow-Task-Id", "X-Airflow-Run-Id")
     assert api.scope_policies == (("orders.read", "prod-airflow-orders"), ("orders.write", "prod-airflow-orders"))
 
 
