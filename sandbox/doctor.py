@@ -15,7 +15,9 @@ import psutil
 import requests
 
 from sandbox.apply.airflow import AirflowApi, connection_body
+from sandbox.apply.tyk import TykGateway, api_payload, differences, policy_payload
 from sandbox.auth import ClientCredentialsAuth, TokenError, decode_claims, decode_header
+from sandbox.call import gateway_refusal
 from sandbox.errors import SandboxError
 from sandbox.paths import airflow_secrets_file
 from sandbox.plan import AirflowConnection, Desired, plan
@@ -163,11 +165,77 @@ def diagnose(desired: Desired, endpoints: Endpoints, home: Path, want: AirflowCo
         d.verdict = d.verdict or (f"The gateway would refuse {want.client_id}'s token in {want.env}: {problems[0]}. "
                                   "Fix: `sandbox apply` restores the client's scopes and audience mapper.")
 
-    # 5. gateway
-    tyk = endpoints.components["tyk"]
-    d.hops.append(Hop("gateway", None, "not checked: " + ("tyk is not running" if tyk.state != "running"
-                                                           else "gateway checks are not available in this version")))
+    # 5. gateway: its API and policy as the spec says, and a real call with this token
+    d.hops.append(_gateway_hop(d, desired, endpoints, want, token))
     return _finish(d, desired, want)
+
+
+# Tyk's words for a refusal -> (cause, fix); the first fragment found in the gateway's error wins.
+GATEWAY_CAUSES = (
+    ("token has expired", "the token had expired when the gateway saw it",
+     "fetch a fresh token per call (the token helper refreshes at 80 % of its life); check the machines' clocks"),
+    ("no matching policy found in scope claim", "none of the token's scopes is mapped to a policy of this API",
+     "grant the service to the account in the spec, then `sandbox apply`"),
+    ("Access to this API has been disallowed", "the policy the token maps to does not grant this API",
+     "`sandbox apply` restores the policy's access rights"),
+    ("Rate Limit Exceeded", "the policy's rate limit is used up", "wait for the window, or raise the grant's rate"),
+    ("Quota exceeded", "the policy's quota is used up", "wait for its renewal, or raise the grant's quota"),
+    ("audience", "the token does not carry the gateway's audience",
+     "`sandbox apply` restores the client's audience mapper"),
+    ("issuer claim", "the token's issuer is not the one the API trusts (fetched through another host name?)",
+     "fetch tokens through the issuer URL the gateway trusts; Keycloak's --hostname fixes it"),
+    ("Authorization field missing", "no bearer token reached the gateway",
+     "send `Authorization: Bearer <token>` (a `login` on the connection replaces it with Basic auth)"),
+    ("", "the gateway could not verify the token (signature, key id, issuer or audience)",
+     "compare the claims hop with the API's issuer and audience; after a key rotation, "
+     "`DELETE /tyk/cache/jwks/<api>` or wait for the JWKS cache to expire"),
+)
+
+
+def explain_refusal(words: str) -> tuple[str, str]:
+    return next((cause, fix) for fragment, cause, fix in GATEWAY_CAUSES if fragment.lower() in words.lower())
+
+
+def _gateway_hop(d: Diagnosis, desired: Desired, endpoints: Endpoints, want: AirflowConnection, token: str) -> Hop:
+    tyk = endpoints.components["tyk"]
+    if tyk.state == "disabled":
+        return Hop("gateway", None, "not checked: tyk is left out")
+    if why := running(endpoints, "tyk"):
+        d.verdict = d.verdict or f"The gateway is down ({why}). Fix: `sandbox up` restarts it."
+        return Hop("gateway", False, why)
+    gw = TykGateway(tyk.url, tyk.secret or "")
+    api = next(a for a in desired.apis if a.env == want.env and a.service == want.service)
+    pol = next((p for p in desired.policies if p.api_id == api.api_id and p.account == want.client_id), None)
+    drift = []
+    live_api = gw.call("GET", f"/apis/oas/{api.api_id}", ok404=True)
+    if live_api.status_code == 404:
+        drift.append(f"API {api.api_id} is missing")
+    elif diff := differences(api_payload(api), live_api.json()):
+        drift.append(f"API {api.api_id} differs ({', '.join(diff[:2])})")
+    if pol is not None:
+        live_pol = gw.call("GET", f"/policies/{pol.policy_id}", ok404=True)
+        if live_pol.status_code == 404:
+            drift.append(f"policy {pol.policy_id} is missing")
+        elif diff := differences(policy_payload(pol), live_pol.json()):
+            drift.append(f"policy {pol.policy_id} differs ({', '.join(diff[:2])})")
+    if drift:
+        d.verdict = d.verdict or f"The gateway does not match the spec: {'; '.join(drift)}. Fix: `sandbox apply`."
+        return Hop("gateway", False, "; ".join(drift))
+    t0 = time.monotonic()
+    try:
+        r = requests.get(f"{tyk.url}{want.base_path}/", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    except requests.RequestException as e:
+        d.verdict = d.verdict or f"The gateway does not answer ({type(e).__name__}). Fix: `sandbox up`."
+        return Hop("gateway", False, f"GET {want.base_path}/: {type(e).__name__}")
+    ms = (time.monotonic() - t0) * 1000
+    words = gateway_refusal(r)
+    if words is not None:
+        cause, fix = explain_refusal(words)
+        d.verdict = d.verdict or (f"The gateway refuses {want.client_id}'s token on {want.base_path}/ with HTTP "
+                                  f"{r.status_code} \"{words}\": {cause}. Fix: {fix}.")
+        return Hop("gateway", False, f"GET {want.base_path}/: HTTP {r.status_code} {words}")
+    return Hop("gateway", True, f"GET {want.base_path}/: HTTP {r.status_code} ({ms:.0f} ms), API {api.api_id}"
+               + (f", policy {pol.policy_id}" if pol else ""))
 
 
 HOPS = ("connection", "secret", "token", "claims", "gateway", "upstream")

@@ -124,3 +124,16 @@ def diagnoses(results) -> None:
             t.add_row(h.name, MARK[h.ok], h.detail)
         out.print(t)
         out.print(("[green]" if d.ok else "[red]") + d.verdict + "[/]\n")
+
+
+def call_result(r) -> None:
+    """`sandbox call`: the status line, the gateway's refusal if any, the token's claims, then the answer."""
+    colour = "green" if r.ok else "red"
+    out.print(f"[bold]{r.method} {r.url}[/] → [{colour}]HTTP {r.status}[/] ({r.seconds * 1000:.0f} ms)")
+    if r.gateway_error:
+        out.print(f"[red]gateway: {r.gateway_error}[/]")
+    exp = r.claims.get("exp")
+    left = f" (in {exp - time.time():.0f}s)" if isinstance(exp, int | float) else ""
+    out.print(f"[dim]token: azp={r.claims.get('azp')} scope={r.claims.get('scope')!r} exp={exp}{left}[/]")
+    if not r.gateway_error:
+        print(json.dumps(r.body, indent=2) if not isinstance(r.body, str) else r.body)
