@@ -60,6 +60,28 @@ def _home(config: pytest.Config) -> Path:
     return _rooted(config, value) if value else sandbox_home()
 
 
+def _without(config: pytest.Config) -> list[str]:
+    # the command line, then the environment (as for the CLI), then the ini file
+    return list(config.getoption("sandbox_without") or os.environ.get("SANDBOX_WITHOUT", "").split() or
+                config.getini("sandbox_without"))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    without = _without(config)
+    if not without:
+        return []
+    what = ", ".join("whatever cannot be provisioned" if w == "unavailable" else w for w in without)
+    return [f"sandbox: LEAVING OUT {what}: tests of those components will skip or fail"]
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    left_out = session_mod.left_out(_home(config)) if _without(config) else {}
+    if left_out:
+        terminalreporter.section("sandbox: components left out", sep="=", yellow=True, bold=True)
+        for name, why in sorted(left_out.items()):
+            terminalreporter.line(f"{name}: {why}")
+
+
 def _xdist_controller(config: pytest.Config) -> bool:
     return config.pluginmanager.hasplugin("dsession")
 
@@ -80,9 +102,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def sandbox(request: pytest.FixtureRequest):
     """The stack, started or attached to, seeded from the spec. Yields a `sandbox.session.Handle`."""
     config = request.config
-    # the command line, then the environment (as for the CLI), then the ini file
-    without = config.getoption("sandbox_without") or os.environ.get("SANDBOX_WITHOUT", "").split() or \
-        config.getini("sandbox_without")
+    without = _without(config)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
 
     def progress(component: str, message: str) -> None:
@@ -90,7 +110,7 @@ def sandbox(request: pytest.FixtureRequest):
             reporter.write_line(f"sandbox: {component}: {message}")
 
     try:
-        handle = session_mod.acquire(_home(config), _spec_path(config), list(without), progress)
+        handle = session_mod.acquire(_home(config), _spec_path(config), without, progress)
     except SandboxError as e:
         pytest.fail(f"sandbox could not start: {e}", pytrace=False)
     try:

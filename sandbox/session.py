@@ -28,6 +28,7 @@ from sandbox.spec import Spec
 from sandbox.spec import load as load_spec
 
 USERS_FILE = ".session-users.json"
+LEFT_OUT_FILE = ".session-left-out.json"  # read by the test report (also of an xdist controller)
 
 
 @dataclass
@@ -150,7 +151,16 @@ def acquire(home: Path, spec_path: Path | None, without: list[str], progress) ->
                 rt.down()
             raise
         _write_users(home, users + [os.getpid()], started)
+        (home / LEFT_OUT_FILE).write_text(json.dumps(left_out))
     return Handle(home, spec, endpoints, report, attached, left_out, time.monotonic() - t0)
+
+
+def left_out(home: Path) -> dict[str, str]:
+    """What the last session start left out, and why."""
+    try:
+        return json.loads((home / LEFT_OUT_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def hold(home: Path) -> None:

@@ -7,7 +7,6 @@ import textwrap
 import pytest
 
 from sandbox.auth import decode_claims
-from sandbox.errors import SandboxError
 
 pytestmark = pytest.mark.integration
 
@@ -44,9 +43,3 @@ def test_sandbox_run_dag_fixture(sandbox, sandbox_run_dag):
     bad = sandbox_run_dag("fixture_probe", conf={"word": "hello", "fail": True}, timeout=240)
     assert bad["state"] == "failed" and bad["tasks"]["fail_if_asked"] == "failed"
 
-
-def test_sandbox_session_needs_the_gateway(sandbox, sandbox_session):
-    if "tyk" not in sandbox.left_out:
-        pytest.skip("Tyk is running here; the gateway path is covered by the seeding tests")
-    with pytest.raises(SandboxError, match="No gateway session: tyk is not running"):
-        sandbox_session("dev", "orders")

@@ -59,11 +59,6 @@ def test_upstream_echoes(stack):
     assert echo["url"].endswith("/anything/hello") and echo["headers"]["X-Probe"] == ["42"]
 
 
-def test_tyk_hello_with_redis(stack, needs_tyk):
-    body = requests.get(stack.status()["tyk"]["url"] + "/hello", timeout=10).json()
-    assert body["status"] == "pass" and body["details"]["redis"]["status"] == "pass"
-
-
 def sandbox_pids(stack) -> set[int]:
     pids = set()
     for row in stack.status().values():

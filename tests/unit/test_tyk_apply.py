@@ -1,0 +1,89 @@
+"""The Tyk projection of the plan, with plain data: payloads, the subset diff, refusals in Tyk's words."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from sandbox.apply.tyk import api_managed, api_payload, differences, policy_managed, policy_payload
+from sandbox.call import gateway_refusal, hide_token
+from sandbox.doctor import explain_refusal
+from sandbox.plan import AUDIT_HEADERS, plan
+from sandbox.spec import load
+from tests.unit.test_plan import INPUTS
+
+DESIRED = plan(load(), INPUTS)
+API = next(a for a in DESIRED.apis if a.api_id == "dev-orders")
+POLICY = next(p for p in DESIRED.policies if p.policy_id == "dev-reporting-orders")
+
+
+def test_api_payload_routes_and_checks_what_the_spec_says():
+    body = api_payload(API)
+    tyk = body["x-tyk-api-gateway"]
+    assert tyk["info"]["id"] == "dev-orders" and tyk["info"]["state"]["active"] is True
+    assert tyk["server"]["listenPath"] == {"value": "/dev/orders/", "strip": True}
+    assert tyk["upstream"]["url"] == "http://127.0.0.1:28083/anything/orders"
+    jwt = tyk["server"]["authentication"]["securitySchemes"]["keycloak"]
+    assert jwt["jwksURIs"][0]["url"] == "http://127.0.0.1:28081/realms/dev/protocol/openid-connect/certs"
+    assert jwt["allowedIssuers"] == ["http://127.0.0.1:28081/realms/dev"]
+    assert jwt["allowedAudiences"] == ["sandbox-gateway"]
+    assert jwt["scopes"]["scopeToPolicyMapping"] == [
+        {"scope": "orders.export", "policyId": "dev-reporting-orders"},
+        {"scope": "orders.read", "policyId": "dev-airflow-orders"},
+        {"scope": "orders.write", "policyId": "dev-airflow-orders"}]
+    assert tyk["middleware"]["global"]["trafficLogs"] == {
+        "enabled": True, "tagHeaders": ["x-airflow-dag-id", "x-airflow-task-id", "x-airflow-run-id"]}
+    assert len(AUDIT_HEADERS) == 3
+    assert body["security"] == [{"keycloak": []}] and api_managed(body)
+
+
+def test_policy_payload_grants_one_api_with_rate_quota_and_tags():
+    body = policy_payload(POLICY)
+    assert (body["rate"], body["per"], body["quota_max"], body["quota_renewal_rate"]) == (30, 60, 1000, 3600)
+    assert list(body["access_rights"]) == ["dev-orders"] and body["org_id"] == ""
+    assert body["tags"] == ["env-dev", "account-reporting", "service-orders"] and policy_managed(body)
+
+
+def test_differences_compare_only_what_is_wanted():
+    want = {"a": 1, "b": {"c": [1, 2], "d": "x"}}
+    assert differences(want, {"a": 1.0, "b": {"c": [1, 2], "d": "x", "added": True}, "z": 0}) == []
+    assert differences(want, {"a": 2, "b": {"c": [1], "d": "x"}}) == ["a", "b.c"]
+    assert differences(want, {"b": None}) == ["a", "b"]
+    assert differences([{"k": 1}], [{"k": 1, "extra": 2}]) == []
+
+
+def test_unmarked_objects_are_not_managed():
+    assert not api_managed({"x-tyk-api-gateway": {}}) and not policy_managed({"meta_data": None})
+
+
+def response(status: int, body: bytes) -> requests.Response:
+    r = requests.Response()
+    r.status_code, r._content = status, body
+    return r
+
+
+@pytest.mark.parametrize("status, body, words", [
+    (403, b'{"error": "Quota exceeded"}', "Quota exceeded"),
+    (429, b'{"error": "Rate Limit Exceeded"}', "Rate Limit Exceeded"),
+    (404, b'{"error": "x", "detail": "y"}', None),  # an upstream's own error, not the gateway's
+    (500, b"<html>", None),
+    (200, b'{"error": "fine"}', None),
+])
+def test_a_gateway_refusal_is_told_from_an_upstream_error(status, body, words):
+    assert gateway_refusal(response(status, body)) == words
+
+
+def test_every_refusal_gets_a_cause_and_a_fix():
+    expired = explain_refusal("Key not authorized: token has expired")
+    assert expired[0] == "the token had expired when the gateway saw it"
+    assert "scopes" in explain_refusal("key not authorized: no matching policy found in scope claim")[0]
+    assert explain_refusal("Quota exceeded")[0] == "the policy's quota is used up"
+    assert "audience" in explain_refusal("Key not authorized: audience claim is required but not present in token")[0]
+    assert "issuer" in explain_refusal("Key not authorized: invalid issuer claim: http://localhost/realms/dev")[0]
+    cause, fix = explain_refusal("Key not authorized")
+    assert "could not verify the token" in cause and "jwks" in fix.lower()
+
+
+def test_call_output_hides_the_bearer_an_upstream_echoes():
+    assert hide_token('{"Authorization": ["Bearer eyJhbGciOi.x.y"]}', "eyJhbGciOi.x.y") == \
+        '{"Authorization": ["Bearer ey…******"]}'
