@@ -1,6 +1,14 @@
 """The sandbox spec: load `sandbox.yaml`, validate it, and name the YAML path and line of every problem.
 
 Validation walks PyYAML's node tree rather than plain data, because nodes remember where they stood.
+A spec must be UTF-8; problems are listed in line order.
+
+Defaults for keys a spec may leave out (the constants below; the README quotes them):
+
+- `environments.<name>.token_lifespan`: DEFAULT_TOKEN_LIFESPAN, 300 seconds (so `dev: {}` is a whole environment)
+- `grants[i].rate`: DEFAULT_RATE, `100/min`
+- `grants[i].quota`: DEFAULT_QUOTA, none: no quota, calls are limited by the rate only
+- `services.<name>.upstream`: `bundled`; `services.<name>.routes`: `[/]`
 """
 
 from __future__ import annotations
@@ -20,6 +28,11 @@ RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)?\s*([a-z]+)\s*$")
 UNITS = {"s": 1, "sec": 1, "second": 1, "min": 60, "minute": 60, "h": 3600, "hour": 3600,
          "d": 86400, "day": 86400, "week": 604800}
 BUNDLED = "bundled"
+
+# Defaults for optional keys, kept here so the module docstring and README can quote one place.
+DEFAULT_TOKEN_LIFESPAN = 300  # seconds: Keycloak's own default access-token lifespan
+DEFAULT_RATE = "100/min"  # a grant's rate; parsed like a written one, so it must stay a valid rate
+DEFAULT_QUOTA: str | None = None  # a grant's quota; None means no quota (unlimited)
 
 
 @dataclass(frozen=True)
@@ -83,14 +96,16 @@ class Problem:
         return f"line {self.line}: {self.path}: {self.message}"
 
 
+SPEC_FIX = "correct the spec; nothing was applied. The default spec is fixtures/sandbox.yaml."
+
+
 class SpecError(SandboxError):
-    def __init__(self, source: str, problems: list[Problem]):
-        self.problems = problems
-        first = problems[0]
-        more = "".join(f"\n  {p}" for p in problems[1:])
-        super().__init__(f"{source}, {first}{more}",
-                         "correct the spec; nothing was applied. The default spec is fixtures/sandbox.yaml.",
-                         exit_code=2)
+    def __init__(self, source: str, problems: list[Problem], fix: str = SPEC_FIX):
+        # In line order, so the list reads like the file; sorted() is stable, so a line keeps its checking order.
+        self.problems = sorted(problems, key=lambda p: p.line)
+        first = self.problems[0]
+        more = "".join(f"\n  {p}" for p in self.problems[1:])
+        super().__init__(f"{source}, {first}{more}", fix, exit_code=2)
 
 
 @dataclass
@@ -168,18 +183,25 @@ class _Checker:
 
     def rate(self, node: yaml.Node, path: str) -> Rate | None:
         text = self.scalar(node, path, str)
-        m = RATE.match(text or "")
         if text is None:
             return None
-        if not m or m.group(3) not in UNITS:
-            self.add(path, node, f"{text!r} is not a rate; write COUNT/UNIT or COUNT/N UNIT, e.g. 100/min, "
-                                 f"5000/day, 10/30s (units: {', '.join(UNITS)})")
+        try:
+            return parse_rate(text)
+        except ValueError as e:
+            self.add(path, node, str(e))
             return None
-        count, n = int(m.group(1)), int(m.group(2) or 1)
-        if count == 0 or n == 0:
-            self.add(path, node, f"{text!r} allows nothing; use a count and period above zero")
-            return None
-        return Rate(count, n * UNITS[m.group(3)])
+
+
+def parse_rate(text: str) -> Rate:
+    """`COUNT/UNIT` or `COUNT/N UNIT` as a Rate; the ValueError's text is the problem as the user sees it."""
+    m = RATE.match(text)
+    if not m or m.group(3) not in UNITS:
+        raise ValueError(f"{text!r} is not a rate; write COUNT/UNIT or COUNT/N UNIT, e.g. 100/min, "
+                         f"5000/day, 10/30s (units: {', '.join(UNITS)})")
+    count, n = int(m.group(1)), int(m.group(2) or 1)
+    if count == 0 or n == 0:
+        raise ValueError(f"{text!r} allows nothing; use a count and period above zero")
+    return Rate(count, n * UNITS[m.group(3)])
 
 
 def _kind(node: yaml.Node) -> str:
@@ -197,11 +219,26 @@ def default_spec_path() -> Path:
 def load(path: Path | None = None) -> Spec:
     path = path or default_spec_path()
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as e:
         raise SandboxError(f"The spec {path} cannot be read ({e.strerror}).",
                            "pass an existing file with --spec, or leave --spec out for the default.") from e
-    return parse(text, str(path))
+    try:
+        # UTF-8 whatever the locale (YAML's own encoding), and the bytes are at hand to place a bad one.
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _not_utf8(str(path), data, e) from e
+    # The universal newlines read_text() applied, so lines and scalars read as they always did.
+    return parse(text.replace("\r\n", "\n").replace("\r", "\n"), str(path))
+
+
+def _not_utf8(source: str, data: bytes, e: UnicodeDecodeError) -> SpecError:
+    # Everything before the first bad byte decoded, so its lines can be counted the way the parser counts them.
+    before = data[:e.start].decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    line, column = before.count("\n") + 1, len(before.rsplit("\n", 1)[-1]) + 1
+    return SpecError(source, [Problem("(document)", line, f"not UTF-8: byte 0x{data[e.start]:02x} in column {column} "
+                                                          "cannot be decoded")],
+                     "save the spec as UTF-8 (your editor's encoding setting, or iconv -t UTF-8); nothing was applied.")
 
 
 def parse(text: str, source: str = "<spec>") -> Spec:
@@ -220,12 +257,12 @@ def parse(text: str, source: str = "<spec>") -> Spec:
 
     envs: dict[str, Environment] = {}
     for name, _, node in c.named_mapping(top["environments"], "environments") if "environments" in top else []:
-        f = c.mapping(node, f"environments.{name}", {"token_lifespan"}, set())
+        f = c.mapping(node, f"environments.{name}", set(), {"token_lifespan"})
         life = c.scalar(f.get("token_lifespan"), f"environments.{name}.token_lifespan", int)
         if life is not None and not 10 <= life <= 86400:
             c.add(f"environments.{name}.token_lifespan", f["token_lifespan"],
                   f"{life} is out of range (10 to 86400 seconds)")
-        envs[name] = Environment(name, life or 300)
+        envs[name] = Environment(name, life or DEFAULT_TOKEN_LIFESPAN)
 
     services: dict[str, Service] = {}
     for name, _, node in c.named_mapping(top["services"], "services") if "services" in top else []:
@@ -260,7 +297,7 @@ def parse(text: str, source: str = "<spec>") -> Spec:
         c.add("grants", gnode, f"must be a list, not {_kind(gnode)}")
     for i, node in enumerate(gnode.value if isinstance(gnode, yaml.SequenceNode) else []):
         p = f"grants[{i}]"
-        f = c.mapping(node, p, {"account", "service", "scopes", "rate"}, {"quota"})
+        f = c.mapping(node, p, {"account", "service", "scopes"}, {"rate", "quota"})
         account = c.scalar(f.get("account"), f"{p}.account", str)
         service = c.scalar(f.get("service"), f"{p}.service", str)
         if account is not None and account not in accounts:
@@ -273,8 +310,9 @@ def parse(text: str, source: str = "<spec>") -> Spec:
                 c.add(f"{p}.scopes[{j}]", snode, f"{s!r} is not a valid scope name")
         if "scopes" in f and not scopes and isinstance(f["scopes"], yaml.SequenceNode):
             c.add(f"{p}.scopes", f["scopes"], "must list at least one scope")
-        rate = c.rate(f["rate"], f"{p}.rate") if "rate" in f else None
-        quota = c.rate(f["quota"], f"{p}.quota") if "quota" in f else None
+        rate = c.rate(f["rate"], f"{p}.rate") if "rate" in f else parse_rate(DEFAULT_RATE)
+        quota = c.rate(f["quota"], f"{p}.quota") if "quota" in f else (parse_rate(DEFAULT_QUOTA) if DEFAULT_QUOTA
+                                                                        else None)
         if account and service:
             if (account, service) in seen_pairs:
                 c.add(p, node, f"{account} is already granted {service} in grants[{seen_pairs[(account, service)]}]")

@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from sandbox.spec import Rate, SpecError, load, parse
+from sandbox.spec import DEFAULT_QUOTA, DEFAULT_RATE, DEFAULT_TOKEN_LIFESPAN, SPEC_FIX, Rate, SpecError, load, parse
 
 GOOD = """\
 version: 1
@@ -138,3 +138,121 @@ def test_a_scope_may_repeat_across_environments():
         "environments:\n  dev:\n    token_lifespan: 300", envs) + grant
     s = parse(text)
     assert [g.account for g in s.grants_in("prod")] == ["bi"]
+
+
+# --- a spec that is not UTF-8 -------------------------------------------------------------------------------------
+
+NOT_UTF8_FIX = "save the spec as UTF-8 (your editor's encoding setting, or iconv -t UTF-8); nothing was applied."
+
+
+def test_a_spec_that_is_not_utf8_names_file_line_and_fix(tmp_path):
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(b"environments:\n  d\xe9v: {}\n")  # 'dév' saved as Latin-1
+    with pytest.raises(SpecError) as e:
+        load(latin1)
+    err = e.value
+    assert err.message == f"{latin1}, line 2: (document): not UTF-8: byte 0xe9 in column 4 cannot be decoded"
+    assert err.fix == NOT_UTF8_FIX
+    assert err.exit_code == 2
+    assert [(p.path, p.line) for p in err.problems] == [("(document)", 2)]
+    assert isinstance(err.__cause__, UnicodeDecodeError)
+
+
+def test_not_utf8_line_counts_the_whole_file(tmp_path):
+    # Far past the first 8 KiB a text reader decodes at once, after CRLF lines and multi-byte UTF-8 characters.
+    text = "# é\r\n" * 3000 + "version: 1\r\n"
+    f = tmp_path / "long.yaml"
+    f.write_bytes(text.encode() + b"environments:\n  \xff: {}\n")
+    with pytest.raises(SpecError) as e:
+        load(f)
+    assert e.value.message == f"{f}, line 3003: (document): not UTF-8: byte 0xff in column 3 cannot be decoded"
+
+
+def test_utf8_specs_read_as_before(tmp_path):
+    crlf = tmp_path / "crlf.yaml"
+    crlf.write_bytes(GOOD.replace("\n", "\r\n").encode())
+    assert load(crlf).grants == parse(GOOD).grants
+    accented = tmp_path / "accented.yaml"
+    accented.write_text(GOOD.replace("  airflow:\n", "  airflow:\n    description: Zoë's DAGs\n"), encoding="utf-8")
+    assert load(accented).accounts["airflow"].description == "Zoë's DAGs"
+
+
+# --- defaults -------------------------------------------------------------------------------------------------------
+
+MINIMAL = """\
+version: 1
+environments:
+  dev: {}
+services:
+  orders: {}
+accounts:
+  airflow: {environments: [dev]}
+grants:
+  - {account: airflow, service: orders, scopes: [orders.read]}
+"""
+
+
+def test_default_constants():
+    assert DEFAULT_TOKEN_LIFESPAN == 300
+    assert DEFAULT_RATE == "100/min"
+    assert DEFAULT_QUOTA is None
+
+
+def test_a_minimal_spec_takes_the_documented_defaults():
+    s = parse(MINIMAL)
+    assert s.environments["dev"].token_lifespan == 300
+    g = s.grants[0]
+    assert g.rate == Rate(100, 60)
+    assert g.quota is None  # unlimited
+
+
+def test_written_values_override_the_defaults():
+    s = parse(MINIMAL.replace("dev: {}", "dev: {token_lifespan: 60}").replace(
+        "scopes: [orders.read]}", "scopes: [orders.read], rate: 5/s, quota: 10/day}"))
+    assert s.environments["dev"].token_lifespan == 60
+    assert (s.grants[0].rate, s.grants[0].quota) == (Rate(5, 1), Rate(10, 86400))
+
+
+def test_optional_keys_are_still_checked():
+    # Leaving a key out takes the default; writing it empty is still a mistake, as before.
+    assert bad(MINIMAL.replace("dev: {}", "dev:")).message == (
+        "my.yaml, line 3: environments.dev: must be a mapping, not ''")
+    assert bad(MINIMAL.replace("scopes: [orders.read]}", "scopes: [orders.read], rate: }")).message == (
+        "my.yaml, line 9: grants[0].rate: '' is not a rate; write COUNT/UNIT or COUNT/N UNIT, e.g. 100/min, "
+        "5000/day, 10/30s (units: s, sec, second, min, minute, h, hour, d, day, week)")
+    assert bad(MINIMAL.replace("dev: {}", "dev: {ttl: 5}")).message == (
+        "my.yaml, line 3: environments.dev.ttl: unknown key 'ttl' (known: token_lifespan)")
+    assert bad(MINIMAL.replace("scopes: [orders.read]}", "scopes: [orders.read], burst: 5}")).message == (
+        "my.yaml, line 9: grants[0].burst: unknown key 'burst' (known: account, quota, rate, scopes, service)")
+
+
+# --- line order -----------------------------------------------------------------------------------------------------
+
+def test_problems_are_listed_in_line_order():
+    # Checked environments first, grants last; listed as they stand in the file, ties in checking order.
+    text = """\
+    grants:
+      - {account: nobody, service: shipping, scopes: [a]}
+    version: 1
+    environments:
+      dev: {token_lifespan: 5}
+    services:
+      orders: {}
+    accounts:
+      airflow: {environments: [dev]}
+    """
+    err = bad(text)
+    assert err.message == ("my.yaml, line 2: grants[0].account: no account named 'nobody'\n"
+                           "  line 2: grants[0].service: no service named 'shipping'\n"
+                           "  line 5: environments.dev.token_lifespan: 5 is out of range (10 to 86400 seconds)")
+    assert [p.line for p in err.problems] == [2, 2, 5]
+    assert err.fix == SPEC_FIX
+
+
+def test_a_document_wide_problem_on_line_1_comes_first():
+    # The missing 'airflow' account is reported on the document (line 1) though it is found last.
+    err = bad(GOOD.replace("  airflow:\n    environments: [dev]", "  bi:\n    environments: [qa]").replace(
+        "account: airflow", "account: bi"))
+    assert err.message == ("my.yaml, line 1: airflow: no 'airflow' section and no account named 'airflow' for "
+                           "Airflow's connections\n"
+                           "  line 10: accounts.bi.environments[0]: no environment named 'qa'")
