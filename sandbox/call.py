@@ -8,16 +8,16 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import requests
 
-from sandbox import reconcile
-from sandbox.apply.tyk import error_text
-from sandbox.auth import ClientCredentialsAuth, TokenError, decode_claims
+from sandbox.accounts import auth_for
+from sandbox.auth import TokenError, decode_claims
+from sandbox.clients import error_text, why_not_running
+from sandbox.credentials import mask
 from sandbox.errors import SandboxError
+from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import Endpoints
-from sandbox.secrets import mask
 from sandbox.spec import Spec
 
 
@@ -51,15 +51,14 @@ def hide_token(text: str, token: str) -> str:
     return text.replace(token, mask(token)) if token else text
 
 
-def call(spec: Spec, endpoints: Endpoints, home: Path, account: str, service: str, path: str = "",
+def call(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, account: str, service: str, path: str = "",
          env: str = "dev", method: str = "GET", data: str | None = None) -> CallResult:
     if service not in spec.services:
         raise SandboxError(f"No service named {service!r} in {spec.source}.",
                            f"use one of: {', '.join(spec.services)}.", exit_code=2)
-    token_url = reconcile.token_url(spec, endpoints, account, env)
-    if why := reconcile.running(endpoints, "tyk"):
+    auth = auth_for(spec, endpoints, paths, account, env)
+    if why := why_not_running(endpoints, "tyk"):
         raise SandboxError(f"No call through the gateway: {why}.", "run `sandbox up`.")
-    auth = ClientCredentialsAuth(token_url, account, reconcile.client_secret(home, env, account))
     try:
         token = auth.token()
     except TokenError as e:

@@ -12,15 +12,17 @@ import click
 
 from sandbox import call as call_mod
 from sandbox import doctor as doctor_mod
+from sandbox import ports as port_mod
 from sandbox import reconcile, render, spec, versions
-from sandbox.auth import ClientCredentialsAuth, TokenError, decode_claims
+from sandbox.accounts import auth_for
+from sandbox.auth import TokenError, decode_claims
 from sandbox.errors import SandboxError
-from sandbox.paths import sandbox_home
-from sandbox.runtime.base import Runtime
+from sandbox.paths import SandboxPaths
+from sandbox.runtime.base import Endpoints, Runtime
 from sandbox.runtime.components import NAMES
-from sandbox.runtime.local import LocalRuntime, parse_port_overrides
+from sandbox.runtime.factory import RUNTIMES, make_runtime
+from sandbox.supervisor import tail
 
-RUNTIMES = ("local", "docker")
 SPEC = click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), envvar="SANDBOX_SPEC",
                     help="The sandbox spec (default: the bundled fixtures/sandbox.yaml).")
 OUTPUT = click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
@@ -44,20 +46,23 @@ class SandboxGroup(click.Group):
 
 
 def get_runtime(name: str = "local") -> Runtime:
-    if name == "docker":
-        raise SandboxError("The docker runtime is not available in this version.",
-                           "use --runtime local (native processes; no Docker needed).", exit_code=2)
-    return LocalRuntime()
+    """The runtime of the sandbox the group's --home chose, made from the values made once there."""
+    paths: SandboxPaths = click.get_current_context().obj
+    return make_runtime(paths, port_mod.parse_overrides(os.environ.get("SANDBOX_PORTS", "")), name)
+
+
+def _paths() -> SandboxPaths:
+    return click.get_current_context().obj
 
 
 @click.group(cls=SandboxGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="SANDBOX_HOME",
               help="The sandbox's state directory (default: ~/.local/share/airflow-tyk-sandbox/default).")
 @click.version_option(package_name="airflow-tyk-sandbox")
-def cli(home: Path | None) -> None:
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None) -> None:
     """Airflow, the Tyk gateway, Redis and Keycloak on this machine, wired from one spec."""
-    if home:
-        os.environ["SANDBOX_HOME"] = str(home.expanduser().resolve())
+    ctx.obj = SandboxPaths.resolve(home)  # made once; every command below gets its paths from here
 
 
 @cli.command("versions")
@@ -107,12 +112,12 @@ def up(runtime: str, without: tuple[str, ...], ports: tuple[str, ...], show_secr
     t0 = time.monotonic()
     the_spec = None if no_apply else spec.load(spec_path)  # a bad spec stops `up` before anything starts
     progress = render.ProgressPrinter()
-    results = rt.up(list(without), parse_port_overrides(",".join(ports)), progress)
+    results = rt.up(list(without), port_mod.parse_overrides(",".join(ports)), progress)
+    rows = rt.status()
     report = None
     if the_spec is not None:
         progress("apply", f"seeding from {the_spec.source}")
-        report = reconcile.apply(the_spec, rt.endpoints(), _home())
-    rows = rt.status()
+        report = reconcile.apply(the_spec, Endpoints.of(rows), rt.paths, rt.handoff())
     if output == "json":
         render.dump_json({"seconds": round(time.monotonic() - t0, 2), "components": results, "apply": report,
                           "status": render.status_dicts(rows, show_secrets)})
@@ -122,10 +127,6 @@ def up(runtime: str, without: tuple[str, ...], ports: tuple[str, ...], show_secr
         render.changes(report, applied=True)
     render.out.print(f"Up in {time.monotonic() - t0:.1f}s: "
                      + ", ".join(f"{r.name} {r.action}" for r in results))
-
-
-def _home() -> Path:
-    return sandbox_home()
 
 
 @cli.command("plan")
@@ -145,7 +146,8 @@ def plan_cmd(spec_path: Path | None, output: str) -> None:
 @OUTPUT
 def apply_cmd(spec_path: Path | None, output: str) -> None:
     """Converge Keycloak, Tyk and Airflow to the spec; a second run changes nothing."""
-    report = reconcile.apply(spec.load(spec_path), get_runtime().endpoints(), _home())
+    rt = get_runtime()
+    report = reconcile.apply(spec.load(spec_path), rt.endpoints(), rt.paths, rt.handoff())
     if output == "json":
         render.dump_json(report)
     else:
@@ -159,7 +161,8 @@ def apply_cmd(spec_path: Path | None, output: str) -> None:
 @OUTPUT
 def doctor(env: str | None, connection: str | None, spec_path: Path | None, output: str) -> None:
     """Walk each connection's path hop by hop (changing nothing) and name the broken one, with the fix."""
-    results = doctor_mod.run(spec.load(spec_path), get_runtime().endpoints(), _home(), env, connection)
+    rt = get_runtime()
+    results = doctor_mod.run(spec.load(spec_path), rt.endpoints(), rt.handoff(), env, connection)
     if output == "json":
         render.dump_json([{**vars(d), "ok": d.ok} for d in results])
     else:
@@ -175,9 +178,7 @@ def doctor(env: str | None, connection: str | None, spec_path: Path | None, outp
 @OUTPUT
 def token(account: str, env: str, spec_path: Path | None, output: str) -> None:
     """Print a fresh access token for a service account (e.g. for curl)."""
-    s = spec.load(spec_path)
-    token_url = reconcile.token_url(s, get_runtime().endpoints(), account, env)
-    auth = ClientCredentialsAuth(token_url, account, reconcile.client_secret(_home(), env, account))
+    auth = auth_for(spec.load(spec_path), get_runtime().endpoints(), _paths(), account, env)
     try:
         tok = auth.token()
     except TokenError as e:
@@ -201,7 +202,7 @@ def token(account: str, env: str, spec_path: Path | None, output: str) -> None:
 def call_cmd(account: str, service: str, path: str, env: str, method: str, data: str | None,
              spec_path: Path | None, output: str) -> None:
     """Call SERVICE through the gateway as ACCOUNT: its token, the route, the answer. Exit 1 when refused."""
-    result = call_mod.call(spec.load(spec_path), get_runtime().endpoints(), _home(), account, service, path, env,
+    result = call_mod.call(spec.load(spec_path), get_runtime().endpoints(), _paths(), account, service, path, env,
                            method.upper(), data)
     if output == "json":
         render.dump_json({**vars(result), "ok": result.ok})
@@ -247,12 +248,10 @@ def status(output: str, show_secrets: bool) -> None:
 @click.option("-n", "--lines", default=50, show_default=True, help="How many of the last lines to show.")
 def logs(component: str | None, follow: bool, lines: int) -> None:
     """Show a component's log (every component's when none is named)."""
-    rt = LocalRuntime()
+    rt = get_runtime()
     if component:
         rt.check_names([component], "logs")
-    names = [component] if component else list(NAMES)
-    from sandbox.supervisor import tail
-
+    names = [component] if component else rt.component_names()
     for name in names:
         path = rt.log_path(name)
         if not component and not path.exists():

@@ -9,20 +9,18 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psutil
 import requests
 
-from sandbox.apply.airflow import AirflowApi, connection_body
-from sandbox.apply.tyk import TykGateway, api_payload, differences, policy_payload
+from sandbox.apply.airflow import connection_body
+from sandbox.apply.tyk import api_payload, differences, policy_payload
 from sandbox.auth import ClientCredentialsAuth, TokenError, decode_claims, decode_header
 from sandbox.call import gateway_refusal
+from sandbox.clients import Clients, why_not_running
 from sandbox.errors import SandboxError
-from sandbox.paths import airflow_secrets_file
-from sandbox.plan import AirflowConnection, Desired, plan
-from sandbox.reconcile import inputs, running
-from sandbox.runtime.base import Endpoints
+from sandbox.plan import Addresses, AirflowConnection, Desired, TykApi, plan
+from sandbox.runtime.base import AirflowHandoff, Endpoints
 from sandbox.spec import Spec
 
 CLOCK_SKEW = 30  # seconds of clock difference a gateway typically tolerates
@@ -87,14 +85,13 @@ def check_claims(claims: dict, want: AirflowConnection, issuer: str, realm_kids:
     return problems
 
 
-def diagnose(desired: Desired, endpoints: Endpoints, home: Path, want: AirflowConnection) -> Diagnosis:
+def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, handoff: AirflowHandoff,
+             want: AirflowConnection) -> Diagnosis:
     d = Diagnosis(want.conn_id)
-    af = endpoints.components["airflow"]
 
     # 1. connection: metastore vs spec, and environment variables that shadow it
-    api = AirflowApi(af.url, af.secret or "")
     try:
-        live = api.call("GET", f"/connections/{want.conn_id}").json()
+        live = live_clients.airflow.call("GET", f"/connections/{want.conn_id}").json()
     except SandboxError:
         live = None
     shadows = shadowing(want.conn_id, airflow_environs(endpoints))
@@ -123,7 +120,7 @@ def diagnose(desired: Desired, endpoints: Endpoints, home: Path, want: AirflowCo
 
     # 2. secret, as a task reads it
     try:
-        secret = json.loads(airflow_secrets_file(home).read_text()).get(want.secret_key)
+        secret = json.loads(handoff.variables.read_text()).get(want.secret_key)
     except (OSError, ValueError):
         secret = None
     d.hops.append(Hop("secret", secret is not None,
@@ -152,13 +149,13 @@ def diagnose(desired: Desired, endpoints: Endpoints, home: Path, want: AirflowCo
 
     # 4. claims, against what the gateway checks
     claims = decode_claims(token)
-    issuer = want.token_url.rsplit("/protocol/", 1)[0]
+    route = api_of(desired, want)  # what the gateway's API trusts: its issuer, its JWKS
     header = decode_header(token)
     try:
-        kids = {k["kid"] for k in requests.get(f"{issuer}/protocol/openid-connect/certs", timeout=10).json()["keys"]}
+        kids = {k["kid"] for k in requests.get(route.jwks_url, timeout=10).json()["keys"]}
     except (requests.RequestException, ValueError, KeyError):
         kids = set()
-    problems = check_claims(claims, want, issuer, kids, header.get("kid"), time.time())
+    problems = check_claims(claims, want, route.issuer, kids, header.get("kid"), time.time())
     d.hops.append(Hop("claims", not problems, "; ".join(problems) or
                       f"iss, aud {want.audience}, scope {want.scope or '(none)'}, kid current"))
     if problems:
@@ -166,7 +163,7 @@ def diagnose(desired: Desired, endpoints: Endpoints, home: Path, want: AirflowCo
                                   "Fix: `sandbox apply` restores the client's scopes and audience mapper.")
 
     # 5. gateway: its API and policy as the spec says, and a real call with this token
-    d.hops.append(_gateway_hop(d, desired, endpoints, want, token))
+    d.hops.append(_gateway_hop(d, desired, endpoints, live_clients, want, token))
     return _finish(d, desired, want)
 
 
@@ -196,15 +193,16 @@ def explain_refusal(words: str) -> tuple[str, str]:
     return next((cause, fix) for fragment, cause, fix in GATEWAY_CAUSES if fragment.lower() in words.lower())
 
 
-def _gateway_hop(d: Diagnosis, desired: Desired, endpoints: Endpoints, want: AirflowConnection, token: str) -> Hop:
+def _gateway_hop(d: Diagnosis, desired: Desired, endpoints: Endpoints, live_clients: Clients,
+                 want: AirflowConnection, token: str) -> Hop:
     tyk = endpoints.components["tyk"]
     if tyk.state == "disabled":
         return Hop("gateway", None, "not checked: tyk is left out")
-    if why := running(endpoints, "tyk"):
+    if why := why_not_running(endpoints, "tyk"):
         d.verdict = d.verdict or f"The gateway is down ({why}). Fix: `sandbox up` restarts it."
         return Hop("gateway", False, why)
-    gw = TykGateway(tyk.url, tyk.secret or "")
-    api = next(a for a in desired.apis if a.env == want.env and a.service == want.service)
+    gw = live_clients.tyk
+    api = api_of(desired, want)
     pol = next((p for p in desired.policies if p.api_id == api.api_id and p.account == want.client_id), None)
     drift = []
     live_api = gw.call("GET", f"/apis/oas/{api.api_id}", ok404=True)
@@ -238,6 +236,11 @@ def _gateway_hop(d: Diagnosis, desired: Desired, endpoints: Endpoints, want: Air
                + (f", policy {pol.policy_id}" if pol else ""))
 
 
+def api_of(desired: Desired, want: AirflowConnection) -> TykApi:
+    """The gateway API behind a connection."""
+    return next(a for a in desired.apis if a.env == want.env and a.service == want.service)
+
+
 HOPS = ("connection", "secret", "token", "claims", "gateway", "upstream")
 
 
@@ -247,7 +250,7 @@ def _finish(d: Diagnosis, desired: Desired, want: AirflowConnection) -> Diagnosi
     for name in HOPS[:-1]:
         if name not in done:
             d.hops.append(Hop(name, None, "not checked: an earlier hop failed"))
-    api = next(a for a in desired.apis if a.env == want.env and a.service == want.service)
+    api = api_of(desired, want)
     try:
         r = requests.get(api.upstream_url, timeout=10)
         d.hops.append(Hop("upstream", r.status_code < 500, f"GET {api.upstream_url}: HTTP {r.status_code}"))
@@ -260,17 +263,18 @@ def _finish(d: Diagnosis, desired: Desired, want: AirflowConnection) -> Diagnosi
     return d
 
 
-def run(spec: Spec, endpoints: Endpoints, home: Path, env: str | None = None,
+def run(spec: Spec, endpoints: Endpoints, handoff: AirflowHandoff, env: str | None = None,
         connection: str | None = None) -> list[Diagnosis]:
     """Diagnose the spec's connections (optionally one environment or one connection)."""
     for name in ("airflow", "keycloak"):
-        if why := running(endpoints, name):
+        if why := why_not_running(endpoints, name):
             raise SandboxError(f"doctor needs {name}, and {why}.", "run `sandbox up`, then `sandbox doctor` again.")
-    desired = plan(spec, inputs(endpoints))
+    desired = plan(spec, Addresses.of(endpoints))
     conns = [c for c in desired.connections
              if (env is None or c.env == env) and (connection is None or c.conn_id == connection)]
     if not conns:
         known = ", ".join(c.conn_id for c in desired.connections)
         raise SandboxError(f"No connection {connection or ''} in {env or 'any environment'} in {spec.source}.".replace(
             "  ", " "), f"use one of: {known}.", exit_code=2)
-    return [diagnose(desired, endpoints, home, c) for c in conns]
+    live_clients = Clients(endpoints)  # one login per system for every connection diagnosed
+    return [diagnose(desired, endpoints, live_clients, handoff, c) for c in conns]

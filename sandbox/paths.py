@@ -1,12 +1,17 @@
-"""Where a sandbox keeps its state and where provisioned components are cached."""
+"""Where a sandbox keeps its files, named in one place, and where provisioned components are cached.
+
+A `SandboxPaths` is made once at the edge (the CLI's `--home`, the pytest plugin's option) and passed down;
+nothing below reads or writes `SANDBOX_HOME` again.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 
-def sandbox_home() -> Path:
+def default_home() -> Path:
     """Per-sandbox state: secrets, pids, logs, component data. One directory is one sandbox."""
     env = os.environ.get("SANDBOX_HOME")
     if env:
@@ -15,7 +20,7 @@ def sandbox_home() -> Path:
     return Path(data) / "airflow-tyk-sandbox" / "default"
 
 
-def cache_dir() -> Path:
+def default_cache() -> Path:
     """Per-user cache of provisioned components, keyed by version, shared by every sandbox."""
     env = os.environ.get("SANDBOX_CACHE")
     if env:
@@ -24,11 +29,67 @@ def cache_dir() -> Path:
     return Path(cache) / "airflow-tyk-sandbox"
 
 
-def airflow_secrets_file(home: Path) -> Path:
-    """Variables served to Airflow by its LocalFilesystemBackend: secrets that must stay out of the metastore."""
-    return home / "secrets" / "airflow-variables.json"
+@dataclass(frozen=True)
+class SandboxPaths:
+    home: Path
+    cache: Path
 
+    @classmethod
+    def resolve(cls, home: Path | None = None, cache: Path | None = None) -> SandboxPaths:
+        """From explicit values, else SANDBOX_HOME / SANDBOX_CACHE, else the XDG defaults."""
+        return cls(home.expanduser().resolve() if home else default_home(),
+                   cache.expanduser().resolve() if cache else default_cache())
 
-def client_secrets_file(home: Path) -> Path:
-    """Every service account's client secret, for the CLI (`sandbox token`); 0600."""
-    return home / "secrets" / "clients.json"
+    # ---- the runtime's own -------------------------------------------------------------------------
+    @property
+    def state(self) -> Path:
+        """Which runtime, ports and processes (state.json)."""
+        return self.home / "state.json"
+
+    @property
+    def secrets(self) -> Path:
+        """The sandbox's generated secrets: admin passwords, keys (0600)."""
+        return self.home / "secrets.json"
+
+    @property
+    def lock(self) -> Path:
+        """Held while `up` or `down` changes the sandbox."""
+        return self.home / ".lock"
+
+    def log(self, component: str) -> Path:
+        return self.home / "logs" / f"{component}.log"
+
+    def data(self, component: str) -> Path:
+        """A component's own data: config files, databases."""
+        return self.home / "data" / component
+
+    # ---- what apply writes and the runtime's Airflow reads ------------------------------------------
+    @property
+    def dags(self) -> Path:
+        """Airflow's DAG folder; apply installs the token helper here."""
+        return self.home / "dags"
+
+    @property
+    def airflow_variables(self) -> Path:
+        """Variables served to Airflow by its LocalFilesystemBackend: secrets kept out of the metastore (0600)."""
+        return self.home / "secrets" / "airflow-variables.json"
+
+    @property
+    def client_secrets(self) -> Path:
+        """Every service account's client secret, for the CLI (`sandbox token`, `sandbox call`); 0600."""
+        return self.home / "secrets" / "clients.json"
+
+    # ---- test sessions holding the sandbox ----------------------------------------------------------
+    @property
+    def holders_lock(self) -> Path:
+        return self.home / ".holders.lock"
+
+    @property
+    def holders(self) -> Path:
+        """Which processes hold the sandbox, and whether one of them started it."""
+        return self.home / ".holders.json"
+
+    @property
+    def left_out(self) -> Path:
+        """What the last holder's start left out, and why (read by the test report)."""
+        return self.home / ".left-out.json"

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sandbox import clients
+from sandbox.runtime.base import Endpoints
 from sandbox.spec import BUNDLED, Spec
 
 AUDIENCE = "sandbox-gateway"  # the `aud` every token must carry for the gateway
@@ -20,13 +22,18 @@ AUDIT_HEADERS = ("X-Airflow-Dag-Id", "X-Airflow-Task-Id", "X-Airflow-Run-Id")
 
 
 @dataclass(frozen=True)
-class Inputs:
-    """Where the live stack is: plain data handed in by the caller, so planning stays pure."""
+class Addresses:
+    """Where the live stack answers: plain data handed in by the caller, so planning stays pure."""
 
     keycloak_url: str
     gateway_host: str
     gateway_port: int
     upstream_url: str
+
+    @classmethod
+    def of(cls, endpoints: Endpoints) -> Addresses:
+        return cls(keycloak_url=endpoints.url("keycloak"), gateway_host="127.0.0.1",
+                   gateway_port=endpoints.components["tyk"].ports["tyk"], upstream_url=endpoints.url("upstream"))
 
 
 @dataclass(frozen=True)
@@ -124,10 +131,10 @@ def policy_id(env: str, account: str, service: str) -> str:
     return f"{env}-{account}-{service}"
 
 
-def plan(spec: Spec, inputs: Inputs) -> Desired:
+def plan(spec: Spec, at: Addresses) -> Desired:
     d = Desired()
     for env_name, env in spec.environments.items():
-        issuer = f"{inputs.keycloak_url}/realms/{env_name}"
+        issuer = clients.issuer(at.keycloak_url, env_name)
         d.realms.append(KeycloakRealm(env_name, env.token_lifespan))
         grants = spec.grants_in(env_name)
         for scope in sorted({s for g in grants for s in g.scopes}):
@@ -139,12 +146,12 @@ def plan(spec: Spec, inputs: Inputs) -> Desired:
             d.clients.append(KeycloakClient(env_name, account.name, account.description, tuple(scopes)))
         for service in spec.services.values():
             api_id = f"{env_name}-{service.name}"
-            upstream = inputs.upstream_url + f"/anything/{service.name}" if service.upstream == BUNDLED \
+            upstream = at.upstream_url + f"/anything/{service.name}" if service.upstream == BUNDLED \
                 else service.upstream
             svc_grants = [g for g in grants if g.service == service.name]
             d.apis.append(TykApi(
                 api_id=api_id, env=env_name, service=service.name, listen_path=f"/{env_name}/{service.name}/",
-                upstream_url=upstream, issuer=issuer, jwks_url=f"{issuer}/protocol/openid-connect/certs",
+                upstream_url=upstream, issuer=issuer, jwks_url=clients.jwks_url(at.keycloak_url, env_name),
                 audience=AUDIENCE,
                 scope_policies=tuple(sorted((s, policy_id(env_name, g.account, service.name))
                                             for g in svc_grants for s in g.scopes)),
@@ -162,8 +169,8 @@ def plan(spec: Spec, inputs: Inputs) -> Desired:
                 mine = [g for g in svc_grants if g.account == spec.airflow_account]
                 d.connections.append(AirflowConnection(
                     conn_id=connection_id(env_name, service.name), env=env_name, service=service.name,
-                    host=inputs.gateway_host, port=inputs.gateway_port, base_path=f"/{env_name}/{service.name}",
-                    token_url=f"{issuer}/protocol/openid-connect/token", client_id=spec.airflow_account,
+                    host=at.gateway_host, port=at.gateway_port, base_path=f"/{env_name}/{service.name}",
+                    token_url=clients.token_url(at.keycloak_url, env_name), client_id=spec.airflow_account,
                     scope=" ".join(sorted({s for g in mine for s in g.scopes})), audience=AUDIENCE,
                     secret_key=secret_key(env_name, spec.airflow_account),
                 ))

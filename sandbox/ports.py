@@ -1,4 +1,7 @@
-"""Port checks done before anything starts: Airflow, for one, does not fail when its port is taken."""
+"""Ports: which ones a sandbox uses (resolved once, here), and checks before anything starts.
+
+Airflow, for one, does not fail when its port is taken, so every port is checked first.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,37 @@ import socket
 
 import psutil
 
+from sandbox.errors import SandboxError
+
 HOST = "127.0.0.1"
+
+
+def parse_overrides(text: str) -> dict[str, int]:
+    """'keycloak=18080,airflow=18081' (SANDBOX_PORTS, --port) -> {'keycloak': 18080, 'airflow': 18081}."""
+    out: dict[str, int] = {}
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise SandboxError(f"Port override {item!r} is not NAME=PORT.", "write e.g. keycloak=18080.")
+        out[name.strip()] = int(value)
+    return out
+
+
+def resolve(defaults: dict[str, int], remembered: dict[str, int], requested: dict[str, int]) -> dict[str, int]:
+    """The ports to use: the defaults, then what the sandbox remembers, then what was asked for now."""
+    for name, port in requested.items():
+        if name not in defaults:
+            raise SandboxError(f"Unknown port name {name!r}.", f"use one of: {', '.join(defaults)}.", exit_code=2)
+        if not 1 <= port <= 65535:
+            raise SandboxError(f"Port {port} for {name} is out of range.", "use a port from 1 to 65535.")
+    ports = {**defaults, **remembered, **requested}
+    seen: dict[int, str] = {}
+    for name, port in ports.items():
+        if port in seen:
+            raise SandboxError(f"Ports of {seen[port]} and {name} are both {port}.",
+                               "give each a port of its own (--port NAME=PORT or SANDBOX_PORTS).")
+        seen[port] = name
+    return ports
 
 
 def is_free(port: int, host: str = HOST) -> bool:

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import reconcile
-from sandbox import session as session_mod
+from sandbox import hold as hold_mod
+from sandbox import ports, reconcile
 from sandbox.errors import SandboxError
-from sandbox.paths import sandbox_home
+from sandbox.handle import Handle
+from sandbox.paths import SandboxPaths
 from sandbox.spec import load as load_spec
 
 
@@ -55,9 +56,9 @@ def _spec_path(config: pytest.Config) -> Path | None:
     return _rooted(config, config.getoption("sandbox_spec") or config.getini("sandbox_spec") or None)
 
 
-def _home(config: pytest.Config) -> Path:
+def _paths(config: pytest.Config) -> SandboxPaths:
     value = config.getoption("sandbox_home") or config.getini("sandbox_home")
-    return _rooted(config, value) if value else sandbox_home()
+    return SandboxPaths.resolve(_rooted(config, value) if value else None)
 
 
 def _without(config: pytest.Config) -> list[str]:
@@ -75,7 +76,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    left_out = session_mod.left_out(_home(config)) if _without(config) else {}
+    left_out = hold_mod.left_out(_paths(config)) if _without(config) else {}
     if left_out:
         terminalreporter.section("sandbox: components left out", sep="=", yellow=True, bold=True)
         for name, why in sorted(left_out.items()):
@@ -88,19 +89,19 @@ def _xdist_controller(config: pytest.Config) -> bool:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if _xdist_controller(session.config):
-        session.config._sandbox_held = _home(session.config)  # type: ignore[attr-defined]
-        session_mod.hold(session.config._sandbox_held)  # type: ignore[attr-defined]
+        session.config._sandbox_held = _paths(session.config)  # type: ignore[attr-defined]
+        hold_mod.hold(session.config._sandbox_held)  # type: ignore[attr-defined]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    home = getattr(session.config, "_sandbox_held", None)
-    if home is not None:
-        session_mod.release(home, keep=session.config.getoption("sandbox_keep"))
+    paths = getattr(session.config, "_sandbox_held", None)
+    if paths is not None:
+        hold_mod.release(paths, keep=session.config.getoption("sandbox_keep"))
 
 
 @pytest.fixture(scope="session")
 def sandbox(request: pytest.FixtureRequest):
-    """The stack, started or attached to, seeded from the spec. Yields a `sandbox.session.Handle`."""
+    """The stack, started or attached to, seeded from the spec. Yields a `sandbox.handle.Handle`."""
     config = request.config
     without = _without(config)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
@@ -110,13 +111,14 @@ def sandbox(request: pytest.FixtureRequest):
             reporter.write_line(f"sandbox: {component}: {message}")
 
     try:
-        handle = session_mod.acquire(_home(config), _spec_path(config), without, progress)
+        env_ports = ports.parse_overrides(os.environ.get("SANDBOX_PORTS", ""))  # as for the CLI
+        handle = hold_mod.acquire(_paths(config), env_ports, _spec_path(config), without, progress)
     except SandboxError as e:
         pytest.fail(f"sandbox could not start: {e}", pytrace=False)
     try:
         yield handle
     finally:  # also on Ctrl-C: pytest runs finalizers before it exits
-        session_mod.release(handle.home, keep=config.getoption("sandbox_keep"))
+        hold_mod.release(handle.paths, keep=config.getoption("sandbox_keep"))
 
 
 @pytest.fixture
@@ -164,16 +166,16 @@ def _sandbox_module_spec(request: pytest.FixtureRequest):
 
 
 @contextmanager
-def use_spec(handle: session_mod.Handle, path: Path):
+def use_spec(handle: Handle, path: Path):
     try:
         spec = load_spec(path)
     except SandboxError as e:
         pytest.fail(f"sandbox spec of {path.name}: {e}", pytrace=False)
     previous = handle.spec
     handle.spec = spec
-    handle.apply_report = reconcile.apply(spec, handle.endpoints, handle.home)
+    handle.apply_report = reconcile.apply(spec, handle.endpoints, handle.paths, handle.handoff)
     try:
         yield handle
     finally:
         handle.spec = previous
-        handle.apply_report = reconcile.apply(previous, handle.endpoints, handle.home)
+        handle.apply_report = reconcile.apply(previous, handle.endpoints, handle.paths, handle.handoff)

@@ -1,4 +1,8 @@
-"""plan/apply across the three systems: desired state from the spec, live state from the running stack."""
+"""plan/apply across the three systems: desired state from the spec, live state from the running stack.
+
+Apply also writes what the runtime's Airflow reads (the AirflowHandoff) and the CLI's copy of the client
+secrets.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +21,15 @@ from sandbox.apply import Change, Step
 from sandbox.apply import airflow as airflow_apply
 from sandbox.apply import keycloak as keycloak_apply
 from sandbox.apply import tyk as tyk_apply
+from sandbox.clients import Clients, why_not_running
+from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
-from sandbox.paths import airflow_secrets_file, client_secrets_file
-from sandbox.plan import Desired, Inputs, plan, secret_key
-from sandbox.runtime.base import Endpoints
-from sandbox.secrets import write_private
+from sandbox.paths import SandboxPaths
+from sandbox.plan import Addresses, Desired, plan, secret_key
+from sandbox.runtime.base import AirflowHandoff, Endpoints
 from sandbox.spec import Spec
+
+TOKEN_HELPER = "sandbox_auth.py"  # the module name tasks import
 
 
 @dataclass
@@ -33,51 +40,30 @@ class Report:
     seconds: float = 0.0
 
 
-def inputs(endpoints: Endpoints) -> Inputs:
-    ports = {k: v for st in endpoints.components.values() for k, v in st.ports.items()}
-    return Inputs(keycloak_url=endpoints.url("keycloak"), gateway_host="127.0.0.1", gateway_port=ports["tyk"],
-                  upstream_url=endpoints.url("upstream"))
-
-
-def running(endpoints: Endpoints, name: str) -> str | None:
-    """Why `name` cannot be used now, or None when it runs healthy."""
-    st = endpoints.components[name]
-    if st.state != "running" or not st.healthy:
-        return f"{name} is {st.state if st.state != 'running' else 'not healthy'}"
-    return None
-
-
 @dataclass
 class Collected:
     desired: Desired
     steps: list[Step]
     skipped: dict[str, str]  # system -> why it was not compared
-    admin: KeycloakAdmin | None  # logged in once, reused to read the client secrets after applying
-    gateway: tyk_apply.TykGateway | None  # reloaded once after its steps ran
 
 
-def collect(spec: Spec, endpoints: Endpoints) -> Collected:
-    desired = plan(spec, inputs(endpoints))
+def collect(spec: Spec, endpoints: Endpoints, live: Clients) -> Collected:
+    desired = plan(spec, Addresses.of(endpoints))
     steps: list[Step] = []
     skipped: dict[str, str] = {}
-    admin = None
-    if why := running(endpoints, "keycloak"):
+    if why := why_not_running(endpoints, "keycloak"):
         skipped["keycloak"] = why
     else:
-        admin = keycloak_apply.admin_client(endpoints.url("keycloak"), endpoints.secret("keycloak") or "")
-        steps += keycloak_apply.steps(admin, desired)
-    if why := running(endpoints, "airflow"):
+        steps += keycloak_apply.steps(live.keycloak, desired)
+    if why := why_not_running(endpoints, "airflow"):
         skipped["airflow"] = why
     else:
-        api = airflow_apply.AirflowApi(endpoints.url("airflow"), endpoints.secret("airflow") or "")
-        steps += airflow_apply.steps(api, desired)
-    gateway = None
-    if why := running(endpoints, "tyk"):
+        steps += airflow_apply.steps(live.airflow, desired)
+    if why := why_not_running(endpoints, "tyk"):
         skipped["tyk"] = why
     else:
-        gateway = tyk_apply.TykGateway(endpoints.url("tyk"), endpoints.secret("tyk") or "")
-        steps += tyk_apply.steps(gateway, desired)
-    return Collected(desired, steps, skipped, admin, gateway)
+        steps += tyk_apply.steps(live.tyk, desired)
+    return Collected(desired, steps, skipped)
 
 
 @contextmanager
@@ -94,14 +80,15 @@ def _live_errors(what: str):
 def plan_report(spec: Spec, endpoints: Endpoints) -> Report:
     t0 = time.monotonic()
     with _live_errors("reading the live systems"):
-        c = collect(spec, endpoints)
+        c = collect(spec, endpoints, Clients(endpoints))
     return Report([s.change for s in c.steps], c.skipped, c.desired.counts(), time.monotonic() - t0)
 
 
-def apply(spec: Spec, endpoints: Endpoints, home: Path) -> Report:
+def apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: AirflowHandoff) -> Report:
     t0 = time.monotonic()
+    live = Clients(endpoints)  # one login per system, for the diff, the steps and the secrets after
     with _live_errors("reading the live systems"):
-        c = collect(spec, endpoints)
+        c = collect(spec, endpoints, live)
     for step in c.steps:
         try:
             step.run()
@@ -112,25 +99,26 @@ def apply(spec: Spec, endpoints: Endpoints, home: Path) -> Report:
             raise SandboxError(f"{ch.system}: {ch.action} {ch.kind} {ch.name} failed: {e}",
                                "fix the cause and run `sandbox apply` again; it resumes where it stopped.") from e
     changes = [s.change for s in c.steps]
-    if c.gateway is not None:
+    if "tyk" not in c.skipped:
         with _live_errors("reloading the Tyk gateway"):
-            tyk_apply.make_live(c.gateway, changes)
-    if c.admin is not None:
+            tyk_apply.make_live(live.tyk, changes)
+    if "keycloak" not in c.skipped:
         with _live_errors("reading the client secrets from Keycloak"):
-            changes += _store_secrets(spec, c.desired, c.admin, home)
-    changes += _install_token_helper(home)
+            changes += _store_secrets(spec, c.desired, live.keycloak, paths, handoff)
+    changes += _install_token_helper(handoff)
     return Report(changes, c.skipped, c.desired.counts(), time.monotonic() - t0)
 
 
-def _store_secrets(spec: Spec, desired: Desired, admin: KeycloakAdmin, home: Path) -> list[Change]:
+def _store_secrets(spec: Spec, desired: Desired, admin: KeycloakAdmin, paths: SandboxPaths,
+                   handoff: AirflowHandoff) -> list[Change]:
     """Client secrets go to the CLI's file and, for Airflow's account only, to Airflow's secrets backend."""
     secrets = keycloak_apply.client_secrets(admin, desired)
     clients = {f"{realm}/{cid}": value for (realm, cid), value in sorted(secrets.items())}
     airflow_vars = {secret_key(realm, cid): value for (realm, cid), value in sorted(secrets.items())
                     if cid == spec.airflow_account}
     changes = []
-    for path, data, what in ((client_secrets_file(home), clients, "client secrets for the CLI"),
-                             (airflow_secrets_file(home), airflow_vars, "Airflow's secrets backend")):
+    for path, data, what in ((paths.client_secrets, clients, "client secrets for the CLI"),
+                             (handoff.variables, airflow_vars, "Airflow's secrets backend")):
         text = json.dumps(data, indent=2, sort_keys=True)
         if not path.exists() or path.read_text() != text:
             write_private(path, text)
@@ -138,33 +126,12 @@ def _store_secrets(spec: Spec, desired: Desired, admin: KeycloakAdmin, home: Pat
     return changes
 
 
-def _install_token_helper(home: Path) -> list[Change]:
+def _install_token_helper(handoff: AirflowHandoff) -> list[Change]:
     """Tasks import the token helper as `sandbox_auth` from the DAG folder (Airflow's venv lacks this package)."""
-    target = home / "dags" / "sandbox_auth.py"
+    target = handoff.dag_folder / TOKEN_HELPER
     text = Path(auth_module.__file__).read_text()
     if target.exists() and target.read_text() == text:
         return []
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
     return [Change("sandbox", "update", "dag-folder", target.name, "the token helper for tasks")]
-
-
-def client_secret(home: Path, env: str, account: str) -> str:
-    path = client_secrets_file(home)
-    try:
-        return json.loads(path.read_text())[f"{env}/{account}"]
-    except (OSError, ValueError, KeyError) as e:
-        raise SandboxError(f"No client secret is stored for {account} in {env}.",
-                           "run `sandbox apply` (or `sandbox up`), and check the account and --env.") from e
-
-
-def token_url(spec: Spec, endpoints: Endpoints, account: str, env: str) -> str:
-    if account not in spec.accounts:
-        raise SandboxError(f"No account named {account!r} in {spec.source}.",
-                           f"use one of: {', '.join(spec.accounts)}.", exit_code=2)
-    if env not in spec.accounts[account].environments:
-        raise SandboxError(f"{account} has no client in {env!r}.",
-                           f"use --env with one of: {', '.join(spec.accounts[account].environments)}.", exit_code=2)
-    if why := running(endpoints, "keycloak"):
-        raise SandboxError(f"No token without Keycloak: {why}.", "run `sandbox up`.")
-    return f"{endpoints.url('keycloak')}/realms/{env}/protocol/openid-connect/token"

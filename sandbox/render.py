@@ -12,8 +12,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from sandbox.credentials import mask
 from sandbox.runtime.base import ComponentStatus
-from sandbox.secrets import mask
 
 out = Console(highlight=False, soft_wrap=True)
 if not out.is_terminal:

@@ -212,8 +212,17 @@ def _article(kind: type) -> str:
     return {int: "a whole number", str: "a string"}[kind]
 
 
+def fixture_path(name: str) -> Path:
+    """A file of the project's `fixtures/` folder: installed as the `sandbox.fixtures` package data, or, in a
+    source checkout (an editable install does not map that folder), read where it lies."""
+    try:
+        return Path(str(resources.files("sandbox.fixtures").joinpath(name)))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "fixtures" / name
+
+
 def default_spec_path() -> Path:
-    return Path(str(resources.files("sandbox.data").joinpath("sandbox.yaml")))
+    return fixture_path("sandbox.yaml")
 
 
 def load(path: Path | None = None) -> Spec:

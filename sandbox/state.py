@@ -6,8 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
-from sandbox.secrets import write_private
 
 STATE_VERSION = 1
 
@@ -31,12 +31,8 @@ class State:
         return json.dumps({"version": STATE_VERSION, **asdict(self)}, indent=2)
 
 
-def state_path(home: Path) -> Path:
-    return home / "state.json"
-
-
-def load(home: Path) -> State | None:
-    path = state_path(home)
+def load(path: Path) -> State | None:
+    """The state at `path` (SandboxPaths.state), or None when there is none yet."""
     if not path.exists():
         return None
     try:
@@ -61,9 +57,9 @@ def load(home: Path) -> State | None:
         ) from e
 
 
-def save(home: Path, state: State) -> None:
-    write_private(state_path(home), state.to_json())
+def save(path: Path, state: State) -> None:
+    write_private(path, state.to_json())
 
 
-def reset(home: Path) -> None:
-    state_path(home).unlink(missing_ok=True)
+def reset(path: Path) -> None:
+    path.unlink(missing_ok=True)

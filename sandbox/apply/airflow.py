@@ -2,44 +2,16 @@
 
 Connections hold where to go and how to get a token — never the client secret. The secret is kept in
 the sandbox's Airflow secrets backend (a 0600 file read by LocalFilesystemBackend), named by the
-connection's `client_secret_key`.
+connection's `credential_variable`.
 """
 
 from __future__ import annotations
 
 import json
 
-import requests
-
 from sandbox.apply import Change, Step
-from sandbox.errors import SandboxError
+from sandbox.clients import AirflowApi
 from sandbox.plan import MANAGED, AirflowConnection, Desired
-
-
-class AirflowApi:
-    def __init__(self, url: str, password: str):
-        self.url = url.rstrip("/")
-        r = requests.post(f"{self.url}/auth/token", json={"username": "admin", "password": password}, timeout=30)
-        if not r.ok:
-            raise SandboxError(f"Airflow at {url} refused the sandbox's admin login (HTTP {r.status_code}).",
-                               "check `sandbox status`; `sandbox up` restarts a broken Airflow.")
-        self.s = requests.Session()
-        self.s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
-
-    def call(self, method: str, path: str, **kw) -> requests.Response:
-        r = self.s.request(method, f"{self.url}/api/v2{path}", timeout=30, **kw)
-        if not r.ok:
-            raise SandboxError(f"Airflow {method} {path} failed: HTTP {r.status_code} {r.text[:300]}")
-        return r
-
-    def connections(self) -> list[dict]:
-        out, offset = [], 0
-        while True:
-            page = self.call("GET", "/connections", params={"limit": 100, "offset": offset}).json()
-            out += page["connections"]
-            offset += 100
-            if offset >= page["total_entries"]:
-                return out
 
 
 def connection_body(c: AirflowConnection) -> dict:

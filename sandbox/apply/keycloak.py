@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
-from keycloak.exceptions import KeycloakError
+from keycloak import KeycloakAdmin
 
 from sandbox.apply import Change, Step
-from sandbox.errors import SandboxError
 from sandbox.plan import MANAGED, Desired, KeycloakClient, KeycloakScope
 
 AUDIENCE_MAPPER = "gateway-audience"
 # Without `basic` the token loses `sub`; Keycloak adds `service_account` to every service-account client.
 ALWAYS_SCOPES = ("basic", "service_account")
-
-
-def admin_client(url: str, password: str) -> KeycloakAdmin:
-    try:
-        admin = KeycloakAdmin(connection=KeycloakOpenIDConnection(
-            server_url=url, username="admin", password=password, realm_name="master", user_realm_name="master",
-            verify=True, timeout=30))
-        admin.get_realms()
-        return admin
-    except KeycloakError as e:
-        raise SandboxError(f"Keycloak at {url} refused the sandbox's admin login ({e.response_code}).",
-                           "check `sandbox status`; if Keycloak was reset, run `sandbox down` and `sandbox up`.") from e
 
 
 def realm_payload(name: str, lifespan: int) -> dict:

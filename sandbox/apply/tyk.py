@@ -7,10 +7,8 @@ cache of a changed API is dropped too: it outlives re-created APIs (see NOTES on
 
 from __future__ import annotations
 
-import requests
-
 from sandbox.apply import Change, Step
-from sandbox.errors import SandboxError
+from sandbox.clients import TykGateway
 from sandbox.plan import MANAGED, Desired, TykApi, TykPolicy
 
 SCHEME = "keycloak"  # the name of the JWT security scheme in each API
@@ -18,52 +16,6 @@ MARK = "x-sandbox"  # top-level OpenAPI extension carrying the managed mark (Tyk
 # Tyk's default (240 s), stated so that a key rotation behaves the same on every machine; written the way
 # Tyk writes durations back, so that reading it back compares equal.
 JWKS_CACHE = "4m"
-
-
-class TykGateway:
-    """The Gateway API (`/tyk/…`), authenticated with the gateway secret."""
-
-    def __init__(self, url: str, secret: str):
-        self.url = url.rstrip("/")
-        self.s = requests.Session()
-        self.s.headers["x-tyk-authorization"] = secret
-
-    def call(self, method: str, path: str, *, ok404: bool = False, **kw) -> requests.Response:
-        r = self.s.request(method, f"{self.url}/tyk{path}", timeout=30, **kw)
-        if not r.ok and not (ok404 and r.status_code == 404):
-            raise SandboxError(f"Tyk {method} /tyk{path} failed: HTTP {r.status_code} {error_text(r)}",
-                               "check `sandbox logs tyk`; then run the command again.")
-        return r
-
-    def apis(self) -> dict[str, dict]:
-        """Every OAS API the gateway serves, by API id."""
-        return {_api_id(a): a for a in self.call("GET", "/apis/oas").json() or []}
-
-    def policies(self) -> dict[str, dict]:
-        return {p["id"]: p for p in self.call("GET", "/policies").json() or []}
-
-    def reload(self) -> None:
-        # `/reload/group` only signals through Redis and returns at once, whatever `block` says; the local
-        # reload waits until the new APIs and policies are live.
-        self.call("GET", "/reload", params={"block": "true"})
-
-    def forget_jwks(self, api_id: str) -> None:
-        self.call("DELETE", f"/cache/jwks/{api_id}", ok404=True)
-
-
-def error_text(r: requests.Response) -> str:
-    """The gateway's own words for a refusal: the `error` (or `message`) of its JSON body."""
-    try:
-        body = r.json()
-    except ValueError:
-        return r.text[:200].strip()
-    if isinstance(body, dict):
-        return str(body.get("error") or body.get("message") or "")
-    return ""
-
-
-def _api_id(oas: dict) -> str:
-    return oas.get("x-tyk-api-gateway", {}).get("info", {}).get("id", "")
 
 
 def api_payload(a: TykApi) -> dict:

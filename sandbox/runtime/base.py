@@ -1,7 +1,7 @@
 """The runtime interface: provision, start, stop and health-check components; hand back endpoints.
 
 A runtime knows nothing of the spec. `local` runs native processes; a `docker` runtime (official images)
-implements the same interface.
+implements the same interface. The CLI, the test holders and apply use only this interface.
 """
 
 from __future__ import annotations
@@ -9,6 +9,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from sandbox.errors import SandboxError
+from sandbox.paths import SandboxPaths
 
 # (component, message): progress of long work, rendered by the CLI
 Progress = Callable[[str, str], None]
@@ -51,6 +55,10 @@ class Endpoints:
 
     components: dict[str, ComponentStatus]
 
+    @classmethod
+    def of(cls, rows: list[ComponentStatus]) -> Endpoints:
+        return cls({s.name: s for s in rows})
+
     def url(self, name: str) -> str:
         return self.components[name].url
 
@@ -58,8 +66,29 @@ class Endpoints:
         return self.components[name].secret
 
 
+@dataclass(frozen=True)
+class AirflowHandoff:
+    """The files apply writes and the runtime's Airflow reads: the contract between them.
+
+    `variables`: Airflow Variables as JSON, served to tasks by Airflow's LocalFilesystemBackend (the client
+    secrets, kept out of the metastore; 0600). `dag_folder`: Airflow's DAG folder (the token helper goes there).
+    A runtime that runs Airflow elsewhere (a container) mounts these host paths where its Airflow reads them.
+    """
+
+    variables: Path
+    dag_folder: Path
+
+    @classmethod
+    def of(cls, paths: SandboxPaths) -> AirflowHandoff:
+        return cls(paths.airflow_variables, paths.dags)
+
+
 class Runtime(ABC):
     name: str
+    paths: SandboxPaths
+
+    @abstractmethod
+    def component_names(self) -> list[str]: ...
 
     @abstractmethod
     def provision(self, only: list[str], progress: Progress) -> list[ProvisionResult]: ...
@@ -73,5 +102,18 @@ class Runtime(ABC):
     @abstractmethod
     def status(self) -> list[ComponentStatus]: ...
 
+    @abstractmethod
+    def log_path(self, component: str) -> Path: ...
+
     def endpoints(self) -> Endpoints:
-        return Endpoints({s.name: s for s in self.status()})
+        return Endpoints.of(self.status())
+
+    def handoff(self) -> AirflowHandoff:
+        return AirflowHandoff.of(self.paths)
+
+    def check_names(self, names: list[str], what: str) -> None:
+        known = self.component_names()
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise SandboxError(f"Unknown component {unknown[0]!r} for {what}.",
+                               f"use one of: {', '.join(known)}.", exit_code=2)

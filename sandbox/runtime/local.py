@@ -1,83 +1,57 @@
-"""The local runtime: every component as native processes on 127.0.0.1, no Docker needed."""
+"""The local runtime: every component as native processes on 127.0.0.1, no Docker needed.
+
+Its parts live beside it: ports are resolved in `sandbox.ports`, the parallel start order in `scheduler`,
+provisioning in `provisioning`, state I/O in `sandbox.state`, processes in `sandbox.supervisor`.
+"""
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from sandbox import credentials, supervisor
 from sandbox import ports as portcheck
 from sandbox import state as statefile
-from sandbox import supervisor
 from sandbox.errors import SandboxError
-from sandbox.paths import cache_dir, sandbox_home
+from sandbox.paths import SandboxPaths
 from sandbox.provision import file_lock
 from sandbox.readiness import Result, wait_for
 from sandbox.runtime.base import ComponentStatus, Progress, ProvisionResult, Runtime, UpResult
 from sandbox.runtime.components import all_components
 from sandbox.runtime.components.base import Component, Context
-from sandbox.secrets import load_or_create
+from sandbox.runtime.provisioning import provision_all
+from sandbox.runtime.scheduler import start_in_order
 from sandbox.state import State
 
 STOP_GRACE = 8.0
 
 
-def parse_port_overrides(text: str) -> dict[str, int]:
-    """'keycloak=18080,airflow=18081' -> {'keycloak': 18080, 'airflow': 18081}."""
-    out: dict[str, int] = {}
-    for item in filter(None, (x.strip() for x in text.split(","))):
-        name, sep, value = item.partition("=")
-        if not sep or not value.strip().isdigit():
-            raise SandboxError(f"Port override {item!r} is not NAME=PORT.", "write e.g. keycloak=18080.")
-        out[name.strip()] = int(value)
-    return out
-
-
 class LocalRuntime(Runtime):
     name = "local"
 
-    def __init__(self, home: Path | None = None, cache: Path | None = None):
-        self.home = home or sandbox_home()
-        self.cache = cache or cache_dir()
+    def __init__(self, paths: SandboxPaths, env_ports: dict[str, int] | None = None):
+        """`env_ports`: ports asked for in the environment (SANDBOX_PORTS), parsed once at the edge."""
+        self.paths = paths
+        self.env_ports = env_ports or {}
         self.components: dict[str, Component] = {c.name: c for c in all_components()}
         self._lock = threading.Lock()
+        self._checked: dict[str, Result] = {}  # health seen by `up`, so `status` right after need not ask again
 
     # ---- helpers -------------------------------------------------------------------------------
-    def check_names(self, names: list[str], what: str) -> None:
-        unknown = [n for n in names if n not in self.components]
-        if unknown:
-            raise SandboxError(f"Unknown component {unknown[0]!r} for {what}.",
-                               f"use one of: {', '.join(self.components)}.", exit_code=2)
+    def component_names(self) -> list[str]:
+        return list(self.components)
 
     def default_ports(self) -> dict[str, int]:
         return {k: v for c in self.components.values() for k, v in c.default_ports.items()}
 
-    def resolve_ports(self, state: State, overrides: dict[str, int]) -> dict[str, int]:
-        env = parse_port_overrides(os.environ.get("SANDBOX_PORTS", ""))
-        ports = {**self.default_ports(), **state.ports, **env, **overrides}
-        for name, port in {**env, **overrides}.items():
-            if name not in self.default_ports():
-                raise SandboxError(f"Unknown port name {name!r}.",
-                                   f"use one of: {', '.join(self.default_ports())}.", exit_code=2)
-            if not 1 <= port <= 65535:
-                raise SandboxError(f"Port {port} for {name} is out of range.", "use a port from 1 to 65535.")
-        seen: dict[int, str] = {}
-        for name, port in ports.items():
-            if port in seen:
-                raise SandboxError(f"Ports of {seen[port]} and {name} are both {port}.",
-                                   "give each a port of its own (--port NAME=PORT or SANDBOX_PORTS).")
-            seen[port] = name
-        return ports
+    def log_path(self, component: str) -> Path:
+        return self.paths.log(component)
 
     def _save(self, state: State) -> None:
         with self._lock:
-            statefile.save(self.home, state)
-
-    def log_path(self, name: str) -> Path:
-        return self.home / "logs" / f"{name}.log"
+            statefile.save(self.paths.state, state)
 
     def _records_state(self, state: State, name: str) -> str:
         recs = state.processes.get(name, [])
@@ -89,36 +63,18 @@ class LocalRuntime(Runtime):
     # ---- provision -----------------------------------------------------------------------------
     def provision(self, only: list[str], progress: Progress) -> list[ProvisionResult]:
         self.check_names(only, "provision")
-        names = only or list(self.components)
-
-        def one(name: str) -> ProvisionResult:
-            comp = self.components[name]
-            t0 = time.monotonic()
-            if comp.provisioned(self.cache):
-                return ProvisionResult(name, True, "cached", 0.0)
-            progress(name, "provisioning")
-            try:
-                comp.provision(self.cache, lambda msg: progress(name, msg))
-            except Exception as e:  # noqa: BLE001 - report it per component; the others go on
-                progress(name, "failed")
-                why = str(e) if isinstance(e, SandboxError) else f"{type(e).__name__}: {e}"
-                return ProvisionResult(name, False, "failed", time.monotonic() - t0, why)
-            progress(name, f"provisioned in {time.monotonic() - t0:.0f}s")
-            return ProvisionResult(name, True, "provisioned", time.monotonic() - t0)
-
-        with ThreadPoolExecutor(max_workers=len(names)) as pool:
-            return list(pool.map(one, names))
+        return provision_all([self.components[n] for n in only or self.components], self.paths.cache, progress)
 
     # ---- up ------------------------------------------------------------------------------------
     def up(self, without: list[str], ports: dict[str, int], progress: Progress) -> list[UpResult]:
         self.check_names(without, "--without")
-        self.home.mkdir(parents=True, exist_ok=True)
-        with file_lock(self.home / ".lock"):
+        self.paths.home.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.paths.lock):
             return self._up(without, ports, progress)
 
     def _up(self, without: list[str], overrides: dict[str, int], progress: Progress) -> list[UpResult]:
-        state = statefile.load(self.home) or State()
-        secrets = load_or_create(self.home)
+        state = statefile.load(self.paths.state) or State()
+        secrets = credentials.load_or_create(self.paths.secrets)
         wanted = [n for n in self.components if n not in without]
         for n in wanted:
             missing = [d for d in self.components[n].after if d in without]
@@ -126,14 +82,15 @@ class LocalRuntime(Runtime):
                 raise SandboxError(f"{n} needs {missing[0]}, which --without leaves out.",
                                    f"also leave out {n}, or keep {missing[0]}.", exit_code=2)
         running = {n for n in self.components if self._records_state(state, n) == "running"}
-        for name, port in {**parse_port_overrides(os.environ.get("SANDBOX_PORTS", "")), **overrides}.items():
+        requested = {**self.env_ports, **overrides}
+        for name, port in requested.items():
             owner = next((c for c in self.components.values() if name in c.default_ports), None)
             if owner and owner.name in running and state.ports.get(name) != port:
                 raise SandboxError(f"{owner.name} is running on port {state.ports.get(name)}; its port cannot "
                                    "change while it runs.", "run `sandbox down` first.", exit_code=2)
-        state.ports = self.resolve_ports(state, overrides)
+        state.ports = portcheck.resolve(self.default_ports(), state.ports, requested)
         state.disabled = sorted(without)
-        ctx = Context(self.home, self.cache, state.ports, secrets)
+        ctx = Context(self.paths, state.ports, secrets)
         results: dict[str, UpResult] = {}
 
         # Components left out this time stop; components partly alive are cleared before a restart.
@@ -154,57 +111,45 @@ class LocalRuntime(Runtime):
 
         self._preflight(to_start, state, progress)
 
-        events = {n: threading.Event() for n in wanted}
-        failed: dict[str, str] = {}
+        started_at: dict[str, float] = {}
 
         def bring_up(name: str) -> None:
             comp = self.components[name]
-            t0 = time.monotonic()
-            try:
-                for dep in comp.after:
-                    events[dep].wait()
-                    if dep in failed:
-                        raise SandboxError(f"not started: {dep} is not healthy.")
-                if name in running:
-                    res = wait_for(comp.health(ctx), comp.start_timeout, abort=self._died(state, name))
-                    action = "already-running"
-                else:
-                    progress(name, "starting")
-                    comp.prepare(ctx, lambda m: progress(name, m))
-                    recs = []
-                    for spec in comp.processes(ctx):
-                        recs.append(supervisor.spawn(spec.name, spec.cmd, spec.env, spec.cwd or self.home,
-                                                     self.log_path(name), self.home))
-                        with self._lock:
-                            state.processes[name] = list(recs)
-                        self._save(state)
-                    res = wait_for(comp.health(ctx), comp.start_timeout, abort=self._died(state, name))
-                    if res.ok:
-                        comp.post_start(ctx, lambda m: progress(name, m))
-                    action = "restarted" if name in restarts else "started"
-                if not res.ok:
-                    raise SandboxError(res.detail)
-                secs = time.monotonic() - t0
-                if action != "already-running":
-                    progress(name, f"healthy in {secs:.1f}s")
-                results[name] = UpResult(name, action, secs)
-            except Exception as e:  # noqa: BLE001 - any failure of one component must be reported, not lost
-                why = str(e) if isinstance(e, SandboxError) else f"{type(e).__name__}: {e}"
-                failed[name] = why
-                results[name] = UpResult(name, "failed", time.monotonic() - t0, why)
-                progress(name, f"failed: {why}")
-            finally:
-                events[name].set()
+            started_at[name] = t0 = time.monotonic()
+            if name in running:
+                res = wait_for(comp.health(ctx), comp.start_timeout, abort=self._died(state, name))
+                action = "already-running"
+            else:
+                progress(name, "starting")
+                comp.prepare(ctx, lambda m: progress(name, m))
+                recs = []
+                for spec in comp.processes(ctx):
+                    recs.append(supervisor.spawn(spec.name, spec.cmd, spec.env, spec.cwd or self.paths.home,
+                                                 self.log_path(name), self.paths.home))
+                    with self._lock:
+                        state.processes[name] = list(recs)
+                    self._save(state)
+                res = wait_for(comp.health(ctx), comp.start_timeout, abort=self._died(state, name))
+                if res.ok:
+                    comp.post_start(ctx, lambda m: progress(name, m))
+                action = "restarted" if name in restarts else "started"
+            self._checked[name] = res
+            if not res.ok:
+                raise SandboxError(res.detail)
+            secs = time.monotonic() - t0
+            if action != "already-running":
+                progress(name, f"healthy in {secs:.1f}s")
+            results[name] = UpResult(name, action, secs)
 
-        threads = [threading.Thread(target=bring_up, args=(n,), daemon=True) for n in wanted]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        failed = start_in_order(wanted, {n: self.components[n].after for n in wanted}, bring_up)
+        for name, why in failed.items():
+            results[name] = UpResult(name, "failed", time.monotonic() - started_at.get(name, time.monotonic()), why)
+            progress(name, f"failed: {why}")
 
         if failed:
             # A component that did not become healthy is stopped, so the next `up` starts it cleanly.
             for bad in failed:
+                self._checked.pop(bad, None)
                 if state.processes.get(bad):
                     supervisor.terminate(supervisor.tree(state.processes.pop(bad)), STOP_GRACE)
             self._save(state)
@@ -240,7 +185,7 @@ class LocalRuntime(Runtime):
                     )
         for name in to_start:
             self.components[name].preflight()
-        missing = [n for n in to_start if not self.components[n].provisioned(self.cache)]
+        missing = [n for n in to_start if not self.components[n].provisioned(self.paths.cache)]
         if missing:
             bad = [r for r in self.provision(missing, progress) if not r.ok]
             if bad:
@@ -248,11 +193,11 @@ class LocalRuntime(Runtime):
 
     # ---- down ----------------------------------------------------------------------------------
     def down(self, force: bool = False) -> list[str]:
-        if not self.home.exists():
+        if not self.paths.home.exists():
             return []
-        with file_lock(self.home / ".lock"):
+        with file_lock(self.paths.lock):
             try:
-                state = statefile.load(self.home)
+                state = statefile.load(self.paths.state)
             except SandboxError:
                 if not force:
                     raise
@@ -262,14 +207,15 @@ class LocalRuntime(Runtime):
                        and any(supervisor.alive(r) for r in recs)]
             procs = {p.pid: p for p in supervisor.tree(records)}
             # Also whatever carries this sandbox's mark but fell out of the records (lost state, Ctrl-C).
-            for p in supervisor.owned_processes(self.home):
+            for p in supervisor.owned_processes(self.paths.home):
                 procs.setdefault(p.pid, p)
             left = supervisor.terminate(list(procs.values()), STOP_GRACE)
             if left:
                 raise SandboxError(f"{len(left)} process(es) survived SIGKILL: {[p.pid for p in left]}.",
                                    "check them with ps; they may be stuck in the kernel.")
+            self._checked.clear()
             if state is None:
-                statefile.reset(self.home)
+                statefile.reset(self.paths.state)
                 return ["unrecorded processes"] if procs else []
             state.processes = {}
             self._save(state)
@@ -277,18 +223,19 @@ class LocalRuntime(Runtime):
 
     # ---- status --------------------------------------------------------------------------------
     def status(self) -> list[ComponentStatus]:
-        state = statefile.load(self.home) or State()
+        state = statefile.load(self.paths.state) or State()
         # a running sandbox is where it was started, whatever SANDBOX_PORTS says now
-        ports = {**self.default_ports(), **state.ports} if state.ports else self.resolve_ports(state, {})
-        secrets = _read_secrets(self.home)
-        ctx = Context(self.home, self.cache, ports, secrets)
+        ports = {**self.default_ports(), **state.ports} if state.ports else \
+            portcheck.resolve(self.default_ports(), {}, self.env_ports)
+        secrets = credentials.read(self.paths.secrets)
+        ctx = Context(self.paths, ports, secrets)
 
         def one(comp: Component) -> ComponentStatus:
             name = comp.name
             st = "disabled" if name in state.disabled else self._records_state(state, name)
             healthy, detail = None, ""
             if st in ("running", "crashed") and secrets:
-                res: Result = comp.health(ctx)()
+                res: Result = self._checked.pop(name, None) or comp.health(ctx)()
                 healthy, detail = res.ok, res.detail
             if st == "crashed":
                 dead = [r.name for r in state.processes[name] if not supervisor.alive(r)]
@@ -304,11 +251,3 @@ class LocalRuntime(Runtime):
 
         with ThreadPoolExecutor(max_workers=len(self.components)) as pool:
             return list(pool.map(one, self.components.values()))
-
-
-def _read_secrets(home: Path) -> dict[str, str]:
-    path = home / "secrets.json"
-    try:
-        return json.loads(path.read_text()) if path.exists() else {}
-    except ValueError:
-        return {}

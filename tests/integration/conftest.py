@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
+from keycloak import KeycloakAdmin
 
-from sandbox.session import Handle
+from sandbox.clients import AirflowApi, keycloak_admin
+from sandbox.handle import Handle
+from sandbox.paths import SandboxPaths
 
 TEST_PORTS = {"keycloak": 29081, "keycloak-management": 29091, "redis": 29379, "tyk": 29082,
               "airflow": 29080, "upstream": 29083}
@@ -48,6 +50,10 @@ class Stack:
         return self.handle.home
 
     @property
+    def paths(self) -> SandboxPaths:
+        return self.handle.paths
+
+    @property
     def without(self) -> list[str]:
         return sorted(self.handle.left_out)
 
@@ -69,17 +75,14 @@ def stack(sandbox) -> Stack:
 
 
 def airflow_session(stack) -> tuple[str, requests.Session]:
+    """Airflow's REST API v2 base URL and a session logged in as the sandbox's admin (the product's client)."""
     af = stack.status()["airflow"]
-    tok = requests.post(af["url"] + "/auth/token", json={"username": "admin", "password": af["secret"]},
-                        timeout=10).json()["access_token"]
-    s = requests.Session()
-    s.headers["Authorization"] = f"Bearer {tok}"
-    return af["url"] + "/api/v2", s
+    api = AirflowApi(af["url"], af["secret"])
+    return api.base, api.s
 
 
 def kc_admin(stack, realm: str) -> KeycloakAdmin:
-    a = KeycloakAdmin(connection=KeycloakOpenIDConnection(
-        server_url=f"http://127.0.0.1:{TEST_PORTS['keycloak']}", username="admin",
-        password=stack.status()["keycloak"]["secret"], realm_name="master", user_realm_name="master"))
+    """Keycloak's admin (the product's client), working in `realm`."""
+    a = keycloak_admin(f"http://127.0.0.1:{TEST_PORTS['keycloak']}", stack.status()["keycloak"]["secret"])
     a.change_current_realm(realm)
     return a

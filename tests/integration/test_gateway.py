@@ -7,16 +7,17 @@ import json
 import pytest
 import requests
 
-from sandbox.apply.tyk import TykGateway, api_payload
+from sandbox.apply.tyk import api_payload
 from sandbox.auth import decode_claims
-from sandbox.plan import AUDIENCE, Inputs, plan
+from sandbox.clients import TykGateway
+from sandbox.plan import AUDIENCE, Addresses, plan
 from sandbox.spec import load
 from tests.integration.conftest import TEST_PORTS, kc_admin
 
 pytestmark = pytest.mark.integration
 KC = f"http://127.0.0.1:{TEST_PORTS['keycloak']}"
 GATEWAY = f"http://127.0.0.1:{TEST_PORTS['tyk']}"
-DESIRED = plan(load(), Inputs(KC, "127.0.0.1", TEST_PORTS["tyk"], f"http://127.0.0.1:{TEST_PORTS['upstream']}"))
+DESIRED = plan(load(), Addresses(KC, "127.0.0.1", TEST_PORTS["tyk"], f"http://127.0.0.1:{TEST_PORTS['upstream']}"))
 
 
 def call(stack, account: str, service: str, path: str = "", env: str = "dev") -> tuple[int, dict]:

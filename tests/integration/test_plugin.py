@@ -11,11 +11,11 @@ import json
 import psutil
 import pytest
 
-from sandbox.paths import cache_dir
+from sandbox.paths import SandboxPaths, default_cache
 from sandbox.runtime.local import LocalRuntime
 
 pytestmark = pytest.mark.integration
-CACHE = cache_dir()  # read now: pytester replaces HOME while a test runs
+CACHE = default_cache()  # read now: pytester replaces HOME while a test runs
 LIGHT = ["--sandbox-without=keycloak", "--sandbox-without=airflow", "--sandbox-without=tyk"]
 
 RECORDING_TEST = """
@@ -50,7 +50,7 @@ def light(pytester, tmp_path, monkeypatch):
             p.unlink()
         return result, recs
 
-    rt = LocalRuntime(home=home)
+    rt = LocalRuntime(SandboxPaths(home, CACHE))
     yield run, rt
     rt.down(force=True)
 

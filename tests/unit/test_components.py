@@ -2,18 +2,19 @@
 
 from pathlib import Path
 
+from sandbox.credentials import GENERATORS
+from sandbox.paths import SandboxPaths
 from sandbox.runtime.components import NAMES, all_components
 from sandbox.runtime.components.airflow import Airflow, health_complaint
 from sandbox.runtime.components.base import Context
 from sandbox.runtime.components.keycloak import Keycloak
 from sandbox.runtime.components.tyk import gateway_config, hello_complaint
 from sandbox.runtime.local import LocalRuntime
-from sandbox.secrets import GENERATORS
 
 
 def ctx(tmp_path: Path) -> Context:
-    rt = LocalRuntime(home=tmp_path, cache=tmp_path / "cache")
-    return Context(tmp_path, tmp_path / "cache", rt.default_ports(), {k: f"s-{k}" for k in GENERATORS})
+    paths = SandboxPaths(tmp_path, tmp_path / "cache")
+    return Context(paths, LocalRuntime(paths).default_ports(), {k: f"s-{k}" for k in GENERATORS})
 
 
 def test_component_names_and_unique_default_ports():

@@ -1,10 +1,10 @@
 """plan(): every spec feature shows up in the desired objects, and nothing else does."""
 
-from sandbox.plan import AUDIENCE, AUDIT_HEADERS, MANAGED, Inputs, plan
+from sandbox.plan import AUDIENCE, AUDIT_HEADERS, MANAGED, Addresses, plan
 from sandbox.spec import load, parse
 from tests.unit.test_spec import GOOD
 
-INPUTS = Inputs(keycloak_url="http://127.0.0.1:28081", gateway_host="127.0.0.1", gateway_port=28082,
+INPUTS = Addresses(keycloak_url="http://127.0.0.1:28081", gateway_host="127.0.0.1", gateway_port=28082,
                 upstream_url="http://127.0.0.1:28083")
 
 

@@ -4,9 +4,7 @@ import socket
 import pytest
 
 from sandbox.errors import SandboxError
-from sandbox.ports import holder, is_free
-from sandbox.runtime.local import LocalRuntime, parse_port_overrides
-from sandbox.state import State
+from sandbox.ports import holder, is_free, parse_overrides, resolve
 
 
 @pytest.fixture
@@ -32,18 +30,19 @@ def test_free_port():
 
 
 def test_parse_overrides():
-    assert parse_port_overrides("keycloak=1,airflow = 2") == {"keycloak": 1, "airflow": 2}
-    assert parse_port_overrides("") == {}
+    assert parse_overrides("keycloak=1,airflow = 2") == {"keycloak": 1, "airflow": 2}
+    assert parse_overrides("") == {}
     with pytest.raises(SandboxError, match="is not NAME=PORT"):
-        parse_port_overrides("keycloak:1")
+        parse_overrides("keycloak:1")
 
 
-def test_resolve_ports_layers(tmp_path, monkeypatch):
-    monkeypatch.setenv("SANDBOX_PORTS", "redis=30001")
-    rt = LocalRuntime(home=tmp_path, cache=tmp_path)
-    ports = rt.resolve_ports(State(ports={"tyk": 30002}), {"airflow": 30003})
-    assert ports["redis"] == 30001 and ports["tyk"] == 30002 and ports["airflow"] == 30003
-    assert ports["keycloak"] == rt.default_ports()["keycloak"]
+DEFAULTS = {"keycloak": 28081, "redis": 28379, "tyk": 28082, "airflow": 28080}
+
+
+def test_resolve_ports_layers():
+    # defaults, then what the sandbox remembers, then what was asked for now (SANDBOX_PORTS, then --port)
+    ports = resolve(DEFAULTS, {"tyk": 30002, "redis": 30009}, {"redis": 30001, "airflow": 30003})
+    assert ports == {"keycloak": 28081, "redis": 30001, "tyk": 30002, "airflow": 30003}
 
 
 @pytest.mark.parametrize("override,message", [
@@ -51,10 +50,9 @@ def test_resolve_ports_layers(tmp_path, monkeypatch):
     ({"redis": 70000}, "Port 70000 for redis is out of range"),
     ({"redis": 28080}, "Ports of redis and airflow are both 28080"),
 ])
-def test_resolve_ports_rejects(tmp_path, monkeypatch, override, message):
-    monkeypatch.delenv("SANDBOX_PORTS", raising=False)
+def test_resolve_ports_rejects(override, message):
     with pytest.raises(SandboxError, match=message):
-        LocalRuntime(home=tmp_path, cache=tmp_path).resolve_ports(State(), override)
+        resolve(DEFAULTS, {}, override)
 
 
 def test_holder_of_a_client_connection_port(listener):

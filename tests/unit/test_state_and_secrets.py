@@ -3,45 +3,50 @@ import stat
 import pytest
 
 from sandbox import state as statefile
+from sandbox.credentials import GENERATORS, load_or_create, mask
 from sandbox.errors import SandboxError
-from sandbox.secrets import GENERATORS, load_or_create, mask
+from sandbox.paths import SandboxPaths
 from sandbox.state import ProcessRecord, State
+
+
+def paths(tmp_path) -> SandboxPaths:
+    return SandboxPaths(tmp_path, tmp_path / "cache")
 
 
 def test_state_round_trip(tmp_path):
     st = State(ports={"redis": 1}, disabled=["tyk"],
                processes={"redis": [ProcessRecord("redis-server", 42, 1.5, ["redis-server"])]})
-    statefile.save(tmp_path, st)
-    assert statefile.load(tmp_path) == st
-    assert stat.S_IMODE(statefile.state_path(tmp_path).stat().st_mode) == 0o600
+    statefile.save(paths(tmp_path).state, st)
+    assert statefile.load(paths(tmp_path).state) == st
+    assert stat.S_IMODE(paths(tmp_path).state.stat().st_mode) == 0o600
 
 
 def test_missing_state_is_none(tmp_path):
-    assert statefile.load(tmp_path) is None
+    assert statefile.load(paths(tmp_path).state) is None
 
 
 @pytest.mark.parametrize("text", ["{not json", '{"version": 1}', '{"version": 99, "runtime": "local"}', "[]"])
 def test_corrupt_state_names_file_and_fix(tmp_path, text):
-    statefile.state_path(tmp_path).write_text(text)
+    paths(tmp_path).state.write_text(text)
     with pytest.raises(SandboxError) as e:
-        statefile.load(tmp_path)
+        statefile.load(paths(tmp_path).state)
     assert f"The sandbox state file {tmp_path / 'state.json'} is corrupt" in e.value.message
     assert "sandbox down --force" in e.value.fix
 
 
 def test_secrets_generated_once_private_and_distinct(tmp_path):
-    first = load_or_create(tmp_path)
+    first = load_or_create(paths(tmp_path).secrets)
     assert set(first) == set(GENERATORS)
-    assert load_or_create(tmp_path) == first
+    assert load_or_create(paths(tmp_path).secrets) == first
     assert stat.S_IMODE((tmp_path / "secrets.json").stat().st_mode) == 0o600
     assert len(set(first.values())) == len(first)
-    assert load_or_create(tmp_path / "other") != first
+    assert load_or_create(paths(tmp_path / "other").secrets) != first
 
 
 def test_unreadable_secrets(tmp_path):
     (tmp_path / "secrets.json").write_text("nope")
     with pytest.raises(SandboxError, match="secrets file .* is unreadable"):
-        load_or_create(tmp_path)
+        load_or_create(paths(tmp_path).secrets)
 
 
 def test_mask_hides_all_but_two_chars():

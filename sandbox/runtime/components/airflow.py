@@ -15,12 +15,11 @@ import sys
 from pathlib import Path
 
 from sandbox import versions
+from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
-from sandbox.paths import airflow_secrets_file
 from sandbox.provision import Say, cached_build, is_done, run
 from sandbox.readiness import Check, http_ok
 from sandbox.runtime.components.base import Component, Context, Login, ProcessSpec
-from sandbox.secrets import write_private
 from sandbox.supervisor import base_env
 
 SERVICES = ("scheduler", "dag-processor", "triggerer", "api-server")
@@ -89,7 +88,7 @@ class Airflow(Component):
         return {
             "AIRFLOW_HOME": str(home),
             "PATH": f"{venv_bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ctx.home / "dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ctx.handoff.dag_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",  # LocalExecutor forks this many workers up front
@@ -111,15 +110,15 @@ class Airflow(Component):
             # Secrets stay out of the metastore: tasks read them as Variables from a 0600 file.
             "AIRFLOW__SECRETS__BACKEND": "airflow.secrets.local_filesystem.LocalFilesystemBackend",
             "AIRFLOW__SECRETS__BACKEND_KWARGS":
-                json.dumps({"variables_file_path": str(airflow_secrets_file(ctx.home))}),
+                json.dumps({"variables_file_path": str(ctx.handoff.variables)}),
         }
 
     def prepare(self, ctx: Context, say: Say) -> None:
         home = ctx.data_dir(self.name)
         home.mkdir(parents=True, exist_ok=True)
-        (ctx.home / "dags").mkdir(parents=True, exist_ok=True)
-        if not airflow_secrets_file(ctx.home).exists():
-            write_private(airflow_secrets_file(ctx.home), "{}")
+        ctx.handoff.dag_folder.mkdir(parents=True, exist_ok=True)
+        if not ctx.handoff.variables.exists():
+            write_private(ctx.handoff.variables, "{}")
         write_private(home / "passwords.json", json.dumps({"admin": ctx.secrets["airflow_admin_password"]}))
         db, marker = home / "airflow.db", home / f".migrated-{versions.AIRFLOW}"
         if not db.exists():

@@ -6,8 +6,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.paths import SandboxPaths
 from sandbox.provision import Say
 from sandbox.readiness import Check
+from sandbox.runtime.base import AirflowHandoff
 
 
 @dataclass(frozen=True)
@@ -22,13 +24,20 @@ class ProcessSpec:
 class Context:
     """What a component may know about its sandbox: where, which ports, which secrets."""
 
-    home: Path
-    cache: Path
+    paths: SandboxPaths
     ports: dict[str, int]
     secrets: dict[str, str]
 
+    @property
+    def cache(self) -> Path:
+        return self.paths.cache
+
+    @property
+    def handoff(self) -> AirflowHandoff:
+        return AirflowHandoff.of(self.paths)
+
     def data_dir(self, component: str) -> Path:
-        return self.home / "data" / component
+        return self.paths.data(component)
 
     def url(self, port_name: str) -> str:
         return f"http://127.0.0.1:{self.ports[port_name]}"

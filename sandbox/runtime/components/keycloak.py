@@ -17,13 +17,13 @@ from pathlib import Path
 
 import requests
 
-from sandbox import supervisor, versions
+from sandbox import clients, supervisor, versions
+from sandbox.credentials import GENERATORS, write_private
 from sandbox.errors import SandboxError
 from sandbox.java import Jdk, find_jdk
 from sandbox.provision import Say, cached_build, is_done, require_tool, run
 from sandbox.readiness import Check, http_ok, wait_for
 from sandbox.runtime.components.base import Component, Context, Login, ProcessSpec
-from sandbox.secrets import GENERATORS, write_private
 
 PURPOSE = f"Keycloak {versions.KEYCLOAK}"
 # Build-time options, baked in by `kc.sh build` so `start --optimized` skips the slow augmentation.
@@ -167,7 +167,7 @@ def _start_command(dist: Path, jdk: Jdk, data: Path, http_port: int, mgmt_port: 
 
 def set_admin_password(base_url: str, current: str, new: str) -> None:
     """Replace the master admin's password through the admin REST API (idempotent)."""
-    token_url = f"{base_url}/realms/master/protocol/openid-connect/token"
+    token_url = clients.token_url(base_url, "master")
 
     def token(pw: str) -> str | None:
         r = requests.post(token_url, data={"grant_type": "password", "client_id": "admin-cli",

@@ -8,11 +8,11 @@ import subprocess
 from pathlib import Path
 
 from sandbox import versions
+from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
 from sandbox.provision import Say, require_tool
 from sandbox.readiness import Check, redis_ping
 from sandbox.runtime.components.base import Component, Context, Login, ProcessSpec
-from sandbox.secrets import write_private
 
 HINT = "apt-get install redis-server (Debian/Ubuntu), dnf install redis, or brew install redis"
 

@@ -17,13 +17,13 @@ import subprocess
 from pathlib import Path
 
 from sandbox import versions
+from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
 from sandbox.provision import Say, cached_build, is_done, require_tool
 from sandbox.readiness import Check, http_ok
 from sandbox.runtime.components import tyk_build
 from sandbox.runtime.components.base import Component, Context, Login, ProcessSpec
 from sandbox.runtime.components.upstream import GO_HINT
-from sandbox.secrets import write_private
 
 ANALYTICS_TTL = 24 * 3600  # records must outlive the gap between a DAG run and `sandbox audit`
 

@@ -1,4 +1,7 @@
-"""Per-sandbox secrets: generated once, stored 0600, never printed unless asked."""
+"""Per-sandbox credentials: generated once, stored 0600, never printed unless asked.
+
+(Named so as not to shadow the standard library's `secrets`, which it uses.)
+"""
 
 from __future__ import annotations
 
@@ -26,8 +29,8 @@ def mask(value: str) -> str:
     return value[:2] + "…" + "*" * 6 if value else ""
 
 
-def load_or_create(home: Path) -> dict[str, str]:
-    path = home / "secrets.json"
+def load_or_create(path: Path) -> dict[str, str]:
+    """The sandbox's secrets from `path` (SandboxPaths.secrets), generating any that are missing."""
     current: dict[str, str] = {}
     if path.exists():
         try:
@@ -56,3 +59,11 @@ def write_private(path: Path, text: str) -> None:
         f.write(text)
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
+
+
+def read(path: Path) -> dict[str, str]:
+    """The sandbox's secrets as they are, without creating any; {} when there are none (yet) or they are unreadable."""
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        return {}

@@ -1,0 +1,155 @@
+"""The live clients of Keycloak, Airflow and Tyk, and the OIDC URLs, each made once per command.
+
+`Clients(endpoints)` logs in to a system the first time it is asked for it and reuses that login after;
+apply, doctor, call and the test handle all get theirs here. The URL builders are pure.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import requests
+from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
+from keycloak.exceptions import KeycloakError
+
+from sandbox.errors import SandboxError
+from sandbox.runtime.base import Endpoints
+
+
+# ---- OIDC URLs of a Keycloak realm (pure) ------------------------------------------------------------
+def issuer(keycloak_url: str, realm: str) -> str:
+    return f"{keycloak_url}/realms/{realm}"
+
+
+def token_url(keycloak_url: str, realm: str) -> str:
+    return f"{issuer(keycloak_url, realm)}/protocol/openid-connect/token"
+
+
+def jwks_url(keycloak_url: str, realm: str) -> str:
+    return f"{issuer(keycloak_url, realm)}/protocol/openid-connect/certs"
+
+
+# ---- the live clients ------------------------------------------------------------------------------
+def keycloak_admin(url: str, password: str) -> KeycloakAdmin:
+    """The master realm's admin, logged in (and checked) once."""
+    try:
+        admin = KeycloakAdmin(connection=KeycloakOpenIDConnection(
+            server_url=url, username="admin", password=password, realm_name="master", user_realm_name="master",
+            verify=True, timeout=30))
+        admin.get_realms()
+        return admin
+    except KeycloakError as e:
+        raise SandboxError(f"Keycloak at {url} refused the sandbox's admin login ({e.response_code}).",
+                           "check `sandbox status`; if Keycloak was reset, run `sandbox down` and `sandbox up`.") from e
+
+
+class AirflowApi:
+    """Airflow's REST API v2 as the sandbox's admin."""
+
+    def __init__(self, url: str, password: str):
+        self.url = url.rstrip("/")
+        r = requests.post(f"{self.url}/auth/token", json={"username": "admin", "password": password}, timeout=30)
+        if not r.ok:
+            raise SandboxError(f"Airflow at {url} refused the sandbox's admin login (HTTP {r.status_code}).",
+                               "check `sandbox status`; `sandbox up` restarts a broken Airflow.")
+        self.s = requests.Session()
+        self.s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+
+    @property
+    def base(self) -> str:
+        return f"{self.url}/api/v2"
+
+    def call(self, method: str, path: str, **kw) -> requests.Response:
+        r = self.s.request(method, f"{self.base}{path}", timeout=30, **kw)
+        if not r.ok:
+            raise SandboxError(f"Airflow {method} {path} failed: HTTP {r.status_code} {r.text[:300]}")
+        return r
+
+    def connections(self) -> list[dict]:
+        out, offset = [], 0
+        while True:
+            page = self.call("GET", "/connections", params={"limit": 100, "offset": offset}).json()
+            out += page["connections"]
+            offset += 100
+            if offset >= page["total_entries"]:
+                return out
+
+
+class TykGateway:
+    """The Gateway API (`/tyk/…`), authenticated with the gateway secret."""
+
+    def __init__(self, url: str, secret: str):
+        self.url = url.rstrip("/")
+        self.s = requests.Session()
+        self.s.headers["x-tyk-authorization"] = secret
+
+    def call(self, method: str, path: str, *, ok404: bool = False, **kw) -> requests.Response:
+        r = self.s.request(method, f"{self.url}/tyk{path}", timeout=30, **kw)
+        if not r.ok and not (ok404 and r.status_code == 404):
+            raise SandboxError(f"Tyk {method} /tyk{path} failed: HTTP {r.status_code} {error_text(r)}",
+                               "check `sandbox logs tyk`; then run the command again.")
+        return r
+
+    def apis(self) -> dict[str, dict]:
+        """Every OAS API the gateway serves, by API id."""
+        return {a.get("x-tyk-api-gateway", {}).get("info", {}).get("id", ""): a
+                for a in self.call("GET", "/apis/oas").json() or []}
+
+    def policies(self) -> dict[str, dict]:
+        return {p["id"]: p for p in self.call("GET", "/policies").json() or []}
+
+    def reload(self) -> None:
+        # `/reload/group` only signals through Redis and returns at once, whatever `block` says; the local
+        # reload waits until the new APIs and policies are live.
+        self.call("GET", "/reload", params={"block": "true"})
+
+    def forget_jwks(self, api_id: str) -> None:
+        self.call("DELETE", f"/cache/jwks/{api_id}", ok404=True)
+
+
+def error_text(r: requests.Response) -> str:
+    """The gateway's own words for a refusal: the `error` (or `message`) of its JSON body."""
+    try:
+        body = r.json()
+    except ValueError:
+        return r.text[:200].strip()
+    if isinstance(body, dict):
+        return str(body.get("error") or body.get("message") or "")
+    return ""
+
+
+def why_not_running(endpoints: Endpoints, name: str) -> str | None:
+    """Why `name` cannot be used now, or None when it runs healthy."""
+    st = endpoints.components[name]
+    if st.state != "running" or not st.healthy:
+        return f"{name} is {st.state if st.state != 'running' else 'not healthy'}"
+    return None
+
+
+class Clients:
+    """One login per system and command: made on first use, reused after."""
+
+    def __init__(self, endpoints: Endpoints):
+        self.endpoints = endpoints
+
+    def _require(self, name: str) -> None:
+        if why := why_not_running(self.endpoints, name):
+            raise SandboxError(f"{name} is needed here, and {why}.", "run `sandbox up`, then the command again.")
+
+    @cached_property
+    def keycloak(self) -> KeycloakAdmin:
+        self._require("keycloak")
+        return keycloak_admin(self.endpoints.url("keycloak"), self.endpoints.secret("keycloak") or "")
+
+    @cached_property
+    def airflow(self) -> AirflowApi:
+        self._require("airflow")
+        return AirflowApi(self.endpoints.url("airflow"), self.endpoints.secret("airflow") or "")
+
+    @cached_property
+    def tyk(self) -> TykGateway:
+        self._require("tyk")
+        return TykGateway(self.endpoints.url("tyk"), self.endpoints.secret("tyk") or "")
+
+    def token_url(self, realm: str) -> str:
+        return token_url(self.endpoints.url("keycloak"), realm)
