@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-SPEC = Path(__file__).parent / "limits.yaml"
-pytestmark = [pytest.mark.integration, pytest.mark.sandbox_spec(SPEC.name)]
+from sandbox.spec import fixture_path
+
+SPEC = fixture_path("specs/limits.yaml")
+pytestmark = [pytest.mark.integration, pytest.mark.sandbox_spec(str(SPEC))]
 
 
 def calls(stack, service: str, n: int) -> list[tuple[int, str | None]]:
