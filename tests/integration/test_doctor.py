@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 import pytest
 from keycloak import KeycloakAdmin
@@ -26,8 +27,14 @@ def admin(stack) -> KeycloakAdmin:
     return kc_admin(stack, "dev")
 
 
-def repaired(stack, conn: str) -> None:
-    stack.cli("apply")
+@contextmanager
+def injected(stack, conn: str):
+    """Around a fault injected by hand: `sandbox apply` takes it out whatever the assertions said, so one failing
+    test cannot leak its fault into the next; then doctor must be green again."""
+    try:
+        yield
+    finally:
+        stack.cli("apply")
     rc, (d,) = doctor(stack, "--connection", conn)
     assert rc == 0 and d["ok"], d
 
@@ -46,52 +53,53 @@ def test_green_stack_every_checked_hop_is_healthy(stack):
 
 
 def test_rotated_secret_is_named(stack):
-    a = admin(stack)
-    a.generate_client_secrets(a.get_client_id("airflow"))  # rotated centrally; Airflow still has the old one
-    rc, (d,) = doctor(stack, "--connection", "tyk_dev_orders")
-    assert rc == 1
-    assert hop(d, "token")["ok"] is False and "HTTP 401" in hop(d, "token")["detail"]
-    assert d["verdict"] == ("Keycloak refuses airflow's secret: it was rotated in Keycloak and Airflow still has the "
-                            "old one. Fix: `sandbox apply` redistributes it.")
-    repaired(stack, "tyk_dev_orders")
+    with injected(stack, "tyk_dev_orders"):
+        a = admin(stack)
+        a.generate_client_secrets(a.get_client_id("airflow"))  # rotated centrally; Airflow still has the old one
+        rc, (d,) = doctor(stack, "--connection", "tyk_dev_orders")
+        assert rc == 1
+        assert hop(d, "token")["ok"] is False and "HTTP 401" in hop(d, "token")["detail"]
+        assert d["verdict"] == ("Keycloak refuses airflow's secret: it was rotated in Keycloak and Airflow still "
+                                "has the old one. Fix: `sandbox apply` redistributes it.")
 
 
 def test_missing_scope_is_named(stack):
-    a = admin(stack)
-    uuid = a.get_client_id("airflow")
-    scope_id = next(s["id"] for s in a.get_client_scopes() if s["name"] == "orders.write")
-    a.delete_client_default_client_scope(uuid, scope_id)
-    rc, (d,) = doctor(stack, "--connection", "tyk_dev_orders")
-    # the connection asks for its scopes, so Keycloak refuses at the token hop, before any gateway
-    assert rc == 1 and hop(d, "token")["ok"] is False and "HTTP 400 invalid_scope" in hop(d, "token")["detail"]
-    assert hop(d, "claims") == {"name": "claims", "ok": None, "detail": "not checked: an earlier hop failed"}
-    assert d["verdict"] == ("Keycloak will not grant airflow the scopes its connection asks for (orders.read "
-                            "orders.write): the client lacks one of them. Fix: `sandbox apply` restores the client's "
-                            "scopes.")
-    repaired(stack, "tyk_dev_orders")
+    with injected(stack, "tyk_dev_orders"):
+        a = admin(stack)
+        uuid = a.get_client_id("airflow")
+        scope_id = next(s["id"] for s in a.get_client_scopes() if s["name"] == "orders.write")
+        a.delete_client_default_client_scope(uuid, scope_id)
+        rc, (d,) = doctor(stack, "--connection", "tyk_dev_orders")
+        # the connection asks for its scopes, so Keycloak refuses at the token hop, before any gateway
+        assert rc == 1 and hop(d, "token")["ok"] is False and "HTTP 400 invalid_scope" in hop(d, "token")["detail"]
+        assert hop(d, "claims") == {"name": "claims", "ok": None, "detail": "not checked: an earlier hop failed"}
+        assert d["verdict"] == ("Keycloak will not grant airflow the scopes its connection asks for (orders.read "
+                                "orders.write): the client lacks one of them. Fix: `sandbox apply` restores the "
+                                "client's scopes.")
 
 
 def test_wrong_audience_is_named(stack):
-    a = admin(stack)
-    uuid = a.get_client_id("airflow")
-    mapper = next(m for m in a.get_mappers_from_client(uuid) if m["name"] == "gateway-audience")
-    a.remove_client_mapper(uuid, mapper["id"])
-    rc, (d,) = doctor(stack, "--connection", "tyk_dev_billing")
-    assert rc == 1 and hop(d, "claims")["detail"].endswith("lacks 'sandbox-gateway'")
-    assert d["verdict"].startswith("The gateway would refuse airflow's token in dev: aud ")
-    repaired(stack, "tyk_dev_billing")
+    with injected(stack, "tyk_dev_billing"):
+        a = admin(stack)
+        uuid = a.get_client_id("airflow")
+        mapper = next(m for m in a.get_mappers_from_client(uuid) if m["name"] == "gateway-audience")
+        a.remove_client_mapper(uuid, mapper["id"])
+        rc, (d,) = doctor(stack, "--connection", "tyk_dev_billing")
+        assert rc == 1 and hop(d, "claims")["detail"].endswith("lacks 'sandbox-gateway'")
+        assert d["verdict"].startswith("The gateway would refuse airflow's token in dev: aud ")
 
 
 def test_basic_auth_login_on_the_connection_is_named(stack):
-    api, s = airflow_session(stack)
-    assert s.patch(f"{api}/connections/tyk_prod_orders", params={"update_mask": "login"},
-                   json={"connection_id": "tyk_prod_orders", "conn_type": "http", "login": "svc-user"},
-                   timeout=10).ok
-    rc, (d,) = doctor(stack, "--connection", "tyk_prod_orders")
-    assert rc == 1 and hop(d, "connection") == {"name": "connection", "ok": False, "detail": "login 'svc-user' is set"}
-    assert d["verdict"] == ("tyk_prod_orders has a login, so Airflow's HTTP hook sends Basic auth and silently drops "
-                            "the Bearer token. Fix: clear the login (`sandbox apply`).")
-    repaired(stack, "tyk_prod_orders")
+    with injected(stack, "tyk_prod_orders"):
+        api, s = airflow_session(stack)
+        assert s.patch(f"{api}/connections/tyk_prod_orders", params={"update_mask": "login"},
+                       json={"connection_id": "tyk_prod_orders", "conn_type": "http", "login": "svc-user"},
+                       timeout=10).ok
+        rc, (d,) = doctor(stack, "--connection", "tyk_prod_orders")
+        assert rc == 1
+        assert hop(d, "connection") == {"name": "connection", "ok": False, "detail": "login 'svc-user' is set"}
+        assert d["verdict"] == ("tyk_prod_orders has a login, so Airflow's HTTP hook sends Basic auth and silently "
+                                "drops the Bearer token. Fix: clear the login (`sandbox apply`).")
 
 
 def test_unknown_connection(stack):

@@ -1,34 +1,46 @@
-"""Runs last (file order): stops the shared stack and checks nothing is left behind."""
+"""`sandbox down` on a whole stack of its own (own home, own ports), so it depends on no test order."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import psutil
 import pytest
 
 from sandbox.ports import is_free
 from sandbox.supervisor import OWNER_VAR
-from tests.integration.conftest import TEST_PORTS
+from tests.integration.conftest import sandbox
 
 pytestmark = pytest.mark.integration
+PORTS = {"keycloak": 29581, "keycloak-management": 29591, "redis": 29579, "tyk": 29582, "airflow": 29580,
+         "upstream": 29583}
 
 
-def test_down_leaves_no_process_and_frees_every_port(stack):
-    pids = {pid for row in stack.status().values() for pid in row["pids"]}
-    assert pids
-    out = json.loads(stack.cli("down", "-o", "json").stdout)
-    assert set(out["stopped"]) >= {"keycloak", "redis", "airflow", "upstream"}
-    assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-    marked = []
-    for p in psutil.process_iter():
-        try:
-            if p.environ().get(OWNER_VAR) == str(stack.home):
-                marked.append(p.pid)
-        except psutil.Error:
-            pass
-    assert marked == []
-    assert [n for n, port in TEST_PORTS.items() if not is_free(port)] == []
-    assert {r["state"] for r in stack.status().values()} <= {"stopped", "disabled"}
-    # down again: nothing to do, still fine
-    assert json.loads(stack.cli("down", "-o", "json").stdout)["stopped"] == []
+def test_down_leaves_no_process_and_frees_every_port(tmp_path):
+    home = tmp_path / "home"
+    env = {**os.environ, "SANDBOX_HOME": str(home), "SANDBOX_PORTS": ",".join(f"{k}={v}" for k, v in PORTS.items())}
+    env.pop("SANDBOX_WITHOUT", None)
+    try:
+        sandbox("up", "--no-apply", "-o", "json", env=env)
+        status = json.loads(sandbox("status", "-o", "json", env=env).stdout)
+        pids = {pid for row in status for pid in row["pids"]}
+        assert {row["name"] for row in status if row["state"] == "running"} == {
+            "keycloak", "redis", "tyk", "airflow", "upstream"}
+        out = json.loads(sandbox("down", "-o", "json", env=env).stdout)
+        assert set(out["stopped"]) == {"keycloak", "redis", "tyk", "airflow", "upstream"}
+        assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        marked = []
+        for p in psutil.process_iter():
+            try:
+                if p.environ().get(OWNER_VAR) == str(home):
+                    marked.append(p.pid)
+            except psutil.Error:
+                pass
+        assert marked == []
+        assert [n for n, port in PORTS.items() if not is_free(port)] == []
+        assert {r["state"] for r in json.loads(sandbox("status", "-o", "json", env=env).stdout)} == {"stopped"}
+        # down again: nothing to do, still fine
+        assert json.loads(sandbox("down", "-o", "json", env=env).stdout)["stopped"] == []
+    finally:
+        sandbox("down", "--force", env=env, check=False)
