@@ -1,6 +1,7 @@
 """Benchmark of the local runtime (issue #2): solo starts, parallel `up`, warm `up`, `down`, total RSS.
 
 Runs the real CLI against its own SANDBOX_HOME and ports (30xxx), so a running sandbox is left alone.
+Every `up` is `--no-apply`: start to healthy only (seeding is timed by bench_apply.py).
 
     python bench/bench_stack.py [--repeat 3] [--fresh-cache]
 
@@ -93,14 +94,14 @@ def main() -> None:
             env = fresh_env(base)
             keep = [name, *DEPS.get(name, [])]
             # measured like the parallel run: the whole `sandbox up` command, start to healthy
-            secs, _ = cli(env, "up", "-o", "json", *without(keep, available))
+            secs, _ = cli(env, "up", "--no-apply", "-o", "json", *without(keep, available))
             solo[name].append(secs)
             cli(env, "down")
             shutil.rmtree(env["SANDBOX_HOME"], ignore_errors=True)
         env = fresh_env(base)
-        secs, _ = cli(env, "up", "-o", "json", *without(available, available))
+        secs, _ = cli(env, "up", "--no-apply", "-o", "json", *without(available, available))
         parallel.append(secs)
-        warm.append(cli(env, "up", "-o", "json", *without(available, available))[0])
+        warm.append(cli(env, "up", "--no-apply", "-o", "json", *without(available, available))[0])
         rss.append(stack_rss(env))
         down.append(cli(env, "down")[0])
         shutil.rmtree(env["SANDBOX_HOME"], ignore_errors=True)
