@@ -62,6 +62,7 @@ def test_tyk_config(tmp_path):
     assert conf["storage"]["port"] == 28379 and conf["storage"]["password"] == "s-redis_password"
     assert conf["policies"]["policy_source"] == "file"
     assert conf["analytics_config"]["storage_expiration_time"] >= 3600
+    assert conf["liveness_check"] == {"check_duration": 1_000_000_000}  # healthy ~1 s after start, not ~11 s
 
 
 def test_tyk_hello_verdict():

@@ -54,6 +54,9 @@ def gateway_config(ctx: Context, templates: Path) -> dict:
         "hash_keys": True,
         "pid_file_location": str(data / "tyk.pid"),
         "health_check": {"enable_health_checks": False},
+        # /hello reports Redis only after its first liveness check, every 10 s by default: checking every
+        # second makes the gateway healthy ~1 s after start instead of ~11 s (Go duration, in nanoseconds).
+        "liveness_check": {"check_duration": 1_000_000_000},
     }
 
 
