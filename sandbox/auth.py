@@ -1,7 +1,13 @@
 """Client-credentials auth for `requests`: fetches a token, caches it, refreshes it before it expires.
 
 Self-contained (needs only `requests`), because the same file is used by the CLI and, copied into the
-sandbox's DAG folder, by Airflow tasks, which run in Airflow's own virtualenv.
+sandbox's DAG folder as `sandbox_auth.py`, by Airflow tasks, which run in Airflow's own virtualenv. There,
+`SandboxAuth` is the `auth_type` a task gives Airflow's HTTP hook or operator:
+
+    HttpOperator(task_id="orders", http_conn_id="tyk_dev_orders", endpoint="orders/1", auth_type=SandboxAuth)
+
+It finds how to get a token for the request's route in the routes file beside it (written by `sandbox
+apply`; no secret in it) and the client secret through Airflow's secrets backend.
 """
 
 from __future__ import annotations
@@ -10,10 +16,25 @@ import base64
 import json
 import threading
 import time
+from pathlib import Path
 
 import requests
 
 REFRESH_MARGIN = 0.2  # refresh once 80% of a token's life has passed (at least 5 s before expiry)
+ROUTES_FILE = "sandbox_routes.json"  # beside this module in the DAG folder: connection id -> route
+
+
+def routes(folder: Path | None = None) -> dict[str, dict]:
+    """The routes file: for each connection id, its gateway URL and how to get a token for it."""
+    return json.loads(((folder or Path(__file__).parent) / ROUTES_FILE).read_text())
+
+
+def route_for_url(url: str, table: dict[str, dict]) -> tuple[str, dict]:
+    """The connection whose route `url` is under (the longest match)."""
+    hits = [(cid, r) for cid, r in table.items() if url == r["url"] or url.startswith(r["url"].rstrip("/") + "/")]
+    if not hits:
+        raise LookupError(f"no sandbox route serves {url}; known: {', '.join(r['url'] for r in table.values())}")
+    return max(hits, key=lambda hit: len(hit[1]["url"]))
 
 
 class TokenError(Exception):
@@ -52,12 +73,16 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         self.fetches = 0
 
     @classmethod
+    def from_route(cls, route: dict, secret_lookup) -> ClientCredentialsAuth:
+        """From a route of the routes file; the secret comes from `secret_lookup(credential_variable)` (in a task:
+        `Variable.get`, served by the secrets backend)."""
+        return cls(route["token_url"], route["client_id"], secret_lookup(route["credential_variable"]),
+                   route.get("scope", ""))
+
+    @classmethod
     def from_connection(cls, conn, secret_lookup) -> ClientCredentialsAuth:
-        """From an Airflow connection: its extra names the token endpoint (`auth_url`), client and scope; the
-        secret comes from `secret_lookup(credential_variable)` (in a task: `Variable.get`, from the secrets backend)."""
-        extra = conn.extra_dejson
-        return cls(extra["auth_url"], extra["client_id"], secret_lookup(extra["credential_variable"]),
-                   extra.get("scope", ""))
+        """For an Airflow connection the sandbox manages (by its id)."""
+        return cls.from_route(routes()[conn.conn_id], secret_lookup)
 
     def token(self) -> str:
         with self._lock:
@@ -90,4 +115,37 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         r.headers["Authorization"] = f"Bearer {self.token()}"
+        return r
+
+
+class SandboxAuth(requests.auth.AuthBase):
+    """`auth_type` for Airflow's HttpHook / HttpOperator on a sandbox connection: a bearer token for the route.
+
+    The hook builds it with no arguments (or with the connection's login and password, which it ignores: a login
+    must not turn the call into Basic auth). One token helper per connection is kept for the whole process, so
+    the tasks of a worker reuse tokens until they near expiry.
+    """
+
+    _helpers: dict[str, ClientCredentialsAuth] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, *_login_password) -> None:
+        pass
+
+    @classmethod
+    def helper(cls, conn_id: str, route: dict | None = None) -> ClientCredentialsAuth:
+        with cls._lock:
+            if conn_id not in cls._helpers:
+                from airflow.sdk import Variable  # in a task: resolved through the secrets backend
+
+                cls._helpers[conn_id] = ClientCredentialsAuth.from_route(route or routes()[conn_id], Variable.get)
+            return cls._helpers[conn_id]
+
+    @classmethod
+    def token_for(cls, conn_id: str) -> str:
+        return cls.helper(conn_id).token()
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        conn_id, route = route_for_url(r.url or "", routes())
+        r.headers["Authorization"] = f"Bearer {self.helper(conn_id, route).token()}"
         return r

@@ -1,4 +1,4 @@
-"""The live clients of Keycloak, Airflow and Tyk, and the OIDC URLs, each made once per command.
+"""The live clients of Keycloak, Airflow, Tyk and Redis, and the OIDC URLs, each made once per command.
 
 `Clients(endpoints)` logs in to a system the first time it is asked for it and reuses that login after;
 apply, doctor, call and the test handle all get theirs here. The URL builders are pure.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+import redis
 import requests
 from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
 from keycloak.exceptions import KeycloakError
@@ -64,6 +65,15 @@ class AirflowApi:
         if not r.ok:
             raise SandboxError(f"Airflow {method} {path} failed: HTTP {r.status_code} {r.text[:300]}")
         return r
+
+    def reparse(self, dag_id_pattern: str) -> bool:
+        """Ask the dag-processor to parse the file of the DAGs matching the pattern now (rather than at its next
+        periodic parse, up to 30 s away). False when no such DAG is known yet (a new file is found on its own)."""
+        dags = self.call("GET", "/dags", params={"dag_id_pattern": dag_id_pattern, "limit": 1}).json()["dags"]
+        if not dags:
+            return False
+        self.call("PUT", f"/parseDagFile/{dags[0]['file_token']}")
+        return True
 
     def connections(self) -> list[dict]:
         out, offset = [], 0
@@ -150,6 +160,12 @@ class Clients:
     def tyk(self) -> TykGateway:
         self._require("tyk")
         return TykGateway(self.endpoints.url("tyk"), self.endpoints.secret("tyk") or "")
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        self._require("redis")
+        return redis.Redis(host="127.0.0.1", port=self.endpoints.components["redis"].ports["redis"],
+                           password=self.endpoints.secret("redis"), socket_timeout=30)
 
     def token_url(self, realm: str) -> str:
         return token_url(self.endpoints.url("keycloak"), realm)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import psutil
 import requests
 
-from sandbox.apply.airflow import connection_body
+from sandbox.apply import airflow as airflow_apply
 from sandbox.apply.tyk import api_payload, differences, policy_payload
 from sandbox.auth import ClientCredentialsAuth, TokenError, decode_claims, decode_header
 from sandbox.call import gateway_refusal
@@ -95,7 +95,7 @@ def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, hand
     except SandboxError:
         live = None
     shadows = shadowing(want.conn_id, airflow_environs(endpoints))
-    body = connection_body(want)
+    body = airflow_apply.connection_body(want)
     if shadows:
         d.hops.append(Hop("connection", False, f"{env_var_name(want.conn_id)} is set in {len(shadows)} Airflow "
                                                f"process(es) ({shadows[0]}); tasks use it, the UI shows the metastore"))
@@ -109,14 +109,12 @@ def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, hand
         d.verdict = (f"{want.conn_id} has a login, so Airflow's HTTP hook sends Basic auth and silently drops the "
                      "Bearer token. Fix: clear the login (`sandbox apply`).")
     else:
-        extra = json.loads(live.get("extra") or "{}")
-        drift = [k for k in ("host", "port") if live.get(k) != body[k]] + \
-            [k for k, v in json.loads(body["extra"]).items() if extra.get(k) != v]
+        drift = airflow_apply.differences(live, body)
         if drift:
             d.hops.append(Hop("connection", False, f"differs from the spec: {', '.join(drift)}"))
             d.verdict = f"{want.conn_id} differs from the spec ({', '.join(drift)}). Fix: `sandbox apply`."
         else:
-            d.hops.append(Hop("connection", True, f"metastore, matches the spec ({want.host}:{want.port})"))
+            d.hops.append(Hop("connection", True, f"metastore, matches the spec ({want.url})"))
 
     # 2. secret, as a task reads it
     try:
@@ -181,6 +179,8 @@ GATEWAY_CAUSES = (
      "`sandbox apply` restores the client's audience mapper"),
     ("issuer claim", "the token's issuer is not the one the API trusts (fetched through another host name?)",
      "fetch tokens through the issuer URL the gateway trusts; Keycloak's --hostname fixes it"),
+    ("could not apply", "a policy the token's scopes map to is missing from the gateway",
+     "`sandbox apply` re-creates it"),
     ("Authorization field missing", "no bearer token reached the gateway",
      "send `Authorization: Bearer <token>` (a `login` on the connection replaces it with Basic auth)"),
     ("", "the gateway could not verify the token (signature, key id, issuer or audience)",
@@ -221,18 +221,18 @@ def _gateway_hop(d: Diagnosis, desired: Desired, endpoints: Endpoints, live_clie
         return Hop("gateway", False, "; ".join(drift))
     t0 = time.monotonic()
     try:
-        r = requests.get(f"{tyk.url}{want.base_path}/", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        r = requests.get(f"{want.url}/", headers={"Authorization": f"Bearer {token}"}, timeout=30)
     except requests.RequestException as e:
         d.verdict = d.verdict or f"The gateway does not answer ({type(e).__name__}). Fix: `sandbox up`."
-        return Hop("gateway", False, f"GET {want.base_path}/: {type(e).__name__}")
+        return Hop("gateway", False, f"GET {want.path}/: {type(e).__name__}")
     ms = (time.monotonic() - t0) * 1000
     words = gateway_refusal(r)
     if words is not None:
         cause, fix = explain_refusal(words)
-        d.verdict = d.verdict or (f"The gateway refuses {want.client_id}'s token on {want.base_path}/ with HTTP "
+        d.verdict = d.verdict or (f"The gateway refuses {want.client_id}'s token on {want.path}/ with HTTP "
                                   f"{r.status_code} \"{words}\": {cause}. Fix: {fix}.")
-        return Hop("gateway", False, f"GET {want.base_path}/: HTTP {r.status_code} {words}")
-    return Hop("gateway", True, f"GET {want.base_path}/: HTTP {r.status_code} ({ms:.0f} ms), API {api.api_id}"
+        return Hop("gateway", False, f"GET {want.path}/: HTTP {r.status_code} {words}")
+    return Hop("gateway", True, f"GET {want.path}/: HTTP {r.status_code} ({ms:.0f} ms), API {api.api_id}"
                + (f", policy {pol.policy_id}" if pol else ""))
 
 

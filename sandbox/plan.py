@@ -4,7 +4,8 @@ Conventions (documented in the README):
 - Keycloak realm = environment name; client id = account name; client scope = spec scope name.
 - Tyk API id `<env>-<service>`, listen path `/<env>/<service>/`; policy id `<env>-<account>-<service>`.
 - Airflow connection id `tyk_<env>_<service>`, using the spec's Airflow account.
-- Every object carries a `sandbox.managed` mark; apply never touches objects without it.
+- Every object carries a managed mark (`sandbox.managed`; an Airflow connection's description starts with
+  CONNECTION_MARK); apply never touches objects without it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sandbox.spec import BUNDLED, Spec
 
 AUDIENCE = "sandbox-gateway"  # the `aud` every token must carry for the gateway
 MANAGED = "sandbox.managed"
+CONNECTION_MARK = "[managed by airflow-tyk-sandbox]"  # an Airflow connection's description starts with it
 # Request headers the gateway records as analytics tags: which DAG, task and run made a call.
 AUDIT_HEADERS = ("X-Airflow-Dag-Id", "X-Airflow-Task-Id", "X-Airflow-Run-Id")
 
@@ -87,23 +89,36 @@ class TykPolicy:
 
 @dataclass(frozen=True)
 class AirflowConnection:
+    """An HTTP connection that Airflow's own HTTP hook and operator use unchanged: its host is the gateway
+    route's base URL, and it carries nothing else the hook would send (every unknown extra key becomes a
+    request header). How to get a token for it is the route's entry in the routes file (`route()`), read by
+    the `SandboxAuth` the task passes as `auth_type`; the secret stays in the secrets backend."""
+
     conn_id: str
     env: str
     service: str
-    host: str
-    port: int
-    base_path: str
+    url: str  # the gateway route, e.g. http://127.0.0.1:28082/dev/orders
     token_url: str
     client_id: str
     scope: str
     audience: str
-    secret_key: str  # the name under which the client secret is kept outside Airflow's metadata
+    secret_key: str  # the Variable (secrets backend) holding the client secret
 
-    def extra(self) -> dict:
-        # Key names avoid "token", "secret" and the like: Airflow masks such extra fields as "***" when read back.
-        return {"base_path": self.base_path, "auth_url": self.token_url, "client_id": self.client_id,
-                "scope": self.scope, "audience": self.audience, "credential_variable": self.secret_key,
-                MANAGED: True}
+    @property
+    def path(self) -> str:
+        return "/" + self.url.split("://", 1)[-1].split("/", 1)[-1]
+
+    @property
+    def description(self) -> str:
+        # the sandbox's mark lives here, where the hook never looks
+        return (f"{CONNECTION_MARK} {self.service} in {self.env} through the Tyk gateway; "
+                "call it with auth_type=sandbox_auth.SandboxAuth")
+
+    def route(self) -> dict:
+        """This connection's entry in the routes file: how SandboxAuth gets its token. No secret."""
+        return {"url": self.url, "env": self.env, "service": self.service, "token_url": self.token_url,
+                "client_id": self.client_id, "scope": self.scope, "audience": self.audience,
+                "credential_variable": self.secret_key}
 
 
 @dataclass
@@ -169,7 +184,7 @@ def plan(spec: Spec, at: Addresses) -> Desired:
                 mine = [g for g in svc_grants if g.account == spec.airflow_account]
                 d.connections.append(AirflowConnection(
                     conn_id=connection_id(env_name, service.name), env=env_name, service=service.name,
-                    host=at.gateway_host, port=at.gateway_port, base_path=f"/{env_name}/{service.name}",
+                    url=f"http://{at.gateway_host}:{at.gateway_port}/{env_name}/{service.name}",
                     token_url=clients.token_url(at.keycloak_url, env_name), client_id=spec.airflow_account,
                     scope=" ".join(sorted({s for g in mine for s in g.scopes})), audience=AUDIENCE,
                     secret_key=secret_key(env_name, spec.airflow_account),

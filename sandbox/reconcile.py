@@ -6,6 +6,7 @@ secrets.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from contextlib import contextmanager
@@ -27,9 +28,10 @@ from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
 from sandbox.plan import Addresses, Desired, plan, secret_key
 from sandbox.runtime.base import AirflowHandoff, Endpoints
-from sandbox.spec import Spec
+from sandbox.spec import Spec, fixture_path
 
 TOKEN_HELPER = "sandbox_auth.py"  # the module name tasks import
+SMOKE_DAG = "sandbox_smoke.py"
 
 
 @dataclass
@@ -105,7 +107,11 @@ def apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: Airflo
     if "keycloak" not in c.skipped:
         with _live_errors("reading the client secrets from Keycloak"):
             changes += _store_secrets(spec, c.desired, live.keycloak, paths, handoff)
-    changes += _install_token_helper(handoff)
+    dag_files = _install_dag_files(handoff, c.desired)
+    if "airflow" not in c.skipped and any(ch.name == SMOKE_DAG for ch in dag_files):
+        with _live_errors("asking Airflow to re-parse the smoke DAGs"):
+            live.airflow.reparse("sandbox_smoke_")  # the smoke follows the spec at once
+    changes += dag_files
     return Report(changes, c.skipped, c.desired.counts(), time.monotonic() - t0)
 
 
@@ -126,12 +132,28 @@ def _store_secrets(spec: Spec, desired: Desired, admin: KeycloakAdmin, paths: Sa
     return changes
 
 
-def _install_token_helper(handoff: AirflowHandoff) -> list[Change]:
-    """Tasks import the token helper as `sandbox_auth` from the DAG folder (Airflow's venv lacks this package)."""
-    target = handoff.dag_folder / TOKEN_HELPER
-    text = Path(auth_module.__file__).read_text()
-    if target.exists() and target.read_text() == text:
-        return []
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
-    return [Change("sandbox", "update", "dag-folder", target.name, "the token helper for tasks")]
+def dag_folder_files(desired: Desired) -> dict[str, tuple[str, str]]:
+    """What apply keeps in Airflow's DAG folder: file name -> (text, why it is there)."""
+    routes = json.dumps({c.conn_id: c.route() for c in desired.connections}, indent=2, sort_keys=True)
+    # The smoke DAGs are built from the routes file; a digest line makes the DAG file change with it, so Airflow
+    # re-parses it at once instead of at its next periodic parse.
+    smoke = fixture_path(f"dags/{SMOKE_DAG}").read_text() + \
+        f"# routes digest: {hashlib.sha256(routes.encode()).hexdigest()[:16]}\n"
+    return {
+        # tasks import the token helper as `sandbox_auth` (Airflow's venv lacks this package)
+        TOKEN_HELPER: (Path(auth_module.__file__).read_text(), "the token helper and SandboxAuth for tasks"),
+        auth_module.ROUTES_FILE: (routes, "each connection's route and token endpoint (no secret)"),
+        SMOKE_DAG: (smoke, "the smoke DAGs, one per environment"),
+    }
+
+
+def _install_dag_files(handoff: AirflowHandoff, desired: Desired) -> list[Change]:
+    changes = []
+    for name, (text, what) in dag_folder_files(desired).items():
+        target = handoff.dag_folder / name
+        if target.exists() and target.read_text() == text:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        changes.append(Change("sandbox", "update", "dag-folder", name, what))
+    return changes

@@ -1,8 +1,9 @@
 """Airflow: one HTTP connection per environment x service, through the REST API v2.
 
-Connections hold where to go and how to get a token — never the client secret. The secret is kept in
-the sandbox's Airflow secrets backend (a 0600 file read by LocalFilesystemBackend), named by the
-connection's `credential_variable`.
+A connection holds only where to go (the gateway route as its host), so Airflow's HTTP hook uses it as it
+is: no extra key to become a stray header, no login to turn into Basic auth. The sandbox's mark is in the
+description; how to get a token is in the routes file beside the token helper in the DAG folder, and the
+client secret in the secrets backend (a 0600 file read by LocalFilesystemBackend).
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ import json
 
 from sandbox.apply import Change, Step
 from sandbox.clients import AirflowApi
-from sandbox.plan import MANAGED, AirflowConnection, Desired
+from sandbox.plan import CONNECTION_MARK, MANAGED, AirflowConnection, Desired
 
 
 def connection_body(c: AirflowConnection) -> dict:
-    return {"connection_id": c.conn_id, "conn_type": "http", "host": c.host, "port": c.port, "schema": "http",
-            "description": f"{c.service} in {c.env}, through the Tyk gateway (managed by airflow-tyk-sandbox)",
-            "login": None, "password": None, "extra": json.dumps(c.extra(), sort_keys=True)}
+    return {"connection_id": c.conn_id, "conn_type": "http", "host": c.url, "port": None, "schema": None,
+            "description": c.description, "login": None, "password": None, "extra": None}
 
 
 def _extra(live: dict) -> dict:
@@ -27,11 +27,17 @@ def _extra(live: dict) -> dict:
         return {}
 
 
-def _differs(live: dict, body: dict) -> list[str]:
-    out = [k for k in ("conn_type", "host", "port", "schema", "login") if live.get(k) != body[k]]
-    if _extra(live) != json.loads(body["extra"]):
+def differences(live: dict, body: dict) -> list[str]:
+    """What of a live connection departs from the wanted one (an empty extra equals none)."""
+    out = [k for k in ("conn_type", "host", "port", "schema", "login", "description") if live.get(k) != body[k]]
+    if _extra(live):
         out.append("extra")
     return out
+
+
+def managed(live: dict) -> bool:
+    # the old format kept the mark in the extra; both count, so an upgrade converges instead of duplicating
+    return (live.get("description") or "").startswith(CONNECTION_MARK) or bool(_extra(live).get(MANAGED))
 
 
 def steps(api: AirflowApi, desired: Desired) -> list[Step]:
@@ -41,13 +47,13 @@ def steps(api: AirflowApi, desired: Desired) -> list[Step]:
     for cid, c in wanted.items():
         body = connection_body(c)
         if cid not in live:
-            out.append(Step(Change("airflow", "create", "connection", cid, f"{c.host}:{c.port}{c.base_path}"),
+            out.append(Step(Change("airflow", "create", "connection", cid, c.url),
                             lambda b=body: api.call("POST", "/connections", json=b)))
-        elif _extra(live[cid]).get(MANAGED) and (diff := _differs(live[cid], body)):
+        elif managed(live[cid]) and (diff := differences(live[cid], body)):
             out.append(Step(Change("airflow", "update", "connection", cid, ", ".join(diff)),
                             lambda b=body, i=cid: api.call("PATCH", f"/connections/{i}", json=b)))
     for cid, c in live.items():
-        if cid not in wanted and _extra(c).get(MANAGED):
+        if cid not in wanted and managed(c):
             out.append(Step(Change("airflow", "delete", "connection", cid),
                             lambda i=cid: api.call("DELETE", f"/connections/{i}")))
     return out

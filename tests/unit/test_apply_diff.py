@@ -99,12 +99,20 @@ def test_airflow_converged_plans_nothing_and_drift_is_named():
     gone = live.conns.pop()
     live.conns.append({"connection_id": "tyk_old_svc", "extra": json.dumps({MANAGED: True})})
     live.conns.append({"connection_id": "mine", "extra": "{}"})  # not the sandbox's: left alone
+    gone_url = next(c.url for c in DESIRED.connections if c.conn_id == gone["connection_id"])
     assert changes(airflow_apply.steps(live, DESIRED)) == [
         ("update", "connection", live.conns[0]["connection_id"], "host, login"),
-        ("create", "connection", gone["connection_id"], f"127.0.0.1:28082/{gone['connection_id'].split('_', 2)[1]}/"
-                                                        f"{gone['connection_id'].split('_', 2)[2]}"),
+        ("create", "connection", gone["connection_id"], gone_url),
         ("delete", "connection", "tyk_old_svc", ""),
     ]
+
+
+def test_airflow_connections_of_the_old_format_are_recognised_and_converted():
+    live = LiveAirflow([{"connection_id": c.conn_id, "conn_type": "http", "host": "127.0.0.1", "port": 28082,
+                         "schema": "http", "extra": json.dumps({"base_path": f"/{c.env}/{c.service}", MANAGED: True})}
+                        for c in DESIRED.connections])
+    assert {(a, k, d) for a, k, _, d in changes(airflow_apply.steps(live, DESIRED))} == {
+        ("update", "connection", "host, port, schema, description, extra")}
 
 
 class LiveTyk:

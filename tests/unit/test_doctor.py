@@ -3,7 +3,7 @@
 from sandbox.doctor import check_claims, env_var_name, shadowing
 from sandbox.plan import AirflowConnection
 
-WANT = AirflowConnection("tyk_dev_orders", "dev", "orders", "127.0.0.1", 1, "/dev/orders",
+WANT = AirflowConnection("tyk_dev_orders", "dev", "orders", "http://127.0.0.1:1/dev/orders",
                          "http://kc/realms/dev/protocol/openid-connect/token", "airflow", "orders.read orders.write",
                          "sandbox-gateway", "sandbox_client_secret_dev_airflow")
 ISS = "http://kc/realms/dev"

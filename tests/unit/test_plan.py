@@ -1,6 +1,6 @@
 """plan(): every spec feature shows up in the desired objects, and nothing else does."""
 
-from sandbox.plan import AUDIENCE, AUDIT_HEADERS, MANAGED, Addresses, plan
+from sandbox.plan import AUDIENCE, AUDIT_HEADERS, CONNECTION_MARK, Addresses, plan
 from sandbox.spec import load, parse
 from tests.unit.test_spec import GOOD
 
@@ -62,14 +62,14 @@ def test_connections_follow_the_convention_and_hold_no_secret():
     conns = {c.conn_id: c for c in d.connections}
     assert set(conns) == {"tyk_dev_orders", "tyk_dev_billing", "tyk_prod_orders", "tyk_prod_billing"}
     c = conns["tyk_prod_billing"]
-    assert (c.host, c.port, c.base_path) == ("127.0.0.1", 28082, "/prod/billing")
+    assert (c.url, c.path) == ("http://127.0.0.1:28082/prod/billing", "/prod/billing")
     assert c.token_url == "http://127.0.0.1:28081/realms/prod/protocol/openid-connect/token"
     assert c.client_id == "airflow" and c.scope == "billing.read"
-    extra = c.extra()
-    assert extra[MANAGED] is True and extra["credential_variable"] == "sandbox_client_secret_prod_airflow"
-    assert extra["auth_url"] == c.token_url
-    # no key Airflow would mask when reading it back (and no secret value at all)
-    assert not [k for k in extra if any(w in k for w in ("secret", "token", "password", "key"))]
+    assert c.description.startswith(CONNECTION_MARK) and "auth_type=sandbox_auth.SandboxAuth" in c.description
+    # how SandboxAuth gets a token for it: the route names the secret's Variable, never the secret
+    assert c.route() == {"url": c.url, "env": "prod", "service": "billing", "token_url": c.token_url,
+                         "client_id": "airflow", "scope": "billing.read", "audience": AUDIENCE,
+                         "credential_variable": "sandbox_client_secret_prod_airflow"}
 
 
 def test_connection_even_without_a_grant():
