@@ -10,12 +10,14 @@ from pathlib import Path
 
 import click
 
+from sandbox import audit as audit_mod
 from sandbox import call as call_mod
 from sandbox import doctor as doctor_mod
 from sandbox import ports as port_mod
-from sandbox import reconcile, render, spec, versions
+from sandbox import reconcile, render, smoke, spec, versions
 from sandbox.accounts import auth_for
 from sandbox.auth import TokenError, decode_claims
+from sandbox.clients import Clients
 from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import Endpoints, Runtime
@@ -102,31 +104,41 @@ def provision(components: tuple[str, ...], output: str) -> None:
 @click.option("--port", "ports", multiple=True, metavar="NAME=PORT",
               help="Override a port, e.g. --port keycloak=18080 (env SANDBOX_PORTS, comma-separated).")
 @click.option("--show-secrets", is_flag=True, help="Show logins unmasked.")
-@click.option("--no-apply", is_flag=True, help="Only start the stack; do not seed it from the spec.")
+@click.option("--no-apply", is_flag=True, help="Only start the stack; do not seed it from the spec (nor smoke it).")
+@click.option("--no-smoke", is_flag=True, help="Seed, but skip the smoke run that proves every connection.")
 @SPEC
 @OUTPUT
 def up(runtime: str, without: tuple[str, ...], ports: tuple[str, ...], show_secrets: bool, no_apply: bool,
-       spec_path: Path | None, output: str) -> None:
-    """Start the stack (idempotent: starts only what is not running), wait until healthy, seed it from the spec."""
+       no_smoke: bool, spec_path: Path | None, output: str) -> None:
+    """Start the stack (idempotent: starts only what is not running), wait until healthy, seed it from the spec,
+    and smoke it: a green `up` means every connection works end to end."""
     rt = get_runtime(runtime)
     t0 = time.monotonic()
     the_spec = None if no_apply else spec.load(spec_path)  # a bad spec stops `up` before anything starts
     progress = render.ProgressPrinter()
     results = rt.up(list(without), port_mod.parse_overrides(",".join(ports)), progress)
     rows = rt.status()
-    report = None
+    report = smoked = None
+    endpoints = Endpoints.of(rows)
     if the_spec is not None:
         progress("apply", f"seeding from {the_spec.source}")
-        report = reconcile.apply(the_spec, Endpoints.of(rows), rt.paths, rt.handoff())
+        report = reconcile.apply(the_spec, endpoints, rt.paths, rt.handoff())
+        if not no_smoke and not ({"airflow", "keycloak", "tyk"} & set(without)):
+            progress("smoke", "a real DAG run per environment, every connection through the gateway")
+            smoked = smoke.run(the_spec, endpoints, rt.paths)
     if output == "json":
         render.dump_json({"seconds": round(time.monotonic() - t0, 2), "components": results, "apply": report,
-                          "status": render.status_dicts(rows, show_secrets)})
-        return
-    render.status_table(rows, show_secrets)
-    if report is not None:
-        render.changes(report, applied=True)
-    render.out.print(f"Up in {time.monotonic() - t0:.1f}s: "
-                     + ", ".join(f"{r.name} {r.action}" for r in results))
+                          "smoke": smoked, "status": render.status_dicts(rows, show_secrets)})
+    else:
+        render.status_table(rows, show_secrets)
+        if report is not None:
+            render.changes(report, applied=True)
+        if smoked is not None:
+            render.smoke(smoked)
+        render.out.print(f"Up in {time.monotonic() - t0:.1f}s: "
+                         + ", ".join(f"{r.name} {r.action}" for r in results))
+    if smoked is not None and not smoked.ok:
+        sys.exit(1)
 
 
 @cli.command("plan")
@@ -152,6 +164,45 @@ def apply_cmd(spec_path: Path | None, output: str) -> None:
         render.dump_json(report)
     else:
         render.changes(report, applied=True)
+
+
+@cli.command("smoke")
+@click.option("--env", "env", default=None, help="Only this environment's connections.")
+@click.option("--service", default=None, help="Only this service's connections.")
+@SPEC
+@OUTPUT
+def smoke_cmd(env: str | None, service: str | None, spec_path: Path | None, output: str) -> None:
+    """Prove every connection end to end with real DAG runs; exit 1 when one fails."""
+    rt = get_runtime()
+    report = smoke.run(spec.load(spec_path), rt.endpoints(), rt.paths, env, service)
+    if output == "json":
+        render.dump_json(report)
+    else:
+        render.smoke(report)
+    if not report.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--since", default=None, metavar="DURATION", help="Only calls of the last DURATION (30s, 15m, 2h, 1d).")
+@click.option("--dag", "dag_id", default=None, help="Only this DAG's calls.")
+@click.option("-o", "--output", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help="Output format.")
+def audit(since: str | None, dag_id: str | None, output: str) -> None:
+    """Which DAG called which service: the gateway's records by DAG, task, API and status."""
+    try:
+        window = audit_mod.parse_duration(since) if since else None
+    except ValueError as e:
+        raise SandboxError(f"--since {e}.", "e.g. --since 15m.", exit_code=2) from e
+    endpoints = get_runtime().endpoints()
+    records = audit_mod.read(Clients(endpoints).redis)
+    rows = audit_mod.summarise(records, time.time() - window if window else None, dag_id)
+    if output == "json":
+        render.dump_json(rows)
+    elif output == "csv":
+        render.csv_rows(rows, audit_mod.AuditRow)
+    else:
+        render.audit(rows, len(records))
 
 
 @cli.command()

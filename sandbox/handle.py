@@ -3,16 +3,16 @@ go through the real stack (tokens, a gateway session, DAG runs)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import requests
 
+from sandbox import dag_runs, smoke
 from sandbox.accounts import auth_for
 from sandbox.auth import ClientCredentialsAuth
-from sandbox.clients import AirflowApi, Clients
+from sandbox.clients import Clients
 from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
 from sandbox.reconcile import Report
@@ -58,33 +58,18 @@ class Handle:
         s.auth = self._auth(as_ or self.spec.airflow_account, env)
         return s
 
+    @property
+    def last_smoke(self) -> smoke.SmokeReport | None:
+        """The last smoke's report (`sandbox up`, `sandbox smoke` or `smoke()`), or None."""
+        return smoke.last(self.paths)
+
+    def smoke(self, env: str | None = None, service: str | None = None) -> smoke.SmokeReport:
+        """Run the smoke DAGs now: every connection (of `env`, of `service`) through the gateway."""
+        return smoke.run(self.spec, self.endpoints, self.paths, env, service)
+
     def run_dag(self, dag_id: str, conf: dict | None = None, timeout: float = 180) -> dict:
         """Trigger `dag_id` through the REST API, wait for it to finish; its state and its tasks' states."""
-        return run_dag(self.clients.airflow, dag_id, conf, timeout)
-
-
-def run_dag(api: AirflowApi, dag_id: str, conf: dict | None, timeout: float) -> dict:
-    s, base = api.s, api.base
-    deadline = time.monotonic() + timeout
-    while (r := s.patch(f"{base}/dags/{dag_id}", json={"is_paused": False}, timeout=30)).status_code == 404:
-        if time.monotonic() > deadline:
-            raise SandboxError(f"Airflow does not know DAG {dag_id!r}.",
-                               "check the DAG folder and its import errors.")
-        time.sleep(1)  # the dag-processor has not parsed it yet
-    r.raise_for_status()
-    run = s.post(f"{base}/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}}, timeout=30)
-    run.raise_for_status()
-    run_id = run.json()["dag_run_id"]
-    while True:
-        state = s.get(f"{base}/dags/{dag_id}/dagRuns/{run_id}", timeout=30).json()["state"]
-        if state in ("success", "failed"):
-            break
-        if time.monotonic() > deadline:
-            raise SandboxError(f"DAG run {run_id} of {dag_id} is still {state} after {timeout:.0f}s.",
-                               "look at its task logs in the Airflow UI, or pass a longer timeout.")
-        time.sleep(0.5)
-    tis = s.get(f"{base}/dags/{dag_id}/dagRuns/{run_id}/taskInstances", timeout=30).json()["task_instances"]
-    return {"dag_run_id": run_id, "state": state, "tasks": {t["task_id"]: t["state"] for t in tis}}
+        return dag_runs.run_dag(self.clients.airflow, dag_id, conf, timeout)
 
 
 class _BaseUrlSession(requests.Session):

@@ -79,6 +79,11 @@ class SandboxPaths:
         """Every service account's client secret, for the CLI (`sandbox token`, `sandbox call`); 0600."""
         return self.home / "secrets" / "clients.json"
 
+    @property
+    def smoke_result(self) -> Path:
+        """The last `sandbox smoke` report (also read by the test handle)."""
+        return self.home / "smoke.json"
+
     # ---- test sessions holding the sandbox ----------------------------------------------------------
     @property
     def holders_lock(self) -> Path:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shlex
+import sys
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from rich.console import Console
@@ -137,3 +139,48 @@ def call_result(r) -> None:
     out.print(f"[dim]token: azp={r.claims.get('azp')} scope={r.claims.get('scope')!r} exp={exp}{left}[/]")
     if not r.gateway_error:
         print(json.dumps(r.body, indent=2) if not isinstance(r.body, str) else r.body)
+
+
+def smoke(report) -> None:
+    """One row per connection: ✓/✗ per hop, status, latency; under a failure its verdict and log lines."""
+    t = Table(title=f"smoke ({report.seconds:.1f}s; the calls {report.calls_seconds * 1000:.0f} ms, the rest Airflow)",
+              title_justify="left")
+    for col in ("connection", "conn", "token", "gateway", "upstream", "status", "ms"):  # conn: it resolves
+        t.add_column(col)
+    for r in report.rows:
+        marks = {h["name"]: MARK[h["ok"]] for h in r.hops}
+        ms = sum(h.get("ms") or 0 for h in r.hops)
+        t.add_row(r.connection, marks.get("connection", ""), marks.get("token", ""), marks.get("gateway", ""),
+                  marks.get("upstream", ""), str(r.status or "–"), f"{ms:.0f}")
+    out.print(t)
+    for r in report.rows:
+        if r.ok:
+            continue
+        failed = next((h for h in r.hops if h["ok"] is False), None)
+        why = f"{failed['name']} hop: {failed['detail']}" if failed else r.verdict
+        out.print(f"[red]✗ {r.connection}[/]: {why}")
+        for line in r.log:
+            out.print(f"    [dim]{line}[/]")
+    out.print("[green]Every connection works end to end.[/]" if report.ok else
+              f"[red]{sum(not r.ok for r in report.rows)} of {len(report.rows)} connections failed.[/] "
+              "`sandbox doctor --connection <id>` walks one hop by hop.")
+
+
+def audit(rows, records: int) -> None:
+    t = Table(title=f"gateway calls by DAG ({records} records read)", title_justify="left")
+    for col in ("dag", "task", "api", "status", "calls", "p50 ms", "p95 ms", "first seen", "last seen"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r.dag, r.task, r.api, str(r.status), str(r.count), f"{r.p50_ms:g}", f"{r.p95_ms:g}",
+                  r.first_seen, r.last_seen)
+    out.print(t)
+    if not rows:
+        out.print("[dim]No call tagged with X-Airflow-Dag-Id yet (`sandbox smoke` makes some).[/]")
+
+
+def csv_rows(rows, row_type) -> None:
+    """Dataclass rows as CSV with a header line (also when there are none), for spreadsheets and scripts."""
+    writer = csv.writer(sys.stdout)
+    writer.writerow([f.name for f in fields(row_type)])
+    for r in rows:
+        writer.writerow(list(asdict(r).values()))

@@ -1,0 +1,74 @@
+"""`sandbox smoke` on a running stack with the default spec: start to verdict, and how much of it is Airflow.
+
+    python bench/bench_smoke.py [--repeat 5]
+
+Starts its own sandbox (ports 30xxx, own SANDBOX_HOME) with `sandbox up --no-smoke`, runs one smoke to warm it
+(the first one also waits for Airflow to parse the freshly installed smoke DAGs), then times `--repeat` more:
+the CLI's wall time, the report's start-to-verdict, and the calls themselves (the slowest task's four hops).
+Writes bench/results/smoke.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PORTS = "keycloak=30081,keycloak-management=30091,redis=30379,tyk=30082,airflow=30080,upstream=30083"
+OUT = Path(__file__).parent / "results" / "smoke.json"
+
+
+def cli(env: dict, *args: str) -> tuple[float, str]:
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "sandbox.cli", *args], env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"sandbox {' '.join(args)} failed:\n{p.stdout}\n{p.stderr}")
+    return time.monotonic() - t0, p.stdout
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    home = tempfile.mkdtemp(prefix="sandbox-bench-smoke-")
+    env = {**os.environ, "SANDBOX_HOME": home, "SANDBOX_PORTS": PORTS}
+    walls, verdicts, calls = [], [], []
+    try:
+        cli(env, "up", "--no-smoke")
+        first_wall, out = cli(env, "smoke", "-o", "json")
+        first = json.loads(out)
+        for _ in range(args.repeat):
+            wall, out = cli(env, "smoke", "-o", "json")
+            report = json.loads(out)
+            assert report["ok"], report
+            walls.append(wall)
+            verdicts.append(report["seconds"])
+            calls.append(report["calls_seconds"])
+    finally:
+        subprocess.run([sys.executable, "-m", "sandbox.cli", "down"], env=env, capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+    med = statistics.median
+    result = {"date": time.strftime("%Y-%m-%d"), "repeat": args.repeat, "connections": len(first["rows"]),
+              "first_smoke_wall_s": round(first_wall, 2), "first_smoke_s": first["seconds"],
+              "smoke_wall_s": round(med(walls), 2), "smoke_s": round(med(verdicts), 2),
+              "calls_s": round(med(calls), 3), "airflow_s": round(med(verdicts) - med(calls), 2)}
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    print("\n| measure | median | target |\n|---|---|---|")
+    print(f"| `sandbox smoke`, default spec ({result['connections']} connections), whole command | "
+          f"{result['smoke_wall_s']} s | ≤ 15 s |")
+    print(f"| of which start to verdict / the calls themselves / Airflow (trigger, schedule, start tasks) | "
+          f"{result['smoke_s']} / {result['calls_s']} / {result['airflow_s']} s | |")
+    print(f"| first smoke after `up` (waits for the smoke DAGs to be parsed) | {result['first_smoke_wall_s']} s | |")
+
+
+if __name__ == "__main__":
+    main()

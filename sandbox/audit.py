@@ -1,0 +1,96 @@
+"""`sandbox audit`: which DAG called which service, from the gateway's own analytics records.
+
+Tyk appends one msgpack record per call to a Redis list (no pump needed). The gateway APIs keep the
+X-Airflow-Dag-Id, -Task-Id and -Run-Id headers as tags, so each record names the DAG, task and run that made
+the call. The list is read with LRANGE, which consumes nothing: a pump or a later audit reads the same records.
+Records live as long as the gateway's analytics TTL (`ANALYTICS_TTL` of the Tyk component, 24 h).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import msgpack
+
+KEY = "analytics-tyk-system-analytics"
+DAG_TAG, TASK_TAG, RUN_TAG = "x-airflow-dag-id-", "x-airflow-task-id-", "x-airflow-run-id-"
+DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass
+class AuditRow:
+    dag: str
+    task: str
+    api: str
+    status: int
+    count: int
+    p50_ms: float
+    p95_ms: float
+    first_seen: str  # ISO 8601, UTC
+    last_seen: str
+
+
+def parse_duration(text: str) -> int:
+    """'15m', '2h', '1d', '30s' -> seconds."""
+    m = DURATION.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a duration; write e.g. 30s, 15m, 2h or 1d")
+    return int(m.group(1)) * UNITS[m.group(2)]
+
+
+def decode(raw: bytes) -> dict:
+    return msgpack.unpackb(raw, raw=False, timestamp=3, strict_map_key=False)
+
+
+def _tag(tags: list[str], prefix: str) -> str | None:
+    return next((t[len(prefix):] for t in tags if t.startswith(prefix)), None)
+
+
+def _seconds(ts) -> float:
+    """A record's TimeStamp, however the encoder wrote it, as epoch seconds."""
+    if isinstance(ts, datetime):
+        return ts.timestamp()
+    if isinstance(ts, int | float):
+        return float(ts)
+    if isinstance(ts, list | tuple) and len(ts) == 2:  # Tyk's encoder writes time.Time as [seconds, nanoseconds]
+        return ts[0] + ts[1] / 1e9
+    if isinstance(ts, str):
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    return 0.0
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 1)
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+
+
+def summarise(records: list[dict], since: float | None = None, dag: str | None = None) -> list[AuditRow]:
+    """DAG -> task -> API -> status: call counts, latency p50/p95, first and last seen. Calls without a DAG tag
+    (made outside Airflow) are not in it."""
+    groups: dict[tuple[str, str, str, int], list[tuple[float, float]]] = {}
+    for rec in records:
+        tags = [str(t) for t in rec.get("Tags") or []]
+        dag_id = _tag(tags, DAG_TAG)
+        when = _seconds(rec.get("TimeStamp"))
+        if dag_id is None or (dag is not None and dag_id != dag) or (since is not None and when < since):
+            continue
+        key = (dag_id, _tag(tags, TASK_TAG) or "", str(rec.get("APIID", "")), int(rec.get("ResponseCode", 0)))
+        groups.setdefault(key, []).append((when, float(rec.get("RequestTime", 0))))
+    rows = []
+    for (dag_id, task, api, status), seen in sorted(groups.items()):
+        times, latencies = [w for w, _ in seen], [ms for _, ms in seen]
+        rows.append(AuditRow(dag_id, task, api, status, len(seen), _percentile(latencies, 0.5),
+                             _percentile(latencies, 0.95), _iso(min(times)), _iso(max(times))))
+    return rows
+
+
+def read(redis_client) -> list[dict]:
+    """Every analytics record in Redis, oldest first, without consuming any."""
+    return [decode(raw) for raw in redis_client.lrange(KEY, 0, -1)]

@@ -1,0 +1,49 @@
+"""DAG runs through Airflow's REST API: trigger one (waiting for the DAG to be parsed), wait for it to end."""
+
+from __future__ import annotations
+
+import time
+
+from sandbox.clients import AirflowApi
+from sandbox.errors import SandboxError
+
+DONE = ("success", "failed")
+
+
+def trigger(api: AirflowApi, dag_id: str, conf: dict | None, deadline: float) -> str:
+    """Unpause and trigger `dag_id`; returns the run id. A DAG file just written is waited for until parsed."""
+    s, base = api.s, api.base
+    while (r := s.patch(f"{base}/dags/{dag_id}", json={"is_paused": False}, timeout=30)).status_code == 404:
+        if time.monotonic() > deadline:
+            raise SandboxError(f"Airflow does not know DAG {dag_id!r}.",
+                               "check the DAG folder and its import errors.")
+        time.sleep(0.5)  # the dag-processor has not parsed it yet
+    r.raise_for_status()
+    run = s.post(f"{base}/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}}, timeout=30)
+    run.raise_for_status()
+    return run.json()["dag_run_id"]
+
+
+def wait(api: AirflowApi, dag_id: str, run_id: str, deadline: float, timeout: float) -> str:
+    """The run's final state (success or failed)."""
+    while True:
+        state = api.s.get(f"{api.base}/dags/{dag_id}/dagRuns/{run_id}", timeout=30).json()["state"]
+        if state in DONE:
+            return state
+        if time.monotonic() > deadline:
+            raise SandboxError(f"DAG run {run_id} of {dag_id} is still {state} after {timeout:.0f}s.",
+                               "look at its task logs in the Airflow UI, or pass a longer timeout.")
+        time.sleep(0.3)
+
+
+def task_states(api: AirflowApi, dag_id: str, run_id: str) -> dict[str, dict]:
+    tis = api.s.get(f"{api.base}/dags/{dag_id}/dagRuns/{run_id}/taskInstances", timeout=30).json()
+    return {t["task_id"]: t for t in tis["task_instances"]}
+
+
+def run_dag(api: AirflowApi, dag_id: str, conf: dict | None, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    run_id = trigger(api, dag_id, conf, deadline)
+    state = wait(api, dag_id, run_id, deadline, timeout)
+    return {"dag_run_id": run_id, "state": state,
+            "tasks": {t: ti["state"] for t, ti in task_states(api, dag_id, run_id).items()}}
