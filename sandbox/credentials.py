@@ -52,7 +52,7 @@ def load_or_create(path: Path) -> dict[str, str]:
 
 def write_private(path: Path, text: str) -> None:
     """Write atomically with mode 0600 from the first byte (no window where others can read it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

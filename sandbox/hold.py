@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 
 from sandbox import reconcile
+from sandbox.credentials import write_private
 from sandbox.handle import Handle
 from sandbox.paths import SandboxPaths
 from sandbox.provision import file_lock
@@ -54,7 +55,7 @@ class Holders:
             return cls()
 
     def write(self, path: Path) -> None:
-        path.write_text(json.dumps({"users": list(self.pids), "started": self.started}))
+        write_private(path, json.dumps({"users": list(self.pids), "started": self.started}))
 
 
 def unavailable(rt: Runtime) -> dict[str, str]:
@@ -93,7 +94,7 @@ def acquire(paths: SandboxPaths, env_ports: dict[str, int], spec_path: Path | No
                 rt.down()
             raise
         holders.joined(os.getpid(), started_it=not attached).write(paths.holders)
-        paths.left_out.write_text(json.dumps(left_out))
+        write_private(paths.left_out, json.dumps(left_out))
     return Handle(paths, spec, endpoints, rt.handoff(), report, attached, left_out, time.monotonic() - t0)
 
 

@@ -27,6 +27,7 @@ from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
 from sandbox.plan import Addresses, Desired, plan, secret_key
+from sandbox.privacy import private_umask
 from sandbox.runtime.base import AirflowHandoff, Endpoints
 from sandbox.spec import Spec, fixture_path
 
@@ -87,6 +88,11 @@ def plan_report(spec: Spec, endpoints: Endpoints) -> Report:
 
 
 def apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: AirflowHandoff) -> Report:
+    with private_umask():  # the secrets files and the DAG folder's files are the user's alone
+        return _apply(spec, endpoints, paths, handoff)
+
+
+def _apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: AirflowHandoff) -> Report:
     t0 = time.monotonic()
     live = Clients(endpoints)  # one login per system, for the diff, the steps and the secrets after
     with _live_errors("reading the live systems"):
@@ -153,7 +159,6 @@ def _install_dag_files(handoff: AirflowHandoff, desired: Desired) -> list[Change
         target = handoff.dag_folder / name
         if target.exists() and target.read_text() == text:
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+        write_private(target, text)
         changes.append(Change("sandbox", "update", "dag-folder", name, what))
     return changes

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 from sandbox import dag_runs
 from sandbox.clients import AirflowApi, Clients, why_not_running
+from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
 from sandbox.plan import Addresses, plan
@@ -75,8 +76,7 @@ def run(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, env: str | None =
             for c in conns]
     calls = max((sum(h.get("ms") or 0 for h in r.hops) for r in rows), default=0) / 1000
     report = SmokeReport(all(r.ok for r in rows), rows, round(seconds, 2), round(calls, 3), runs)
-    paths.smoke_result.parent.mkdir(parents=True, exist_ok=True)
-    paths.smoke_result.write_text(json.dumps(asdict(report), indent=2))
+    write_private(paths.smoke_result, json.dumps(asdict(report), indent=2))
     return report
 
 

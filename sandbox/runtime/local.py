@@ -16,6 +16,7 @@ from sandbox import ports as portcheck
 from sandbox import state as statefile
 from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
+from sandbox.privacy import make_private, private_umask
 from sandbox.provision import file_lock
 from sandbox.readiness import Result, wait_for
 from sandbox.runtime.base import ComponentStatus, Progress, ProvisionResult, Runtime, UpResult
@@ -25,7 +26,7 @@ from sandbox.runtime.provisioning import provision_all
 from sandbox.runtime.scheduler import start_in_order
 from sandbox.state import State
 
-STOP_GRACE = 8.0
+STRAY_GRACE = 3.0  # for processes of the sandbox no record names (lost state, orphans)
 
 
 class LocalRuntime(Runtime):
@@ -68,9 +69,12 @@ class LocalRuntime(Runtime):
     # ---- up ------------------------------------------------------------------------------------
     def up(self, without: list[str], ports: dict[str, int], progress: Progress) -> list[UpResult]:
         self.check_names(without, "--without")
-        self.paths.home.mkdir(parents=True, exist_ok=True)
-        with file_lock(self.paths.lock):
-            return self._up(without, ports, progress)
+        with private_umask():  # the home, and everything the components write into it, is the user's alone
+            self.paths.home.mkdir(parents=True, exist_ok=True)
+            if repaired := make_private(self.paths.home):
+                progress("sandbox", f"made {repaired} files and folders of {self.paths.home} private to you")
+            with file_lock(self.paths.lock):
+                return self._up(without, ports, progress)
 
     def _up(self, without: list[str], overrides: dict[str, int], progress: Progress) -> list[UpResult]:
         state = statefile.load(self.paths.state) or State()
@@ -96,7 +100,7 @@ class LocalRuntime(Runtime):
         # Components left out this time stop; components partly alive are cleared before a restart.
         for name in self.components:
             if name in without and state.processes.get(name):
-                supervisor.terminate(supervisor.tree(state.processes.pop(name)), STOP_GRACE)
+                self._stop(name, state.processes.pop(name))
                 results[name] = UpResult(name, "stopped", 0.0, "left out with --without")
         to_start, restarts = [], set()
         for name in wanted:
@@ -105,7 +109,7 @@ class LocalRuntime(Runtime):
             if state.processes.get(name):
                 restarts.add(name)
                 progress(name, "crashed; restarting")
-                supervisor.terminate(supervisor.tree(state.processes.pop(name)), STOP_GRACE)
+                self._stop(name, state.processes.pop(name))
             to_start.append(name)
         self._save(state)
 
@@ -151,7 +155,7 @@ class LocalRuntime(Runtime):
             for bad in failed:
                 self._checked.pop(bad, None)
                 if state.processes.get(bad):
-                    supervisor.terminate(supervisor.tree(state.processes.pop(bad)), STOP_GRACE)
+                    self._stop(bad, state.processes.pop(bad))
             self._save(state)
             name, why = next(iter(failed.items()))
             tail = "\n".join("    " + line for line in supervisor.tail(self.log_path(name), 15))
@@ -163,6 +167,12 @@ class LocalRuntime(Runtime):
                 + "`sandbox up` again retries only what is down.",
             )
         return [results[n] for n in self.components if n in results]
+
+    def _grace(self, name: str) -> float:
+        return self.components[name].stop_grace if name in self.components else STRAY_GRACE
+
+    def _stop(self, name: str, records) -> None:
+        supervisor.terminate(supervisor.tree(records), self._grace(name))
 
     def _died(self, state: State, name: str):
         def check() -> str | None:
@@ -202,21 +212,23 @@ class LocalRuntime(Runtime):
                 if not force:
                     raise
                 state = None
-            records = [r for recs in (state.processes.values() if state else []) for r in recs]
-            stopped = [n for n, recs in (state.processes.items() if state else []) if recs
-                       and any(supervisor.alive(r) for r in recs)]
-            procs = {p.pid: p for p in supervisor.tree(records)}
+            recorded = state.processes if state else {}
+            stopped = [n for n, recs in recorded.items() if recs and any(supervisor.alive(r) for r in recs)]
+            trees = {name: supervisor.tree(recs) for name, recs in recorded.items()}
+            known = {p.pid for procs in trees.values() for p in procs}
             # Also whatever carries this sandbox's mark but fell out of the records (lost state, Ctrl-C).
-            for p in supervisor.owned_processes(self.paths.home):
-                procs.setdefault(p.pid, p)
-            left = supervisor.terminate(list(procs.values()), STOP_GRACE)
+            strays = [p for p in supervisor.owned_processes(self.paths.home) if p.pid not in known]
+            # Every component at once, each with its own grace between TERM and KILL.
+            jobs = [(procs, self._grace(name)) for name, procs in trees.items()] + [(strays, STRAY_GRACE)]
+            with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+                left = [p for survivors in pool.map(lambda job: supervisor.terminate(*job), jobs) for p in survivors]
             if left:
                 raise SandboxError(f"{len(left)} process(es) survived SIGKILL: {[p.pid for p in left]}.",
                                    "check them with ps; they may be stuck in the kernel.")
             self._checked.clear()
             if state is None:
                 statefile.reset(self.paths.state)
-                return ["unrecorded processes"] if procs else []
+                return ["unrecorded processes"] if known or strays else []
             state.processes = {}
             self._save(state)
             return stopped

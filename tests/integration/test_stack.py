@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 
@@ -171,3 +172,37 @@ def test_no_secret_on_a_command_line_or_in_a_log(stack):
         text = log.read_text(errors="replace")
         assert not [k for k, v in secrets.items() if v in text], f"secret in {log.name}"
         assert oct(log.stat().st_mode & 0o777) == "0o600"
+
+
+def loose_entries(home) -> list[str]:
+    """Whatever under `home` another local user could read or enter (links are not followed)."""
+    loose = []
+    for root, dirs, files in os.walk(home):
+        for name in [*dirs, *files]:
+            st = os.lstat(os.path.join(root, name))
+            if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o077:
+                loose.append(f"{oct(stat.S_IMODE(st.st_mode))} {os.path.relpath(os.path.join(root, name), home)}")
+    return loose
+
+
+def test_the_home_is_private_to_its_user(stack):
+    # a file left readable by others, as a home made by an older version would have it, is repaired by `up`
+    leak = stack.home / "data" / "left-readable.txt"
+    leak.write_text("x")
+    leak.chmod(0o644)
+    try:
+        stack.cli(*stack.up_args())
+        assert stat.S_IMODE(stack.home.stat().st_mode) == 0o700
+        assert loose_entries(stack.home) == []
+        # and what the components write from now on is private too: each process runs with umask 077
+        umasks = {}
+        for pid in sandbox_pids(stack):
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    umasks[pid] = next((line.split()[1] for line in f if line.startswith("Umask:")), None)
+            except FileNotFoundError:  # a short-lived child that ended meanwhile
+                continue
+        live = {pid: u for pid, u in umasks.items() if u is not None}  # a zombie has no umask left
+        assert live and set(live.values()) == {"0077"}, live
+    finally:
+        leak.unlink()

@@ -50,6 +50,9 @@ class Airflow(Component):
     name = "airflow"
     default_ports = {"airflow": 28080}
     start_timeout = 180.0
+    # The API server's worker waits for idle keep-alive connections ([api] worker_timeout, 120 s) before it exits
+    # on TERM; nothing of it needs a graceful end (the metastore is transactional), so KILL follows soon.
+    stop_grace = 2.0
     login = Login("admin", "airflow_admin_password")
 
     def venv(self, cache: Path) -> Path:

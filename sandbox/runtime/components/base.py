@@ -55,6 +55,7 @@ class Component(ABC):
     default_ports: dict[str, int]
     after: tuple[str, ...] = ()  # components that must be healthy before this one starts
     start_timeout: float = 120.0
+    stop_grace: float = 8.0  # seconds between TERM and KILL when it stops
     login: Login | None = None
 
     @abstractmethod

@@ -1,0 +1,45 @@
+"""A sandbox home is private to its user: directories 0700, files 0600, whoever wrote them.
+
+Keycloak's database (realm signing keys, client secrets), Airflow's metadata database and the logs live there;
+on a shared machine (CI runners, dev boxes) other local users must not read them. Everything the sandbox writes
+or starts under `private_umask()` is created private; `make_private` repairs a home made before that.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+UMASK = 0o077
+
+
+@contextmanager
+def private_umask() -> Iterator[None]:
+    """New files and directories of this process, and of every child it starts meanwhile, are the user's alone."""
+    previous = os.umask(UMASK)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def make_private(home: Path) -> int:
+    """Take group and other permissions off everything under `home` (links are not followed); how many changed."""
+    changed = 0
+    if not home.exists():
+        return 0
+    for root, dirs, files in os.walk(home):
+        for name in [None, *dirs, *files]:
+            path = root if name is None else os.path.join(root, name)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:  # a process removed it meanwhile
+                continue
+            if stat.S_ISLNK(st.st_mode) or not st.st_mode & 0o077:
+                continue
+            os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o077)
+            changed += 1
+    return changed
