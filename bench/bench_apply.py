@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-PORTS = "keycloak=30081,keycloak-management=30091,redis=30379,tyk=30082,airflow=30080,upstream=30083"
+from benchlib import PORTS, cli
+
 OUT = Path(__file__).parent / "results" / "apply.json"
 ATTACH_TEST = """
 import json, os
@@ -28,14 +29,6 @@ def test_attach(sandbox):
     with open(os.environ["ATTACH_OUT"], "w") as f:
         json.dump({"attached": sandbox.attached, "seconds": sandbox.setup_seconds}, f)
 """
-
-
-def cli(env: dict, *args: str, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
-    t0 = time.monotonic()
-    p = subprocess.run([sys.executable, "-m", "sandbox.cli", *args], env=env, capture_output=True, text=True)
-    if check and p.returncode != 0:
-        raise SystemExit(f"sandbox {' '.join(args)} failed:\n{p.stderr}")
-    return time.monotonic() - t0, p
 
 
 def main() -> None:

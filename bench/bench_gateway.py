@@ -21,17 +21,10 @@ import time
 from pathlib import Path
 
 import requests
+from benchlib import PORTS, cli
 
-PORTS = "keycloak=30081,keycloak-management=30091,redis=30379,tyk=30082,airflow=30080,upstream=30083"
 SPEC = Path(__file__).parent / "gateway.yaml"
 OUT = Path(__file__).parent / "results" / "gateway.json"
-
-
-def cli(env: dict, *args: str) -> str:
-    p = subprocess.run([sys.executable, "-m", "sandbox.cli", *args], env=env, capture_output=True, text=True)
-    if p.returncode != 0:
-        raise SystemExit(f"sandbox {' '.join(args)} failed:\n{p.stderr}")
-    return p.stdout
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -47,8 +40,8 @@ def main() -> None:
     env = {**os.environ, "SANDBOX_HOME": home, "SANDBOX_PORTS": PORTS}
     try:
         cli(env, "up", "--spec", str(SPEC), "--without", "airflow")
-        status = {r["name"]: r for r in json.loads(cli(env, "status", "-o", "json"))}
-        token = cli(env, "token", "airflow", "--env", "dev", "--spec", str(SPEC)).strip()
+        status = {r["name"]: r for r in json.loads(cli(env, "status", "-o", "json")[1].stdout)}
+        token = cli(env, "token", "airflow", "--env", "dev", "--spec", str(SPEC))[1].stdout.strip()
         through = requests.Session()
         through.headers["Authorization"] = f"Bearer {token}"
         direct = requests.Session()

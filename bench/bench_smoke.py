@@ -21,16 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-PORTS = "keycloak=30081,keycloak-management=30091,redis=30379,tyk=30082,airflow=30080,upstream=30083"
+from benchlib import PORTS, cli
+
 OUT = Path(__file__).parent / "results" / "smoke.json"
-
-
-def cli(env: dict, *args: str) -> tuple[float, str]:
-    t0 = time.monotonic()
-    p = subprocess.run([sys.executable, "-m", "sandbox.cli", *args], env=env, capture_output=True, text=True)
-    if p.returncode != 0:
-        raise SystemExit(f"sandbox {' '.join(args)} failed:\n{p.stdout}\n{p.stderr}")
-    return time.monotonic() - t0, p.stdout
 
 
 def main() -> None:
@@ -42,11 +35,11 @@ def main() -> None:
     walls, verdicts, calls = [], [], []
     try:
         cli(env, "up", "--no-smoke")
-        first_wall, out = cli(env, "smoke", "-o", "json")
-        first = json.loads(out)
+        first_wall, p = cli(env, "smoke", "-o", "json")
+        first = json.loads(p.stdout)
         for _ in range(args.repeat):
-            wall, out = cli(env, "smoke", "-o", "json")
-            report = json.loads(out)
+            wall, p = cli(env, "smoke", "-o", "json")
+            report = json.loads(p.stdout)
             assert report["ok"], report
             walls.append(wall)
             verdicts.append(report["seconds"])

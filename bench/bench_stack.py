@@ -17,27 +17,16 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import psutil
+from benchlib import PORTS, cli
 
-PORTS = "keycloak=30081,keycloak-management=30091,redis=30379,tyk=30082,airflow=30080,upstream=30083"
 ALL = ["keycloak", "redis", "tyk", "airflow", "upstream"]
 DEPS = {"tyk": ["redis"]}
 OUT = Path(__file__).parent / "results" / "stack.json"
-
-
-def cli(env: dict, *args: str, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
-    t0 = time.monotonic()
-    p = subprocess.run([sys.executable, "-m", "sandbox.cli", *args], env=env, capture_output=True, text=True)
-    secs = time.monotonic() - t0
-    if check and p.returncode != 0:
-        raise SystemExit(f"sandbox {' '.join(args)} failed:\n{p.stderr}")
-    return secs, p
 
 
 def fresh_env(base: dict, cache: str | None = None) -> dict:
