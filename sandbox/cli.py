@@ -123,7 +123,7 @@ def up(runtime: str, without: tuple[str, ...], ports: tuple[str, ...], show_secr
     if the_spec is not None:
         progress("apply", f"seeding from {the_spec.source}")
         report = reconcile.apply(the_spec, endpoints, rt.paths, rt.handoff())
-        if not no_smoke and not ({"airflow", "keycloak", "tyk"} & set(without)):
+        if not no_smoke and not ({"airflow", "keycloak", "tyk", "upstream"} & set(without)):
             progress("smoke", "a real DAG run per environment, every connection through the gateway")
             smoked = smoke.run(the_spec, endpoints, rt.paths)
     if output == "json":
