@@ -15,7 +15,7 @@ import requests
 
 from sandbox.apply import airflow as airflow_apply
 from sandbox.apply.tyk import api_payload, differences, policy_payload
-from sandbox.auth import ClientCredentialsAuth, TokenError, decode_claims, decode_header
+from sandbox.auth import ROUTES_FILE, ClientCredentialsAuth, TokenError, decode_claims, decode_header, routes
 from sandbox.call import gateway_refusal
 from sandbox.clients import Clients, why_not_running
 from sandbox.errors import SandboxError
@@ -110,11 +110,18 @@ def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, hand
                      "Bearer token. Fix: clear the login (`sandbox apply`).")
     else:
         drift = airflow_apply.differences(live, body)
+        route = _routes(handoff).get(want.conn_id)
+        route_drift = sorted(k for k, v in want.route().items() if (route or {}).get(k) != v)
         if drift:
             d.hops.append(Hop("connection", False, f"differs from the spec: {', '.join(drift)}"))
             d.verdict = f"{want.conn_id} differs from the spec ({', '.join(drift)}). Fix: `sandbox apply`."
+        elif route_drift:
+            what = "has no entry" if route is None else f"differs from the spec: {', '.join(route_drift)}"
+            d.hops.append(Hop("connection", False, f"{ROUTES_FILE} {what}"))
+            d.verdict = (f"{want.conn_id}'s entry in {ROUTES_FILE} {what}, so SandboxAuth gets its token from the "
+                         "wrong place. Fix: `sandbox apply` rewrites the file.")
         else:
-            d.hops.append(Hop("connection", True, f"metastore, matches the spec ({want.url})"))
+            d.hops.append(Hop("connection", True, f"metastore and {ROUTES_FILE} match the spec ({want.url})"))
 
     # 2. secret, as a task reads it
     try:
@@ -234,6 +241,13 @@ def _gateway_hop(d: Diagnosis, desired: Desired, endpoints: Endpoints, live_clie
         return Hop("gateway", False, f"GET {want.path}/: HTTP {r.status_code} {words}")
     return Hop("gateway", True, f"GET {want.path}/: HTTP {r.status_code} ({ms:.0f} ms), API {api.api_id}"
                + (f", policy {pol.policy_id}" if pol else ""))
+
+
+def _routes(handoff: AirflowHandoff) -> dict[str, dict]:
+    try:
+        return routes(handoff.dag_folder)
+    except (OSError, ValueError):
+        return {}
 
 
 def api_of(desired: Desired, want: AirflowConnection) -> TykApi:

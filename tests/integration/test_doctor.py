@@ -102,6 +102,23 @@ def test_basic_auth_login_on_the_connection_is_named(stack):
                                 "drops the Bearer token. Fix: clear the login (`sandbox apply`).")
 
 
+def test_a_stale_routes_entry_is_named(stack):
+    routes_file = stack.handle.handoff.dag_folder / "sandbox_routes.json"
+    with injected(stack, "tyk_prod_orders"):
+        routes = json.loads(routes_file.read_text())
+        # a prod connection that would fetch its token from dev: the classic cross-environment mix-up
+        routes["tyk_prod_orders"].update(token_url=routes["tyk_dev_orders"]["token_url"],
+                                         credential_variable=routes["tyk_dev_orders"]["credential_variable"])
+        routes_file.write_text(json.dumps(routes))
+        rc, (d,) = doctor(stack, "--connection", "tyk_prod_orders")
+        assert rc == 1 and hop(d, "connection") == {
+            "name": "connection", "ok": False,
+            "detail": "sandbox_routes.json differs from the spec: credential_variable, token_url"}
+        assert d["verdict"] == ("tyk_prod_orders's entry in sandbox_routes.json differs from the spec: "
+                                "credential_variable, token_url, so SandboxAuth gets its token from the wrong place. "
+                                "Fix: `sandbox apply` rewrites the file.")
+
+
 def test_unknown_connection(stack):
     p = stack.cli("doctor", "--connection", "nope", check=False)
     assert p.returncode == 2 and "No connection nope in any environment" in p.stderr and "tyk_dev_orders" in p.stderr
