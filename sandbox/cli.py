@@ -14,7 +14,7 @@ from sandbox import audit as audit_mod
 from sandbox import call as call_mod
 from sandbox import doctor as doctor_mod
 from sandbox import ports as port_mod
-from sandbox import reconcile, render, smoke, spec, versions
+from sandbox import reconcile, render, repro, smoke, spec, versions
 from sandbox.accounts import auth_for
 from sandbox.auth import TokenError, decode_claims
 from sandbox.clients import Clients
@@ -23,6 +23,7 @@ from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import Endpoints, Runtime
 from sandbox.runtime.components import NAMES
 from sandbox.runtime.factory import RUNTIMES, make_runtime
+from sandbox.scenarios.base import Context
 from sandbox.supervisor import tail
 
 SPEC = click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), envvar="SANDBOX_SPEC",
@@ -180,6 +181,45 @@ def smoke_cmd(env: str | None, service: str | None, spec_path: Path | None, outp
     else:
         render.smoke(report)
     if not report.ok:
+        sys.exit(1)
+
+
+@cli.command("repro")
+@click.argument("name", required=False)
+@click.option("--all", "run_all", is_flag=True, help="Run the whole catalogue.")
+@click.option("--keep", is_flag=True, help="Leave the fault in place for a person (`sandbox repro revert` ends it).")
+@SPEC
+@OUTPUT
+def repro_cmd(name: str | None, run_all: bool, keep: bool, spec_path: Path | None, output: str) -> None:
+    """Reproduce a credential bug through a real DAG run: `repro list`, `repro NAME`, `repro --all`, `repro revert`."""
+    if name == "list":
+        scenarios = list(repro.CATALOGUE.values())
+        if output == "json":
+            render.dump_json([{"name": s.name, "connection": s.connection, "expected": s.expected, "cause": s.cause,
+                               "fix": s.fix, "story": s.story} for s in scenarios])
+        else:
+            render.scenarios(scenarios)
+        return
+    if not name and not run_all:
+        raise SandboxError("Name a scenario, or give --all.", "`sandbox repro list` shows the catalogue.", exit_code=2)
+    rt = get_runtime()
+    ctx = Context(spec.load(spec_path), rt.endpoints(), rt.paths, rt.handoff())
+    if name == "revert":
+        reverted = repro.revert_kept(ctx)
+        render.out.print(f"Reverted {', '.join(reverted) or 'nothing (no fault kept)'}; the spec is applied again.")
+        return
+    if run_all and keep:
+        raise SandboxError("--keep leaves one fault in place; it does not go with --all.",
+                           "keep one scenario at a time: sandbox repro NAME --keep.", exit_code=2)
+    names = list(repro.CATALOGUE) if run_all else [repro.scenario(name or "").name]
+    progress = render.ProgressPrinter()
+    results = [repro.run(n, ctx, keep, progress) for n in names]
+    if output == "json":
+        render.dump_json([repro.as_dict(r) for r in results])
+    else:
+        for r in results:
+            render.repro_result(r)
+    if not all(r.ok for r in results):
         sys.exit(1)
 
 

@@ -184,3 +184,29 @@ def csv_rows(rows, row_type) -> None:
     writer.writerow([f.name for f in fields(row_type)])
     for r in rows:
         writer.writerow(list(asdict(r).values()))
+
+
+def scenarios(catalogue) -> None:
+    t = Table(title="scenario catalogue", title_justify="left")
+    for col in ("scenario", "connection", "symptom", "cause", "fix"):
+        t.add_column(col)
+    for sc in catalogue:
+        e = sc.expected
+        t.add_row(sc.name, sc.connection, f"{e.hop} hop" + (f", HTTP {e.status}" if e.status else "") + f": {e.words}",
+                  sc.cause, sc.fix)
+    out.print(t)
+
+
+def repro_result(r) -> None:
+    """Story, symptom (expected and seen), cause, fix, and whether it is green again."""
+    mark = "[green]✓[/]" if r.ok else "[red]✗[/]"
+    out.print(f"{mark} [bold]{r.scenario}[/] on {r.connection} ({r.seconds:.1f}s)")
+    out.print(f"  story:    {r.story}")
+    e, o = r.expected, r.observed
+    out.print(f"  expected: {e.hop} hop" + (f", HTTP {e.status}" if e.status else "") + f": {e.words}")
+    out.print("  seen:     " + (f"{o.hop} hop" + (f", HTTP {o.status}" if o.status else "") + f": {o.words}"
+                                 if o else "nothing failed"))
+    out.print(f"  cause:    {r.cause}")
+    out.print(f"  fix:      {r.fix}")
+    out.print("  [yellow]kept in place: `sandbox doctor` names it; `sandbox repro revert` takes it out[/]" if r.kept
+              else ("  reverted: green again" if r.green_after else "  [red]reverted, but not green again[/]"))

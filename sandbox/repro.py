@@ -1,0 +1,126 @@
+"""`sandbox repro`: reproduce a credential bug through a real DAG run, compare the symptom, take it out again.
+
+Each run: the affected connection's smoke must be green first; the scenario injects its fault into the real
+systems; the smoke DAG runs for that connection and its failing hop becomes the observed symptom; the fault is
+reverted (its own revert, then `sandbox apply`) and the smoke must be green again. Ctrl-C at any point reverts.
+`--keep` leaves the fault in place for a person (recorded in the home; `sandbox repro revert` takes it out).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+
+from sandbox import reconcile, smoke
+from sandbox.credentials import write_private
+from sandbox.errors import SandboxError
+from sandbox.plan import Addresses, plan
+from sandbox.runtime.base import Progress
+from sandbox.scenarios import CATALOGUE
+from sandbox.scenarios.base import Context, Scenario, Symptom
+
+KEPT_FILE = ".repro-kept.json"
+
+
+@dataclass
+class ReproResult:
+    scenario: str
+    connection: str
+    story: str
+    cause: str
+    fix: str
+    expected: Symptom
+    observed: Symptom | None
+    matched: bool
+    kept: bool
+    green_after: bool | None  # None when kept
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.matched and (self.kept or bool(self.green_after))
+
+
+def scenario(name: str) -> Scenario:
+    if name not in CATALOGUE:
+        raise SandboxError(f"No scenario named {name!r}.", f"use one of: {', '.join(CATALOGUE)}.", exit_code=2)
+    return CATALOGUE[name]
+
+
+def observed(row: smoke.SmokeRow) -> Symptom | None:
+    failed = next((h for h in row.hops if h["ok"] is False), None)
+    if failed is None:
+        return None
+    return Symptom(failed["name"], row.status, failed["detail"], " ".join(row.log))
+
+
+def _smoke_one(ctx: Context, conn_id: str) -> smoke.SmokeRow:
+    conn = next(c for c in plan(ctx.spec, Addresses.of(ctx.endpoints)).connections if c.conn_id == conn_id)
+    (row,) = smoke.run(ctx.spec, ctx.endpoints, ctx.paths, conn.env, conn.service).rows
+    return row
+
+
+def _revert(ctx: Context, sc: Scenario) -> None:
+    sc.revert(ctx)
+    reconcile.apply(ctx.spec, ctx.endpoints, ctx.paths, ctx.handoff)
+
+
+def run(name: str, ctx: Context, keep: bool = False, progress: Progress = lambda *_: None) -> ReproResult:
+    sc = scenario(name)
+    t0 = time.monotonic()
+    progress(name, f"baseline: {sc.connection} must be green")
+    baseline = _smoke_one(ctx, sc.connection)
+    if not baseline.ok:
+        raise SandboxError(f"{sc.connection} is not green before {name} ({baseline.verdict}).",
+                           f"`sandbox doctor --connection {sc.connection}` names why; `sandbox apply` usually "
+                           "repairs it.")
+    reverted = False
+    try:
+        progress(name, "injecting the fault")
+        sc.inject(ctx)
+        progress(name, f"running the smoke DAG for {sc.connection}")
+        seen = observed(_smoke_one(ctx, sc.connection))
+        if keep:
+            _record_kept(ctx, name)
+    except BaseException:  # Ctrl-C or a failure half-way: nothing stays broken
+        progress(name, "reverting")
+        _revert(ctx, sc)
+        raise
+    green = None
+    if not keep:
+        progress(name, "reverting")
+        _revert(ctx, sc)
+        reverted = True
+        progress(name, "checking it is green again")
+        green = _smoke_one(ctx, sc.connection).ok
+    matched = seen is not None and sc.expected.matches(seen)
+    return ReproResult(name, sc.connection, sc.story, sc.cause, sc.fix, sc.expected, seen, matched,
+                       keep and not reverted, green, round(time.monotonic() - t0, 2))
+
+
+def _record_kept(ctx: Context, name: str) -> None:
+    path = ctx.paths.home / KEPT_FILE
+    kept = kept_names(ctx)
+    write_private(path, json.dumps(sorted({*kept, name})))
+
+
+def kept_names(ctx: Context) -> list[str]:
+    try:
+        return json.loads((ctx.paths.home / KEPT_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+
+
+def revert_kept(ctx: Context) -> list[str]:
+    """Take out every fault left in place with --keep; returns their names."""
+    names = kept_names(ctx)
+    for name in names:
+        CATALOGUE[name].revert(ctx)
+    reconcile.apply(ctx.spec, ctx.endpoints, ctx.paths, ctx.handoff)
+    (ctx.paths.home / KEPT_FILE).unlink(missing_ok=True)
+    return names
+
+
+def as_dict(r: ReproResult) -> dict:
+    return {**asdict(r), "ok": r.ok}

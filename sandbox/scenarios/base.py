@@ -1,0 +1,73 @@
+"""What a scenario is: a credential bug injected into the real systems, the symptom it must produce in a real
+DAG run, the story, the cause, the fix, and how to take it out again."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from functools import cached_property
+
+from keycloak import KeycloakAdmin
+
+from sandbox.auth import ROUTES_FILE
+from sandbox.clients import Clients
+from sandbox.paths import SandboxPaths
+from sandbox.runtime.base import AirflowHandoff, Endpoints
+from sandbox.spec import Spec
+
+
+@dataclass(frozen=True)
+class Symptom:
+    """What a broken connection shows in the smoke's real DAG run."""
+
+    hop: str  # the first hop that fails: connection | token | gateway | upstream
+    status: int | None  # the gateway's HTTP status (None: no call reached it)
+    words: str  # the gateway's or IdP's own words, as a fragment of the failing hop's detail
+    log: str  # a fragment of the task log's error line
+
+    def matches(self, other: Symptom) -> bool:
+        return (self.hop, self.status) == (other.hop, other.status) and self.words in other.words \
+            and self.log in other.log
+
+
+@dataclass
+class Context:
+    """The live sandbox a scenario works on."""
+
+    spec: Spec
+    endpoints: Endpoints
+    paths: SandboxPaths
+    handoff: AirflowHandoff
+
+    @cached_property
+    def clients(self) -> Clients:
+        return Clients(self.endpoints)
+
+    def keycloak(self, realm: str) -> KeycloakAdmin:
+        admin = self.clients.keycloak
+        admin.change_current_realm(realm)
+        return admin
+
+    def routes(self) -> dict[str, dict]:
+        return json.loads((self.handoff.dag_folder / ROUTES_FILE).read_text())
+
+    def write_routes(self, routes: dict[str, dict]) -> None:
+        (self.handoff.dag_folder / ROUTES_FILE).write_text(json.dumps(routes, indent=2, sort_keys=True))
+
+
+class Scenario(ABC):
+    name: str
+    connection: str  # the connection whose DAG run shows the symptom
+    story: str  # what happens, as a team would tell it
+    cause: str
+    fix: str
+    expected: Symptom
+    doctor_says: str  # a fragment of `sandbox doctor`'s verdict while the fault is in place
+
+    @abstractmethod
+    def inject(self, ctx: Context) -> None: ...
+
+    def revert(self, ctx: Context) -> None:
+        """Most faults are drift from the spec: `sandbox apply` takes them out (the caller runs it after this)."""
+        return None

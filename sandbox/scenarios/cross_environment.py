@@ -1,0 +1,18 @@
+from sandbox.scenarios.base import Context, Scenario, Symptom
+
+
+class CrossEnvironment(Scenario):
+    name = "cross-environment"
+    connection = "tyk_prod_orders"
+    story = ("A copy-paste left the prod route's credentials pointing at dev: the task fetches a dev token and "
+             "sends it to the prod route.")
+    cause = "a dev token on a prod route: signed with the dev realm's key, which prod's JWKS does not hold"
+    fix = "fetch the token from the realm of the route's environment (`sandbox apply` rewrites the routes file)"
+    expected = Symptom("gateway", 403, "HTTP 403 Key not authorized", "failed at gateway: HTTP 403")
+    doctor_says = "entry in sandbox_routes.json differs from the spec"
+
+    def inject(self, ctx: Context) -> None:
+        routes = ctx.routes()
+        dev = routes["tyk_dev_orders"]
+        routes[self.connection].update(token_url=dev["token_url"], credential_variable=dev["credential_variable"])
+        ctx.write_routes(routes)
