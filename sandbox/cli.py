@@ -50,8 +50,7 @@ class SandboxGroup(click.Group):
 
 def get_runtime(name: str = "local") -> Runtime:
     """The runtime of the sandbox the group's --home chose, made from the values made once there."""
-    paths: SandboxPaths = click.get_current_context().obj
-    return make_runtime(paths, port_mod.parse_overrides(os.environ.get("SANDBOX_PORTS", "")), name)
+    return make_runtime(_paths(), port_mod.parse_overrides(os.environ.get("SANDBOX_PORTS", "")), name)
 
 
 def _paths() -> SandboxPaths:

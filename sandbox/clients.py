@@ -166,6 +166,3 @@ class Clients:
         self._require("redis")
         return redis.Redis(host="127.0.0.1", port=self.endpoints.components["redis"].ports["redis"],
                            password=self.endpoints.secret("redis"), socket_timeout=30)
-
-    def token_url(self, realm: str) -> str:
-        return token_url(self.endpoints.url("keycloak"), realm)

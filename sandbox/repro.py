@@ -75,7 +75,6 @@ def run(name: str, ctx: Context, keep: bool = False, progress: Progress = lambda
         raise SandboxError(f"{sc.connection} is not green before {name} ({baseline.verdict}).",
                            f"`sandbox doctor --connection {sc.connection}` names why; `sandbox apply` usually "
                            "repairs it.")
-    reverted = False
     try:
         progress(name, "injecting the fault")
         sc.inject(ctx)
@@ -91,12 +90,11 @@ def run(name: str, ctx: Context, keep: bool = False, progress: Progress = lambda
     if not keep:
         progress(name, "reverting")
         _revert(ctx, sc)
-        reverted = True
         progress(name, "checking it is green again")
         green = _smoke_one(ctx, sc.connection).ok
     matched = seen is not None and sc.expected.matches(seen)
     return ReproResult(name, sc.connection, sc.story, sc.cause, sc.fix, sc.expected, seen, matched,
-                       keep and not reverted, green, round(time.monotonic() - t0, 2))
+                       keep, green, round(time.monotonic() - t0, 2))
 
 
 def _record_kept(ctx: Context, name: str) -> None:
