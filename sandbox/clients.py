@@ -60,9 +60,9 @@ class AirflowApi:
     def base(self) -> str:
         return f"{self.url}/api/v2"
 
-    def call(self, method: str, path: str, **kw) -> requests.Response:
+    def call(self, method: str, path: str, *, ok404: bool = False, **kw) -> requests.Response:
         r = self.s.request(method, f"{self.base}{path}", timeout=30, **kw)
-        if not r.ok:
+        if not r.ok and not (ok404 and r.status_code == 404):
             raise SandboxError(f"Airflow {method} {path} failed: HTTP {r.status_code} {r.text[:300]}")
         return r
 

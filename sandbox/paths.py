@@ -75,6 +75,12 @@ class SandboxPaths:
         return self.home / "secrets" / "airflow-variables.json"
 
     @property
+    def airflow_home_dir(self) -> Path:
+        """HOME of Airflow's processes: the sandbox's own, so a developer's ~/.netrc or ~/.aws cannot change what
+        its tasks do (and `sandbox repro netrc-override` can put one there on purpose)."""
+        return self.home / "airflow-home"
+
+    @property
     def client_secrets(self) -> Path:
         """Every service account's client secret, for the CLI (`sandbox token`, `sandbox call`); 0600."""
         return self.home / "secrets" / "clients.json"

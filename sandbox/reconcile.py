@@ -33,6 +33,10 @@ from sandbox.spec import Spec, fixture_path
 
 TOKEN_HELPER = "sandbox_auth.py"  # the module name tasks import
 SMOKE_DAG = "sandbox_smoke.py"
+PROBE_MODULE = "sandbox_probe.py"
+REPRO_DAG = "sandbox_repro.py"
+# a DAG file changed -> the DAG ids to re-parse at once (a new file is found within the processor's 5 s refresh)
+REPARSE = {SMOKE_DAG: "sandbox_smoke_", REPRO_DAG: "sandbox_repro_"}
 
 
 @dataclass
@@ -114,9 +118,11 @@ def _apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: Airfl
         with _live_errors("reading the client secrets from Keycloak"):
             changes += _store_secrets(spec, c.desired, live.keycloak, paths, handoff)
     dag_files = _install_dag_files(handoff, c.desired)
-    if "airflow" not in c.skipped and any(ch.name == SMOKE_DAG for ch in dag_files):
-        with _live_errors("asking Airflow to re-parse the smoke DAGs"):
-            live.airflow.reparse("sandbox_smoke_")  # the smoke follows the spec at once
+    if "airflow" not in c.skipped:
+        with _live_errors("asking Airflow to re-parse the sandbox's DAGs"):
+            for ch in dag_files:  # the smoke follows the spec at once
+                if ch.name in REPARSE:
+                    live.airflow.reparse(REPARSE[ch.name])
     changes += dag_files
     return Report(changes, c.skipped, c.desired.counts(), time.monotonic() - t0)
 
@@ -149,7 +155,9 @@ def dag_folder_files(desired: Desired) -> dict[str, tuple[str, str]]:
         # tasks import the token helper as `sandbox_auth` (Airflow's venv lacks this package)
         TOKEN_HELPER: (Path(auth_module.__file__).read_text(), "the token helper and SandboxAuth for tasks"),
         auth_module.ROUTES_FILE: (routes, "each connection's route and token endpoint (no secret)"),
+        PROBE_MODULE: (fixture_path(f"dags/{PROBE_MODULE}").read_text(), "the smoke's and repro's hop-by-hop call"),
         SMOKE_DAG: (smoke, "the smoke DAGs, one per environment"),
+        REPRO_DAG: (fixture_path(f"dags/{REPRO_DAG}").read_text(), "the DAGs `sandbox repro` shows bugs with"),
     }
 
 

@@ -55,8 +55,11 @@ def observed(row: smoke.SmokeRow) -> Symptom | None:
     return Symptom(failed["name"], row.status, failed["detail"], " ".join(row.log))
 
 
-def _smoke_one(ctx: Context, conn_id: str) -> smoke.SmokeRow:
-    conn = next(c for c in plan(ctx.spec, Addresses.of(ctx.endpoints)).connections if c.conn_id == conn_id)
+def _smoke_one(ctx: Context, sc: Scenario) -> smoke.SmokeRow:
+    """The scenario's DAG for its connection: the smoke, or the repro DAG written the way the bug needs."""
+    conn = next(c for c in plan(ctx.spec, Addresses.of(ctx.endpoints)).connections if c.conn_id == sc.connection)
+    if sc.dag:
+        return smoke.probe_dag(ctx.endpoints, sc.dag, conn.conn_id, conn.env, conn.service)
     (row,) = smoke.run(ctx.spec, ctx.endpoints, ctx.paths, conn.env, conn.service).rows
     return row
 
@@ -69,8 +72,9 @@ def _revert(ctx: Context, sc: Scenario) -> None:
 def run(name: str, ctx: Context, keep: bool = False, progress: Progress = lambda *_: None) -> ReproResult:
     sc = scenario(name)
     t0 = time.monotonic()
-    progress(name, f"baseline: {sc.connection} must be green")
-    baseline = _smoke_one(ctx, sc.connection)
+    dag = sc.dag or "the smoke DAG"
+    progress(name, f"baseline: {sc.connection} must be green through {dag}")
+    baseline = _smoke_one(ctx, sc)
     if not baseline.ok:
         raise SandboxError(f"{sc.connection} is not green before {name} ({baseline.verdict}).",
                            f"`sandbox doctor --connection {sc.connection}` names why; `sandbox apply` usually "
@@ -78,8 +82,8 @@ def run(name: str, ctx: Context, keep: bool = False, progress: Progress = lambda
     try:
         progress(name, "injecting the fault")
         sc.inject(ctx)
-        progress(name, f"running the smoke DAG for {sc.connection}")
-        seen = observed(_smoke_one(ctx, sc.connection))
+        progress(name, f"running {dag} for {sc.connection}")
+        seen = observed(_smoke_one(ctx, sc))
         if keep:
             _record_kept(ctx, name)
     except BaseException:  # Ctrl-C or a failure half-way: nothing stays broken
@@ -91,7 +95,7 @@ def run(name: str, ctx: Context, keep: bool = False, progress: Progress = lambda
         progress(name, "reverting")
         _revert(ctx, sc)
         progress(name, "checking it is green again")
-        green = _smoke_one(ctx, sc.connection).ok
+        green = _smoke_one(ctx, sc).ok
     matched = seen is not None and sc.expected.matches(seen)
     return ReproResult(name, sc.connection, sc.story, sc.cause, sc.fix, sc.expected, seen, matched,
                        keep, green, round(time.monotonic() - t0, 2))

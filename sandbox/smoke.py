@@ -72,12 +72,24 @@ def run(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, env: str | None =
         dag_runs.wait(api, d, run_id, deadline, timeout)
     seconds = time.monotonic() - t0
     states = {d: dag_runs.task_states(api, d, run_id) for d, run_id in runs.items()}
-    rows = [_row(api, c.conn_id, c.env, c.service, runs[dag_id(c.env)], states[dag_id(c.env)].get(c.service, {}))
-            for c in conns]
+    rows = [_row(api, c.conn_id, c.env, c.service, dag_id(c.env), c.service, runs[dag_id(c.env)],
+                 states[dag_id(c.env)].get(c.service, {})) for c in conns]
     calls = max((sum(h.get("ms") or 0 for h in r.hops) for r in rows), default=0) / 1000
     report = SmokeReport(all(r.ok for r in rows), rows, round(seconds, 2), round(calls, 3), runs)
     write_private(paths.smoke_result, json.dumps(asdict(report), indent=2))
     return report
+
+
+def probe_dag(endpoints: Endpoints, dag: str, conn_id: str, env: str, service: str,
+              timeout: float = 180) -> SmokeRow:
+    """Run one of the repro DAGs (fixtures/dags/sandbox_repro.py: one task, `call`) for a connection."""
+    api = Clients(endpoints).airflow
+    deadline = time.monotonic() + timeout
+    _wait_for_tasks(api, dag, {"call"}, deadline)
+    run_id = dag_runs.trigger(api, dag, {"connection": conn_id}, deadline)
+    dag_runs.wait(api, dag, run_id, deadline, timeout)
+    ti = dag_runs.task_states(api, dag, run_id).get("call", {})
+    return _row(api, conn_id, env, service, dag, "call", run_id, ti)
 
 
 def _wait_for_tasks(api: AirflowApi, dag: str, tasks: set[str], deadline: float) -> None:
@@ -103,8 +115,9 @@ def last(paths: SandboxPaths) -> SmokeReport | None:
                        raw["runs"])
 
 
-def _row(api: AirflowApi, conn_id: str, env: str, service: str, run_id: str, ti: dict) -> SmokeRow:
-    base = f"{api.base}/dags/{dag_id(env)}/dagRuns/{run_id}/taskInstances/{service}"
+def _row(api: AirflowApi, conn_id: str, env: str, service: str, dag: str, task: str, run_id: str,
+         ti: dict) -> SmokeRow:
+    base = f"{api.base}/dags/{dag}/dagRuns/{run_id}/taskInstances/{task}"
     r = api.s.get(f"{base}/xcomEntries/{XCOM_KEY}", params={"deserialize": "true"}, timeout=30)
     record = _xcom_value(r.json()) if r.ok else None
     state = ti.get("state") or "missing"

@@ -72,15 +72,17 @@ class AirflowHandoff:
 
     `variables`: Airflow Variables as JSON, served to tasks by Airflow's LocalFilesystemBackend (the client
     secrets, kept out of the metastore; 0600). `dag_folder`: Airflow's DAG folder (the token helper goes there).
+    `home`: the HOME its task processes see (files such as ~/.netrc are read from there).
     A runtime that runs Airflow elsewhere (a container) mounts these host paths where its Airflow reads them.
     """
 
     variables: Path
     dag_folder: Path
+    home: Path
 
     @classmethod
     def of(cls, paths: SandboxPaths) -> AirflowHandoff:
-        return cls(paths.airflow_variables, paths.dags)
+        return cls(paths.airflow_variables, paths.dags, paths.airflow_home_dir)
 
 
 class Runtime(ABC):

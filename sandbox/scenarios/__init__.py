@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from sandbox.scenarios.base import Scenario
 from sandbox.scenarios.cross_environment import CrossEnvironment
+from sandbox.scenarios.expired_token import ExpiredToken
+from sandbox.scenarios.gateway_limits import QuotaExhausted, RateLimited
+from sandbox.scenarios.header_style import BasicAuthClobbersBearer, NetrcOverride
 from sandbox.scenarios.issuer_mismatch import IssuerMismatch
+from sandbox.scenarios.jwks import PlainJwksUrl, SigningKeyRotation
 from sandbox.scenarios.missing_scope import MissingScope
-from sandbox.scenarios.quota_exhausted import QuotaExhausted
 from sandbox.scenarios.rotated_secret import RotatedSecret
 from sandbox.scenarios.wrong_audience import WrongAudience
 
-CATALOGUE: dict[str, Scenario] = {s.name: s for s in (RotatedSecret(), MissingScope(), WrongAudience(),
-                                                      CrossEnvironment(), IssuerMismatch(), QuotaExhausted())}
+CATALOGUE: dict[str, Scenario] = {s.name: s for s in (
+    ExpiredToken(), RotatedSecret(), SigningKeyRotation(), IssuerMismatch(), WrongAudience(), MissingScope(),
+    CrossEnvironment(), RateLimited(), QuotaExhausted(), BasicAuthClobbersBearer(), NetrcOverride(), PlainJwksUrl())}

@@ -10,6 +10,7 @@ from functools import cached_property
 
 from keycloak import KeycloakAdmin
 
+from sandbox import accounts
 from sandbox.auth import ROUTES_FILE
 from sandbox.clients import Clients
 from sandbox.paths import SandboxPaths
@@ -49,6 +50,10 @@ class Context:
         admin.change_current_realm(realm)
         return admin
 
+    def token(self, account: str, env: str) -> str:
+        """A fresh token for a service account, with the secret the sandbox stored for it."""
+        return accounts.auth_for(self.spec, self.endpoints, self.paths, account, env).token()
+
     def routes(self) -> dict[str, dict]:
         return json.loads((self.handoff.dag_folder / ROUTES_FILE).read_text())
 
@@ -64,6 +69,7 @@ class Scenario(ABC):
     fix: str
     expected: Symptom
     doctor_says: str  # a fragment of `sandbox doctor`'s verdict while the fault is in place
+    dag: str | None = None  # the repro DAG that shows the bug (fixtures/dags/sandbox_repro.py); None: the smoke
 
     @abstractmethod
     def inject(self, ctx: Context) -> None: ...

@@ -90,6 +90,7 @@ class Airflow(Component):
         venv_bin = self.venv(ctx.cache) / "bin"
         return {
             "AIRFLOW_HOME": str(home),
+            "HOME": str(ctx.handoff.home),
             "PATH": f"{venv_bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "AIRFLOW__CORE__DAGS_FOLDER": str(ctx.handoff.dag_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -120,6 +121,7 @@ class Airflow(Component):
         home = ctx.data_dir(self.name)
         home.mkdir(parents=True, exist_ok=True)
         ctx.handoff.dag_folder.mkdir(parents=True, exist_ok=True)
+        ctx.handoff.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not ctx.handoff.variables.exists():
             write_private(ctx.handoff.variables, "{}")
         write_private(home / "passwords.json", json.dumps({"admin": ctx.secrets["airflow_admin_password"]}))

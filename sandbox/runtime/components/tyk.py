@@ -57,6 +57,10 @@ def gateway_config(ctx: Context, templates: Path) -> dict:
         # /hello reports Redis only after its first liveness check, every 10 s by default: checking every
         # second makes the gateway healthy ~1 s after start instead of ~11 s (Go duration, in nanoseconds).
         "liveness_check": {"check_duration": 1_000_000_000},
+        # The default limiter on one gateway is an in-memory bucket sized when first used and kept while a
+        # policy's rate changes; Redis's sliding log reads the policy's rate on every request, so what the
+        # policy says is what a call gets (and `sandbox repro rate-limited` is deterministic).
+        "enable_redis_rolling_limiter": True,
     }
 
 

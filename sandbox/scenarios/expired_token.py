@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import time
+
+from sandbox.auth import decode_claims
+from sandbox.scenarios.base import Context, Scenario, Symptom
+
+CACHE_PREFIX = "sandbox_repro_cached_token_"  # as in fixtures/dags/sandbox_repro.py
+LIFESPAN = "access.token.lifespan"  # a client attribute: overrides the realm's lifespan for that client
+
+
+class ExpiredToken(Scenario):
+    name = "expired-token"
+    connection = "tyk_dev_orders"
+    dag = "sandbox_repro_cached_token"
+    story = ("To spare Keycloak, a DAG keeps its access token in an Airflow Variable and reuses it on every run. "
+             "It worked all morning; once the token's lifespan had passed, every run failed at the gateway.")
+    cause = "the task sends a token whose `exp` has passed: it was cached without its expiry"
+    fix = ("refresh the token before it expires (SandboxAuth and ClientCredentialsAuth do), or fetch one per run; "
+           "delete the stale Variable")
+    expected = Symptom("gateway", 401, "HTTP 401 Key not authorized: token has expired", "failed at gateway: HTTP 401")
+    doctor_says = "holds an access token that expired"
+
+    def inject(self, ctx: Context) -> None:
+        # A real token from the realm, made to expire in a second instead of waiting out the realm's lifespan;
+        # then waited for until its own `exp` says it has expired (no race: the claim decides).
+        route = ctx.routes()[self.connection]
+        admin = ctx.keycloak(route["env"])
+        uuid = admin.get_client_id(route["client_id"])
+        attrs = admin.get_client(uuid).get("attributes", {})
+        admin.update_client(uuid, {"attributes": {**attrs, LIFESPAN: "1"}})
+        try:
+            token = ctx.token(route["client_id"], route["env"])
+        finally:
+            admin.update_client(uuid, {"attributes": attrs})
+        while time.time() < decode_claims(token)["exp"] + 1:
+            time.sleep(0.1)
+        api = ctx.clients.airflow
+        key = CACHE_PREFIX + self.connection
+        api.call("DELETE", f"/variables/{key}", ok404=True)  # the baseline run cached a fresh one
+        api.call("POST", "/variables", json={"key": key, "value": token})
+
+    def revert(self, ctx: Context) -> None:
+        ctx.clients.airflow.call("DELETE", f"/variables/{CACHE_PREFIX + self.connection}", ok404=True)

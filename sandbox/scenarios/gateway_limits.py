@@ -1,0 +1,44 @@
+"""The gateway's budgets: a rate limit and a quota, used up."""
+
+from __future__ import annotations
+
+from sandbox.scenarios.base import Context, Scenario, Symptom
+
+POLICY = "dev-airflow-orders"  # airflow's grant on orders in dev
+
+
+def _cut(ctx: Context, **fields) -> None:
+    gw = ctx.clients.tyk
+    policy = gw.call("GET", f"/policies/{POLICY}").json()
+    gw.call("PUT", f"/policies/{POLICY}", json={**policy, **fields})
+    gw.reload()
+
+
+class RateLimited(Scenario):
+    name = "rate-limited"
+    connection = "tyk_dev_orders"
+    story = ("A new DAG fans out a hundred mapped tasks against orders at once; the grant allows a handful of "
+             "calls per window, and every other task of every DAG sharing that identity now fails at the gateway.")
+    cause = "the grant's rate limit is used up for this token identity (here: cut to one call per hour)"
+    fix = "spread the calls (pools, max_active_tis_per_dag) or raise the grant's rate in the spec and `sandbox apply`"
+    expected = Symptom("gateway", 429, "HTTP 429 Rate Limit Exceeded", "failed at gateway: HTTP 429")
+    doctor_says = f"The gateway does not match the spec: policy {POLICY} differs"
+
+    def inject(self, ctx: Context) -> None:
+        # The baseline's call is in the window already (the gateway's limiter is Redis's sliding log).
+        _cut(ctx, rate=1, per=3600)
+
+
+class QuotaExhausted(Scenario):
+    name = "quota-exhausted"
+    connection = "tyk_dev_orders"
+    story = ("A backfill used up the day's quota on orders; today's scheduled runs now fail at the gateway although "
+             "nothing about their credentials changed.")
+    cause = "the grant's quota is used up for this token identity (here: cut to one call per hour)"
+    fix = "wait for the quota's renewal, or raise the grant's quota in the spec and `sandbox apply`"
+    expected = Symptom("gateway", 403, "HTTP 403 Quota exceeded", "failed at gateway: HTTP 403 Quota exceeded")
+    doctor_says = f"The gateway does not match the spec: policy {POLICY} differs"
+
+    def inject(self, ctx: Context) -> None:
+        # The baseline's call already counted against it, so one call per hour leaves nothing for the DAG run.
+        _cut(ctx, quota_max=1, quota_renewal_rate=3600)

@@ -1,0 +1,74 @@
+"""How the gateway gets the realm's signing keys: a JWKS it caches, and how that goes wrong."""
+
+from __future__ import annotations
+
+import requests
+
+from sandbox.apply.tyk import SCHEME
+from sandbox.errors import SandboxError
+from sandbox.scenarios.base import Context, Scenario, Symptom
+
+ROTATED_KEY = "sandbox-repro-rotated-key"  # the key provider the rotation adds
+KEY_PROVIDER = "org.keycloak.keys.KeyProvider"
+
+
+def _api_id(ctx: Context, conn_id: str) -> str:
+    route = ctx.routes()[conn_id]
+    return f"{route['env']}-{route['service']}"
+
+
+class SigningKeyRotation(Scenario):
+    name = "signing-key-rotation"
+    connection = "tyk_dev_orders"
+    story = ("Keycloak's signing key was rotated on schedule. Tokens are issued as before, but for the next minutes "
+             "every call through the gateway is refused, and then it heals by itself.")
+    cause = ("tokens are signed with the realm's new key, whose `kid` is not in the JWKS the gateway cached "
+             "(it keeps it for its cacheTimeout and does not refetch on an unknown kid)")
+    fix = ("rotate with overlap: add the new key passive, wait out the gateway's JWKS cache, then make it active; "
+           "or flush the cache (`DELETE /tyk/cache/jwks/<api>`)")
+    expected = Symptom("gateway", 403, "HTTP 403 Key not authorized", "failed at gateway: HTTP 403")
+    doctor_says = "cached JWKS"
+
+    def inject(self, ctx: Context) -> None:
+        # The baseline's call made the gateway cache the realm's JWKS; a new key of higher priority signs from now.
+        realm = ctx.routes()[self.connection]["env"]
+        admin = ctx.keycloak(realm)
+        admin.create_component({
+            "name": ROTATED_KEY, "providerId": "rsa-generated", "providerType": KEY_PROVIDER,
+            "parentId": admin.get_realm(realm)["id"],
+            "config": {"priority": ["1000"], "keySize": ["2048"], "active": ["true"], "enabled": ["true"],
+                       "algorithm": ["RS256"]}})
+
+    def revert(self, ctx: Context) -> None:
+        admin = ctx.keycloak(ctx.routes()[self.connection]["env"])
+        for c in admin.get_components({"type": KEY_PROVIDER, "name": ROTATED_KEY}):
+            admin.delete_component(c["id"])
+        ctx.clients.tyk.forget_jwks(_api_id(ctx, self.connection))
+
+
+class PlainJwksUrl(Scenario):
+    name = "plain-jwks-url"
+    connection = "tyk_dev_orders"
+    story = ("An API was set up by hand with the realm's JWKS URL pasted into the JWT `source` field. It was tested "
+             "once and worked; in production every call after the first one is refused.")
+    cause = ("Tyk expects `source` base64-encoded: a plain URL is fetched on the first call, but read back from the "
+             "cache as base64, which fails, for every call until the cache expires")
+    fix = "give the JWKS URL as `jwksURIs` (`sandbox apply` does), or base64-encode it in `source`"
+    expected = Symptom("gateway", 403, "HTTP 403 Key not authorized", "failed at gateway: HTTP 403")
+    doctor_says = "plain URL in `source`"
+
+    def inject(self, ctx: Context) -> None:
+        gw = ctx.clients.tyk
+        api_id = _api_id(ctx, self.connection)
+        api = gw.call("GET", f"/apis/oas/{api_id}").json()
+        jwt = api["x-tyk-api-gateway"]["server"]["authentication"]["securitySchemes"][SCHEME]
+        jwt["source"] = jwt.pop("jwksURIs")[0]["url"]
+        gw.call("PUT", f"/apis/oas/{api_id}", json=api)
+        gw.reload()
+        # It works once: the first call after the change fetches the JWKS (that is why a quick test passed).
+        route = ctx.routes()[self.connection]
+        token = ctx.token(route["client_id"], route["env"])
+        first = requests.get(f"{route['url']}/get", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        if first.status_code != 200:
+            raise SandboxError(f"{self.name}: the first call after the change should pass, it got HTTP "
+                               f"{first.status_code} {first.text[:200]}.")
