@@ -202,7 +202,7 @@ def repro_cmd(name: str | None, run_all: bool, keep: bool, spec_path: Path | Non
     if not name and not run_all:
         raise SandboxError("Name a scenario, or give --all.", "`sandbox repro list` shows the catalogue.", exit_code=2)
     rt = get_runtime()
-    ctx = Context(spec.load(spec_path), rt.endpoints(), rt.paths, rt.handoff())
+    ctx = Context(spec.load(spec_path), rt.endpoints(), rt.paths, rt.handoff(), rt)
     if name == "revert":
         reverted = repro.revert_kept(ctx)
         render.out.print(f"Reverted {', '.join(reverted) or 'nothing (no fault kept)'}; the spec is applied again.")

@@ -7,14 +7,17 @@ backend) -> token (Keycloak) -> claims (what the gateway will check) -> gateway 
 from __future__ import annotations
 
 import json
+import netrc
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 import requests
 
 from sandbox.apply import airflow as airflow_apply
-from sandbox.apply.tyk import api_payload, differences, policy_payload
+from sandbox.apply.tyk import SCHEME, api_payload, differences, policy_payload
 from sandbox.auth import ROUTES_FILE, ClientCredentialsAuth, TokenError, decode_claims, decode_header, routes
 from sandbox.call import gateway_refusal
 from sandbox.clients import Clients, why_not_running
@@ -65,12 +68,57 @@ def airflow_environs(endpoints: Endpoints) -> dict[str, dict[str, str]]:
     return out
 
 
+def proxied(url: str, environs: dict[str, dict[str, str]]) -> list[str]:
+    """Which Airflow processes would send a request for `url` through a proxy (requests' rules: the scheme's
+    proxy variable, lower case first, unless NO_PROXY lists the host, the host:port or a parent domain)."""
+    parts = urlsplit(url)
+    host, scheme = parts.hostname or "", parts.scheme
+    out = []
+    for proc, env in environs.items():
+        proxy = next((env[k] for k in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY")
+                      if env.get(k)), None)
+        if not proxy:
+            continue
+        no = [h.strip().lstrip(".") for h in (env.get("no_proxy") or env.get("NO_PROXY") or "").split(",")]
+        if any(h == "*" or h in (host, f"{host}:{parts.port}") or host.endswith("." + h) for h in no if h):
+            continue
+        out.append(f"{proc} via {proxy}")
+    return sorted(out)
+
+
+def netrc_login(home: Path, url: str) -> str | None:
+    """The login a ~/.netrc in `home` holds for `url`'s host: requests sends it as Basic auth whenever a request
+    has no auth of its own, replacing a bearer header set by hand."""
+    path = home / ".netrc"
+    if not path.exists():
+        return None
+    try:
+        entry = netrc.netrc(str(path)).authenticators(urlsplit(url).hostname or "")
+    except (OSError, netrc.NetrcParseError):
+        return "(unreadable entry)"
+    return entry[0] if entry else None
+
+
+def stale_tokens(variables: list[dict], client_id: str, now: float) -> list[tuple[str, int]]:
+    """Airflow Variables that hold an expired access token of `client_id` (a token cached without its expiry):
+    (key, seconds since it expired)."""
+    out = []
+    for v in variables:
+        value = str(v.get("value") or "")
+        claims = decode_claims(value) if value.count(".") == 2 else {}
+        if claims.get("azp") == client_id and claims.get("exp", now) < now:
+            out.append((v["key"], round(now - claims["exp"])))
+    return out
+
+
 def check_claims(claims: dict, want: AirflowConnection, issuer: str, realm_kids: set[str], kid: str | None,
-                 now: float) -> list[str]:
+                 now: float, lifespan: int | None = None) -> list[str]:
     """What the gateway would refuse in these claims (empty when nothing)."""
     problems = []
     if claims.get("exp", 0) + CLOCK_SKEW < now:
         problems.append(f"token expired {now - claims['exp']:.0f}s ago")
+    if claims.get("iat", 0) > now + 1:  # the gateway allows no skew: a token from the future is refused
+        problems.append(f"iat is {claims['iat'] - now:.0f}s in the future: the IdP's clock is ahead of this one")
     if claims.get("iss") != issuer:
         problems.append(f"iss is {claims.get('iss')!r}, the gateway trusts {issuer!r}")
     aud = claims.get("aud")
@@ -82,7 +130,16 @@ def check_claims(claims: dict, want: AirflowConnection, issuer: str, realm_kids:
         problems.append(f"scope lacks {' '.join(missing)}")
     if kid is not None and kid not in realm_kids:
         problems.append(f"kid {kid} is not among the realm's current keys")
+    if lifespan and {"exp", "iat"} <= claims.keys() and claims["exp"] - claims["iat"] != lifespan:
+        problems.append(f"the token lives {claims['exp'] - claims['iat']}s, the spec says {lifespan}s "
+                        "(a lifespan override on the client)")
     return problems
+
+
+def claims_fix(problem: str) -> str:
+    if "in the future" in problem:
+        return "sync the clocks (NTP) of the IdP and the gateway"
+    return "`sandbox apply` restores the client's scopes, audience mapper and lifespan"
 
 
 def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, handoff: AirflowHandoff,
@@ -94,9 +151,18 @@ def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, hand
         live = live_clients.airflow.call("GET", f"/connections/{want.conn_id}").json()
     except SandboxError:
         live = None
-    shadows = shadowing(want.conn_id, airflow_environs(endpoints))
+    environs = airflow_environs(endpoints)
+    shadows = shadowing(want.conn_id, environs)
+    proxies = proxied(want.token_url, environs) + proxied(want.url, environs)
+    netrc_user = netrc_login(handoff.home, want.url)
     body = airflow_apply.connection_body(want)
-    if shadows:
+    if proxies:
+        host = urlsplit(want.url).hostname
+        d.hops.append(Hop("connection", False, f"calls to {host} go through a proxy: {proxies[0]}"))
+        d.verdict = (f"Airflow's tasks send {want.conn_id}'s calls (token and gateway) through a proxy: HTTP_PROXY/"
+                     f"HTTPS_PROXY is set in {len(proxies)} process(es) and NO_PROXY does not list {host}. Fix: add "
+                     f"{host} to NO_PROXY where the workers run (or unset the proxy) and restart them.")
+    elif shadows:
         d.hops.append(Hop("connection", False, f"{env_var_name(want.conn_id)} is set in {len(shadows)} Airflow "
                                                f"process(es) ({shadows[0]}); tasks use it, the UI shows the metastore"))
         d.verdict = (f"{want.conn_id} is shadowed by the environment variable {env_var_name(want.conn_id)}: tasks do "
@@ -104,6 +170,13 @@ def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, hand
     elif live is None:
         d.hops.append(Hop("connection", False, "not in Airflow's metastore"))
         d.verdict = f"{want.conn_id} does not exist in Airflow. Fix: `sandbox apply`."
+    elif netrc_user:
+        d.hops.append(Hop("connection", False, f"~/.netrc of Airflow's workers has login {netrc_user!r} for "
+                                               f"{urlsplit(want.url).hostname}"))
+        d.verdict = (f"Airflow's workers have a ~/.netrc entry for {urlsplit(want.url).hostname} "
+                     f"({handoff.home / '.netrc'}): a task that sets the Authorization header itself gets it "
+                     "replaced by the entry's Basic credentials. Fix: remove the entry, or give the hook "
+                     "auth_type=SandboxAuth.")
     elif live.get("login"):
         d.hops.append(Hop("connection", False, f"login {live['login']!r} is set"))
         d.verdict = (f"{want.conn_id} has a login, so Airflow's HTTP hook sends Basic auth and silently drops the "
@@ -128,8 +201,20 @@ def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, hand
         secret = json.loads(handoff.variables.read_text()).get(want.secret_key)
     except (OSError, ValueError):
         secret = None
-    d.hops.append(Hop("secret", secret is not None,
-                      f"{want.secret_key} in the secrets backend" if secret else f"{want.secret_key} is missing"))
+    try:
+        stale = stale_tokens(live_clients.airflow.call("GET", "/variables", params={"limit": 1000}).json()
+                             ["variables"], want.client_id, time.time())
+    except SandboxError:
+        stale = []
+    if stale and secret is not None:
+        key, age = stale[0]
+        d.hops.append(Hop("secret", False, f"Variable {key} holds a token that expired {age}s ago"))
+        d.verdict = d.verdict or (f"Airflow Variable {key} holds an access token that expired {age}s ago: a task "
+                                  "reusing it gets HTTP 401 \"token has expired\". Fix: refresh tokens before they "
+                                  "expire (auth_type=SandboxAuth does) and delete the Variable.")
+    else:
+        d.hops.append(Hop("secret", secret is not None,
+                          f"{want.secret_key} in the secrets backend" if secret else f"{want.secret_key} is missing"))
     if secret is None:
         d.verdict = d.verdict or f"No client secret for {want.client_id} in the secrets backend. Fix: `sandbox apply`."
         return _finish(d, desired, want)
@@ -160,15 +245,16 @@ def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, hand
         kids = {k["kid"] for k in requests.get(route.jwks_url, timeout=10).json()["keys"]}
     except (requests.RequestException, ValueError, KeyError):
         kids = set()
-    problems = check_claims(claims, want, route.issuer, kids, header.get("kid"), time.time())
+    lifespan = next((r.access_token_lifespan for r in desired.realms if r.realm == want.env), None)
+    problems = check_claims(claims, want, route.issuer, kids, header.get("kid"), time.time(), lifespan)
     d.hops.append(Hop("claims", not problems, "; ".join(problems) or
                       f"iss, aud {want.audience}, scope {want.scope or '(none)'}, kid current"))
     if problems:
         d.verdict = d.verdict or (f"The gateway would refuse {want.client_id}'s token in {want.env}: {problems[0]}. "
-                                  "Fix: `sandbox apply` restores the client's scopes and audience mapper.")
+                                  f"Fix: {claims_fix(problems[0])}.")
 
     # 5. gateway: its API and policy as the spec says, and a real call with this token
-    d.hops.append(_gateway_hop(d, desired, endpoints, live_clients, want, token))
+    d.hops.append(_gateway_hop(d, desired, endpoints, live_clients, want, token, not problems))
     return _finish(d, desired, want)
 
 
@@ -201,7 +287,7 @@ def explain_refusal(words: str) -> tuple[str, str]:
 
 
 def _gateway_hop(d: Diagnosis, desired: Desired, endpoints: Endpoints, live_clients: Clients,
-                 want: AirflowConnection, token: str) -> Hop:
+                 want: AirflowConnection, token: str, claims_ok: bool) -> Hop:
     tyk = endpoints.components["tyk"]
     if tyk.state == "disabled":
         return Hop("gateway", None, "not checked: tyk is left out")
@@ -215,6 +301,9 @@ def _gateway_hop(d: Diagnosis, desired: Desired, endpoints: Endpoints, live_clie
     live_api = gw.call("GET", f"/apis/oas/{api.api_id}", ok404=True)
     if live_api.status_code == 404:
         drift.append(f"API {api.api_id} is missing")
+    elif str(_jwt_scheme(live_api.json()).get("source", "")).startswith(("http://", "https://")):
+        drift.append(f"API {api.api_id} has a plain URL in `source` for its JWKS: Tyk reads `source` back from its "
+                     "cache as base64, so only the first call after each reload passes")
     elif diff := differences(api_payload(api), live_api.json()):
         drift.append(f"API {api.api_id} differs ({', '.join(diff[:2])})")
     if pol is not None:
@@ -234,6 +323,14 @@ def _gateway_hop(d: Diagnosis, desired: Desired, endpoints: Endpoints, live_clie
         return Hop("gateway", False, f"GET {want.path}/: {type(e).__name__}")
     ms = (time.monotonic() - t0) * 1000
     words = gateway_refusal(r)
+    if words == "Key not authorized" and claims_ok:  # right claims, a current kid: the gateway's keys are older
+        kid = decode_header(token).get("kid")
+        d.verdict = d.verdict or (
+            f"The gateway refuses a token signed with the realm's current key ({kid}) although its claims are right: "
+            "its cached JWKS predates that key (the signing key was rotated). Fix: flush the gateway's JWKS cache "
+            f"(DELETE /tyk/cache/jwks/{api.api_id}) or wait out its cacheTimeout; next time, add the new key "
+            "passive first and activate it after the cache has expired.")
+        return Hop("gateway", False, f"GET {want.path}/: HTTP {r.status_code} {words} (kid {kid} not in its JWKS)")
     if words is not None:
         cause, fix = explain_refusal(words)
         d.verdict = d.verdict or (f"The gateway refuses {want.client_id}'s token on {want.path}/ with HTTP "
@@ -241,6 +338,11 @@ def _gateway_hop(d: Diagnosis, desired: Desired, endpoints: Endpoints, live_clie
         return Hop("gateway", False, f"GET {want.path}/: HTTP {r.status_code} {words}")
     return Hop("gateway", True, f"GET {want.path}/: HTTP {r.status_code} ({ms:.0f} ms), API {api.api_id}"
                + (f", policy {pol.policy_id}" if pol else ""))
+
+
+def _jwt_scheme(api: dict) -> dict:
+    return api.get("x-tyk-api-gateway", {}).get("server", {}).get("authentication", {}).get(
+        "securitySchemes", {}).get(SCHEME, {})
 
 
 def _routes(handoff: AirflowHandoff) -> dict[str, dict]:

@@ -71,7 +71,12 @@ def _revert(ctx: Context, sc: Scenario) -> None:
 
 def run(name: str, ctx: Context, keep: bool = False, progress: Progress = lambda *_: None) -> ReproResult:
     sc = scenario(name)
+    if kept := kept_names(ctx):
+        raise SandboxError(f"A fault is kept in place ({', '.join(kept)}); a scenario needs a clean sandbox.",
+                           "`sandbox repro revert` takes it out.")
     t0 = time.monotonic()
+    progress(name, "applying the spec (the DAG files the scenarios use included)")
+    reconcile.apply(ctx.spec, ctx.endpoints, ctx.paths, ctx.handoff)
     dag = sc.dag or "the smoke DAG"
     progress(name, f"baseline: {sc.connection} must be green through {dag}")
     baseline = _smoke_one(ctx, sc)

@@ -18,6 +18,7 @@ class ProcessRecord:
     pid: int
     create_time: float
     cmd: list[str]
+    extra_env: dict[str, str] = field(default_factory=dict)  # added for this run by `restart` (repro faults)
 
 
 @dataclass
@@ -44,7 +45,8 @@ def load(path: Path) -> State | None:
             ports={str(k): int(v) for k, v in raw["ports"].items()},
             disabled=[str(x) for x in raw.get("disabled", [])],
             processes={
-                comp: [ProcessRecord(str(p["name"]), int(p["pid"]), float(p["create_time"]), list(p["cmd"]))
+                comp: [ProcessRecord(str(p["name"]), int(p["pid"]), float(p["create_time"]), list(p["cmd"]),
+                                     dict(p.get("extra_env") or {}))
                        for p in procs]
                 for comp, procs in raw["processes"].items()
             },

@@ -27,6 +27,10 @@ def mapper_payload(audience: str) -> dict:
                        "id.token.claim": "false", "introspection.token.claim": "true"}}
 
 
+# A client's own access-token lifespan, overriding the realm's (the spec sets lifespans per environment only)
+CLIENT_LIFESPAN = "access.token.lifespan"
+
+
 def client_payload(c: KeycloakClient) -> dict:
     return {"clientId": c.client_id, "description": c.description, "enabled": True, "protocol": "openid-connect",
             "publicClient": False, "clientAuthenticatorType": "client-secret", "serviceAccountsEnabled": True,
@@ -113,6 +117,8 @@ def _realm_contents(admin: KeycloakAdmin, realm: str, desired: Desired) -> list[
             drift.append(f"scopes +{sorted(want - have)} -{sorted(have - want)}")
         if mapper is None or mapper.get("config", {}).get("included.custom.audience") != c.audience:
             drift.append("audience mapper")
+        if override := (live.get("attributes") or {}).get(CLIENT_LIFESPAN):
+            drift.append(f"token lifespan override {override}s")
         if not live.get("serviceAccountsEnabled") or live.get("publicClient") or live.get("directAccessGrantsEnabled"):
             drift.append("client settings")
         if drift:
@@ -129,6 +135,8 @@ def _repair_client(admin: KeycloakAdmin, c: KeycloakClient, uuid: str, have: set
     payload = client_payload(c)
     for k in ("defaultClientScopes", "optionalClientScopes", "protocolMappers"):
         payload.pop(k)  # not updatable through PUT; handled below
+    # Keycloak merges attributes on update: an override is cleared by setting it empty, not by leaving it out
+    payload["attributes"] = {**payload["attributes"], CLIENT_LIFESPAN: ""}
     admin.update_client(uuid, payload)
     by_name = {s["name"]: s["id"] for s in admin.get_client_scopes()}
     for name in want - have:

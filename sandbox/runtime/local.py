@@ -201,6 +201,33 @@ class LocalRuntime(Runtime):
             if bad:
                 raise SandboxError(f"{bad[0].name} could not be provisioned: {bad[0].detail}")
 
+    # ---- restart one process -------------------------------------------------------------------
+    def restart(self, component: str, process: str, extra_env: dict[str, str]) -> None:
+        self.check_names([component], "restart")
+        comp = self.components[component]
+        with private_umask(), file_lock(self.paths.lock):
+            state = statefile.load(self.paths.state) or State()
+            recs = state.processes.get(component, [])
+            old = next((r for r in recs if r.name == process and supervisor.alive(r)), None)
+            if old is None:
+                raise SandboxError(f"{component} has no running process {process}.", "run `sandbox up` first.")
+            ctx = Context(self.paths, state.ports, credentials.read(self.paths.secrets))
+            spec = next(s for s in comp.processes(ctx) if s.name == process)
+            supervisor.terminate(supervisor.tree([old]), comp.stop_grace)
+            new = supervisor.spawn(spec.name, spec.cmd, {**spec.env, **extra_env}, spec.cwd or self.paths.home,
+                                   self.log_path(component), self.paths.home)
+            new.extra_env = dict(extra_env)
+            state.processes[component] = [new if r is old else r for r in recs]
+            self._save(state)
+            res = wait_for(comp.health(ctx), comp.start_timeout, abort=self._died(state, component))
+            if not res.ok:
+                raise SandboxError(f"{component} did not become healthy after restarting {process}: {res.detail}",
+                                   f"see `sandbox logs {component}`; `sandbox down` and `sandbox up` start it clean.")
+
+    def extra_env(self, component: str) -> dict[str, dict[str, str]]:
+        state = statefile.load(self.paths.state) or State()
+        return {r.name: r.extra_env for r in state.processes.get(component, []) if r.extra_env and supervisor.alive(r)}
+
     # ---- down ----------------------------------------------------------------------------------
     def down(self, force: bool = False) -> list[str]:
         if not self.paths.home.exists():

@@ -11,8 +11,10 @@ from sandbox.scenarios.issuer_mismatch import IssuerMismatch
 from sandbox.scenarios.jwks import PlainJwksUrl, SigningKeyRotation
 from sandbox.scenarios.missing_scope import MissingScope
 from sandbox.scenarios.rotated_secret import RotatedSecret
+from sandbox.scenarios.worker_env import ClockSkew, EnvShadowedConnection, ProxyEnv
 from sandbox.scenarios.wrong_audience import WrongAudience
 
 CATALOGUE: dict[str, Scenario] = {s.name: s for s in (
     ExpiredToken(), RotatedSecret(), SigningKeyRotation(), IssuerMismatch(), WrongAudience(), MissingScope(),
-    CrossEnvironment(), RateLimited(), QuotaExhausted(), BasicAuthClobbersBearer(), NetrcOverride(), PlainJwksUrl())}
+    CrossEnvironment(), RateLimited(), QuotaExhausted(), BasicAuthClobbersBearer(), NetrcOverride(), PlainJwksUrl(),
+    EnvShadowedConnection(), ProxyEnv(), ClockSkew())}

@@ -14,7 +14,7 @@ from sandbox import accounts
 from sandbox.auth import ROUTES_FILE
 from sandbox.clients import Clients
 from sandbox.paths import SandboxPaths
-from sandbox.runtime.base import AirflowHandoff, Endpoints
+from sandbox.runtime.base import AirflowHandoff, Endpoints, Runtime
 from sandbox.spec import Spec
 
 
@@ -40,6 +40,7 @@ class Context:
     endpoints: Endpoints
     paths: SandboxPaths
     handoff: AirflowHandoff
+    runtime: Runtime  # for faults that need a process restarted with another environment
 
     @cached_property
     def clients(self) -> Clients:

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import time
 
+from sandbox.apply.keycloak import CLIENT_LIFESPAN
 from sandbox.auth import decode_claims
 from sandbox.scenarios.base import Context, Scenario, Symptom
 
-CACHE_PREFIX = "sandbox_repro_cached_token_"  # as in fixtures/dags/sandbox_repro.py
-LIFESPAN = "access.token.lifespan"  # a client attribute: overrides the realm's lifespan for that client
+CACHE_PREFIX = "sandbox_repro_jwt_cache_"  # as in fixtures/dags/sandbox_repro.py
 
 
 class ExpiredToken(Scenario):
@@ -28,11 +28,11 @@ class ExpiredToken(Scenario):
         admin = ctx.keycloak(route["env"])
         uuid = admin.get_client_id(route["client_id"])
         attrs = admin.get_client(uuid).get("attributes", {})
-        admin.update_client(uuid, {"attributes": {**attrs, LIFESPAN: "1"}})
+        admin.update_client(uuid, {"attributes": {**attrs, CLIENT_LIFESPAN: "1"}})
         try:
             token = ctx.token(route["client_id"], route["env"])
-        finally:
-            admin.update_client(uuid, {"attributes": attrs})
+        finally:  # Keycloak merges attributes: the override goes by setting it empty
+            admin.update_client(uuid, {"attributes": {**attrs, CLIENT_LIFESPAN: attrs.get(CLIENT_LIFESPAN, "")}})
         while time.time() < decode_claims(token)["exp"] + 1:
             time.sleep(0.1)
         api = ctx.clients.airflow

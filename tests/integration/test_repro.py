@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 def repro(stack, *args: str) -> tuple[int, list[dict]]:
-    p = stack.cli("repro", *args, "-o", "json", check=False, timeout=300)
+    p = stack.cli("repro", *args, "-o", "json", check=False, timeout=1200 if "--all" in args else 300)
     assert "Traceback" not in p.stderr, p.stderr
     return p.returncode, json.loads(p.stdout) if p.stdout.strip() else []
 
@@ -28,15 +28,17 @@ def test_each_scenario_shows_its_symptom_and_reverts_to_green(stack, name):
     expected, seen = r["expected"], r["observed"]
     assert (seen["hop"], seen["status"]) == (expected["hop"], expected["status"]), r
     assert expected["words"] in seen["words"] and expected["log"] in seen["log"], r
-    assert rc == 0 and r["matched"] and r["green_after"] and not r["kept"] and r["seconds"] <= 60
+    assert rc == 0 and r["matched"] and r["green_after"] and not r["kept"]  # timings: bench/bench_repro.py
 
 
-def test_the_whole_catalogue_twice_gives_the_same_symptoms(stack):
+def test_the_whole_catalogue_twice_more_gives_the_same_symptoms(stack):
+    """With the test above, three runs of every scenario in one session: the same symptom each time."""
     runs = []
     for _ in range(2):
         rc, results = repro(stack, "--all")
         assert rc == 0 and [r["scenario"] for r in results] == list(CATALOGUE)
         runs.append([(r["observed"]["hop"], r["observed"]["status"], r["observed"]["words"]) for r in results])
+        assert all(r["matched"] and r["green_after"] for r in results), results
     assert runs[0] == runs[1]
 
 

@@ -1,6 +1,9 @@
 """doctor's pure checks, from plain data."""
 
-from sandbox.doctor import check_claims, env_var_name, shadowing
+import base64
+import json
+
+from sandbox.doctor import check_claims, env_var_name, netrc_login, proxied, shadowing, stale_tokens
 from sandbox.plan import AirflowConnection
 
 WANT = AirflowConnection("tyk_dev_orders", "dev", "orders", "http://127.0.0.1:1/dev/orders",
@@ -31,3 +34,39 @@ def test_each_claim_problem():
     assert check_claims({**GOOD, "scope": "orders.read"}, WANT, ISS, {"k1"}, "k1", now=0) == [
         "scope lacks orders.write"]
     assert check_claims(GOOD, WANT, ISS, {"k2"}, "k1", now=0) == ["kid k1 is not among the realm's current keys"]
+
+
+def test_a_token_from_the_future_and_a_lifespan_override():
+    assert check_claims({**GOOD, "iat": 1300}, WANT, ISS, {"k1"}, "k1", now=1000) == [
+        "iat is 300s in the future: the IdP's clock is ahead of this one"]
+    assert check_claims({**GOOD, "iat": 999}, WANT, ISS, {"k1"}, "k1", now=999, lifespan=300) == [
+        "the token lives 1s, the spec says 300s (a lifespan override on the client)"]
+    assert check_claims({**GOOD, "iat": 700}, WANT, ISS, {"k1"}, "k1", now=990, lifespan=300) == []
+
+
+def test_proxy_variables_and_no_proxy():
+    url = "http://127.0.0.1:28082/dev/orders"
+    assert proxied(url, {"1 scheduler": {"HTTP_PROXY": "http://proxy:1"}}) == ["1 scheduler via http://proxy:1"]
+    assert proxied(url, {"1 scheduler": {"HTTP_PROXY": "http://p:1", "NO_PROXY": "localhost,127.0.0.1"}}) == []
+    assert proxied(url, {"1 s": {"HTTP_PROXY": "http://p:1", "NO_PROXY": "localhost,127.0.0.1:28080"}}) == [
+        "1 s via http://p:1"]
+    assert proxied(url, {"1 s": {"HTTPS_PROXY": "http://p:1"}}) == []  # an http URL: HTTPS_PROXY does not apply
+
+
+def test_netrc_entry_for_the_host(tmp_path):
+    assert netrc_login(tmp_path, "http://127.0.0.1:1/dev/orders") is None
+    (tmp_path / ".netrc").write_text("machine 127.0.0.1 login deploy password x\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    assert netrc_login(tmp_path, "http://127.0.0.1:1/dev/orders") == "deploy"
+    assert netrc_login(tmp_path, "http://gateway:1/") is None
+
+
+def test_stale_tokens_in_variables():
+    def jwt(claims: dict) -> str:
+        body = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+        return f"e30.{body}.sig"
+
+    variables = [{"key": "cached", "value": jwt({"azp": "airflow", "exp": 900})},
+                 {"key": "fresh", "value": jwt({"azp": "airflow", "exp": 2000})},
+                 {"key": "other", "value": jwt({"azp": "reporting", "exp": 900})}, {"key": "plain", "value": "x"}]
+    assert stale_tokens(variables, "airflow", now=1000) == [("cached", 100)]

@@ -1,0 +1,90 @@
+"""Bugs of one machine's environment: a variable only one Airflow worker (here: the scheduler's LocalExecutor
+workers) carries, or a clock only one server has. Injected by restarting that process with the difference."""
+
+from __future__ import annotations
+
+import glob
+import json
+
+from sandbox.errors import SandboxError
+from sandbox.scenarios.base import Context, Scenario, Symptom
+
+WORKERS = ("airflow", "airflow-scheduler")  # the LocalExecutor's workers are forked by the scheduler
+IDP = ("keycloak", "keycloak")
+SKEW = "+5m"  # Keycloak's clock ahead of everyone else's
+FAKETIME_LIB = "/usr/lib/*/faketime/libfaketime.so.1"  # Debian's libfaketime
+
+
+def env_var_name(conn_id: str) -> str:
+    return f"AIRFLOW_CONN_{conn_id.upper()}"
+
+
+class EnvShadowedConnection(Scenario):
+    name = "env-shadowed-connection"
+    connection = "tyk_dev_orders"
+    story = ("The UI shows the connection pointing at the gateway's orders route, and a test from the UI passes. "
+             "Tasks still call the legacy route: the workers' environment defines the same connection id.")
+    cause = (f"an {env_var_name(connection)} variable in the workers' environment wins over the metastore, so tasks "
+             "use a connection nobody sees in the UI")
+    fix = "unset the variable where the workers run and restart them (`sandbox repro revert` does here)"
+    expected = Symptom("connection", None, "/dev/orders-v1", "failed at connection: host is")
+    doctor_says = f"shadowed by the environment variable {env_var_name(connection)}"
+
+    def inject(self, ctx: Context) -> None:
+        legacy = ctx.routes()[self.connection]["url"] + "-v1"
+        ctx.runtime.restart(*WORKERS, {env_var_name(self.connection): json.dumps(
+            {"conn_type": "http", "host": legacy, "description": "set in the worker image in 2023"})})
+
+    def revert(self, ctx: Context) -> None:
+        ctx.runtime.restart(*WORKERS, {})
+
+
+class ProxyEnv(Scenario):
+    name = "proxy-env"
+    connection = "tyk_dev_orders"
+    story = ("One worker was rebuilt from the corporate base image: it sets HTTP_PROXY and HTTPS_PROXY, and a "
+             "NO_PROXY that lists the Airflow API server (so tasks start) but not the IdP or the gateway. Tasks "
+             "scheduled there fail before they reach Keycloak; on the other workers they pass.")
+    cause = ("requests sends the task's calls through the proxy named in HTTP(S)_PROXY, because NO_PROXY does not "
+             "list the IdP's and the gateway's host")
+    fix = "add the IdP's and the gateway's hosts to NO_PROXY on every worker (or unset the proxy) and restart them"
+    expected = Symptom("token", None, "unreachable: ProxyError", "failed at token")
+    doctor_says = "HTTP_PROXY"
+
+    def inject(self, ctx: Context) -> None:
+        proxy = "http://127.0.0.1:1"  # nothing listens on port 1: the proxy refuses, at once and every time
+        airflow_api = ctx.endpoints.url("airflow").split("://", 1)[1]  # tasks report to it: it must stay direct
+        ctx.runtime.restart(*WORKERS, {"HTTP_PROXY": proxy, "HTTPS_PROXY": proxy,
+                                       "NO_PROXY": f"localhost,{airflow_api}"})
+
+    def revert(self, ctx: Context) -> None:
+        ctx.runtime.restart(*WORKERS, {})
+
+
+def faketime_library() -> str:
+    found = sorted(glob.glob(FAKETIME_LIB))
+    if not found:
+        raise SandboxError("clock-skew runs Keycloak under libfaketime, which is not installed.",
+                           "apt-get install libfaketime (Debian/Ubuntu).")
+    return found[0]
+
+
+class ClockSkew(Scenario):
+    name = "clock-skew"
+    connection = "tyk_dev_orders"
+    story = ("The IdP's host lost its NTP sync and runs five minutes ahead. Its tokens are valid, correctly signed "
+             "and carry the right claims, yet the gateway refuses every one of them.")
+    cause = ("the token's `iat` (issued at) lies in the gateway's future: the IdP's clock is ahead, and the gateway "
+             "allows no skew by default")
+    fix = "sync the clocks (NTP) on the IdP and the gateway; or allow some skew on the API (issuedAtValidationSkew)"
+    expected = Symptom("gateway", 401, "HTTP 401 Key not authorized: token used before issued",
+                       "failed at gateway: HTTP 401")
+    doctor_says = "in the future"
+
+    def inject(self, ctx: Context) -> None:
+        # The JVM keeps its monotonic clock (faking it stalls its timers); only the wall clock is ahead.
+        ctx.runtime.restart(*IDP, {"LD_PRELOAD": faketime_library(), "FAKETIME": SKEW,
+                                   "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+
+    def revert(self, ctx: Context) -> None:
+        ctx.runtime.restart(*IDP, {})
