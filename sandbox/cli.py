@@ -212,6 +212,7 @@ def repro_cmd(name: str | None, run_all: bool, keep: bool, spec_path: Path | Non
                            "keep one scenario at a time: sandbox repro NAME --keep.", exit_code=2)
     names = list(repro.CATALOGUE) if run_all else [repro.scenario(name or "").name]
     progress = render.ProgressPrinter()
+    repro.prepare(ctx, progress)
     results = [repro.run(n, ctx, keep, progress) for n in names]
     if output == "json":
         render.dump_json([repro.as_dict(r) for r in results])

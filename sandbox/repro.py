@@ -69,14 +69,19 @@ def _revert(ctx: Context, sc: Scenario) -> None:
     reconcile.apply(ctx.spec, ctx.endpoints, ctx.paths, ctx.handoff)
 
 
-def run(name: str, ctx: Context, keep: bool = False, progress: Progress = lambda *_: None) -> ReproResult:
-    sc = scenario(name)
+def prepare(ctx: Context, progress: Progress = lambda *_: None) -> None:
+    """Once before scenarios: no fault kept, and the spec applied (the DAG files the scenarios run included; each
+    scenario's revert applies it again)."""
     if kept := kept_names(ctx):
         raise SandboxError(f"A fault is kept in place ({', '.join(kept)}); a scenario needs a clean sandbox.",
                            "`sandbox repro revert` takes it out.")
-    t0 = time.monotonic()
-    progress(name, "applying the spec (the DAG files the scenarios use included)")
+    progress("repro", "applying the spec")
     reconcile.apply(ctx.spec, ctx.endpoints, ctx.paths, ctx.handoff)
+
+
+def run(name: str, ctx: Context, keep: bool = False, progress: Progress = lambda *_: None) -> ReproResult:
+    sc = scenario(name)
+    t0 = time.monotonic()
     dag = sc.dag or "the smoke DAG"
     progress(name, f"baseline: {sc.connection} must be green through {dag}")
     baseline = _smoke_one(ctx, sc)
