@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -46,6 +47,21 @@ class SandboxGroup(click.Group):
         except KeyboardInterrupt:
             render.err.print("Interrupted. `sandbox down` stops whatever was started.")
             ctx.exit(130)
+        except OSError as e:  # the home's filesystem full, read-only or not ours: one sentence, not a traceback
+            if (fix := FILESYSTEM_FIXES.get(e.errno or 0)) is None:
+                raise
+            render.err.print(f"[bold red]Error:[/] Cannot write {e.filename or 'the sandbox home'}: {e.strerror}.",
+                             markup=True)
+            render.err.print(f"[bold]Fix:[/] {fix} Files already there were left as they were (writes are atomic).")
+            ctx.exit(1)
+
+
+FILESYSTEM_FIXES = {
+    errno.ENOSPC: "free space on that filesystem, or give the sandbox another home (--home or SANDBOX_HOME).",
+    errno.EDQUOT: "free space within your quota, or give the sandbox another home (--home or SANDBOX_HOME).",
+    errno.EROFS: "the filesystem is read-only: give the sandbox a writable home (--home or SANDBOX_HOME).",
+    errno.EACCES: "make it writable by you, or give the sandbox a home of your own (--home or SANDBOX_HOME).",
+}
 
 
 def get_runtime(name: str = "local") -> Runtime:

@@ -11,6 +11,7 @@ import socket
 import psutil
 
 from sandbox.errors import SandboxError
+from sandbox.supervisor import OWNER_VAR
 
 HOST = "127.0.0.1"
 
@@ -67,9 +68,11 @@ def holder(port: int) -> str:
                    key=lambda c: c.status != psutil.CONN_LISTEN)
     for c in using:
         try:
-            name = psutil.Process(c.pid).name()
+            proc = psutil.Process(c.pid)
+            name, sandbox = proc.name(), proc.environ().get(OWNER_VAR)
         except psutil.Error:
-            name = "?"
-        return f"pid {c.pid} ({name})" + ("" if c.status == psutil.CONN_LISTEN else f", a {c.status} connection")
+            name, sandbox = "?", None
+        return f"pid {c.pid} ({name})" + ("" if c.status == psutil.CONN_LISTEN else f", a {c.status} connection") \
+            + (f" of the sandbox at {sandbox} (`sandbox --home {sandbox} down` stops it)" if sandbox else "")
     return "an unknown process"
 

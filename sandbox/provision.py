@@ -7,8 +7,11 @@ the directory complete only at the end, so an interrupted run is simply started 
 from __future__ import annotations
 
 import fcntl
+import os
 import shutil
+import signal
 import subprocess
+import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +20,42 @@ from sandbox.errors import SandboxError
 
 Say = Callable[[str], None]
 DONE_MARKER = ".provisioned"
+
+# Components build in threads, which Ctrl-C does not reach: `cancel` (called by the main thread) kills every
+# build process's group, so the threads end at once instead of when their builds would have, marking nothing.
+_cancelled = threading.Event()
+_children: set[subprocess.Popen] = set()
+_children_lock = threading.Lock()
+
+
+def spawn(cmd: list[str], **kw) -> subprocess.Popen:
+    """Start a build process in its own process group, known to `cancel`."""
+    proc = subprocess.Popen(cmd, start_new_session=True, **kw)
+    with _children_lock:
+        _children.add(proc)
+    if _cancelled.is_set():
+        cancel()
+    return proc
+
+
+def reap(proc: subprocess.Popen) -> None:
+    with _children_lock:
+        _children.discard(proc)
+
+
+def cancel() -> None:
+    _cancelled.set()
+    with _children_lock:
+        procs = list(_children)
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def interrupted() -> bool:
+    return _cancelled.is_set()
 
 
 def is_done(target: Path) -> bool:
@@ -48,6 +87,8 @@ def cached_build(target: Path, build: Callable[[Path], None], say: Say) -> Path:
         shutil.rmtree(target, ignore_errors=True)  # leftovers of an interrupted run
         target.mkdir(parents=True)
         build(target)
+        if interrupted():  # a step killed half-way may have looked done: it does not count
+            raise SandboxError(f"Provisioning {target.name} was interrupted.", "run it again; it starts afresh.")
         (target / DONE_MARKER).write_text("ok\n")
     return target
 
@@ -62,12 +103,19 @@ def require_tool(tool: str, package_hint: str) -> str:
 def run(cmd: list[str], what: str, *, cwd: Path | None = None, env: dict[str, str] | None = None,
         timeout: float = 1800) -> str:
     """Run a provisioning step; on failure raise one sentence with the tail of its output."""
+    proc = spawn(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired as e:
+        proc.kill()
+        proc.communicate()
         raise SandboxError(f"{what} timed out after {timeout:.0f}s.", "check the network and retry.") from e
-    if p.returncode != 0:
-        tail = "\n".join((p.stdout + p.stderr).strip().splitlines()[-12:])
-        raise SandboxError(f"{what} failed (exit {p.returncode}):\n{tail}\n", "see the output above; re-run "
+    finally:
+        reap(proc)
+    if interrupted():
+        raise SandboxError(f"{what} was interrupted.", "run `sandbox provision` again; it starts afresh.")
+    if proc.returncode != 0:
+        tail = "\n".join((out + err).strip().splitlines()[-12:])
+        raise SandboxError(f"{what} failed (exit {proc.returncode}):\n{tail}\n", "see the output above; re-run "
                            "`sandbox provision` once the cause is fixed (finished components are kept).")
-    return p.stdout
+    return out

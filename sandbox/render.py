@@ -51,7 +51,7 @@ def status_dicts(rows: list[ComponentStatus], show_secrets: bool) -> list[dict]:
 
 HEALTH = {True: "[green]✓ healthy[/]", False: "[red]✗ unhealthy[/]", None: "[dim]–[/]"}
 STATE = {"running": "[green]running[/]", "crashed": "[red]crashed[/]", "stopped": "[dim]stopped[/]",
-         "disabled": "[dim]disabled[/]"}
+         "unsupervised": "[yellow]unsupervised[/]", "disabled": "[dim]disabled[/]"}
 
 
 def status_table(rows: list[ComponentStatus], show_secrets: bool) -> None:
@@ -61,8 +61,8 @@ def status_table(rows: list[ComponentStatus], show_secrets: bool) -> None:
     for r in status_dicts(rows, show_secrets):
         login = f"{r['username']} / {r['secret']}" if r["username"] and r["secret"] else (r["username"] or "")
         health = HEALTH[r["healthy"]] + (f" [dim]{r['detail']}[/]" if r["healthy"] is False else "")
-        if r["state"] == "crashed":
-            health = f"[red]{r['detail']}[/]"
+        if r["state"] in ("crashed", "unsupervised"):
+            health = f"[{'red' if r['state'] == 'crashed' else 'yellow'}]{r['detail']}[/]"
         t.add_row(r["name"], STATE.get(r["state"], r["state"]), health, r["url"], login)
         for label, url in r["urls"].items():
             t.add_row("", "", "", f"[dim]{label}:[/] {url}", "")

@@ -1,7 +1,10 @@
 """Native process supervision: each process in its own process group, with a log and a record.
 
-Every process carries SANDBOX_OWNER=<sandbox home> in its environment. Children inherit it, so even
-without a state file (`down --force`) every process of a sandbox can be found and stopped.
+Every process carries SANDBOX_OWNER=<sandbox home> in its environment and works in its component's data folder
+(`<home>/data/<component>`); children inherit both. A process-title rewrite (Airflow's LocalExecutor workers,
+`airflow worker -- LocalExecutor: <idle>`) overwrites the memory /proc reads the environment from, so the mark
+can vanish — the working folder stays. So even without a state file (`down --force`), and for orphans whose
+parent died, every process of a sandbox, and its component, can be found.
 """
 
 from __future__ import annotations
@@ -57,17 +60,39 @@ def alive(rec: ProcessRecord) -> bool:
     return _process(rec) is not None
 
 
-def owned_processes(owner: Path) -> list[psutil.Process]:
-    """Every process whose environment says it belongs to the sandbox at `owner`."""
+def _inside(path: str, folder: Path) -> bool:
+    return path == str(folder) or path.startswith(str(folder).rstrip("/") + "/")
+
+
+def belongs(environ: dict[str, str], cwd: str, owner: Path) -> bool:
+    """Whether a process belongs to the sandbox at `owner`: its environment carries the mark, or its environment
+    was overwritten by a title rewrite (not even PATH is left, which every sandbox process is given) and it works
+    inside the sandbox's home. A shell someone opened in the home keeps its PATH: it is not the sandbox's."""
+    if environ.get(OWNER_VAR) == str(owner):
+        return True
+    return "PATH" not in environ and _inside(cwd, owner)
+
+
+def component_of(cwd: str, owner: Path) -> str | None:
+    """The component whose data folder a process works in (None: elsewhere in the home)."""
+    data = owner / "data"
+    if not _inside(cwd, data) or cwd == str(data):
+        return None
+    return cwd[len(str(data)) + 1:].split("/", 1)[0]
+
+
+def owned_processes(owner: Path, component: str | None = None) -> list[psutil.Process]:
+    """Every process of the sandbox at `owner` (optionally: of one component), whatever its parent."""
     found = []
     me = os.getpid()
     for p in psutil.process_iter(["pid"]):
         if p.pid == me:
             continue
         try:
-            if p.environ().get(OWNER_VAR) == str(owner):
+            cwd = p.cwd()
+            if belongs(p.environ(), cwd, owner) and (component is None or component_of(cwd, owner) == component):
                 found.append(p)
-        except psutil.Error:
+        except psutil.Error:  # gone, a zombie, or another user's
             continue
     return found
 

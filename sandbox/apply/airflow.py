@@ -30,9 +30,17 @@ def _extra(live: dict) -> dict:
 def differences(live: dict, body: dict) -> list[str]:
     """What of a live connection departs from the wanted one (an empty extra equals none)."""
     out = [k for k in ("conn_type", "host", "port", "schema", "login", "description") if live.get(k) != body[k]]
+    if live.get("password"):  # the API shows a set one masked
+        out.append("password")
     if _extra(live):
         out.append("extra")
     return out
+
+
+def _replace(api: AirflowApi, cid: str, body: dict) -> None:
+    """Airflow's PATCH keeps a password it is asked to clear: a connection holding one is made anew."""
+    api.call("DELETE", f"/connections/{cid}")
+    api.call("POST", "/connections", json=body)
 
 
 def managed(live: dict) -> bool:
@@ -50,8 +58,9 @@ def steps(api: AirflowApi, desired: Desired) -> list[Step]:
             out.append(Step(Change("airflow", "create", "connection", cid, c.url),
                             lambda b=body: api.call("POST", "/connections", json=b)))
         elif managed(live[cid]) and (diff := differences(live[cid], body)):
-            out.append(Step(Change("airflow", "update", "connection", cid, ", ".join(diff)),
-                            lambda b=body, i=cid: api.call("PATCH", f"/connections/{i}", json=b)))
+            update = (lambda b=body, i=cid: _replace(api, i, b)) if "password" in diff else \
+                (lambda b=body, i=cid: api.call("PATCH", f"/connections/{i}", json=b))
+            out.append(Step(Change("airflow", "update", "connection", cid, ", ".join(diff)), update))
     for cid, c in live.items():
         if cid not in wanted and managed(c):
             out.append(Step(Change("airflow", "delete", "connection", cid),

@@ -21,7 +21,7 @@ Progress = Callable[[str, str], None]
 @dataclass
 class ComponentStatus:
     name: str
-    state: str  # running | stopped | crashed | disabled
+    state: str  # running | stopped | crashed | unsupervised (serving, its recorded process gone) | disabled
     healthy: bool | None  # None when not checked (not running)
     detail: str
     url: str

@@ -110,6 +110,7 @@ class LocalRuntime(Runtime):
                 restarts.add(name)
                 progress(name, "crashed; restarting")
                 self._stop(name, state.processes.pop(name))
+            self._reap(name, progress)
             to_start.append(name)
         self._save(state)
 
@@ -128,7 +129,7 @@ class LocalRuntime(Runtime):
                 comp.prepare(ctx, lambda m: progress(name, m))
                 recs = []
                 for spec in comp.processes(ctx):
-                    recs.append(supervisor.spawn(spec.name, spec.cmd, spec.env, spec.cwd or self.paths.home,
+                    recs.append(supervisor.spawn(spec.name, spec.cmd, spec.env, self._cwd(name, spec),
                                                  self.log_path(name), self.paths.home))
                     with self._lock:
                         state.processes[name] = list(recs)
@@ -167,6 +168,21 @@ class LocalRuntime(Runtime):
                 + "`sandbox up` again retries only what is down.",
             )
         return [results[n] for n in self.components if n in results]
+
+    def _cwd(self, name: str, spec) -> Path:
+        """Where a process works: its component's data folder, the mark that survives a process-title rewrite."""
+        cwd = spec.cwd or self.paths.data(name)
+        cwd.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return cwd
+
+    def _reap(self, name: str, progress: Progress) -> None:
+        """End what is left of an earlier start of `name` that no record names: an orphaned JVM whose wrapper
+        died, LocalExecutor workers whose scheduler was killed. Otherwise they hold its ports and memory."""
+        leftovers = supervisor.owned_processes(self.paths.home, name)
+        if leftovers:
+            progress(name, f"ending {len(leftovers)} leftover process(es) of an earlier start: "
+                           + ", ".join(f"pid {p.pid}" for p in leftovers[:4]))
+            supervisor.terminate(leftovers, self._grace(name))
 
     def _grace(self, name: str) -> float:
         return self.components[name].stop_grace if name in self.components else STRAY_GRACE
@@ -214,7 +230,7 @@ class LocalRuntime(Runtime):
             ctx = Context(self.paths, state.ports, credentials.read(self.paths.secrets))
             spec = next(s for s in comp.processes(ctx) if s.name == process)
             supervisor.terminate(supervisor.tree([old]), comp.stop_grace)
-            new = supervisor.spawn(spec.name, spec.cmd, {**spec.env, **extra_env}, spec.cwd or self.paths.home,
+            new = supervisor.spawn(spec.name, spec.cmd, {**spec.env, **extra_env}, self._cwd(component, spec),
                                    self.log_path(component), self.paths.home)
             new.extra_env = dict(extra_env)
             state.processes[component] = [new if r is old else r for r in recs]
@@ -279,6 +295,10 @@ class LocalRuntime(Runtime):
             if st == "crashed":
                 dead = [r.name for r in state.processes[name] if not supervisor.alive(r)]
                 detail = f"exited: {', '.join(dead)}"
+                if healthy:  # what answers is a leftover no record names: it serves, but nothing supervises it
+                    st = "unsupervised"
+                    detail = (f"serving, but {', '.join(dead)} exited (what answers is a leftover); "
+                              "`sandbox up` restarts it under supervision")
             login = comp.login
             return ComponentStatus(
                 name=name, state=st, healthy=healthy, detail=detail, url=comp.url(ctx),

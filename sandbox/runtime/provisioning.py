@@ -6,6 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from sandbox import provision
 from sandbox.errors import SandboxError
 from sandbox.runtime.base import Progress, ProvisionResult
 from sandbox.runtime.components.base import Component
@@ -27,5 +28,11 @@ def provision_all(components: list[Component], cache: Path, progress: Progress) 
         progress(name, f"provisioned in {time.monotonic() - t0:.0f}s")
         return ProvisionResult(name, True, "provisioned", time.monotonic() - t0)
 
-    with ThreadPoolExecutor(max_workers=max(len(components), 1)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(len(components), 1))
+    try:
         return list(pool.map(one, components))
+    except KeyboardInterrupt:  # the builds run in threads: stop their processes, or Ctrl-C waits for them
+        provision.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -61,13 +61,14 @@ def test_keycloak_each_drift_is_one_step():
     dev = live.realms["dev"]
     dev["accessTokenLifespan"] = 60
     airflow = next(c for c in dev["clients"] if c["clientId"] == "airflow")
+    airflow["attributes"] = {**airflow["attributes"], keycloak_apply.CLIENT_LIFESPAN: "1"}
     airflow["defaultClientScopes"] = [s for s in airflow["defaultClientScopes"] if s != "billing.read"]
     dev["clients"] = [c for c in dev["clients"] if c["clientId"] != "reporting"]
     live.realms["old"] = {"realm": "old", "attributes": {MANAGED: "true"}, "scopes": [], "clients": []}
     assert changes(keycloak_apply.steps(live, DESIRED)) == [
         ("delete", "realm", "old", ""),
         ("update", "realm", "dev", "token lifespan 60s -> 300s"),
-        ("update", "client", "dev/airflow", "scopes +['billing.read'] -[]"),
+        ("update", "client", "dev/airflow", "scopes +['billing.read'] -[]; token lifespan override 1s"),
         ("create", "client", "dev/reporting", "scopes orders.export"),
     ]
 
@@ -95,13 +96,13 @@ def converged_airflow() -> LiveAirflow:
 def test_airflow_converged_plans_nothing_and_drift_is_named():
     assert airflow_apply.steps(converged_airflow(), DESIRED) == []
     live = converged_airflow()
-    live.conns[0] = {**live.conns[0], "host": "elsewhere", "login": "someone"}
+    live.conns[0] = {**live.conns[0], "host": "elsewhere", "login": "someone", "password": "***"}
     gone = live.conns.pop()
     live.conns.append({"connection_id": "tyk_old_svc", "extra": json.dumps({MANAGED: True})})
     live.conns.append({"connection_id": "mine", "extra": "{}"})  # not the sandbox's: left alone
     gone_url = next(c.url for c in DESIRED.connections if c.conn_id == gone["connection_id"])
     assert changes(airflow_apply.steps(live, DESIRED)) == [
-        ("update", "connection", live.conns[0]["connection_id"], "host, login"),
+        ("update", "connection", live.conns[0]["connection_id"], "host, login, password"),
         ("create", "connection", gone["connection_id"], gone_url),
         ("delete", "connection", "tyk_old_svc", ""),
     ]

@@ -111,6 +111,10 @@ class Airflow(Component):
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",  # another listener we do not need
+            # A task whose process died (a killed scheduler's workers, a laptop closed mid-run) fails visibly within
+            # about a minute instead of five: a sandbox's runs are short, and nobody should wait on a dead one.
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
             # Secrets stay out of the metastore: tasks read them as Variables from a 0600 file.
             "AIRFLOW__SECRETS__BACKEND": "airflow.secrets.local_filesystem.LocalFilesystemBackend",
             "AIRFLOW__SECRETS__BACKEND_KWARGS":

@@ -20,7 +20,7 @@ import requests
 
 from sandbox import versions
 from sandbox.errors import SandboxError
-from sandbox.provision import Say
+from sandbox.provision import Say, interrupted, reap, spawn
 
 DEFAULT_SOURCE = f"https://github.com/TykTechnologies/tyk/archive/refs/tags/{versions.TYK}.tar.gz"
 GOPROXY_SOURCE = "goproxy"  # SANDBOX_TYK_SOURCE=goproxy: build the module fetched by commit from the proxy
@@ -113,7 +113,7 @@ def go_build(go: str, src: Path, binary: Path, commit: str, env: dict[str, str],
     cmd = [go, "build", "-trimpath", "-ldflags", build_ldflags(commit), "-o", str(binary), "."]
     say(f"go build ({COLD_BUILD_HINT})")
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=src, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = spawn(cmd, cwd=src, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
     reader.start()
@@ -127,7 +127,12 @@ def go_build(go: str, src: Path, binary: Path, commit: str, env: dict[str, str],
         proc.kill()
         proc.wait()
         raise
+    finally:
+        reap(proc)
     reader.join(timeout=10)
+    if interrupted():
+        raise SandboxError("Building the Tyk gateway was interrupted.", "`sandbox provision tyk` resumes with what "
+                           "Go has cached.")
     output = "".join(lines)
     if proc.returncode != 0:
         refused = refused_module(output)

@@ -1,0 +1,33 @@
+"""Which processes are a sandbox's: the environment's mark, or — once a title rewrite wiped the environment —
+the working folder inside its home; and which component a process is of."""
+
+from pathlib import Path
+
+from sandbox.supervisor import OWNER_VAR, belongs, component_of
+
+HOME = Path("/home/u/.local/share/airflow-tyk-sandbox/default")
+
+
+def test_the_mark_in_the_environment():
+    assert belongs({OWNER_VAR: str(HOME), "PATH": "/bin"}, "/anywhere", HOME)
+    assert not belongs({OWNER_VAR: "/other/home", "PATH": "/bin"}, "/anywhere", HOME)
+
+
+def test_a_wiped_environment_inside_the_home_is_the_sandboxs():
+    # an orphaned LocalExecutor worker: its title rewrite left no readable environment
+    assert belongs({}, f"{HOME}/data/airflow", HOME)
+    assert belongs({"airflow worker -- LocalExecutor: <idle>": ""}, f"{HOME}/data/airflow", HOME)
+    assert not belongs({}, "/tmp", HOME)
+    assert not belongs({}, f"{HOME}-other/data/airflow", HOME)  # a sibling folder is not inside
+
+
+def test_a_shell_opened_in_the_home_is_not():
+    assert not belongs({"PATH": "/usr/bin", "HOME": "/home/u"}, f"{HOME}/data/airflow", HOME)
+
+
+def test_the_component_is_the_data_folder_worked_in():
+    assert component_of(f"{HOME}/data/keycloak", HOME) == "keycloak"
+    assert component_of(f"{HOME}/data/airflow/logs", HOME) == "airflow"
+    assert component_of(str(HOME), HOME) is None
+    assert component_of(f"{HOME}/data", HOME) is None
+    assert component_of("/elsewhere", HOME) is None
