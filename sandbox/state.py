@@ -27,6 +27,9 @@ class State:
     ports: dict[str, int] = field(default_factory=dict)
     disabled: list[str] = field(default_factory=list)
     processes: dict[str, list[ProcessRecord]] = field(default_factory=dict)
+    # components whose processes are being spawned: an `up` interrupted half-way leaves one here, and its
+    # recorded processes, all alive, are then not the whole component
+    starting: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps({"version": STATE_VERSION, **asdict(self)}, indent=2)
@@ -50,6 +53,7 @@ def load(path: Path) -> State | None:
                        for p in procs]
                 for comp, procs in raw["processes"].items()
             },
+            starting=[str(x) for x in raw.get("starting", [])],
         )
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise SandboxError(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from keycloak import KeycloakAdmin
+from keycloak.exceptions import KeycloakError
 
 from sandbox.apply import Change, Step
 from sandbox.plan import MANAGED, Desired, KeycloakClient, KeycloakScope
@@ -53,7 +56,7 @@ def steps(admin: KeycloakAdmin, desired: Desired) -> list[Step]:
     for name, r in wanted.items():
         if name not in live_realms:
             out.append(Step(Change("keycloak", "create", "realm", name, f"token lifespan {r.access_token_lifespan}s"),
-                            lambda r=r: admin.create_realm(realm_payload(r.realm, r.access_token_lifespan))))
+                            lambda r=r: _create_realm(admin, realm_payload(r.realm, r.access_token_lifespan))))
             # a new realm holds nothing yet: all its scopes and clients are to be created
             out += [_create_scope_step(admin, s) for s in desired.scopes if s.realm == name]
             out += [_create_client_step(admin, c) for c in desired.clients if c.realm == name]
@@ -67,6 +70,30 @@ def steps(admin: KeycloakAdmin, desired: Desired) -> list[Step]:
                             lambda r=r: admin.update_realm(r.realm, realm_payload(r.realm, r.access_token_lifespan))))
         out += _realm_contents(admin, name, desired)
     return out
+
+
+def _create_realm(admin: KeycloakAdmin, payload: dict) -> None:
+    """Create a realm, or accept one an interrupted apply asked for: Keycloak finishes creating it after the
+    client is gone, and meanwhile answers a second create with 409 or "Database operation failed"."""
+    try:
+        admin.create_realm(payload, skip_exists=True)
+    except Exception:  # noqa: BLE001 - whatever it said, the realm's existence decides
+        if not _readable(admin, payload["realm"]):
+            raise
+        return
+    _readable(admin, payload["realm"])
+
+
+def _readable(admin: KeycloakAdmin, realm: str, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.get_realm(realm)
+            return True
+        except KeycloakError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
 
 
 def _in_realm(admin: KeycloakAdmin, realm: str, fn, *args):

@@ -59,7 +59,7 @@ class LocalRuntime(Runtime):
         if not recs:
             return "stopped"
         alive = [supervisor.alive(r) for r in recs]
-        return "running" if all(alive) else "crashed"
+        return "running" if all(alive) and name not in state.starting else "crashed"
 
     # ---- provision -----------------------------------------------------------------------------
     def provision(self, only: list[str], progress: Progress) -> list[ProvisionResult]:
@@ -128,12 +128,17 @@ class LocalRuntime(Runtime):
                 progress(name, "starting")
                 comp.prepare(ctx, lambda m: progress(name, m))
                 recs = []
+                with self._lock:
+                    state.starting = sorted({*state.starting, name})
                 for spec in comp.processes(ctx):
                     recs.append(supervisor.spawn(spec.name, spec.cmd, spec.env, self._cwd(name, spec),
                                                  self.log_path(name), self.paths.home))
                     with self._lock:
                         state.processes[name] = list(recs)
                     self._save(state)
+                with self._lock:
+                    state.starting = [n for n in state.starting if n != name]
+                self._save(state)
                 res = wait_for(comp.health(ctx), comp.start_timeout, abort=self._died(state, name))
                 if res.ok:
                     comp.post_start(ctx, lambda m: progress(name, m))
@@ -272,7 +277,7 @@ class LocalRuntime(Runtime):
             if state is None:
                 statefile.reset(self.paths.state)
                 return ["unrecorded processes"] if known or strays else []
-            state.processes = {}
+            state.processes, state.starting = {}, []
             self._save(state)
             return stopped
 
