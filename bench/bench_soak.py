@@ -6,7 +6,8 @@ Starts its own sandbox (ports 30xxx, own SANDBOX_HOME, bench/soak.yaml: tokens l
 then runs `--clients` threads, each with its own client-credentials helper (a token fetched, refreshed at 80 %
 of its life) and keep-alive session, calling the route `--rate` times a second on a fixed schedule, loopback
 only, bounded by `--minutes`. Reports requests, non-2xx (target 0), p50/p99 per window, token fetches, and each
-component's RSS (its whole process tree) at start and end (target: growth < 10 %). Writes
+component's RSS (its whole process tree) idle, after `--warmup` seconds of load and at the end (target: growth
+after warm-up < 10 %). Writes
 bench/results/soak.json and prints Markdown tables.
 """
 
@@ -60,6 +61,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=10.0, help="calls per second per client")
     ap.add_argument("--minutes", type=float, default=3.0)
     ap.add_argument("--window", type=int, default=30, help="seconds per reporting window")
+    ap.add_argument("--warmup", type=int, default=30, help="seconds of load before the steady-state RSS is taken")
     args = ap.parse_args()
     home = tempfile.mkdtemp(prefix="sandbox-bench-soak-")
     env = {**os.environ, "SANDBOX_HOME": home, "SANDBOX_PORTS": PORTS}
@@ -95,6 +97,8 @@ def main() -> None:
         threads = [threading.Thread(target=client, args=(h,)) for h in helpers]
         for t in threads:
             t.start()
+        time.sleep(max(0.0, t0 + args.warmup - time.monotonic()))
+        rss_warm = rss(status)  # pools and caches filled: growth from here on is what a leak would show
         for t in threads:
             t.join()
         rss_end = rss(json.loads(cli(env, "status", "-o", "json")[1].stdout))
@@ -108,12 +112,14 @@ def main() -> None:
         if ms:
             windows.append({"from_s": w * args.window, "requests": len(ms), "non_2xx": bad,
                             "p50_ms": pct(ms, 50), "p99_ms": pct(ms, 99)})
-    growth = {k: round((rss_end.get(k, 0) - v) / v * 100, 1) for k, v in rss_start.items() if v}
+    growth = {k: round((rss_end.get(k, 0) - v) / v * 100, 1) for k, v in rss_warm.items() if v}
+    cold_growth = {k: round((rss_end.get(k, 0) - v) / v * 100, 1) for k, v in rss_start.items() if v}
     result = {"date": time.strftime("%Y-%m-%d"), "clients": args.clients, "rate_per_client": args.rate,
               "minutes": args.minutes, "requests": len(samples),
               "non_2xx": sum(1 for *_, c in samples if not 200 <= c < 300),
               "token_fetches": sum(h.fetches for h in helpers), "windows": windows,
-              "rss_start_mib": rss_start, "rss_end_mib": rss_end, "rss_growth_pct": growth}
+              "rss_cold_mib": rss_start, "warmup_s": args.warmup, "rss_warm_mib": rss_warm, "rss_end_mib": rss_end,
+              "rss_growth_pct": growth, "rss_growth_from_cold_pct": cold_growth}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
@@ -121,9 +127,10 @@ def main() -> None:
     for w in windows:
         print(f"| {w['from_s']}–{w['from_s'] + args.window} | {w['requests']} | {w['non_2xx']} | {w['p50_ms']} | "
               f"{w['p99_ms']} |")
-    print("\n| component | RSS start MiB | RSS end MiB | growth |\n|---|---|---|---|")
+    print(f"\n| component | RSS idle MiB | after {args.warmup} s of load | at the end | growth after warm-up |"
+          "\n|---|---|---|---|---|")
     for k, v in rss_start.items():
-        print(f"| {k} | {v} | {rss_end.get(k)} | {growth.get(k)} % |")
+        print(f"| {k} | {v} | {rss_warm.get(k)} | {rss_end.get(k)} | {growth.get(k)} % |")
 
 
 if __name__ == "__main__":
