@@ -1,4 +1,8 @@
-"""The `sandbox` command: parse, call, render. No business logic lives here."""
+"""The `sandbox` command: parse, call, render. No business logic lives here.
+
+The modules that talk to the live systems (and load Keycloak's client library, half a second of start-up) are
+imported by the commands that use them, so `down`, `status` and `logs` start fast.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +15,14 @@ from pathlib import Path
 
 import click
 
-from sandbox import audit as audit_mod
-from sandbox import call as call_mod
-from sandbox import doctor as doctor_mod
 from sandbox import ports as port_mod
-from sandbox import reconcile, render, repro, smoke, spec, versions
-from sandbox.accounts import auth_for
+from sandbox import render, spec, versions
 from sandbox.auth import TokenError, decode_claims
-from sandbox.clients import Clients
 from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import Endpoints, Runtime
 from sandbox.runtime.components import NAMES
 from sandbox.runtime.factory import RUNTIMES, make_runtime
-from sandbox.scenarios.base import Context
 from sandbox.supervisor import tail
 
 SPEC = click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), envvar="SANDBOX_SPEC",
@@ -128,6 +126,8 @@ def up(runtime: str, without: tuple[str, ...], ports: tuple[str, ...], show_secr
        no_smoke: bool, spec_path: Path | None, output: str) -> None:
     """Start the stack (idempotent: starts only what is not running), wait until healthy, seed it from the spec,
     and smoke it: a green `up` means every connection works end to end."""
+    from sandbox import reconcile, smoke
+
     rt = get_runtime(runtime)
     t0 = time.monotonic()
     the_spec = None if no_apply else spec.load(spec_path)  # a bad spec stops `up` before anything starts
@@ -162,6 +162,7 @@ def up(runtime: str, without: tuple[str, ...], ports: tuple[str, ...], show_secr
 @OUTPUT
 def plan_cmd(spec_path: Path | None, output: str) -> None:
     """Show what `apply` would create, update or delete in each system. Changes nothing."""
+    from sandbox import reconcile
     report = reconcile.plan_report(spec.load(spec_path), get_runtime().endpoints())
     if output == "json":
         render.dump_json(report)
@@ -174,6 +175,7 @@ def plan_cmd(spec_path: Path | None, output: str) -> None:
 @OUTPUT
 def apply_cmd(spec_path: Path | None, output: str) -> None:
     """Converge Keycloak, Tyk and Airflow to the spec; a second run changes nothing."""
+    from sandbox import reconcile
     rt = get_runtime()
     report = reconcile.apply(spec.load(spec_path), rt.endpoints(), rt.paths, rt.handoff())
     if output == "json":
@@ -189,6 +191,7 @@ def apply_cmd(spec_path: Path | None, output: str) -> None:
 @OUTPUT
 def smoke_cmd(env: str | None, service: str | None, spec_path: Path | None, output: str) -> None:
     """Prove every connection end to end with real DAG runs; exit 1 when one fails."""
+    from sandbox import smoke
     rt = get_runtime()
     report = smoke.run(spec.load(spec_path), rt.endpoints(), rt.paths, env, service)
     if output == "json":
@@ -207,6 +210,8 @@ def smoke_cmd(env: str | None, service: str | None, spec_path: Path | None, outp
 @OUTPUT
 def repro_cmd(name: str | None, run_all: bool, keep: bool, spec_path: Path | None, output: str) -> None:
     """Reproduce a credential bug through a real DAG run: `repro list`, `repro NAME`, `repro --all`, `repro revert`."""
+    from sandbox import repro
+    from sandbox.scenarios.base import Context
     if name == "list":
         scenarios = list(repro.CATALOGUE.values())
         if output == "json":
@@ -246,6 +251,8 @@ def repro_cmd(name: str | None, run_all: bool, keep: bool, spec_path: Path | Non
               help="Output format.")
 def audit(since: str | None, dag_id: str | None, output: str) -> None:
     """Which DAG called which service: the gateway's records by DAG, task, API and status."""
+    from sandbox import audit as audit_mod
+    from sandbox.clients import Clients
     try:
         window = audit_mod.parse_duration(since) if since else None
     except ValueError as e:
@@ -268,6 +275,7 @@ def audit(since: str | None, dag_id: str | None, output: str) -> None:
 @OUTPUT
 def doctor(env: str | None, connection: str | None, spec_path: Path | None, output: str) -> None:
     """Walk each connection's path hop by hop (changing nothing) and name the broken one, with the fix."""
+    from sandbox import doctor as doctor_mod
     rt = get_runtime()
     results = doctor_mod.run(spec.load(spec_path), rt.endpoints(), rt.handoff(), env, connection)
     if output == "json":
@@ -285,6 +293,7 @@ def doctor(env: str | None, connection: str | None, spec_path: Path | None, outp
 @OUTPUT
 def token(account: str, env: str, spec_path: Path | None, output: str) -> None:
     """Print a fresh access token for a service account (e.g. for curl)."""
+    from sandbox.accounts import auth_for
     auth = auth_for(spec.load(spec_path), get_runtime().endpoints(), _paths(), account, env)
     try:
         tok = auth.token()
@@ -309,6 +318,7 @@ def token(account: str, env: str, spec_path: Path | None, output: str) -> None:
 def call_cmd(account: str, service: str, path: str, env: str, method: str, data: str | None,
              spec_path: Path | None, output: str) -> None:
     """Call SERVICE through the gateway as ACCOUNT: its token, the route, the answer. Exit 1 when refused."""
+    from sandbox import call as call_mod
     result = call_mod.call(spec.load(spec_path), get_runtime().endpoints(), _paths(), account, service, path, env,
                            method.upper(), data)
     if output == "json":

@@ -7,14 +7,16 @@ apply, doctor, call and the test handle all get theirs here. The URL builders ar
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import redis
 import requests
-from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
-from keycloak.exceptions import KeycloakError
 
 from sandbox.errors import SandboxError
 from sandbox.runtime.base import Endpoints
+
+if TYPE_CHECKING:  # the library takes half a second to load: only commands that talk to Keycloak load it
+    from keycloak import KeycloakAdmin
 
 
 # ---- OIDC URLs of a Keycloak realm (pure) ------------------------------------------------------------
@@ -33,6 +35,9 @@ def jwks_url(keycloak_url: str, realm: str) -> str:
 # ---- the live clients ------------------------------------------------------------------------------
 def keycloak_admin(url: str, password: str) -> KeycloakAdmin:
     """The master realm's admin, logged in (and checked) once."""
+    from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
+    from keycloak.exceptions import KeycloakError
+
     try:
         admin = KeycloakAdmin(connection=KeycloakOpenIDConnection(
             server_url=url, username="admin", password=password, realm_name="master", user_realm_name="master",

@@ -99,14 +99,14 @@ def netrc_login(home: Path, url: str) -> str | None:
     return entry[0] if entry else None
 
 
-def stale_tokens(variables: list[dict], client_id: str, now: float) -> list[tuple[str, int]]:
-    """Airflow Variables that hold an expired access token of `client_id` (a token cached without its expiry):
-    (key, seconds since it expired)."""
+def stale_tokens(variables: list[dict], client_id: str, issuer: str, now: float) -> list[tuple[str, int]]:
+    """Airflow Variables that hold an expired access token of `client_id` from `issuer` (a token cached without
+    its expiry): (key, seconds since it expired)."""
     out = []
     for v in variables:
         value = str(v.get("value") or "")
         claims = decode_claims(value) if value.count(".") == 2 else {}
-        if claims.get("azp") == client_id and claims.get("exp", now) < now:
+        if claims.get("azp") == client_id and claims.get("iss") == issuer and claims.get("exp", now) < now:
             out.append((v["key"], round(now - claims["exp"])))
     return out
 
@@ -203,7 +203,7 @@ def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, hand
         secret = None
     try:
         stale = stale_tokens(live_clients.airflow.call("GET", "/variables", params={"limit": 1000}).json()
-                             ["variables"], want.client_id, time.time())
+                             ["variables"], want.client_id, api_of(desired, want).issuer, time.time())
     except SandboxError:
         stale = []
     if stale and secret is not None:

@@ -106,6 +106,7 @@ def run(name: str, ctx: Context, keep: bool = False, progress: Progress = lambda
         _revert(ctx, sc)
         progress(name, "checking it is green again")
         green = _smoke_one(ctx, sc).ok
+        sc.tidy(ctx)
     matched = seen is not None and sc.expected.matches(seen)
     return ReproResult(name, sc.connection, sc.story, sc.cause, sc.fix, sc.expected, seen, matched,
                        keep, green, round(time.monotonic() - t0, 2))

@@ -300,7 +300,8 @@ class LocalRuntime(Runtime):
             if st == "crashed":
                 dead = [r.name for r in state.processes[name] if not supervisor.alive(r)]
                 detail = f"exited: {', '.join(dead)}"
-                if healthy:  # what answers is a leftover no record names: it serves, but nothing supervises it
+                if healthy and len(dead) == len(state.processes[name]):
+                    # every recorded process is gone, yet it answers: a leftover serves, and nothing supervises it
                     st = "unsupervised"
                     detail = (f"serving, but {', '.join(dead)} exited (what answers is a leftover); "
                               "`sandbox up` restarts it under supervision")

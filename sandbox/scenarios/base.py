@@ -78,3 +78,7 @@ class Scenario(ABC):
     def revert(self, ctx: Context) -> None:
         """Most faults are drift from the spec: `sandbox apply` takes them out (the caller runs it after this)."""
         return None
+
+    def tidy(self, ctx: Context) -> None:
+        """After the green check: remove what running the scenario's DAG leaves behind (none by default)."""
+        return None

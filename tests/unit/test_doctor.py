@@ -66,7 +66,9 @@ def test_stale_tokens_in_variables():
         body = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
         return f"e30.{body}.sig"
 
-    variables = [{"key": "cached", "value": jwt({"azp": "airflow", "exp": 900})},
-                 {"key": "fresh", "value": jwt({"azp": "airflow", "exp": 2000})},
-                 {"key": "other", "value": jwt({"azp": "reporting", "exp": 900})}, {"key": "plain", "value": "x"}]
-    assert stale_tokens(variables, "airflow", now=1000) == [("cached", 100)]
+    variables = [{"key": "cached", "value": jwt({"azp": "airflow", "iss": ISS, "exp": 900})},
+                 {"key": "fresh", "value": jwt({"azp": "airflow", "iss": ISS, "exp": 2000})},
+                 {"key": "prod", "value": jwt({"azp": "airflow", "iss": "http://kc/realms/prod", "exp": 900})},
+                 {"key": "other", "value": jwt({"azp": "reporting", "iss": ISS, "exp": 900})},
+                 {"key": "plain", "value": "x"}]
+    assert stale_tokens(variables, "airflow", ISS, now=1000) == [("cached", 100)]
