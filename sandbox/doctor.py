@@ -159,8 +159,9 @@ def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, hand
     if proxies:
         host = urlsplit(want.url).hostname
         d.hops.append(Hop("connection", False, f"calls to {host} go through a proxy: {proxies[0]}"))
+        procs = len({p.split(" via ")[0] for p in proxies})
         d.verdict = (f"Airflow's tasks send {want.conn_id}'s calls (token and gateway) through a proxy: HTTP_PROXY/"
-                     f"HTTPS_PROXY is set in {len(proxies)} process(es) and NO_PROXY does not list {host}. Fix: add "
+                     f"HTTPS_PROXY is set in {procs} process(es) and NO_PROXY does not list {host}. Fix: add "
                      f"{host} to NO_PROXY where the workers run (or unset the proxy) and restart them.")
     elif shadows:
         d.hops.append(Hop("connection", False, f"{env_var_name(want.conn_id)} is set in {len(shadows)} Airflow "

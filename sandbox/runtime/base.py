@@ -112,10 +112,6 @@ class Runtime(ABC):
         """Restart one process of a running component with `extra_env` added to its environment ({}: as
         configured), and wait until the component is healthy. How one worker gets an environment of its own."""
 
-    def extra_env(self, component: str) -> dict[str, dict[str, str]]:
-        """process name -> the environment `restart` added to it (what differs from the configuration)."""
-        return {}
-
     def endpoints(self) -> Endpoints:
         return Endpoints.of(self.status())
 

@@ -245,10 +245,6 @@ class LocalRuntime(Runtime):
                 raise SandboxError(f"{component} did not become healthy after restarting {process}: {res.detail}",
                                    f"see `sandbox logs {component}`; `sandbox down` and `sandbox up` start it clean.")
 
-    def extra_env(self, component: str) -> dict[str, dict[str, str]]:
-        state = statefile.load(self.paths.state) or State()
-        return {r.name: r.extra_env for r in state.processes.get(component, []) if r.extra_env and supervisor.alive(r)}
-
     # ---- down ----------------------------------------------------------------------------------
     def down(self, force: bool = False) -> list[str]:
         if not self.paths.home.exists():
