@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -20,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import PORTS, cli
+from benchlib import cli, own_sandbox, save
 
 OUT = Path(__file__).parent / "results" / "apply.json"
 ATTACH_TEST = """
@@ -35,11 +34,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
-    home = tempfile.mkdtemp(prefix="sandbox-bench-apply-")
-    env = {**os.environ, "SANDBOX_HOME": home, "SANDBOX_PORTS": PORTS}
-    _, prov = cli(env, "provision", "-o", "json", check=False)
-    without = [a for r in json.loads(prov.stdout) if not r["ok"] for a in ("--without", r["name"])]
-    try:
+    with own_sandbox("apply") as env:
+        home = env["SANDBOX_HOME"]
+        _, prov = cli(env, "provision", "-o", "json", check=False)
+        without = [a for r in json.loads(prov.stdout) if not r["ok"] for a in ("--without", r["name"])]
         cli(env, "up", "--no-apply", *without)
         _, p = cli(env, "apply", "-o", "json")
         fresh = json.loads(p.stdout)
@@ -65,9 +63,6 @@ def main() -> None:
             assert rec["attached"], rec
             attach.append(rec["seconds"])
         shutil.rmtree(work, ignore_errors=True)
-    finally:
-        cli(env, "down", check=False)
-        shutil.rmtree(home, ignore_errors=True)
 
     objects = sum(fresh["counts"].values())
     result = {
@@ -80,9 +75,7 @@ def main() -> None:
         "attach_fixture_setup_s": round(statistics.median(attach), 2),
         "attach_pytest_wall_s": round(statistics.median(attach_wall), 2),
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    save(OUT, result)
     print("\n| measure | median | target |\n|---|---|---|")
     print(f"| fresh apply of the default spec ({objects} objects in the plan, {len(fresh['changes'])} changes) | "
           f"{result['fresh_apply_s']} s | ≤ 10 s |")

@@ -11,17 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import requests
-from benchlib import PORTS, cli
+from benchlib import cli, own_sandbox, save
 
 SPEC = Path(__file__).parent / "gateway.yaml"
 OUT = Path(__file__).parent / "results" / "gateway.json"
@@ -36,9 +31,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=1000)
     args = ap.parse_args()
-    home = tempfile.mkdtemp(prefix="sandbox-bench-gateway-")
-    env = {**os.environ, "SANDBOX_HOME": home, "SANDBOX_PORTS": PORTS}
-    try:
+    with own_sandbox("gateway") as env:
         cli(env, "up", "--spec", str(SPEC), "--without", "airflow")
         status = {r["name"]: r for r in json.loads(cli(env, "status", "-o", "json")[1].stdout)}
         token = cli(env, "token", "airflow", "--env", "dev", "--spec", str(SPEC))[1].stdout.strip()
@@ -58,18 +51,13 @@ def main() -> None:
                 times[name].append((time.perf_counter() - t0) * 1000)
                 if r.status_code != 200:
                     raise SystemExit(f"{name} call answered {r.status_code}: {r.text[:200]}")
-    finally:
-        subprocess.run([sys.executable, "-m", "sandbox.cli", "down"], env=env, capture_output=True)
-        shutil.rmtree(home, ignore_errors=True)
 
     stats = {k: {"p50_ms": round(statistics.median(v), 2), "p99_ms": round(percentile(v, 0.99), 2)}
              for k, v in times.items()}
     added = round(stats["gateway"]["p50_ms"] - stats["direct"]["p50_ms"], 2)
     result = {"date": time.strftime("%Y-%m-%d"), "calls": args.calls, **stats, "added_p50_ms": added,
               "added_p99_ms": round(stats["gateway"]["p99_ms"] - stats["direct"]["p99_ms"], 2)}
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    save(OUT, result)
     print("\n| measure | p50 | p99 | target |\n|---|---|---|---|")
     print(f"| {args.calls} calls straight to the upstream | {stats['direct']['p50_ms']} ms | "
           f"{stats['direct']['p99_ms']} ms | |")

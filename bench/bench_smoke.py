@@ -12,16 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-from benchlib import PORTS, cli
+from benchlib import cli, own_sandbox, save
 
 OUT = Path(__file__).parent / "results" / "smoke.json"
 
@@ -30,10 +25,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
-    home = tempfile.mkdtemp(prefix="sandbox-bench-smoke-")
-    env = {**os.environ, "SANDBOX_HOME": home, "SANDBOX_PORTS": PORTS}
-    walls, verdicts, calls = [], [], []
-    try:
+    with own_sandbox("smoke") as env:
+        walls, verdicts, calls = [], [], []
         cli(env, "up", "--no-smoke")
         first_wall, p = cli(env, "smoke", "-o", "json")
         first = json.loads(p.stdout)
@@ -44,17 +37,12 @@ def main() -> None:
             walls.append(wall)
             verdicts.append(report["seconds"])
             calls.append(report["calls_seconds"])
-    finally:
-        subprocess.run([sys.executable, "-m", "sandbox.cli", "down"], env=env, capture_output=True)
-        shutil.rmtree(home, ignore_errors=True)
     med = statistics.median
     result = {"date": time.strftime("%Y-%m-%d"), "repeat": args.repeat, "connections": len(first["rows"]),
               "first_smoke_wall_s": round(first_wall, 2), "first_smoke_s": first["seconds"],
               "smoke_wall_s": round(med(walls), 2), "smoke_s": round(med(verdicts), 2),
               "calls_s": round(med(calls), 3), "airflow_s": round(med(verdicts) - med(calls), 2)}
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    save(OUT, result)
     print("\n| measure | median | target |\n|---|---|---|")
     print(f"| `sandbox smoke`, default spec ({result['connections']} connections), whole command | "
           f"{result['smoke_wall_s']} s | ≤ 15 s |")

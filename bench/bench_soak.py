@@ -15,19 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import psutil
 import requests
-from benchlib import PORTS, cli
+from benchlib import cli, own_sandbox, save
 
 from sandbox.auth import ClientCredentialsAuth
 
@@ -63,15 +58,13 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=30, help="seconds per reporting window")
     ap.add_argument("--warmup", type=int, default=30, help="seconds of load before the steady-state RSS is taken")
     args = ap.parse_args()
-    home = tempfile.mkdtemp(prefix="sandbox-bench-soak-")
-    env = {**os.environ, "SANDBOX_HOME": home, "SANDBOX_PORTS": PORTS}
-    samples: list[tuple[float, float, int]] = []  # (seconds since start, ms, status)
-    lock = threading.Lock()
-    try:
+    with own_sandbox("soak") as env:
+        samples: list[tuple[float, float, int]] = []  # (seconds since start, ms, status)
+        lock = threading.Lock()
         cli(env, "up", "--spec", str(SPEC), "--without", "airflow")
         status = json.loads(cli(env, "status", "-o", "json")[1].stdout)
         urls = {r["name"]: r["url"] for r in status}
-        secret = json.loads(Path(home, "secrets", "clients.json").read_text())["dev/airflow"]
+        secret = json.loads(Path(env["SANDBOX_HOME"], "secrets", "clients.json").read_text())["dev/airflow"]
         token_url = f"{urls['keycloak']}/realms/dev/protocol/openid-connect/token"
         route = f"{urls['tyk']}/dev/orders/get"
         rss_start = rss(status)
@@ -102,9 +95,6 @@ def main() -> None:
         for t in threads:
             t.join()
         rss_end = rss(json.loads(cli(env, "status", "-o", "json")[1].stdout))
-    finally:
-        subprocess.run([sys.executable, "-m", "sandbox.cli", "down"], env=env, capture_output=True)
-        shutil.rmtree(home, ignore_errors=True)
     windows = []
     for w in range(int(args.minutes * 60 // args.window) + 1):
         ms = [m for (at, m, _) in samples if w * args.window <= at < (w + 1) * args.window]
@@ -120,9 +110,7 @@ def main() -> None:
               "token_fetches": sum(h.fetches for h in helpers), "windows": windows,
               "rss_cold_mib": rss_start, "warmup_s": args.warmup, "rss_warm_mib": rss_warm, "rss_end_mib": rss_end,
               "rss_growth_pct": growth, "rss_growth_from_cold_pct": cold_growth}
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    save(OUT, result)
     print("\n| window (s) | requests | non-2xx | p50 ms | p99 ms |\n|---|---|---|---|---|")
     for w in windows:
         print(f"| {w['from_s']}–{w['from_s'] + args.window} | {w['requests']} | {w['non_2xx']} | {w['p50_ms']} | "

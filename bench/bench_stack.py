@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import psutil
-from benchlib import PORTS, cli
+from benchlib import PORTS, cli, save
 
 ALL = ["keycloak", "redis", "tyk", "airflow", "upstream"]
 DEPS = {"tyk": ["redis"]}
@@ -109,9 +109,7 @@ def main() -> None:
     if not args.fresh_cache and "fresh_provision_s" in previous:  # keep the last fresh-cache figures
         result["fresh_provision_s"] = previous["fresh_provision_s"]
         result["fresh_provision"] = previous["fresh_provision"]
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    save(OUT, result)
     print("\n| measure | median | target |\n|---|---|---|")
     for n, v in result["solo_start_s"].items():
         print(f"| solo start-to-healthy: {n} | {v} s | |")

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import save
+
 from sandbox import versions
 
 OUT = Path(__file__).parent / "results" / "tyk_build.json"
@@ -54,9 +56,7 @@ def main() -> None:
         subprocess.run(["chmod", "-R", "u+w", str(scratch)], check=False)  # the module cache is read-only
         shutil.rmtree(scratch, ignore_errors=True)
     result["date"] = time.strftime("%Y-%m-%d")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    save(OUT, result)
     print("\n| measure | result |\n|---|---|")
     if "cold_build_s" in result:
         print(f"| Tyk built from source, cold (empty Go caches) | {result['cold_build_s'] / 60:.1f} min |")

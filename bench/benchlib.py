@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 PORTS = "keycloak=30081,keycloak-management=30091,redis=30379,tyk=30082,airflow=30080,upstream=30083"
 
@@ -17,3 +24,22 @@ def cli(env: dict, *args: str, check: bool = True) -> tuple[float, subprocess.Co
     if check and p.returncode != 0:
         raise SystemExit(f"sandbox {' '.join(args)} failed:\n{p.stdout}\n{p.stderr}")
     return secs, p
+
+
+@contextmanager
+def own_sandbox(name: str) -> Iterator[dict]:
+    """A sandbox of the benchmark's own (fresh home, the 30xxx ports): its environment; stopped and removed after."""
+    home = tempfile.mkdtemp(prefix=f"sandbox-bench-{name}-")
+    env = {**os.environ, "SANDBOX_HOME": home, "SANDBOX_PORTS": PORTS}
+    try:
+        yield env
+    finally:
+        cli(env, "down", check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def save(out: Path, result: dict) -> None:
+    """Write the run's figures to bench/results/ and show them."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
