@@ -146,6 +146,11 @@ def policy_id(env: str, account: str, service: str) -> str:
     return f"{env}-{account}-{service}"
 
 
+def api_id_of(env: str, service: str) -> str:
+    """The gateway API (and its policies' prefix) of a service in an environment."""
+    return f"{env}-{service}"
+
+
 def plan(spec: Spec, at: Addresses) -> Desired:
     d = Desired()
     for env_name, env in spec.environments.items():
@@ -160,7 +165,7 @@ def plan(spec: Spec, at: Addresses) -> Desired:
             scopes = sorted({s for g in grants if g.account == account.name for s in g.scopes})
             d.clients.append(KeycloakClient(env_name, account.name, account.description, tuple(scopes)))
         for service in spec.services.values():
-            api_id = f"{env_name}-{service.name}"
+            api_id = api_id_of(env_name, service.name)
             upstream = at.upstream_url + f"/anything/{service.name}" if service.upstream == BUNDLED \
                 else service.upstream
             svc_grants = [g for g in grants if g.service == service.name]

@@ -3,6 +3,8 @@ chain brings Basic credentials, and `requests` lets an auth replace the header."
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from sandbox.scenarios.base import Context, Scenario, Symptom
 
 HEADER_DAG = "sandbox_repro_header_style"
@@ -46,7 +48,7 @@ class NetrcOverride(Scenario):
     doctor_says = "~/.netrc"
 
     def inject(self, ctx: Context) -> None:
-        host = ctx.routes()[self.connection]["url"].split("://", 1)[1].split("/")[0].split(":")[0]
+        host = urlsplit(ctx.routes()[self.connection]["url"]).hostname
         path = ctx.handoff.home / NETRC
         path.write_text(f"machine {host}\n  login deploy\n  password left-over-from-a-tool\n")
         path.chmod(0o600)

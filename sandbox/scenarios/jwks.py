@@ -6,6 +6,7 @@ import requests
 
 from sandbox.apply.tyk import SCHEME
 from sandbox.errors import SandboxError
+from sandbox.plan import api_id_of
 from sandbox.scenarios.base import Context, Scenario, Symptom
 
 ROTATED_KEY = "sandbox-repro-rotated-key"  # the key provider the rotation adds
@@ -14,7 +15,7 @@ KEY_PROVIDER = "org.keycloak.keys.KeyProvider"
 
 def _api_id(ctx: Context, conn_id: str) -> str:
     route = ctx.routes()[conn_id]
-    return f"{route['env']}-{route['service']}"
+    return api_id_of(route["env"], route["service"])
 
 
 class SigningKeyRotation(Scenario):

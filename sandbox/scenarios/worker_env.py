@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import json
 
+from sandbox.doctor import env_var_name
 from sandbox.errors import SandboxError
 from sandbox.scenarios.base import Context, Scenario, Symptom
 
@@ -13,10 +14,6 @@ WORKERS = ("airflow", "airflow-scheduler")  # the LocalExecutor's workers are fo
 IDP = ("keycloak", "keycloak")
 SKEW = "+5m"  # Keycloak's clock ahead of everyone else's
 FAKETIME_LIB = "/usr/lib/*/faketime/libfaketime.so.1"  # Debian's libfaketime
-
-
-def env_var_name(conn_id: str) -> str:
-    return f"AIRFLOW_CONN_{conn_id.upper()}"
 
 
 class EnvShadowedConnection(Scenario):
