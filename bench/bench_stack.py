@@ -30,7 +30,8 @@ OUT = Path(__file__).parent / "results" / "stack.json"
 
 
 def fresh_env(base: dict, cache: str | None = None) -> dict:
-    env = {**base, "SANDBOX_HOME": tempfile.mkdtemp(prefix="sandbox-bench-"), "SANDBOX_PORTS": PORTS}
+    env = {"SANDBOX_RUNTIME": "local", **base, "SANDBOX_HOME": tempfile.mkdtemp(prefix="sandbox-bench-"),
+           "SANDBOX_PORTS": PORTS}
     env.pop("SANDBOX_WITHOUT", None)
     if cache:
         env["SANDBOX_CACHE"] = cache

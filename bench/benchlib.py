@@ -30,11 +30,12 @@ def cli(env: dict, *args: str, check: bool = True) -> tuple[float, subprocess.Co
 def own_sandbox(name: str) -> Iterator[dict]:
     """A sandbox of the benchmark's own (fresh home, the 30xxx ports): its environment; stopped and removed after."""
     home = tempfile.mkdtemp(prefix=f"sandbox-bench-{name}-")
-    env = {**os.environ, "SANDBOX_HOME": home, "SANDBOX_PORTS": PORTS}
+    # the local runtime unless the caller's environment names one (bench_docker compares both)
+    env = {"SANDBOX_RUNTIME": "local", **os.environ, "SANDBOX_HOME": home, "SANDBOX_PORTS": PORTS}
     try:
         yield env
     finally:
-        cli(env, "down", check=False)
+        cli(env, "down", "--volumes", check=False)
         shutil.rmtree(home, ignore_errors=True)
 
 

@@ -22,7 +22,7 @@ from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import Endpoints, Runtime
 from sandbox.runtime.components import NAMES
-from sandbox.runtime.factory import RUNTIMES, make_runtime
+from sandbox.runtime.factory import IMAGE_CHOICES, RUNTIMES, make_runtime
 from sandbox.supervisor import tail
 
 SPEC = click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), envvar="SANDBOX_SPEC",
@@ -62,9 +62,9 @@ FILESYSTEM_FIXES = {
 }
 
 
-def get_runtime(name: str = "local") -> Runtime:
-    """The runtime of the sandbox the group's --home chose, made from the values made once there."""
-    return make_runtime(_paths(), port_mod.parse_overrides(os.environ.get("SANDBOX_PORTS", "")), name)
+def get_runtime(name: str | None = None, images: str = "auto") -> Runtime:
+    """The runtime of the sandbox the group's --home chose (the one it runs on, unless `name` says another)."""
+    return make_runtime(_paths(), port_mod.parse_overrides(os.environ.get("SANDBOX_PORTS", "")), name, images)
 
 
 def _paths() -> SandboxPaths:
@@ -93,6 +93,32 @@ def versions_cmd(output: str) -> None:
                             [[p.component, p.version, p.source] for p in pins])
 
 
+@cli.group()
+def images() -> None:
+    """The docker runtime's images, built from package registries (no image registry needed)."""
+
+
+@images.command("build")
+@click.argument("components", nargs=-1, type=click.Choice(NAMES))
+@OUTPUT
+def images_build(components: tuple[str, ...], output: str) -> None:
+    """Build images with the official images' layout from Debian, PyPI, Maven Central and the pinned sources
+    (all by default); unchanged inputs are cached. `sandbox up --runtime docker --images local` uses them."""
+    from sandbox import images as images_mod
+
+    results = images_mod.build(list(components), _paths().cache, render.ProgressPrinter())
+    if output == "json":
+        render.dump_json(results)
+    else:
+        render.simple_table("images", ["component", "image", "result", "seconds"],
+                            [[r.component, r.image, r.action, f"{r.seconds:.1f}"] for r in results])
+    failed = [r for r in results if r.action == "failed"]
+    for r in failed:
+        render.err.print(f"[bold red]Error:[/] {r.component}: {r.detail}")
+    if failed:
+        sys.exit(1)
+
+
 @cli.command()
 @click.argument("components", nargs=-1, type=click.Choice(NAMES))
 @OUTPUT
@@ -112,7 +138,12 @@ def provision(components: tuple[str, ...], output: str) -> None:
 
 
 @cli.command()
-@click.option("--runtime", type=click.Choice(RUNTIMES), default="local", show_default=True)
+@click.option("--runtime", type=click.Choice(RUNTIMES), default=None,
+              help="local (native processes) or docker (containers). Default: the one the sandbox runs on; for a "
+                   "new sandbox SANDBOX_RUNTIME, else docker when an engine answers, else local.")
+@click.option("--images", type=click.Choice(IMAGE_CHOICES), default="auto", show_default=True,
+              help="docker runtime: official images, or local ones `sandbox images build` made; auto takes the "
+                   "official image where this engine has it, else a local one (SANDBOX_IMAGE_<COMPONENT> wins).")
 @click.option("--without", multiple=True, type=click.Choice(NAMES), envvar="SANDBOX_WITHOUT",
               help="Leave a component out (repeatable; env SANDBOX_WITHOUT, space-separated).")
 @click.option("--port", "ports", multiple=True, metavar="NAME=PORT",
@@ -122,13 +153,13 @@ def provision(components: tuple[str, ...], output: str) -> None:
 @click.option("--no-smoke", is_flag=True, help="Seed, but skip the smoke run that proves every connection.")
 @SPEC
 @OUTPUT
-def up(runtime: str, without: tuple[str, ...], ports: tuple[str, ...], show_secrets: bool, no_apply: bool,
-       no_smoke: bool, spec_path: Path | None, output: str) -> None:
+def up(runtime: str | None, images: str, without: tuple[str, ...], ports: tuple[str, ...], show_secrets: bool,
+       no_apply: bool, no_smoke: bool, spec_path: Path | None, output: str) -> None:
     """Start the stack (idempotent: starts only what is not running), wait until healthy, seed it from the spec,
     and smoke it: a green `up` means every connection works end to end."""
     from sandbox import reconcile, smoke
 
-    rt = get_runtime(runtime)
+    rt = get_runtime(runtime, images)
     t0 = time.monotonic()
     the_spec = None if no_apply else spec.load(spec_path)  # a bad spec stops `up` before anything starts
     progress = render.ProgressPrinter()
@@ -332,11 +363,13 @@ def call_cmd(account: str, service: str, path: str, env: str, method: str, data:
 @cli.command()
 @click.option("--force", is_flag=True, help="Also works without a (readable) state file: stops every "
               "process marked as this sandbox's and resets the state.")
+@click.option("--volumes", is_flag=True, help="docker runtime: also remove the sandbox's container volumes "
+              "(Keycloak's and Airflow's databases); the next `up` starts them empty.")
 @OUTPUT
-def down(force: bool, output: str) -> None:
+def down(force: bool, volumes: bool, output: str) -> None:
     """Stop every component of the sandbox; nothing is left running. Data and secrets are kept."""
     t0 = time.monotonic()
-    stopped = get_runtime().down(force=force)
+    stopped = get_runtime().down(force=force, volumes=volumes)
     secs = time.monotonic() - t0
     if output == "json":
         render.dump_json({"stopped": stopped, "seconds": round(secs, 2)})

@@ -64,12 +64,13 @@ def unavailable(rt: Runtime) -> dict[str, str]:
 
 
 def acquire(paths: SandboxPaths, env_ports: dict[str, int], spec_path: Path | None, without: list[str],
-            progress: Progress) -> Handle:
-    """Start (or attach to) the sandbox at `paths.home` and converge it to the spec."""
+            progress: Progress, runtime: str | None = None) -> Handle:
+    """Start (or attach to) the sandbox at `paths.home` and converge it to the spec. `runtime`: for a sandbox
+    that is not running yet (a running one keeps its own)."""
     t0 = time.monotonic()
     spec = load_spec(spec_path)  # fails before anything starts
     paths.home.mkdir(parents=True, exist_ok=True)
-    rt = make_runtime(paths, env_ports)
+    rt = make_runtime(paths, env_ports, runtime)
     left_out: dict[str, str] = {}
     if "unavailable" in without:
         left_out = unavailable(rt)

@@ -11,6 +11,7 @@ Conventions (documented in the README):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from sandbox import clients
 from sandbox.runtime.base import Endpoints
@@ -27,15 +28,22 @@ AUDIT_HEADERS = ("X-Airflow-Dag-Id", "X-Airflow-Task-Id", "X-Airflow-Run-Id")
 class Addresses:
     """Where the live stack answers: plain data handed in by the caller, so planning stays pure."""
 
-    keycloak_url: str
-    gateway_host: str
+    keycloak_url: str  # as the host reaches it: the issuer every token carries
+    gateway_host: str  # the gateway, as Airflow's tasks reach it
     gateway_port: int
-    upstream_url: str
+    upstream_url: str  # as the gateway reaches it
+    keycloak_inner_url: str = ""  # as the gateway (JWKS) and Airflow's tasks (tokens) reach it; '' = keycloak_url
+
+    @property
+    def keycloak_for_components(self) -> str:
+        return self.keycloak_inner_url or self.keycloak_url
 
     @classmethod
     def of(cls, endpoints: Endpoints) -> Addresses:
-        return cls(keycloak_url=endpoints.url("keycloak"), gateway_host="127.0.0.1",
-                   gateway_port=endpoints.components["tyk"].ports["tyk"], upstream_url=endpoints.url("upstream"))
+        gateway = urlsplit(endpoints.inner("tyk"))
+        return cls(keycloak_url=endpoints.url("keycloak"), gateway_host=gateway.hostname or "127.0.0.1",
+                   gateway_port=gateway.port or 80, upstream_url=endpoints.inner("upstream"),
+                   keycloak_inner_url=endpoints.inner("keycloak"))
 
 
 @dataclass(frozen=True)
@@ -171,7 +179,7 @@ def plan(spec: Spec, at: Addresses) -> Desired:
             svc_grants = [g for g in grants if g.service == service.name]
             d.apis.append(TykApi(
                 api_id=api_id, env=env_name, service=service.name, listen_path=f"/{env_name}/{service.name}/",
-                upstream_url=upstream, issuer=issuer, jwks_url=clients.jwks_url(at.keycloak_url, env_name),
+                upstream_url=upstream, issuer=issuer, jwks_url=clients.jwks_url(at.keycloak_for_components, env_name),
                 audience=AUDIENCE,
                 scope_policies=tuple(sorted((s, policy_id(env_name, g.account, service.name))
                                             for g in svc_grants for s in g.scopes)),
@@ -190,7 +198,7 @@ def plan(spec: Spec, at: Addresses) -> Desired:
                 d.connections.append(AirflowConnection(
                     conn_id=connection_id(env_name, service.name), env=env_name, service=service.name,
                     url=f"http://{at.gateway_host}:{at.gateway_port}/{env_name}/{service.name}",
-                    token_url=clients.token_url(at.keycloak_url, env_name), client_id=spec.airflow_account,
+                    token_url=clients.token_url(at.keycloak_for_components, env_name), client_id=spec.airflow_account,
                     scope=" ".join(sorted({s for g in mine for s in g.scopes})), audience=AUDIENCE,
                     secret_key=secret_key(env_name, spec.airflow_account),
                 ))

@@ -33,9 +33,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--sandbox-without", action="append", default=None,
                 help="leave a component out (repeatable); 'unavailable' leaves out what cannot be provisioned")
     g.addoption("--sandbox-keep", action="store_true", help="leave the sandbox running after the session")
+    g.addoption("--sandbox-runtime", choices=("local", "docker"), default=None,
+                help="runtime of a sandbox the session starts (default: as `sandbox up` chooses)")
     parser.addini("sandbox_spec", "spec file for the `sandbox` fixture (relative to the rootdir)")
     parser.addini("sandbox_home", "sandbox directory (relative to the rootdir)")
     parser.addini("sandbox_without", "components to leave out, space-separated", type="args")
+    parser.addini("sandbox_runtime", "runtime of a sandbox the session starts: local or docker")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -112,7 +115,8 @@ def sandbox(request: pytest.FixtureRequest):
 
     try:
         env_ports = ports.parse_overrides(os.environ.get("SANDBOX_PORTS", ""))  # as for the CLI
-        handle = hold_mod.acquire(_paths(config), env_ports, _spec_path(config), without, progress)
+        runtime = config.getoption("sandbox_runtime") or config.getini("sandbox_runtime") or None
+        handle = hold_mod.acquire(_paths(config), env_ports, _spec_path(config), without, progress, runtime)
     except SandboxError as e:
         pytest.fail(f"sandbox could not start: {e}", pytrace=False)
     try:

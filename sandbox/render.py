@@ -55,7 +55,9 @@ STATE = {"running": "[green]running[/]", "crashed": "[red]crashed[/]", "stopped"
 
 
 def status_table(rows: list[ComponentStatus], show_secrets: bool) -> None:
-    t = Table(title="airflow-tyk-sandbox", title_justify="left")
+    runtime = rows[0].runtime if rows else ""
+    t = Table(title=f"airflow-tyk-sandbox ({runtime} runtime)" if runtime else "airflow-tyk-sandbox",
+              title_justify="left")
     for col in ("component", "state", "health", "url", "login"):
         t.add_column(col)
     for r in status_dicts(rows, show_secrets):

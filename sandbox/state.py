@@ -30,6 +30,7 @@ class State:
     # components whose processes are being spawned: an `up` interrupted half-way leaves one here, and its
     # recorded processes, all alive, are then not the whole component
     starting: list[str] = field(default_factory=list)
+    images: dict[str, str] = field(default_factory=dict)  # docker runtime: the image each component runs
 
     def to_json(self) -> str:
         return json.dumps({"version": STATE_VERSION, **asdict(self)}, indent=2)
@@ -54,6 +55,7 @@ def load(path: Path) -> State | None:
                 for comp, procs in raw["processes"].items()
             },
             starting=[str(x) for x in raw.get("starting", [])],
+            images={str(k): str(v) for k, v in (raw.get("images") or {}).items()},
         )
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise SandboxError(

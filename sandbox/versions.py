@@ -24,10 +24,29 @@ TYK = "v5.14.0"
 TYK_MODULE = "github.com/TykTechnologies/tyk"
 TYK_COMMIT = "2e9450120e2b05f13457f441ee012cc57d6bd604"
 
-REDIS_MIN = (7, 0)
+REDIS_MIN = (7, 0)  # the local runtime takes redis-server from PATH
+REDIS = "7.0.15"  # the docker runtime's: Debian bookworm's redis-server, which the local image build installs
 
 UPSTREAM = "v2.26.0"  # go-httpbin: a real HTTP service whose /anything echoes the request it got
 UPSTREAM_MODULE = "github.com/mccutchen/go-httpbin/v2"
+
+
+# The docker runtime's images: the official ones, tagged with the versions above. `sandbox images build`
+# makes images of the same names' layout from package registries, tagged LOCAL_IMAGE_PREFIX/<component>:<tag>.
+IMAGES = {
+    "keycloak": f"quay.io/keycloak/keycloak:{KEYCLOAK}",
+    "redis": f"redis:{REDIS}",
+    "tyk": f"tykio/tyk-gateway:{TYK}",
+    "airflow": f"apache/airflow:{AIRFLOW}-python{AIRFLOW_PYTHON}",
+    "upstream": f"mccutchen/go-httpbin:{UPSTREAM}",
+}
+LOCAL_IMAGE_PREFIX = "airflow-tyk-sandbox"
+DEBIAN = "bookworm"  # base of the locally built images (its python3 is AIRFLOW_PYTHON)
+DEBIAN_FOR_JAVA = "trixie"  # Keycloak needs Java 21, which bookworm does not package
+
+
+def local_image(component: str) -> str:
+    return f"{LOCAL_IMAGE_PREFIX}/{component}:{IMAGES[component].rsplit(':', 1)[1]}"
 
 
 @dataclass(frozen=True)

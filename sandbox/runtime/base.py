@@ -30,6 +30,9 @@ class ComponentStatus:
     pids: list[int] = field(default_factory=list)
     username: str | None = None
     secret: str | None = None  # the login's secret, unmasked; renderers mask it unless asked
+    # where the stack's other components reach it ('' = `url`): a container network's service name and port
+    inner_url: str = ""
+    runtime: str = ""  # which runtime runs it: local | docker
 
 
 @dataclass
@@ -65,6 +68,17 @@ class Endpoints:
     def secret(self, name: str) -> str | None:
         return self.components[name].secret
 
+    def inner(self, name: str) -> str:
+        """The URL the stack's components use for `name` (what Airflow's connections and Tyk's APIs carry)."""
+        return self.components[name].inner_url or self.url(name)
+
+    def to_host(self, url: str) -> str:
+        """An inner URL as the host reaches it (doctor calls from the host what the components call inside)."""
+        for s in self.components.values():
+            if s.inner_url and (url == s.inner_url or url.startswith(s.inner_url + "/")):
+                return s.url + url[len(s.inner_url):]
+        return url
+
 
 @dataclass(frozen=True)
 class AirflowHandoff:
@@ -99,7 +113,8 @@ class Runtime(ABC):
     def up(self, without: list[str], ports: dict[str, int], progress: Progress) -> list[UpResult]: ...
 
     @abstractmethod
-    def down(self, force: bool = False) -> list[str]: ...
+    def down(self, force: bool = False, volumes: bool = False) -> list[str]:
+        """Stop everything of the sandbox; `volumes` also drops its container volumes (docker runtime)."""
 
     @abstractmethod
     def status(self) -> list[ComponentStatus]: ...

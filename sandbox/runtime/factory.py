@@ -1,18 +1,50 @@
-"""Which runtime runs a sandbox: the one place that knows the runtimes by name."""
+"""Which runtime runs a sandbox: the one place that knows the runtimes by name.
+
+A sandbox keeps the runtime it was started with (its state file says which) until `--runtime` names another;
+a new one gets SANDBOX_RUNTIME, else `docker` when an engine answers, else `local`.
+"""
 
 from __future__ import annotations
 
+import os
+
+from sandbox import state as statefile
 from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import Runtime
 
 RUNTIMES = ("local", "docker")
+IMAGE_CHOICES = ("auto", "official", "local")
 
 
-def make_runtime(paths: SandboxPaths, env_ports: dict[str, int] | None = None, name: str = "local") -> Runtime:
+def choose(paths: SandboxPaths, asked: str | None = None) -> str:
+    if asked:
+        return asked
+    try:
+        recorded = statefile.load(paths.state)
+    except SandboxError:
+        recorded = None
+    if recorded is not None:
+        return recorded.runtime
+    given = os.environ.get("SANDBOX_RUNTIME", "").strip()
+    if given:
+        if given not in RUNTIMES:
+            raise SandboxError(f"SANDBOX_RUNTIME={given} is not a runtime.", f"use one of: {', '.join(RUNTIMES)}.",
+                               exit_code=2)
+        return given
+    from sandbox import engine
+
+    return "docker" if engine.answers() else "local"
+
+
+def make_runtime(paths: SandboxPaths, env_ports: dict[str, int] | None = None, name: str | None = None,
+                 images: str = "auto") -> Runtime:
+    name = choose(paths, name)
+    # imported here: the components (and the docker SDK) load only when needed
     if name == "docker":
-        raise SandboxError("The docker runtime is not available in this version.",
-                           "use --runtime local (native processes; no Docker needed).", exit_code=2)
-    from sandbox.runtime.local import LocalRuntime  # imported here: the components load only when needed
+        from sandbox.runtime.docker import DockerRuntime
+
+        return DockerRuntime(paths, env_ports, images)
+    from sandbox.runtime.local import LocalRuntime
 
     return LocalRuntime(paths, env_ports)

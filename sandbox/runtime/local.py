@@ -246,7 +246,7 @@ class LocalRuntime(Runtime):
                                    f"see `sandbox logs {component}`; `sandbox down` and `sandbox up` start it clean.")
 
     # ---- down ----------------------------------------------------------------------------------
-    def down(self, force: bool = False) -> list[str]:
+    def down(self, force: bool = False, volumes: bool = False) -> list[str]:
         if not self.paths.home.exists():
             return []
         with file_lock(self.paths.lock):
@@ -307,7 +307,7 @@ class LocalRuntime(Runtime):
                 urls=comp.extra_urls(ctx), ports={k: ports[k] for k in comp.default_ports},
                 pids=[r.pid for r in state.processes.get(name, []) if supervisor.alive(r)],
                 username=login.username if login else None,
-                secret=secrets.get(login.secret_name) if login else None,
+                secret=secrets.get(login.secret_name) if login else None, runtime=self.name,
             )
 
         with ThreadPoolExecutor(max_workers=len(self.components)) as pool:

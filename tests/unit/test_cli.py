@@ -44,9 +44,29 @@ def test_corrupt_state_is_one_sentence(tmp_path):
     assert not (tmp_path / "home" / "state.json").exists()
 
 
-def test_docker_runtime_not_yet(tmp_path):
-    r = run(tmp_path, "up", "--runtime", "docker")
-    assert r.exit_code == 2 and "docker runtime is not available" in r.output
+def test_docker_runtime_without_an_engine_is_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    r = run(tmp_path, "up", "--runtime", "docker", "--no-apply")
+    assert r.exit_code == 1
+    assert f"No Docker engine answers at unix://{tmp_path}/no-engine.sock" in r.output
+    assert "dockerd" in r.output and "--runtime local" in r.output
+
+
+def test_a_new_sandbox_takes_its_runtime_from_the_environment(tmp_path, monkeypatch):
+    from sandbox.paths import SandboxPaths
+    from sandbox.runtime.factory import choose
+
+    paths = SandboxPaths(tmp_path / "home", tmp_path / "cache")
+    monkeypatch.setenv("SANDBOX_RUNTIME", "docker")
+    assert choose(paths) == "docker" and choose(paths, "local") == "local"
+    monkeypatch.setenv("SANDBOX_RUNTIME", "podman")
+    r = run(tmp_path, "status")
+    assert r.exit_code == 2 and "SANDBOX_RUNTIME=podman is not a runtime" in r.output
+    # a sandbox keeps the runtime its state records
+    paths.home.mkdir()
+    paths.state.write_text(json.dumps({"version": 1, "runtime": "docker", "ports": {}, "processes": {}}))
+    monkeypatch.setenv("SANDBOX_RUNTIME", "local")
+    assert choose(paths) == "docker"
 
 
 def test_without_needs_dependency(tmp_path):

@@ -49,7 +49,7 @@ def test_keycloak_fixed_hostname_loopback_and_private_db(tmp_path, monkeypatch):
     monkeypatch.setattr("sandbox.runtime.components.keycloak.find_jdk",
                         lambda *a: type("J", (), {"home": Path("/jdk"), "major": 25})())
     (spec,) = Keycloak().processes(ctx(tmp_path))
-    assert "--hostname=http://127.0.0.1:28081" in spec.cmd
+    assert spec.env["KC_HOSTNAME"] == "http://127.0.0.1:28081" and spec.env["KC_HOSTNAME_STRICT"] == "false"
     assert "--http-host=127.0.0.1" in spec.cmd and "--cache=local" in spec.cmd
     assert spec.env["JAVA_OPTS_APPEND"].startswith(f"-Dkc.db-url-path={tmp_path / 'data' / 'keycloak'} ")
     assert spec.env["KC_BOOTSTRAP_ADMIN_PASSWORD"] == "s-keycloak_admin_password"

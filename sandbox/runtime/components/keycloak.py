@@ -150,8 +150,6 @@ def _start_command(dist: Path, jdk: Jdk, data: Path, http_port: int, mgmt_port: 
         "--cache=local",  # no cluster: no JGroups listeners on other interfaces
         "--http-enabled=true", "--http-host=127.0.0.1",
         f"--http-port={http_port}", f"--http-management-port={mgmt_port}",
-        # A fixed hostname makes `iss` the same whichever Host header fetched the token.
-        f"--hostname={url}",
     ]
     env = {
         "JAVA_HOME": str(jdk.home),
@@ -159,6 +157,11 @@ def _start_command(dist: Path, jdk: Jdk, data: Path, http_port: int, mgmt_port: 
         # The dev-file database goes under `data`, not into the shared, cached distribution.
         "JAVA_OPTS_APPEND": f"-Dkc.db-url-path={data} {JVM_FLAGS}"
                             + (f" -XX:AOTCache={dist / AOT_CACHE}" if (dist / AOT_CACHE).is_file() else ""),
+        # A fixed hostname makes `iss` the same whichever Host header fetched the token. Set in the environment
+        # (not as an argument) so `sandbox repro container-vs-host-issuer` can empty it: Keycloak treats an empty
+        # value as unset, and with strict hostnames off the issuer then follows each request's Host.
+        "KC_HOSTNAME": url,
+        "KC_HOSTNAME_STRICT": "false",
         "KC_BOOTSTRAP_ADMIN_USERNAME": "admin",
         "KC_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
     }

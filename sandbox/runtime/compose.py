@@ -1,0 +1,132 @@
+"""The compose file as data: read compose/docker-compose.yml, fill in its variables, and hand back services.
+
+The docker runtime creates containers from these through the `docker` SDK, so `sandbox up --runtime docker`
+and a hand-run `docker compose up` start the same stack from one file. Only what that file uses is read:
+image, command, environment, user, ports, volumes, healthcheck, depends_on (YAML anchors and `<<` merges
+are resolved by the YAML loader).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@dataclass(frozen=True)
+class Port:
+    host_ip: str
+    host_port: int
+    container_port: int
+
+
+@dataclass(frozen=True)
+class Volume:
+    source: str  # a named volume, or an absolute host path
+    target: str
+    read_only: bool
+    named: bool
+
+
+@dataclass
+class Service:
+    name: str
+    image: str
+    command: list[str] | None
+    environment: dict[str, str]
+    user: str | None
+    ports: list[Port]
+    volumes: list[Volume]
+    healthcheck: dict | None
+    depends_on: dict[str, str] = field(default_factory=dict)  # service -> condition
+
+    @property
+    def one_shot(self) -> bool:
+        """Runs to completion before the services that depend on it start (`airflow-init`)."""
+        return self.name.endswith("-init")
+
+
+def interpolate(text: str, env: Mapping[str, str]) -> str:
+    """Compose's variable syntax: $VAR, ${VAR}, ${VAR:-default} (unset or empty), ${VAR-default} (unset), $$."""
+
+    def sub(m: re.Match) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name = m.group(1) or m.group(4)
+        value = env.get(name)
+        if m.group(2) == ":-" and not value:
+            return m.group(3)
+        if m.group(2) == "-" and value is None:
+            return m.group(3)
+        return value or ""
+
+    return _VAR.sub(sub, text)
+
+
+def _fill(value, env: Mapping[str, str]):
+    if isinstance(value, str):
+        return interpolate(value, env)
+    if isinstance(value, list):
+        return [_fill(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, env) for k, v in value.items()}
+    return value
+
+
+def raw(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def load(path: Path, env: Mapping[str, str]) -> dict[str, Service]:
+    doc = _fill(raw(path), env)
+    return {name: _service(name, body, path.parent) for name, body in doc["services"].items()}
+
+
+def _service(name: str, body: dict, base: Path) -> Service:
+    cmd = body.get("command")
+    deps = body.get("depends_on") or {}
+    return Service(
+        name=name, image=body["image"],
+        command=[str(c) for c in cmd] if isinstance(cmd, list) else (cmd.split() if cmd else None),
+        environment={str(k): "" if v is None else str(v) for k, v in (body.get("environment") or {}).items()},
+        user=body.get("user"),
+        ports=[parse_port(p) for p in body.get("ports") or []],
+        volumes=[parse_volume(v, base) for v in body.get("volumes") or []],
+        healthcheck=body.get("healthcheck"),
+        depends_on={d: "service_started" for d in deps} if isinstance(deps, list)
+        else {d: (c or {}).get("condition", "service_started") for d, c in deps.items()},
+    )
+
+
+def parse_port(text: str) -> Port:
+    parts = str(text).split(":")
+    if len(parts) != 3:
+        raise ValueError(f"port {text!r}: the sandbox publishes as HOST_IP:HOST_PORT:CONTAINER_PORT")
+    return Port(parts[0], int(parts[1]), int(parts[2].split("/")[0]))
+
+
+def parse_volume(text: str, base: Path) -> Volume:
+    parts = str(text).split(":")
+    source, target = parts[0], parts[1]
+    read_only = len(parts) > 2 and "ro" in parts[2].split(",")
+    named = not source.startswith((".", "/", "~"))
+    if source.startswith("."):
+        source = str((base / source).resolve())
+    elif source.startswith("~"):
+        source = str(Path(source).expanduser())
+    return Volume(source, target, read_only, named)
+
+
+def duration_ns(text: str | None, default: float) -> int:
+    """A compose duration ('5s', '1m30s', '250ms') in nanoseconds, as the engine API wants."""
+    if not text:
+        return int(default * 1e9)
+    total = 0.0
+    for amount, unit in re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", str(text)):
+        total += float(amount) * {"ms": 1e-3, "s": 1, "m": 60, "h": 3600}[unit]
+    return int(total * 1e9)

@@ -1,0 +1,149 @@
+"""The compose file: pinned to the versions module, loopback-only, healthchecked; read the way Compose reads it."""
+
+from pathlib import Path
+
+import pytest
+
+from sandbox import versions
+from sandbox.images import compose_dir
+from sandbox.paths import SandboxPaths
+from sandbox.plan import Addresses, plan
+from sandbox.runtime import compose
+from sandbox.runtime.base import ComponentStatus, Endpoints
+from sandbox.runtime.components import NAMES
+from sandbox.runtime.components.base import Context
+from sandbox.runtime.components.tyk import gateway_config
+from sandbox.runtime.docker import INNER_URLS, project_name
+from sandbox.spec import load
+
+FILE = compose_dir() / "docker-compose.yml"
+SERVICES = compose.load(FILE, {})  # every variable at its default: what a hand-run `docker compose up` gets
+
+
+def component_of(service: str) -> str:
+    return next(n for n in NAMES if service == n or service.startswith(n + "-"))
+
+
+def test_every_service_belongs_to_a_component_and_every_component_has_a_service():
+    assert {component_of(s) for s in SERVICES} == set(NAMES)
+
+
+def test_image_tags_are_the_versions_module():
+    for name, svc in SERVICES.items():
+        assert svc.image == versions.IMAGES[component_of(name)], name
+    assert versions.IMAGES["keycloak"].endswith(":" + versions.KEYCLOAK)
+    assert versions.IMAGES["airflow"] == f"apache/airflow:{versions.AIRFLOW}-python{versions.AIRFLOW_PYTHON}"
+    assert versions.IMAGES["tyk"].endswith(":" + versions.TYK)
+    assert versions.IMAGES["upstream"].endswith(":" + versions.UPSTREAM)
+    assert tuple(map(int, versions.REDIS.split(".")[:2])) >= versions.REDIS_MIN
+
+
+def test_local_images_carry_the_same_tags():
+    for name, ref in versions.IMAGES.items():
+        assert versions.local_image(name) == f"{versions.LOCAL_IMAGE_PREFIX}/{name}:{ref.rsplit(':', 1)[1]}"
+
+
+def test_every_port_is_published_on_loopback_only():
+    published = [(n, p) for n, s in SERVICES.items() for p in s.ports]
+    assert published, "nothing published"
+    assert {p.host_ip for _, p in published} == {"127.0.0.1"}
+
+
+def test_published_ports_default_to_the_local_runtimes():
+    from sandbox.runtime.components import all_components
+
+    defaults = {v for c in all_components() for v in c.default_ports.values()}
+    assert {p.host_port for s in SERVICES.values() for p in s.ports} == defaults
+
+
+def test_services_with_a_shell_have_healthchecks():
+    for name in ("keycloak", "redis", "tyk", "airflow-api-server"):
+        assert SERVICES[name].healthcheck and SERVICES[name].healthcheck["test"], name
+
+
+def test_data_lives_in_named_volumes():
+    named = {v.source for s in SERVICES.values() for v in s.volumes if v.named}
+    assert {"keycloak-data", "airflow-home"} <= named
+    assert named <= set(compose.raw(FILE)["volumes"])
+
+
+def test_the_issuer_is_fixed_to_the_host_url():
+    env = SERVICES["keycloak"].environment
+    assert env["KC_HOSTNAME"] == "http://127.0.0.1:28081"
+    ported = compose.load(FILE, {"SANDBOX_KEYCLOAK_HOSTNAME": "http://127.0.0.1:29081"})
+    assert ported["keycloak"].environment["KC_HOSTNAME"] == "http://127.0.0.1:29081"
+
+
+def test_no_secret_has_a_real_default():
+    # a hand run works with placeholders; the runtime always passes the sandbox's own
+    text = FILE.read_text()
+    for var in ("SANDBOX_TYK_SECRET", "SANDBOX_REDIS_PASSWORD", "SANDBOX_KEYCLOAK_ADMIN_PASSWORD"):
+        assert f"${{{var}:-" in text
+
+
+def test_tyk_conf_matches_the_local_gateway_config():
+    import json
+
+    mine = json.loads((compose_dir() / "tyk" / "tyk.conf").read_text())
+    ctx = Context(SandboxPaths(Path("/h"), Path("/c")), {"tyk": 1, "redis": 2},
+                  {"tyk_secret": "s", "redis_password": "p"})
+    local = gateway_config(ctx, Path("/t"))
+    # the same settings, save where things are (paths, host, port) and the secrets (from the environment)
+    differs = {"listen_address", "listen_port", "secret", "template_path", "app_path", "middleware_path",
+               "pid_file_location", "policies", "storage"}
+    assert {k: v for k, v in mine.items() if k not in differs} == {k: v for k, v in local.items() if k not in differs}
+    assert mine["storage"]["host"] == "redis" and mine["policies"]["policy_source"] == "file"
+
+
+@pytest.mark.parametrize("text,env,want", [
+    ("${A:-x}", {}, "x"), ("${A:-x}", {"A": ""}, "x"), ("${A-x}", {"A": ""}, ""), ("${A}", {"A": "1"}, "1"),
+    ("$$HOME", {}, "$HOME"), ("a${B}c", {}, "ac"), ("$A/b", {"A": "z"}, "z/b"),
+])
+def test_interpolation(text, env, want):
+    assert compose.interpolate(text, env) == want
+
+
+def test_volumes_and_ports_parse():
+    assert compose.parse_port("127.0.0.1:1:2") == compose.Port("127.0.0.1", 1, 2)
+    with pytest.raises(ValueError):
+        compose.parse_port("8080:8080")  # no host IP: would publish on every interface
+    v = compose.parse_volume("./tyk:/x:ro", Path("/base"))
+    assert (v.source, v.target, v.read_only, v.named) == ("/base/tyk", "/x", True, False)
+    assert compose.parse_volume("data:/d", Path("/b")).named
+    assert compose.duration_ns("1m30s", 0) == 90 * 10**9 and compose.duration_ns(None, 2) == 2 * 10**9
+
+
+def test_project_name_is_per_home_and_valid():
+    a, b = project_name(Path("/x/My Sandbox")), project_name(Path("/y/My Sandbox"))
+    assert a != b and a.startswith("sandbox-my-sandbox-")
+    assert all(ch.isalnum() or ch == "-" for ch in a) and a == a.lower()
+
+
+def endpoints(inner: bool) -> Endpoints:
+    def row(name, url):
+        return ComponentStatus(name, "running", True, "", url, ports={"tyk": 28082},
+                               inner_url=INNER_URLS[name] if inner else "")
+    return Endpoints.of([row("keycloak", "http://127.0.0.1:28081"), row("tyk", "http://127.0.0.1:28082"),
+                         row("upstream", "http://127.0.0.1:28083")])
+
+
+def test_in_network_addresses_keep_the_hosts_issuer():
+    d = plan(load(), Addresses.of(endpoints(inner=True)))
+    api, conn = d.apis[0], d.connections[0]
+    assert api.issuer.startswith("http://127.0.0.1:28081/realms/")  # what Keycloak's fixed hostname puts in `iss`
+    assert api.jwks_url.startswith("http://keycloak:8080/realms/")  # what the gateway's container can reach
+    assert api.upstream_url.startswith("http://upstream:8080/")
+    assert conn.url.startswith("http://tyk:8080/") and conn.token_url.startswith("http://keycloak:8080/")
+
+
+def test_local_addresses_are_the_hosts():
+    d = plan(load(), Addresses.of(endpoints(inner=False)))
+    assert d.apis[0].jwks_url.startswith("http://127.0.0.1:28081/") and d.connections[0].url.startswith(
+        "http://127.0.0.1:28082/")
+
+
+def test_to_host_maps_inner_urls_back():
+    e = endpoints(inner=True)
+    assert e.to_host("http://keycloak:8080/realms/dev/x") == "http://127.0.0.1:28081/realms/dev/x"
+    assert e.to_host("http://tyk:8080") == "http://127.0.0.1:28082"
+    assert e.to_host("http://elsewhere/x") == "http://elsewhere/x"
