@@ -247,7 +247,7 @@ def repro_cmd(name: str | None, run_all: bool, keep: bool, spec_path: Path | Non
         scenarios = list(repro.CATALOGUE.values())
         if output == "json":
             render.dump_json([{"name": s.name, "connection": s.connection, "expected": s.expected, "cause": s.cause,
-                               "fix": s.fix, "story": s.story} for s in scenarios])
+                               "fix": s.fix, "story": s.story, "runtimes": s.runtimes} for s in scenarios])
         else:
             render.scenarios(scenarios)
         return
@@ -262,8 +262,10 @@ def repro_cmd(name: str | None, run_all: bool, keep: bool, spec_path: Path | Non
     if run_all and keep:
         raise SandboxError("--keep leaves one fault in place; it does not go with --all.",
                            "keep one scenario at a time: sandbox repro NAME --keep.", exit_code=2)
-    names = list(repro.CATALOGUE) if run_all else [repro.scenario(name or "").name]
+    names = repro.runnable(rt.name) if run_all else [repro.scenario(name or "").name]
     progress = render.ProgressPrinter()
+    for other in (n for n in repro.CATALOGUE if run_all and n not in names):
+        progress(other, f"left out: it needs {repro.CATALOGUE[other].needs}")
     repro.prepare(ctx, progress)
     results = [repro.run(n, ctx, keep, progress) for n in names]
     if output == "json":

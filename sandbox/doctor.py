@@ -136,6 +136,20 @@ def check_claims(claims: dict, want: AirflowConnection, issuer: str, realm_kids:
     return problems
 
 
+def follows_request_host(iss: str | None, token_url: str, trusted: str) -> bool:
+    """Whether `iss` names the address the token was fetched at rather than the issuer the gateway trusts: what
+    Keycloak does when its hostname is not fixed (a container fetching at keycloak:8080, the host at 127.0.0.1)."""
+    got, asked, want = urlsplit(iss or ""), urlsplit(token_url), urlsplit(trusted)
+    return bool(iss) and got.netloc == asked.netloc and got.netloc != want.netloc and got.path == want.path
+
+
+def as_components_call(endpoints: Endpoints, url: str) -> tuple[str, dict[str, str]]:
+    """Where the host reaches a URL the components use, and the Host header they send with it (Keycloak derives
+    `iss` from it when its hostname is not fixed): doctor checks from the host what a task sees inside."""
+    host_url = endpoints.to_host(url)
+    return host_url, ({"Host": urlsplit(url).netloc} if host_url != url else {})
+
+
 def claims_fix(problem: str) -> str:
     if "in the future" in problem:
         return "sync the clocks (NTP) of the IdP and the gateway"
@@ -218,12 +232,15 @@ def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, hand
                           f"{want.secret_key} in the secrets backend" if secret else f"{want.secret_key} is missing"))
     if secret is None:
         d.verdict = d.verdict or f"No client secret for {want.client_id} in the secrets backend. Fix: `sandbox apply`."
-        return _finish(d, desired, want)
+        return _finish(d, desired, endpoints, want)
 
     # 3. token
     t0 = time.monotonic()
+    token_url, host_header = as_components_call(endpoints, want.token_url)
+    session = requests.Session()
+    session.headers.update(host_header)
     try:
-        token = ClientCredentialsAuth(want.token_url, want.client_id, secret, want.scope).token()
+        token = ClientCredentialsAuth(token_url, want.client_id, secret, want.scope, session=session).token()
     except TokenError as e:
         d.hops.append(Hop("token", False, str(e)))
         if e.status == 400 and "invalid_scope" in str(e):
@@ -235,7 +252,7 @@ def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, hand
                                       "Airflow still has the old one. Fix: `sandbox apply` redistributes it.")
         else:
             d.verdict = d.verdict or f"Keycloak refused a token for {want.client_id} ({e}). Fix: `sandbox apply`."
-        return _finish(d, desired, want)
+        return _finish(d, desired, endpoints, want)
     d.hops.append(Hop("token", True, f"{want.client_id} in {want.env} ({(time.monotonic() - t0) * 1000:.0f} ms)"))
 
     # 4. claims, against what the gateway checks
@@ -243,20 +260,27 @@ def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, hand
     route = api_of(desired, want)  # what the gateway's API trusts: its issuer, its JWKS
     header = decode_header(token)
     try:
-        kids = {k["kid"] for k in requests.get(route.jwks_url, timeout=10).json()["keys"]}
+        kids = {k["kid"] for k in requests.get(endpoints.to_host(route.jwks_url), timeout=10).json()["keys"]}
     except (requests.RequestException, ValueError, KeyError):
         kids = set()
     lifespan = next((r.access_token_lifespan for r in desired.realms if r.realm == want.env), None)
     problems = check_claims(claims, want, route.issuer, kids, header.get("kid"), time.time(), lifespan)
     d.hops.append(Hop("claims", not problems, "; ".join(problems) or
                       f"iss, aud {want.audience}, scope {want.scope or '(none)'}, kid current"))
+    if follows_request_host(claims.get("iss"), want.token_url, route.issuer):
+        d.verdict = d.verdict or (  # before the generic issuer verdict: this one names why
+            f"Keycloak's hostname is not fixed: {want.client_id}'s tokens, fetched at "
+            f"{urlsplit(want.token_url).netloc} (as Airflow's tasks reach it), carry iss {claims.get('iss')}, "
+            f"while the gateway trusts {route.issuer} (the address the host uses). Fix: fix Keycloak's hostname to "
+            "the host's URL (KC_HOSTNAME or --hostname, which the sandbox sets; `sandbox repro revert` restores it), "
+            "so every token carries one issuer wherever it was fetched.")
     if problems:
         d.verdict = d.verdict or (f"The gateway would refuse {want.client_id}'s token in {want.env}: {problems[0]}. "
                                   f"Fix: {claims_fix(problems[0])}.")
 
     # 5. gateway: its API and policy as the spec says, and a real call with this token
     d.hops.append(_gateway_hop(d, desired, endpoints, live_clients, want, token, not problems))
-    return _finish(d, desired, want)
+    return _finish(d, desired, endpoints, want)
 
 
 # Tyk's words for a refusal -> (cause, fix); the first fragment found in the gateway's error wins.
@@ -318,7 +342,8 @@ def _gateway_hop(d: Diagnosis, desired: Desired, endpoints: Endpoints, live_clie
         return Hop("gateway", False, "; ".join(drift))
     t0 = time.monotonic()
     try:
-        r = requests.get(f"{want.url}/", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        r = requests.get(f"{endpoints.to_host(want.url)}/", headers={"Authorization": f"Bearer {token}"},
+                         timeout=30)
     except requests.RequestException as e:
         d.verdict = d.verdict or f"The gateway does not answer ({type(e).__name__}). Fix: `sandbox up`."
         return Hop("gateway", False, f"GET {want.path}/: {type(e).__name__}")
@@ -361,7 +386,7 @@ def api_of(desired: Desired, want: AirflowConnection) -> TykApi:
 HOPS = ("connection", "secret", "token", "claims", "gateway", "upstream")
 
 
-def _finish(d: Diagnosis, desired: Desired, want: AirflowConnection) -> Diagnosis:
+def _finish(d: Diagnosis, desired: Desired, endpoints: Endpoints, want: AirflowConnection) -> Diagnosis:
     """Mark the hops after a failure as unchecked, check the upstream directly, and word the verdict."""
     done = {h.name for h in d.hops}
     for name in HOPS[:-1]:
@@ -369,7 +394,7 @@ def _finish(d: Diagnosis, desired: Desired, want: AirflowConnection) -> Diagnosi
             d.hops.append(Hop(name, None, "not checked: an earlier hop failed"))
     api = api_of(desired, want)
     try:
-        r = requests.get(api.upstream_url, timeout=10)
+        r = requests.get(endpoints.to_host(api.upstream_url), timeout=10)
         d.hops.append(Hop("upstream", r.status_code < 500, f"GET {api.upstream_url}: HTTP {r.status_code}"))
     except requests.RequestException as e:
         d.hops.append(Hop("upstream", False, f"GET {api.upstream_url}: {type(e).__name__}"))

@@ -48,6 +48,11 @@ def scenario(name: str) -> Scenario:
     return CATALOGUE[name]
 
 
+def runnable(runtime: str) -> list[str]:
+    """The catalogue's scenarios that can be reproduced on `runtime`."""
+    return [n for n, s in CATALOGUE.items() if runtime in s.runtimes]
+
+
 def observed(row: smoke.SmokeRow) -> Symptom | None:
     failed = next((h for h in row.hops if h["ok"] is False), None)
     if failed is None:
@@ -81,6 +86,11 @@ def prepare(ctx: Context, progress: Progress = lambda *_: None) -> None:
 
 def run(name: str, ctx: Context, keep: bool = False, progress: Progress = lambda *_: None) -> ReproResult:
     sc = scenario(name)
+    if ctx.runtime.name not in sc.runtimes:
+        other = sc.runtimes[0]
+        raise SandboxError(f"{name} needs {sc.needs}. This sandbox runs on the {ctx.runtime.name} runtime.",
+                           f"run it in a sandbox on {other}: `sandbox down`, then `sandbox up --runtime {other}`.",
+                           exit_code=2)
     t0 = time.monotonic()
     dag = sc.dag or "the smoke DAG"
     progress(name, f"baseline: {sc.connection} must be green through {dag}")

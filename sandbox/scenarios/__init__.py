@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sandbox.scenarios.base import Scenario
+from sandbox.scenarios.container_issuer import ContainerVsHostIssuer
 from sandbox.scenarios.cross_environment import CrossEnvironment
 from sandbox.scenarios.expired_token import ExpiredToken
 from sandbox.scenarios.gateway_limits import QuotaExhausted, RateLimited
@@ -17,4 +18,4 @@ from sandbox.scenarios.wrong_audience import WrongAudience
 CATALOGUE: dict[str, Scenario] = {s.name: s for s in (
     ExpiredToken(), RotatedSecret(), SigningKeyRotation(), IssuerMismatch(), WrongAudience(), MissingScope(),
     CrossEnvironment(), RateLimited(), QuotaExhausted(), BasicAuthClobbersBearer(), NetrcOverride(), PlainJwksUrl(),
-    EnvShadowedConnection(), ProxyEnv(), ClockSkew())}
+    EnvShadowedConnection(), ProxyEnv(), ClockSkew(), ContainerVsHostIssuer())}

@@ -71,6 +71,8 @@ class Scenario(ABC):
     expected: Symptom
     doctor_says: str  # a fragment of `sandbox doctor`'s verdict while the fault is in place
     dag: str | None = None  # the repro DAG that shows the bug (fixtures/dags/sandbox_repro.py); None: the smoke
+    runtimes: tuple[str, ...] = ("local", "docker")  # where it can be reproduced
+    needs: str = ""  # why not elsewhere, when `runtimes` is not every runtime
 
     @abstractmethod
     def inject(self, ctx: Context) -> None: ...

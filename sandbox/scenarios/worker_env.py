@@ -50,7 +50,7 @@ class ProxyEnv(Scenario):
 
     def inject(self, ctx: Context) -> None:
         proxy = "http://127.0.0.1:1"  # nothing listens on port 1: the proxy refuses, at once and every time
-        airflow_api = ctx.endpoints.url("airflow").split("://", 1)[1]  # tasks report to it: it must stay direct
+        airflow_api = ctx.endpoints.inner("airflow").split("://", 1)[1]  # tasks report to it: it must stay direct
         ctx.runtime.restart(*WORKERS, {"HTTP_PROXY": proxy, "HTTPS_PROXY": proxy,
                                        "NO_PROXY": f"localhost,{airflow_api}"})
 
@@ -77,6 +77,9 @@ class ClockSkew(Scenario):
     expected = Symptom("gateway", 401, "HTTP 401 Key not authorized: token used before issued",
                        "failed at gateway: HTTP 401")
     doctor_says = "in the future"
+    runtimes = ("local",)
+    needs = ("the local runtime: Keycloak runs under Debian's libfaketime there; the official Keycloak image has no "
+             "libfaketime, and a container's clock is the host's")
 
     def inject(self, ctx: Context) -> None:
         # The JVM keeps its monotonic clock (faking it stalls its timers); only the wall clock is ahead.

@@ -72,3 +72,15 @@ def test_stale_tokens_in_variables():
                  {"key": "other", "value": jwt({"azp": "reporting", "iss": ISS, "exp": 900})},
                  {"key": "plain", "value": "x"}]
     assert stale_tokens(variables, "airflow", ISS, now=1000) == [("cached", 100)]
+
+
+def test_an_issuer_that_follows_the_request_host_is_named():
+    from sandbox.doctor import follows_request_host
+
+    trusted = "http://127.0.0.1:28081/realms/dev"
+    inside = "http://keycloak:8080/realms/dev/protocol/openid-connect/token"
+    assert follows_request_host("http://keycloak:8080/realms/dev", inside, trusted)
+    assert not follows_request_host(trusted, inside, trusted)  # a fixed hostname: all is well
+    # another host name the token was not fetched at: a plain issuer mismatch, not this
+    assert not follows_request_host("http://localhost:28081/realms/dev", inside, trusted)
+    assert not follows_request_host(None, inside, trusted)
