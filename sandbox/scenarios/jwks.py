@@ -69,7 +69,8 @@ class PlainJwksUrl(Scenario):
         # It works once: the first call after the change fetches the JWKS (that is why a quick test passed).
         route = ctx.routes()[self.connection]
         token = ctx.token(route["client_id"], route["env"])
-        first = requests.get(f"{route['url']}/get", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        first = requests.get(f"{ctx.endpoints.to_host(route['url'])}/get", headers={"Authorization": f"Bearer {token}"},
+                             timeout=30)
         if first.status_code != 200:
             raise SandboxError(f"{self.name}: the first call after the change should pass, it got HTTP "
                                f"{first.status_code} {first.text[:200]}.")

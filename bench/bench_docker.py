@@ -1,0 +1,74 @@
+"""The docker runtime against the local one on the same machine, in one run; and the image build, cold and cached.
+
+    python bench/bench_docker.py [--skip-cold]
+
+1. `sandbox images build` cold: the sandbox's images, their Debian bases and Docker's build cache removed first
+   (debootstrap, apt, pip, Maven all run); then again with nothing changed (cached).
+2. `sandbox up` (start, apply, smoke) in a fresh home on each runtime, one after the other on the same ports:
+   the whole command, and each component's time to healthy.
+Needs a Docker engine. Writes bench/results/docker.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from benchlib import cli, own_sandbox, save
+
+from sandbox import engine, images, versions
+
+OUT = Path(__file__).parent / "results" / "docker.json"
+
+
+def build(env: dict) -> tuple[float, dict[str, str]]:
+    wall, p = cli(env, "images", "build", "-o", "json")
+    return wall, {r["component"]: r["action"] for r in json.loads(p.stdout)}
+
+
+def up(runtime: str) -> dict:
+    with own_sandbox(f"up-{runtime}") as env:
+        env = {**env, "SANDBOX_RUNTIME": runtime}
+        wall, p = cli(env, "up", "--runtime", runtime, *(["--images", "local"] if runtime == "docker" else []),
+                      "-o", "json")
+        out = json.loads(p.stdout)
+        assert out["smoke"]["ok"], out["smoke"]
+        return {"up_wall_s": round(wall, 1), "components_s": {c["name"]: round(c["seconds"], 1)
+                                                               for c in out["components"]}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--skip-cold", action="store_true", help="only the cached build")
+    args = ap.parse_args()
+    env = dict(os.environ)
+    client = engine.client()
+    result: dict = {"date": time.strftime("%Y-%m-%d"), "engine": client.version()["Version"]}
+    if not args.skip_cold:
+        images.remove(client, list(versions.IMAGES))
+        for suite in (versions.DEBIAN, versions.DEBIAN_FOR_JAVA):
+            client.images.remove(images.base_tag(suite), force=True)
+        client.api.prune_builds()
+        result["build_cold_s"], actions = build(env)
+        assert set(actions.values()) == {"built"}, actions
+    result["build_cached_s"], actions = build(env)
+    assert set(actions.values()) == {"cached"}, actions
+    result["up"] = {rt: up(rt) for rt in ("local", "docker")}
+    save(OUT, result)
+    u = result["up"]
+    print("\n| measure | local | docker |\n|---|---|---|")
+    print(f"| `sandbox up` (start, apply, smoke), fresh home | {u['local']['up_wall_s']} s | "
+          f"{u['docker']['up_wall_s']} s |")
+    loc, dock = u["local"]["components_s"], u["docker"]["components_s"]
+    for name in loc:
+        print(f"| {name} healthy after | {loc[name]} s | {dock[name]} s |")
+    if "build_cold_s" in result:
+        print(f"\n`sandbox images build`, all five: cold {result['build_cold_s']:.0f} s, "
+              f"cached {result['build_cached_s']:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""The docker runtime on a stack of its own (own home, own ports, images `sandbox images build` made): the same
+smoke, repro catalogue, doctor and plugin as the local runtime; loopback-only ports; `down` leaves nothing.
+
+CI starts a Docker engine and builds the images before the tests (`.ci/run`); a machine without an engine fails
+here with the sentence that says how to start one (nothing is skipped).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from sandbox import engine, versions
+from sandbox.images import compose_dir
+from sandbox.repro import runnable
+from sandbox.runtime.docker import PROJECT_LABEL, project_name
+from sandbox.scenarios import CATALOGUE
+from tests.integration.conftest import sandbox
+
+pytestmark = pytest.mark.integration
+PORTS = {"keycloak": 29781, "keycloak-management": 29791, "redis": 29779, "tyk": 29782, "airflow": 29780,
+         "upstream": 29783}
+DOCKER = runnable("docker")
+
+
+class DockerStack:
+    def __init__(self, home):
+        self.home = home
+        self.env = {**os.environ, "SANDBOX_HOME": str(home), "SANDBOX_RUNTIME": "docker",
+                    "SANDBOX_PORTS": ",".join(f"{k}={v}" for k, v in PORTS.items())}
+        self.env.pop("SANDBOX_WITHOUT", None)
+        self.project = project_name(home)
+        self.up: dict = {}
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+        return sandbox(*args, env=self.env, check=check, timeout=timeout)
+
+    def containers(self, all_: bool = True) -> list:
+        return engine.client().containers.list(all=all_, filters={"label": f"{PROJECT_LABEL}={self.project}"})
+
+
+@pytest.fixture(scope="module")
+def dstack(tmp_path_factory):
+    engine.client()  # no engine: fails here with how to start one
+    st = DockerStack(tmp_path_factory.mktemp("docker") / "home")
+    try:
+        st.up = json.loads(st.cli("up", "--runtime", "docker", "--images", "local", "-o", "json").stdout)
+        yield st
+    finally:
+        st.cli("down", "--volumes", check=False)
+
+
+def test_up_starts_every_component_in_containers_and_smokes_green(dstack):
+    assert {c["name"]: c["action"] for c in dstack.up["components"]} == {
+        n: "started" for n in ("keycloak", "redis", "tyk", "airflow", "upstream")}
+    assert dstack.up["smoke"]["ok"], dstack.up["smoke"]
+    rows = json.loads(dstack.cli("status", "-o", "json").stdout)
+    assert {r["runtime"] for r in rows} == {"docker"} and all(r["healthy"] for r in rows), rows
+    images = {c.labels["com.docker.compose.service"]: c.image.tags[0] for c in dstack.containers(all_=False)}
+    assert images["keycloak"] == versions.local_image("keycloak")
+    assert images["airflow-scheduler"] == versions.local_image("airflow")
+
+
+def test_a_second_up_changes_nothing(dstack):
+    again = json.loads(dstack.cli("up", "-o", "json", "--no-smoke").stdout)
+    assert {c["action"] for c in again["components"]} == {"already-running"}
+    assert systems_changed(again["apply"]["changes"]) == []
+
+
+def systems_changed(changes: list[dict]) -> list[dict]:
+    return [c for c in changes if c["system"] in ("keycloak", "tyk", "airflow")]
+
+
+def test_nothing_is_published_beyond_loopback(dstack):
+    bindings = [(c.name, b) for c in dstack.containers(all_=False)
+                for spec in (c.attrs["NetworkSettings"]["Ports"] or {}).values() for b in (spec or [])]
+    assert bindings, "nothing published"
+    assert {b["HostIp"] for _, b in bindings} == {"127.0.0.1"}, bindings
+    assert {int(b["HostPort"]) for _, b in bindings} == set(PORTS.values())
+
+
+def test_the_compose_file_validates(dstack):
+    exe = shutil.which("docker-compose")
+    assert exe, "docker-compose (apt-get install docker-compose) validates the compose file"
+    p = subprocess.run([exe, "-f", str(compose_dir() / "docker-compose.yml"), "-p", dstack.project, "config", "-q"],
+                       capture_output=True, text=True, env=dstack.env, timeout=60)
+    assert p.returncode == 0, p.stderr
+
+
+def test_compose_sees_the_runtimes_containers_as_its_project(dstack):
+    p = subprocess.run(["docker-compose", "-f", str(compose_dir() / "docker-compose.yml"), "-p", dstack.project, "ps",
+                        "--services", "--filter", "status=running"],
+                       capture_output=True, text=True, env=dstack.env, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert {"keycloak", "redis", "tyk", "upstream", "airflow-scheduler", "airflow-api-server"} <= set(
+        p.stdout.split())
+
+
+def test_doctor_checks_from_the_host_what_tasks_see_inside(dstack):
+    p = dstack.cli("doctor", "-o", "json", check=False)
+    diags = json.loads(p.stdout)
+    assert p.returncode == 0, diags
+    assert {h["name"] for d in diags for h in d["hops"] if h["ok"]} == {
+        "connection", "secret", "token", "claims", "gateway", "upstream"}
+
+
+@pytest.mark.parametrize("name", DOCKER)
+def test_each_scenario_reproduces_on_docker(dstack, name):
+    p = dstack.cli("repro", name, "-o", "json", check=False, timeout=300)
+    (r,) = json.loads(p.stdout)
+    expected, seen = r["expected"], r["observed"]
+    assert (seen["hop"], seen["status"]) == (expected["hop"], expected["status"]), r
+    assert expected["words"] in seen["words"] and expected["log"] in seen["log"], r
+    assert p.returncode == 0 and r["matched"] and r["green_after"], r
+
+
+def test_the_issuer_scenario_is_named_by_doctor_until_reverted(dstack):
+    sc = CATALOGUE["container-vs-host-issuer"]
+    try:
+        p = dstack.cli("repro", sc.name, "--keep", "-o", "json", check=False, timeout=300)
+        assert p.returncode == 0, p.stderr
+        p = dstack.cli("doctor", "-o", "json", "--connection", sc.connection, check=False)
+        (d,) = json.loads(p.stdout)
+        assert p.returncode == 1 and sc.doctor_says in d["verdict"], d["verdict"]
+        assert "iss http://keycloak:8080/realms/dev" in d["verdict"]
+    finally:
+        dstack.cli("repro", "revert")
+    assert dstack.cli("doctor", "--connection", sc.connection, check=False).returncode == 0
+
+
+def test_a_local_only_scenario_says_so(dstack):
+    p = dstack.cli("repro", "clock-skew", check=False)
+    assert p.returncode == 2 and "clock-skew needs the local runtime" in " ".join(p.stderr.split())
+
+
+def test_the_pytest_plugin_attaches_to_the_docker_stack(dstack, pytester):
+    pytester.makepyfile(test_user="""
+        def test_calls_through_the_gateway(sandbox):
+            assert sandbox.attached
+            assert sandbox.session("dev", "orders").get("get").status_code == 200
+            assert sandbox.smoke().ok
+    """)
+    r = pytester.runpytest_subprocess("--sandbox-home", str(dstack.home), "-p", "no:cacheprovider")
+    r.assert_outcomes(passed=1)
+
+
+def test_cached_images_build_in_seconds(dstack):
+    out = json.loads(dstack.cli("images", "build", "redis", "upstream", "-o", "json").stdout)
+    assert {r["component"]: r["action"] for r in out} == {"redis": "cached", "upstream": "cached"}
+
+
+def test_down_leaves_no_container_or_network_and_keeps_volumes_unless_asked(dstack):
+    client = engine.client()
+    out = json.loads(dstack.cli("down", "-o", "json").stdout)
+    assert set(out["stopped"]) == {"keycloak", "redis", "tyk", "airflow", "upstream"}
+    label = {"label": f"{PROJECT_LABEL}={dstack.project}"}
+    assert dstack.containers() == []
+    assert client.networks.list(filters=label) == []
+    assert {v.name for v in client.volumes.list(filters=label)} == {
+        f"{dstack.project}_{v}" for v in ("keycloak-data", "tyk-apps", "tyk-policies", "airflow-home")}
+    # kept volumes: realms, clients, APIs, policies and connections are all still there after the next up
+    again = json.loads(dstack.cli("up", "-o", "json", "--no-apply").stdout)
+    assert {c["action"] for c in again["components"]} == {"started"}
+    assert systems_changed(json.loads(dstack.cli("plan", "-o", "json").stdout)["changes"]) == []
+    dstack.cli("down", "--volumes")
+    assert client.volumes.list(filters=label) == [] and dstack.containers() == []
