@@ -19,6 +19,7 @@ from sandbox.paths import SandboxPaths
 from sandbox.privacy import make_private, private_umask
 from sandbox.provision import file_lock
 from sandbox.readiness import Result, wait_for
+from sandbox.runtime import startup
 from sandbox.runtime.base import ComponentStatus, Progress, ProvisionResult, Runtime, UpResult
 from sandbox.runtime.components import all_components
 from sandbox.runtime.components.base import Component, Context
@@ -80,18 +81,10 @@ class LocalRuntime(Runtime):
         state = statefile.load(self.paths.state) or State()
         secrets = credentials.load_or_create(self.paths.secrets)
         wanted = [n for n in self.components if n not in without]
-        for n in wanted:
-            missing = [d for d in self.components[n].after if d in without]
-            if missing:
-                raise SandboxError(f"{n} needs {missing[0]}, which --without leaves out.",
-                                   f"also leave out {n}, or keep {missing[0]}.", exit_code=2)
+        startup.check_without(self.components, wanted, without)
         running = {n for n in self.components if self._records_state(state, n) == "running"}
         requested = {**self.env_ports, **overrides}
-        for name, port in requested.items():
-            owner = next((c for c in self.components.values() if name in c.default_ports), None)
-            if owner and owner.name in running and state.ports.get(name) != port:
-                raise SandboxError(f"{owner.name} is running on port {state.ports.get(name)}; its port cannot "
-                                   "change while it runs.", "run `sandbox down` first.", exit_code=2)
+        startup.check_port_changes(self.components, running, state.ports, requested)
         state.ports = portcheck.resolve(self.default_ports(), state.ports, requested)
         state.disabled = sorted(without)
         ctx = Context(self.paths, state.ports, secrets)
@@ -205,15 +198,7 @@ class LocalRuntime(Runtime):
 
     def _preflight(self, to_start: list[str], state: State, progress: Progress) -> None:
         """Everything that can fail before a process starts: taken ports, missing prerequisites."""
-        for name in to_start:
-            for port_name in self.components[name].default_ports:
-                port = state.ports[port_name]
-                if not portcheck.is_free(port):
-                    raise SandboxError(
-                        f"Port {port} ({port_name}) is taken by {portcheck.holder(port)}.",
-                        f"stop that process, or give {port_name} another port: "
-                        f"sandbox up --port {port_name}=<free port> (or SANDBOX_PORTS).",
-                    )
+        startup.check_ports_free(self.components, to_start, state.ports)
         for name in to_start:
             self.components[name].preflight()
         missing = [n for n in to_start if not self.components[n].provisioned(self.paths.cache)]

@@ -1,0 +1,82 @@
+"""Which image each component runs, what the image build is made of, which scenarios run where (no engine)."""
+
+from pathlib import Path
+
+import pytest
+
+from sandbox import images, versions
+from sandbox.errors import SandboxError
+from sandbox.paths import SandboxPaths
+from sandbox.repro import runnable
+from sandbox.runtime.docker import DockerRuntime, image_variable, port_variable
+
+
+def runtime(tmp_path, mode: str, have: set[str]) -> DockerRuntime:
+    rt = DockerRuntime(SandboxPaths(tmp_path / "home", tmp_path / "cache"), images=mode)
+    rt._has = lambda ref: ref in have  # what this engine holds
+    return rt
+
+
+def test_auto_takes_the_official_image_where_the_engine_has_it_else_a_built_one(tmp_path, monkeypatch):
+    for c in versions.IMAGES:
+        monkeypatch.delenv(image_variable(c), raising=False)
+    have = {versions.IMAGES["redis"], versions.local_image("redis"), versions.local_image("keycloak")}
+    chosen = runtime(tmp_path, "auto", have).choose_images()
+    assert chosen["redis"] == versions.IMAGES["redis"]  # official wins when both are there
+    assert chosen["keycloak"] == versions.local_image("keycloak")
+    assert chosen["tyk"] == versions.IMAGES["tyk"]  # neither: the official one, to be pulled
+    assert set(runtime(tmp_path, "local", set()).choose_images().values()) == {
+        versions.local_image(c) for c in versions.IMAGES}
+    monkeypatch.setenv(image_variable("tyk"), "mirror.example/tyk:v5.14.0")
+    assert runtime(tmp_path, "local", set()).choose_images()["tyk"] == "mirror.example/tyk:v5.14.0"
+
+
+def test_a_missing_local_image_says_how_to_build_it(tmp_path):
+    rt = runtime(tmp_path, "local", set())
+    with pytest.raises(SandboxError) as e:
+        rt._ensure_image(versions.local_image("airflow"), "airflow", lambda *_: None)
+    assert "has not been built" in e.value.message and "sandbox images build airflow" in e.value.fix
+
+
+def test_compose_variables_are_named_after_ports_and_components():
+    assert port_variable("keycloak-management") == "SANDBOX_KEYCLOAK_MANAGEMENT_PORT"
+    assert image_variable("upstream") == "SANDBOX_IMAGE_UPSTREAM"
+    text = (images.compose_dir() / "docker-compose.yml").read_text()
+    for name in ("airflow", "keycloak", "keycloak-management", "redis", "tyk", "upstream"):
+        assert "${" + port_variable(name) + ":-" in text, name
+
+
+def test_keycloak_builds_on_a_debian_with_java_21():
+    assert images.suite_of("keycloak") == versions.DEBIAN_FOR_JAVA
+    assert {images.suite_of(c) for c in versions.IMAGES if c != "keycloak"} == {versions.DEBIAN}
+    assert "openjdk-21-jre-headless" in (images.compose_dir() / "images" / "keycloak" / "Dockerfile").read_text()
+
+
+def test_every_component_has_a_recipe_keeping_the_official_entry_point():
+    entry = {"keycloak": "/opt/keycloak/bin/kc.sh", "tyk": "/opt/tyk-gateway/tyk", "airflow": "/entrypoint",
+             "redis": "redis-server", "upstream": "/bin/go-httpbin"}
+    for name in versions.IMAGES:
+        assert entry[name] in (images.compose_dir() / "images" / name / "Dockerfile").read_text(), name
+
+
+def test_a_custom_ca_bundle_must_exist(tmp_path, monkeypatch):
+    monkeypatch.setenv("SANDBOX_CA_BUNDLE", str(tmp_path / "nope.pem"))
+    with pytest.raises(SandboxError) as e:
+        images.ca_bundle()
+    assert "is not a file" in e.value.message
+    pem = tmp_path / "corp.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("SANDBOX_CA_BUNDLE", str(pem))
+    assert images.ca_bundle() == pem
+
+
+def test_an_unknown_image_component_is_refused(tmp_path):
+    with pytest.raises(SandboxError) as e:
+        images.build(["postgres"], Path(tmp_path), lambda *_: None)
+    assert e.value.exit_code == 2 and "keycloak" in e.value.fix
+
+
+def test_scenarios_say_which_runtimes_they_run_on():
+    assert "container-vs-host-issuer" in runnable("docker") and "container-vs-host-issuer" not in runnable("local")
+    assert "clock-skew" in runnable("local") and "clock-skew" not in runnable("docker")
+    assert len(runnable("local")) == len(runnable("docker")) == 15
