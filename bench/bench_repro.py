@@ -1,14 +1,16 @@
 """`sandbox repro --all` on a running stack: each scenario's time (target ≤ 30 s) and the catalogue's (≤ 5 min).
 
-    python bench/bench_repro.py
+    python bench/bench_repro.py [--runtime local|docker]
 
-Starts its own sandbox (ports 30xxx, own SANDBOX_HOME) with `sandbox up`, runs the whole catalogue once through
-the CLI, and writes bench/results/repro.json: per scenario its seconds and whether the symptom matched and green
-came back; the slowest named. Prints a Markdown table.
+Starts its own sandbox (ports 30xxx, own SANDBOX_HOME) with `sandbox up` on the runtime asked for (local by
+default), runs the catalogue that runtime can reproduce once through the CLI, and writes
+bench/results/repro.json (repro-docker.json for docker): per scenario its seconds and whether the symptom
+matched and green came back; the slowest named. Prints a Markdown table.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
@@ -19,16 +21,22 @@ OUT = Path(__file__).parent / "results" / "repro.json"
 
 
 def main() -> None:
-    with own_sandbox("repro") as env:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runtime", choices=("local", "docker"), default="local")
+    runtime = ap.parse_args().runtime
+    out = OUT if runtime == "local" else OUT.with_name("repro-docker.json")
+    with own_sandbox(f"repro-{runtime}") as env:
+        env["SANDBOX_RUNTIME"] = runtime
         cli(env, "up")
         wall, p = cli(env, "repro", "--all", "-o", "json", check=False)
         runs = json.loads(p.stdout)
     rows = [{"scenario": r["scenario"], "seconds": r["seconds"], "ok": r["ok"]} for r in runs]
     slowest = max(rows, key=lambda r: r["seconds"])
-    result = {"date": time.strftime("%Y-%m-%d"), "scenarios": len(rows), "catalogue_wall_s": round(wall, 1),
+    result = {"date": time.strftime("%Y-%m-%d"), "runtime": runtime, "scenarios": len(rows),
+              "catalogue_wall_s": round(wall, 1),
               "all_ok": all(r["ok"] for r in rows), "slowest": slowest["scenario"],
               "over_30s": [r["scenario"] for r in rows if r["seconds"] > 30], "runs": rows}
-    save(OUT, result)
+    save(out, result)
     print("\n| scenario | seconds | matched and green again |\n|---|---|---|")
     for r in rows:
         print(f"| `{r['scenario']}` | {r['seconds']} | {'✓' if r['ok'] else '✗'} |")
