@@ -10,7 +10,6 @@ import errno
 import os
 import sys
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 import click
@@ -415,23 +414,9 @@ def logs(component: str | None, follow: bool, lines: int) -> None:
         for line in tail(path, lines):
             print(line)
     if follow:
-        _follow([rt.log_path(n) for n in names], prefix=len(names) > 1)
-
-
-def _follow(paths: list[Path], prefix: bool) -> None:
-    with ExitStack() as stack:
-        handles = {}
-        for p in paths:
-            if p.exists():
-                f = stack.enter_context(open(p, errors="replace"))
-                f.seek(0, os.SEEK_END)
-                handles[p] = f
         try:
-            while True:
-                for p, f in handles.items():
-                    for line in f:
-                        print((f"{p.stem}| " if prefix else "") + line, end="", flush=True)
-                time.sleep(0.3)
+            for name, line in rt.follow(names):
+                print((f"{name}| " if len(names) > 1 else "") + line, flush=True)
         except KeyboardInterrupt:
             pass
 

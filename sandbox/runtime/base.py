@@ -6,8 +6,11 @@ implements the same interface. The CLI, the test holders and apply use only this
 
 from __future__ import annotations
 
+import os
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,6 +129,22 @@ class Runtime(ABC):
     def restart(self, component: str, process: str, extra_env: dict[str, str]) -> None:
         """Restart one process of a running component with `extra_env` added to its environment ({}: as
         configured), and wait until the component is healthy. How one worker gets an environment of its own."""
+
+    def follow(self, components: list[str]) -> Iterator[tuple[str, str]]:
+        """(component, line) for each new log line of `components`, as it comes, until interrupted."""
+        handles = {}
+        with ExitStack() as stack:
+            for name in components:
+                path = self.log_path(name)
+                if path.exists():
+                    f = stack.enter_context(open(path, errors="replace"))
+                    f.seek(0, os.SEEK_END)
+                    handles[name] = f
+            while True:
+                for name, f in handles.items():
+                    for line in f:
+                        yield name, line.rstrip("\n")
+                time.sleep(0.3)
 
     def endpoints(self) -> Endpoints:
         return Endpoints.of(self.status())

@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import re
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from sandbox import credentials, engine, versions
@@ -452,6 +454,24 @@ class DockerRuntime(Runtime):
             )
 
         return [one(c) for c in self.components.values()]
+
+    def follow(self, components: list[str]) -> Iterator[tuple[str, str]]:
+        """New lines of the components' running containers, straight from the engine (one thread per container)."""
+        lines: queue.Queue[tuple[str, str]] = queue.Queue()
+        since = time.time()
+        existing = self._by_service()
+
+        def pump(component: str, container) -> None:
+            for chunk in container.logs(stream=True, follow=True, since=since):
+                for line in chunk.decode(errors="replace").splitlines():
+                    lines.put((component, line))
+
+        for name in components:
+            for svc in self.services_of(name):
+                if svc in existing and existing[svc].status == "running":
+                    threading.Thread(target=pump, args=(name, existing[svc]), daemon=True).start()
+        while True:
+            yield lines.get()
 
     def log_path(self, component: str) -> Path:
         """The component's containers' logs, written to the sandbox's log file for `sandbox logs`."""

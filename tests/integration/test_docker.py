@@ -153,6 +153,29 @@ def test_cached_images_build_in_seconds(dstack):
     assert {r["component"]: r["action"] for r in out} == {"redis": "cached", "upstream": "cached"}
 
 
+def test_logs_follow_the_containers(dstack):
+    import sys
+    import time
+
+    import requests
+
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox.cli", "logs", "upstream", "-f", "-n", "1"], env=dstack.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)  # the follow has started
+        requests.get(f"http://127.0.0.1:{PORTS['upstream']}/get?follow-me", timeout=10)
+        deadline, seen = time.monotonic() + 20, []
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            seen.append(line)
+            if "follow-me" in line:
+                break
+        assert any("follow-me" in line for line in seen), seen
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def test_down_leaves_no_container_or_network_and_keeps_volumes_unless_asked(dstack):
     client = engine.client()
     out = json.loads(dstack.cli("down", "-o", "json").stdout)

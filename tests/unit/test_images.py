@@ -80,3 +80,22 @@ def test_scenarios_say_which_runtimes_they_run_on():
     assert "container-vs-host-issuer" in runnable("docker") and "container-vs-host-issuer" not in runnable("local")
     assert "clock-skew" in runnable("local") and "clock-skew" not in runnable("docker")
     assert len(runnable("local")) == len(runnable("docker")) == 15
+
+
+def test_the_local_runtime_follows_new_lines_of_its_log_files(tmp_path):
+    import threading
+
+    from sandbox.runtime.local import LocalRuntime
+
+    rt = LocalRuntime(SandboxPaths(tmp_path / "home", tmp_path / "cache"))
+    log = rt.log_path("redis")
+    log.parent.mkdir(parents=True)
+    log.write_text("old line\n")
+    lines = rt.follow(["redis", "tyk"])  # tyk has no log yet: left out, not an error
+
+    def append():
+        with open(log, "a") as f:
+            f.write("new line\n")
+
+    threading.Timer(0.5, append).start()
+    assert next(lines) == ("redis", "new line")
