@@ -35,7 +35,6 @@ from sandbox.runtime import compose, startup
 from sandbox.runtime.base import ComponentStatus, Progress, ProvisionResult, Runtime, UpResult
 from sandbox.runtime.components import all_components
 from sandbox.runtime.components.base import Component, Context
-from sandbox.runtime.scheduler import start_in_order
 from sandbox.state import ProcessRecord, State
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -222,11 +221,10 @@ class DockerRuntime(Runtime):
         self._ensure_network_and_volumes()
         services = self._services(state, secrets)
         ctx = Context(self.paths, state.ports, secrets)
-        started_at: dict[str, float] = {}
 
         def bring_up(name: str) -> None:
             comp = self.components[name]
-            started_at[name] = t0 = time.monotonic()
+            t0 = time.monotonic()
             if name in running:
                 res = wait_for(comp.health(ctx), comp.start_timeout, abort=self._died(name))
                 action = "already-running"
@@ -247,10 +245,7 @@ class DockerRuntime(Runtime):
                 progress(name, f"healthy in {secs:.1f}s")
             results[name] = UpResult(name, action, secs)
 
-        failed = start_in_order(wanted, {n: self.components[n].after for n in wanted}, bring_up)
-        for name, why in failed.items():
-            results[name] = UpResult(name, "failed", time.monotonic() - started_at.get(name, time.monotonic()), why)
-            progress(name, f"failed: {why}")
+        failed = startup.start_all(self.components, wanted, bring_up, results, progress)
         if failed:
             name, why = next(iter(failed.items()))
             tail = "\n".join("    " + line for line in self._tail(name, 15))

@@ -24,7 +24,6 @@ from sandbox.runtime.base import ComponentStatus, Progress, ProvisionResult, Run
 from sandbox.runtime.components import all_components
 from sandbox.runtime.components.base import Component, Context
 from sandbox.runtime.provisioning import provision_all
-from sandbox.runtime.scheduler import start_in_order
 from sandbox.state import State
 
 STRAY_GRACE = 3.0  # for processes of the sandbox no record names (lost state, orphans)
@@ -109,11 +108,10 @@ class LocalRuntime(Runtime):
 
         self._preflight(to_start, state, progress)
 
-        started_at: dict[str, float] = {}
 
         def bring_up(name: str) -> None:
             comp = self.components[name]
-            started_at[name] = t0 = time.monotonic()
+            t0 = time.monotonic()
             if name in running:
                 res = wait_for(comp.health(ctx), comp.start_timeout, abort=self._died(state, name))
                 action = "already-running"
@@ -144,10 +142,7 @@ class LocalRuntime(Runtime):
                 progress(name, f"healthy in {secs:.1f}s")
             results[name] = UpResult(name, action, secs)
 
-        failed = start_in_order(wanted, {n: self.components[n].after for n in wanted}, bring_up)
-        for name, why in failed.items():
-            results[name] = UpResult(name, "failed", time.monotonic() - started_at.get(name, time.monotonic()), why)
-            progress(name, f"failed: {why}")
+        failed = startup.start_all(self.components, wanted, bring_up, results, progress)
 
         if failed:
             # A component that did not become healthy is stopped, so the next `up` starts it cleanly.

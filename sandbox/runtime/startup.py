@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from sandbox import ports as portcheck
 from sandbox.errors import SandboxError
+from sandbox.runtime.base import Progress, UpResult
 from sandbox.runtime.components.base import Component
+from sandbox.runtime.scheduler import start_in_order
 
 
 def check_without(components: dict[str, Component], wanted: list[str], without: list[str]) -> None:
@@ -37,3 +42,20 @@ def check_ports_free(components: dict[str, Component], to_start: list[str], port
                     f"stop that process, or give {port_name} another port: "
                     f"sandbox up --port {port_name}=<free port> (or SANDBOX_PORTS).",
                 )
+
+
+def start_all(components: dict[str, Component], wanted: list[str], bring_up: Callable[[str], None],
+              results: dict[str, UpResult], progress: Progress) -> dict[str, str]:
+    """Start `wanted` in dependency order through `bring_up(name)` (which records its own result); each failure
+    is recorded in `results` with its reason and how long it took, and reported. Returns {name: why}."""
+    started_at: dict[str, float] = {}
+
+    def timed(name: str) -> None:
+        started_at[name] = time.monotonic()
+        bring_up(name)
+
+    failed = start_in_order(wanted, {n: components[n].after for n in wanted}, timed)
+    for name, why in failed.items():
+        results[name] = UpResult(name, "failed", time.monotonic() - started_at.get(name, time.monotonic()), why)
+        progress(name, f"failed: {why}")
+    return failed

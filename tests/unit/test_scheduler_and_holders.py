@@ -66,3 +66,25 @@ def test_holders_read_drops_dead_processes_and_their_flag(tmp_path):
     assert Holders.read(path, alive=lambda pid: False) == Holders((), False)
     path.write_text("garbage")
     assert Holders.read(path) == Holders()
+
+
+def test_start_all_records_each_failure_with_its_reason():
+    from types import SimpleNamespace
+
+    from sandbox.errors import SandboxError
+    from sandbox.runtime.base import UpResult
+    from sandbox.runtime.startup import start_all
+
+    comps = {"redis": SimpleNamespace(after=()), "tyk": SimpleNamespace(after=("redis",)),
+             "upstream": SimpleNamespace(after=())}
+    results, said = {}, []
+
+    def bring_up(name):
+        if name == "redis":
+            raise SandboxError("redis did not answer")
+        results[name] = UpResult(name, "started", 0.1)
+
+    failed = start_all(comps, list(comps), bring_up, results, lambda c, m: said.append((c, m)))
+    assert failed == {"redis": "redis did not answer", "tyk": "not started: redis is not healthy."}
+    assert {n: r.action for n, r in results.items()} == {"upstream": "started", "redis": "failed", "tyk": "failed"}
+    assert ("redis", "failed: redis did not answer") in said
