@@ -1,13 +1,13 @@
 """Client-credentials auth for `requests`: fetches a token, caches it, refreshes it before it expires.
 
-Self-contained (needs only `requests`), because the same file is used by the CLI and, copied into the
-sandbox's DAG folder as `sandbox_auth.py`, by Airflow tasks, which run in Airflow's own virtualenv. There,
-`SandboxAuth` is the `auth_type` a task gives Airflow's HTTP hook or operator:
+Self-contained (needs only `requests`), because the same file is used by the CLI and, copied into the folder
+every Airflow process has on its PYTHONPATH as `sandbox_auth.py`, by Airflow's processes, which run in
+Airflow's own virtualenv. There the sandbox's secrets backend (`sandbox_secrets`) uses it to put a bearer token
+into each managed connection, so DAG code needs nothing but `http_conn_id`. `SandboxAuth` stays for DAGs that
+name it (`auth_type=SandboxAuth`), importable from every process, the triggerer's included.
 
-    HttpOperator(task_id="orders", http_conn_id="tyk_dev_orders", endpoint="orders/1", auth_type=SandboxAuth)
-
-It finds how to get a token for the request's route in the routes file beside it (written by `sandbox
-apply`; no secret in it) and the client secret through Airflow's secrets backend.
+It finds how to get a token for a route in the routes file beside it (written by `sandbox apply`; no secret in
+it) and the client secret through the secrets backend.
 """
 
 from __future__ import annotations
@@ -118,28 +118,55 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         return r
 
 
+_helpers: dict[str, ClientCredentialsAuth] = {}  # connection id -> its token helper, for the whole process
+_helpers_lock = threading.Lock()
+
+
+def helper(conn_id: str, route: dict, secret_lookup) -> ClientCredentialsAuth:
+    """The process's one token helper for a connection: every lookup of it shares the cached token. A route that
+    changed (a re-applied spec, a rotated secret) gets a new helper."""
+    secret = secret_lookup(route["credential_variable"])
+    key = json.dumps([route["token_url"], route["client_id"], route.get("scope", ""), secret])
+    with _helpers_lock:
+        current = _helpers.get(conn_id)
+        if current is None or getattr(current, "key", None) != key:
+            current = ClientCredentialsAuth(route["token_url"], route["client_id"], secret, route.get("scope", ""))
+            current.key = key
+            _helpers[conn_id] = current
+        return current
+
+
+def credentialed(fields: dict, token: str) -> dict:
+    """A connection's fields (login, password, extra) with the bearer added: `password` is the token and the
+    extra's `Authorization` header carries it (Airflow's HTTP hooks send extra keys as headers). Fields with a
+    login or a password of their own are returned as they are."""
+    if fields.get("login") or fields.get("password"):
+        return fields
+    try:
+        extra = json.loads(fields.get("extra") or "{}")
+    except ValueError:
+        extra = {}
+    if not isinstance(extra, dict):
+        extra = {}
+    extra["Authorization"] = f"Bearer {token}"
+    return {**fields, "password": token, "extra": json.dumps(extra)}
+
+
 class SandboxAuth(requests.auth.AuthBase):
     """`auth_type` for Airflow's HttpHook / HttpOperator on a sandbox connection: a bearer token for the route.
 
     The hook builds it with no arguments (or with the connection's login and password, which it ignores: a login
-    must not turn the call into Basic auth). One token helper per connection is kept for the whole process, so
-    the tasks of a worker reuse tokens until they near expiry.
+    must not turn the call into Basic auth). It shares the process's token helper with the secrets backend.
     """
-
-    _helpers: dict[str, ClientCredentialsAuth] = {}
-    _lock = threading.Lock()
 
     def __init__(self, *_login_password) -> None:
         pass
 
     @classmethod
     def helper(cls, conn_id: str, route: dict | None = None) -> ClientCredentialsAuth:
-        with cls._lock:
-            if conn_id not in cls._helpers:
-                from airflow.sdk import Variable  # in a task: resolved through the secrets backend
+        from airflow.sdk import Variable  # in a task: resolved through the secrets backend
 
-                cls._helpers[conn_id] = ClientCredentialsAuth.from_route(route or routes()[conn_id], Variable.get)
-            return cls._helpers[conn_id]
+        return helper(conn_id, route or routes()[conn_id], Variable.get)
 
     @classmethod
     def token_for(cls, conn_id: str) -> str:

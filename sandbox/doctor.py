@@ -206,7 +206,7 @@ def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, hand
         elif route_drift:
             what = "has no entry" if route is None else f"differs from the spec: {', '.join(route_drift)}"
             d.hops.append(Hop("connection", False, f"{ROUTES_FILE} {what}"))
-            d.verdict = (f"{want.conn_id}'s entry in {ROUTES_FILE} {what}, so SandboxAuth gets its token from the "
+            d.verdict = (f"{want.conn_id}'s entry in {ROUTES_FILE} {what}, so tasks get their token from the "
                          "wrong place. Fix: `sandbox apply` rewrites the file.")
         else:
             d.hops.append(Hop("connection", True, f"metastore and {ROUTES_FILE} match the spec ({want.url})"))
@@ -373,7 +373,7 @@ def _jwt_scheme(api: dict) -> dict:
 
 def _routes(handoff: AirflowHandoff) -> dict[str, dict]:
     try:
-        return routes(handoff.dag_folder)
+        return routes(handoff.lib)
     except (OSError, ValueError):
         return {}
 

@@ -66,12 +66,18 @@ class SandboxPaths:
     # ---- what apply writes and the runtime's Airflow reads ------------------------------------------
     @property
     def dags(self) -> Path:
-        """Airflow's DAG folder; apply installs the token helper here."""
+        """Airflow's DAG folder; apply installs the smoke and repro DAGs here."""
         return self.home / "dags"
 
     @property
+    def airflow_lib(self) -> Path:
+        """On PYTHONPATH of every Airflow process: the token helper, the secrets backend, the routes file."""
+        return self.home / "airflow-lib"
+
+    @property
     def airflow_variables(self) -> Path:
-        """Variables served to Airflow by its LocalFilesystemBackend: secrets kept out of the metastore (0600)."""
+        """Variables served to Airflow's workers by the sandbox's secrets backend: secrets kept out of the metastore
+        (0600)."""
         return self.home / "secrets" / "airflow-variables.json"
 
     @property

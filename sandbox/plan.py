@@ -100,7 +100,8 @@ class AirflowConnection:
     """An HTTP connection that Airflow's own HTTP hook and operator use unchanged: its host is the gateway
     route's base URL, and it carries nothing else the hook would send (every unknown extra key becomes a
     request header). How to get a token for it is the route's entry in the routes file (`route()`), read by
-    the `SandboxAuth` the task passes as `auth_type`; the secret stays in the secrets backend."""
+    the sandbox's secrets backend, which adds the token wherever tasks and triggers resolve the connection; the
+    secret stays in the secrets backend."""
 
     conn_id: str
     env: str
@@ -120,7 +121,7 @@ class AirflowConnection:
     def description(self) -> str:
         # the sandbox's mark lives here, where the hook never looks
         return (f"{CONNECTION_MARK} {self.service} in {self.env} through the Tyk gateway; "
-                "call it with auth_type=sandbox_auth.SandboxAuth")
+                "tasks and triggers get its bearer token from the sandbox's secrets backend")
 
     def route(self) -> dict:
         """This connection's entry in the routes file: how SandboxAuth gets its token. No secret."""

@@ -6,22 +6,21 @@ secrets.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import requests
 from keycloak import KeycloakAdmin
 from keycloak.exceptions import KeycloakError
 
-from sandbox import auth as auth_module
+from sandbox import airflow_files
 from sandbox.apply import Change, Step
 from sandbox.apply import airflow as airflow_apply
 from sandbox.apply import keycloak as keycloak_apply
 from sandbox.apply import tyk as tyk_apply
+from sandbox.auth import ROUTES_FILE
 from sandbox.clients import Clients, why_not_running
 from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
@@ -29,14 +28,7 @@ from sandbox.paths import SandboxPaths
 from sandbox.plan import Addresses, Desired, plan, secret_key
 from sandbox.privacy import private_umask
 from sandbox.runtime.base import AirflowHandoff, Endpoints
-from sandbox.spec import Spec, fixture_path
-
-TOKEN_HELPER = "sandbox_auth.py"  # the module name tasks import
-SMOKE_DAG = "sandbox_smoke.py"
-PROBE_MODULE = "sandbox_probe.py"
-REPRO_DAG = "sandbox_repro.py"
-# a DAG file changed -> the DAG ids to re-parse at once (a new file is found within the processor's 5 s refresh)
-REPARSE = {SMOKE_DAG: "sandbox_smoke_", REPRO_DAG: "sandbox_repro_"}
+from sandbox.spec import Spec
 
 
 @dataclass
@@ -117,12 +109,12 @@ def _apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: Airfl
     if "keycloak" not in c.skipped:
         with _live_errors("reading the client secrets from Keycloak"):
             changes += _store_secrets(spec, c.desired, live.keycloak, paths, handoff)
-    dag_files = _install_dag_files(handoff, c.desired)
+    dag_files = _install_airflow_files(handoff, c.desired)
     if "airflow" not in c.skipped:
         with _live_errors("asking Airflow to re-parse the sandbox's DAGs"):
             for ch in dag_files:  # the smoke follows the spec at once
-                if ch.name in REPARSE:
-                    live.airflow.reparse(REPARSE[ch.name])
+                if ch.name in airflow_files.REPARSE:
+                    live.airflow.reparse(airflow_files.REPARSE[ch.name])
     changes += dag_files
     return Report(changes, c.skipped, c.desired.counts(), time.monotonic() - t0)
 
@@ -144,29 +136,16 @@ def _store_secrets(spec: Spec, desired: Desired, admin: KeycloakAdmin, paths: Sa
     return changes
 
 
-def dag_folder_files(desired: Desired) -> dict[str, tuple[str, str]]:
-    """What apply keeps in Airflow's DAG folder: file name -> (text, why it is there)."""
-    routes = json.dumps({c.conn_id: c.route() for c in desired.connections}, indent=2, sort_keys=True)
-    # The smoke DAGs are built from the routes file; a digest line makes the DAG file change with it, so Airflow
-    # re-parses it at once instead of at its next periodic parse.
-    smoke = fixture_path(f"dags/{SMOKE_DAG}").read_text() + \
-        f"# routes digest: {hashlib.sha256(routes.encode()).hexdigest()[:16]}\n"
-    return {
-        # tasks import the token helper as `sandbox_auth` (Airflow's venv lacks this package)
-        TOKEN_HELPER: (Path(auth_module.__file__).read_text(), "the token helper and SandboxAuth for tasks"),
-        auth_module.ROUTES_FILE: (routes, "each connection's route and token endpoint (no secret)"),
-        PROBE_MODULE: (fixture_path(f"dags/{PROBE_MODULE}").read_text(), "the smoke's and repro's hop-by-hop call"),
-        SMOKE_DAG: (smoke, "the smoke DAGs, one per environment"),
-        REPRO_DAG: (fixture_path(f"dags/{REPRO_DAG}").read_text(), "the DAGs `sandbox repro` shows bugs with"),
-    }
-
-
-def _install_dag_files(handoff: AirflowHandoff, desired: Desired) -> list[Change]:
-    changes = []
-    for name, (text, what) in dag_folder_files(desired).items():
-        target = handoff.dag_folder / name
-        if target.exists() and target.read_text() == text:
-            continue
-        write_private(target, text)
-        changes.append(Change("sandbox", "update", "dag-folder", name, what))
-    return changes
+def _install_airflow_files(handoff: AirflowHandoff, desired: Desired) -> list[Change]:
+    """The lib folder's code and routes, and the DAG folder's files; what moved out of the DAG folder is removed."""
+    lib = {**airflow_files.lib_code(), ROUTES_FILE:
+           (airflow_files.routes_text(desired), "each connection's route and token endpoint (no secret)")}
+    written = [Change("sandbox", "update", "airflow-lib", name, what)
+               for name, what in airflow_files.write_changed(handoff.lib, lib)]
+    written += [Change("sandbox", "update", "dag-folder", name, what)
+                for name, what in airflow_files.write_changed(handoff.dag_folder, airflow_files.dag_files(desired))]
+    for name in airflow_files.MOVED_FROM_DAG_FOLDER:
+        if (handoff.dag_folder / name).exists():
+            (handoff.dag_folder / name).unlink()
+            written.append(Change("sandbox", "delete", "dag-folder", name, "moved to the lib folder"))
+    return written

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from sandbox import credentials, engine, versions
+from sandbox import airflow_files, credentials, engine, versions
 from sandbox import ports as portcheck
 from sandbox import state as statefile
 from sandbox.errors import SandboxError
@@ -118,6 +118,7 @@ class DockerRuntime(Runtime):
             "SANDBOX_DAGS": str(handoff.dag_folder),
             "SANDBOX_AIRFLOW_SECRETS": str(handoff.variables.parent),
             "SANDBOX_AIRFLOW_WORKER_HOME": str(handoff.home),
+            "SANDBOX_AIRFLOW_LIB": str(handoff.lib),
             "SANDBOX_AIRFLOW_CONFIG": str(self.paths.data("airflow")),
             **{image_variable(c): ref for c, ref in images.items()},
         }
@@ -263,6 +264,7 @@ class DockerRuntime(Runtime):
         handoff = self.handoff()
         handoff.dag_folder.mkdir(parents=True, exist_ok=True)
         handoff.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        airflow_files.install_lib(handoff.lib)
         if not handoff.variables.exists():
             credentials.write_private(handoff.variables, "{}")
         config = self.paths.data("airflow")

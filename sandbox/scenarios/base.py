@@ -3,15 +3,13 @@ DAG run, the story, the cause, the fix, and how to take it out again."""
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cached_property
 
 from keycloak import KeycloakAdmin
 
-from sandbox import accounts
-from sandbox.auth import ROUTES_FILE
+from sandbox import accounts, airflow_files
 from sandbox.clients import Clients
 from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import AirflowHandoff, Endpoints, Runtime
@@ -56,10 +54,10 @@ class Context:
         return accounts.auth_for(self.spec, self.endpoints, self.paths, account, env).token()
 
     def routes(self) -> dict[str, dict]:
-        return json.loads((self.handoff.dag_folder / ROUTES_FILE).read_text())
+        return airflow_files.read_routes(self.handoff.lib)
 
     def write_routes(self, routes: dict[str, dict]) -> None:
-        (self.handoff.dag_folder / ROUTES_FILE).write_text(json.dumps(routes, indent=2, sort_keys=True))
+        airflow_files.write_routes(self.handoff.lib, routes)
 
 
 class Scenario(ABC):

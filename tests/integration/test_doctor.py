@@ -103,7 +103,7 @@ def test_basic_auth_login_on_the_connection_is_named(stack):
 
 
 def test_a_stale_routes_entry_is_named(stack):
-    routes_file = stack.handle.handoff.dag_folder / "sandbox_routes.json"
+    routes_file = stack.handle.handoff.lib / "sandbox_routes.json"
     with injected(stack, "tyk_prod_orders"):
         routes = json.loads(routes_file.read_text())
         # a prod connection that would fetch its token from dev: the classic cross-environment mix-up
@@ -115,7 +115,7 @@ def test_a_stale_routes_entry_is_named(stack):
             "name": "connection", "ok": False,
             "detail": "sandbox_routes.json differs from the spec: credential_variable, token_url"}
         assert d["verdict"] == ("tyk_prod_orders's entry in sandbox_routes.json differs from the spec: "
-                                "credential_variable, token_url, so SandboxAuth gets its token from the wrong place. "
+                                "credential_variable, token_url, so tasks get their token from the wrong place. "
                                 "Fix: `sandbox apply` rewrites the file.")
 
 

@@ -80,7 +80,7 @@ def test_no_client_secret_in_airflow_connection_metadata(stack):
     api, s = airflow_session(stack)
     conns = s.get(f"{api}/connections", params={"limit": 100}, timeout=10).json()["connections"]
     assert {c["connection_id"] for c in conns} == {c.conn_id for c in DESIRED.connections}
-    routes = json.loads((stack.handle.handoff.dag_folder / "sandbox_routes.json").read_text())
+    routes = json.loads((stack.handle.handoff.lib / "sandbox_routes.json").read_text())
     for c in conns:
         # nothing the HTTP hook would send: no login (Basic auth), no extra (each key becomes a header)
         assert c["login"] is None and c["password"] is None and not c["extra"]
@@ -145,7 +145,8 @@ def test_a_bad_spec_applies_nothing(stack, tmp_path):
 
 
 def test_a_real_task_gets_its_token_from_connection_and_secrets_backend(stack, sandbox_run_dag):
-    assert (stack.handle.handoff.dag_folder / "sandbox_auth.py").is_file()
+    assert (stack.handle.handoff.lib / "sandbox_auth.py").is_file()
+    assert not (stack.handle.handoff.dag_folder / "sandbox_auth.py").exists()
     shutil.copy(fixture_path("dags/token_probe.py"), stack.handle.handoff.dag_folder)
     result = sandbox_run_dag("token_probe", timeout=240)
     assert result == {**result, "state": "success", "tasks": {"probe": "success"}}

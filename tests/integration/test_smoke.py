@@ -29,7 +29,7 @@ def audit(stack, *args: str) -> list[dict]:
 
 
 def test_a_dag_written_as_airflows_docs_show_reaches_every_route(stack, sandbox_run_dag):
-    # HttpOperator(http_conn_id=..., auth_type=SandboxAuth); its response_check fails on any sandbox metadata
+    # HttpOperator(http_conn_id=...) and nothing else; its response_check fails on any sandbox metadata
     # arriving at the service as a header
     shutil.copy(fixture_path("dags/docs_style_http.py"), stack.handle.handoff.dag_folder)
     result = sandbox_run_dag("docs_style_http", timeout=240)

@@ -65,8 +65,9 @@ def test_connections_follow_the_convention_and_hold_no_secret():
     assert (c.url, c.path) == ("http://127.0.0.1:28082/prod/billing", "/prod/billing")
     assert c.token_url == "http://127.0.0.1:28081/realms/prod/protocol/openid-connect/token"
     assert c.client_id == "airflow" and c.scope == "billing.read"
-    assert c.description.startswith(CONNECTION_MARK) and "auth_type=sandbox_auth.SandboxAuth" in c.description
-    # how SandboxAuth gets a token for it: the route names the secret's Variable, never the secret
+    assert c.description.startswith(CONNECTION_MARK)
+    assert "bearer token from the sandbox's secrets backend" in c.description
+    # how the secrets backend gets a token for it: the route names the secret's Variable, never the secret
     assert c.route() == {"url": c.url, "env": "prod", "service": "billing", "token_url": c.token_url,
                          "client_id": "airflow", "scope": "billing.read", "audience": AUDIENCE,
                          "credential_variable": "sandbox_client_secret_prod_airflow"}

@@ -14,7 +14,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from sandbox import versions
+from sandbox import airflow_files, versions
+from sandbox.auth import ROUTES_FILE
 from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
 from sandbox.provision import Say, cached_build, is_done, run
@@ -115,10 +116,14 @@ class Airflow(Component):
             # about a minute instead of five: a sandbox's runs are short, and nobody should wait on a dead one.
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
             "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
-            # Secrets stay out of the metastore: tasks read them as Variables from a 0600 file.
-            "AIRFLOW__SECRETS__BACKEND": "airflow.secrets.local_filesystem.LocalFilesystemBackend",
-            "AIRFLOW__SECRETS__BACKEND_KWARGS":
-                json.dumps({"variables_file_path": str(ctx.handoff.variables)}),
+            # The sandbox's code (token helper, secrets backend, triggerer guard) for every process, triggerer included.
+            "PYTHONPATH": str(ctx.handoff.lib),
+            # Where user code runs (tasks, triggers, DAG parsing) a managed connection comes with its credential;
+            # server processes (API server, `airflow connections get`) see the metastore's: the route, no secret.
+            "AIRFLOW__WORKERS__SECRETS_BACKEND": airflow_files.BACKEND,
+            "AIRFLOW__WORKERS__SECRETS_BACKEND_KWARGS":
+                json.dumps({"variables_file": str(ctx.handoff.variables),
+                            "routes_file": str(ctx.handoff.lib / ROUTES_FILE)}),
         }
 
     def prepare(self, ctx: Context, say: Say) -> None:
@@ -126,6 +131,7 @@ class Airflow(Component):
         home.mkdir(parents=True, exist_ok=True)
         ctx.handoff.dag_folder.mkdir(parents=True, exist_ok=True)
         ctx.handoff.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        airflow_files.install_lib(ctx.handoff.lib)
         if not ctx.handoff.variables.exists():
             write_private(ctx.handoff.variables, "{}")
         write_private(home / "passwords.json", json.dumps({"admin": ctx.secrets["airflow_admin_password"]}))
@@ -142,9 +148,11 @@ class Airflow(Component):
     def processes(self, ctx: Context) -> list[ProcessSpec]:
         airflow = str(self.venv(ctx.cache) / "bin" / "airflow")
         env = self._env(ctx)
+        command = {s: [airflow, s] for s in SERVICES}
+        command["triggerer"] = [str(self.venv(ctx.cache) / "bin" / "python"), "-m", airflow_files.TRIGGERER_MODULE]
         extra = {"scheduler": ["--skip-serve-logs"], "triggerer": ["--skip-serve-logs"],
                  "api-server": ["--workers", "1"]}
-        return [ProcessSpec(f"airflow-{s}", [airflow, s, *extra.get(s, [])], env=env,
+        return [ProcessSpec(f"airflow-{s}", [*command[s], *extra.get(s, [])], env=env,
                             cwd=ctx.data_dir(self.name)) for s in SERVICES]
 
     def health(self, ctx: Context) -> Check:

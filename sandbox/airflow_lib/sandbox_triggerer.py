@@ -1,0 +1,64 @@
+"""`airflow triggerer`, started so that one trigger that cannot be built fails its own task, not the triggerer.
+
+Airflow 3.3's trigger runner catches only a TypeError while building a trigger from its row: any other error —
+typically an `auth_type` an HttpTrigger imports by its dotted path from a module only the workers can import —
+ends the runner ("Trigger runner process has died! Exiting."), and the row left in the metastore ends every later
+triggerer start: the sandbox's Airflow is wedged until someone deletes it by hand. Here each trigger class is
+wrapped so that such an error becomes the TypeError the runner already handles: that trigger fails (its task
+fails with the sentence below, naming the trigger and the error), and the runner goes on serving the others.
+
+Run as `python -m sandbox_triggerer [triggerer options]`; the runner is forked from this process, so the wrap
+is in place there.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+class TriggerNotBuilt(TypeError):
+    """A TypeError because that is what Airflow's runner turns into a failed trigger instead of dying."""
+
+
+def guarded(trigger_class, classpath: str):
+    def build(**kwargs):
+        try:
+            return trigger_class(**kwargs)
+        except TypeError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any error while building one trigger fails that trigger only
+            raise TriggerNotBuilt(
+                f"the triggerer could not build {classpath}: {type(e).__name__}: {e} (the triggerer imports "
+                "what the trigger names, such as an auth_type, by its dotted path: keep it in a module every "
+                "Airflow process can import, not in the DAG folder)") from e
+
+    build.__name__ = build.__qualname__ = getattr(trigger_class, "__name__", "trigger")
+    build.wrapped = trigger_class
+    return build
+
+
+def install() -> None:
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
+
+    original = TriggerRunner.get_trigger_by_classpath
+    if getattr(original, "sandbox_guarded", False):
+        return
+
+    def get_trigger_by_classpath(self, classpath: str):
+        trigger_class = original(self, classpath)
+        return trigger_class if getattr(trigger_class, "wrapped", None) else guarded(trigger_class, classpath)
+
+    get_trigger_by_classpath.sandbox_guarded = True
+    TriggerRunner.get_trigger_by_classpath = get_trigger_by_classpath
+
+
+def main() -> None:
+    install()
+    from airflow.__main__ import main as airflow_main
+
+    sys.argv = ["airflow", "triggerer", *sys.argv[1:]]
+    airflow_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The code the sandbox puts on Airflow's PYTHONPATH, with plain data (no Airflow needed)."""
+
+from __future__ import annotations
+
+import ast
+import json
+
+import pytest
+
+from sandbox import airflow_files, auth
+from sandbox.airflow_lib import sandbox_triggerer
+
+
+def test_the_credential_goes_into_password_and_the_authorization_header():
+    out = auth.credentialed({"login": None, "password": None, "extra": None}, "tok")
+    assert out["password"] == "tok" and json.loads(out["extra"]) == {"Authorization": "Bearer tok"}
+    kept = auth.credentialed({"login": None, "password": None, "extra": '{"trust_env": false}'}, "tok")
+    assert json.loads(kept["extra"]) == {"trust_env": False, "Authorization": "Bearer tok"}
+
+
+@pytest.mark.parametrize("fields", [{"login": "airflow", "password": "from-the-ui-form", "extra": None},
+                                    {"login": None, "password": "an-api-key", "extra": None}])
+def test_a_connection_with_credentials_of_its_own_is_left_as_it_is(fields):
+    assert auth.credentialed(fields, "tok") == fields
+
+
+def test_an_unreadable_extra_becomes_just_the_header():
+    assert json.loads(auth.credentialed({"extra": "not json"}, "t")["extra"]) == {"Authorization": "Bearer t"}
+
+
+def test_one_helper_per_connection_until_its_route_or_secret_changes():
+    route = {"token_url": "http://idp/token", "client_id": "airflow", "scope": "a", "credential_variable": "v"}
+    first = auth.helper("c1", route, lambda _k: "s1")
+    assert auth.helper("c1", route, lambda _k: "s1") is first
+    assert auth.helper("c1", route, lambda _k: "s2") is not first  # a rotated secret: a new token
+    assert auth.helper("c1", {**route, "scope": "b"}, lambda _k: "s2").scope == "b"
+
+
+def test_a_trigger_that_cannot_be_built_becomes_the_error_the_runner_handles():
+    class Fine:
+        def __init__(self, **kw):
+            self.kw = kw
+
+    class Broken:
+        def __init__(self, **kw):
+            raise ModuleNotFoundError("No module named 'team_auth'")
+
+    assert sandbox_triggerer.guarded(Fine, "x.Fine")(a=1).kw == {"a": 1}
+    with pytest.raises(TypeError) as e:
+        sandbox_triggerer.guarded(Broken, "x.Broken")()
+    assert str(e.value).startswith("the triggerer could not build x.Broken: ModuleNotFoundError: No module named "
+                                   "'team_auth'")
+    class Strict:
+        def __init__(self, a):
+            pass
+
+    with pytest.raises(TypeError, match="unexpected keyword"):  # a TypeError passes unchanged: Airflow handles it
+        sandbox_triggerer.guarded(Strict, "x.Strict")(b=1)
+
+
+def test_the_lib_folder_holds_code_and_no_secret(tmp_path):
+    written = airflow_files.install_lib(tmp_path)
+    assert {n for n, _ in written} == {"sandbox_auth.py", "sandbox_secrets.py", "sandbox_triggerer.py"}
+    assert airflow_files.install_lib(tmp_path) == []  # unchanged: nothing written
+    for f in tmp_path.iterdir():
+        ast.parse(f.read_text())
+        assert f.stat().st_mode & 0o077 == 0
+    assert airflow_files.BACKEND.split(".")[0] + ".py" in {f.name for f in tmp_path.iterdir()}
