@@ -58,7 +58,7 @@ def steps(api: AirflowApi, desired: Desired) -> list[Step]:
             out.append(Step(Change("airflow", "create", "connection", cid, c.url),
                             lambda b=body: api.call("POST", "/connections", json=b)))
         elif managed(live[cid]) and (diff := differences(live[cid], body)):
-            update = (lambda b=body, i=cid: _replace(api, i, b)) if "password" in diff else \
+            update = (lambda b=body, i=cid: _replace(api, i, b)) if {"password", "extra"} & set(diff) else \
                 (lambda b=body, i=cid: api.call("PATCH", f"/connections/{i}", json=b))
             out.append(Step(Change("airflow", "update", "connection", cid, ", ".join(diff)), update))
     for cid, c in live.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sandbox.scenarios.base import Scenario
+from sandbox.scenarios.connection_code import ExtraSentAsHeader, TokenExpiresMidTask
 from sandbox.scenarios.container_issuer import ContainerVsHostIssuer
 from sandbox.scenarios.cross_environment import CrossEnvironment
 from sandbox.scenarios.expired_token import ExpiredToken
@@ -18,4 +19,5 @@ from sandbox.scenarios.wrong_audience import WrongAudience
 CATALOGUE: dict[str, Scenario] = {s.name: s for s in (
     ExpiredToken(), RotatedSecret(), SigningKeyRotation(), IssuerMismatch(), WrongAudience(), MissingScope(),
     CrossEnvironment(), RateLimited(), QuotaExhausted(), BasicAuthClobbersBearer(), NetrcOverride(), PlainJwksUrl(),
-    EnvShadowedConnection(), ProxyEnv(), ClockSkew(), ContainerVsHostIssuer())}
+    EnvShadowedConnection(), ProxyEnv(), ClockSkew(), ContainerVsHostIssuer(), TokenExpiresMidTask(),
+    ExtraSentAsHeader())}

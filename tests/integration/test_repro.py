@@ -34,17 +34,6 @@ def test_each_scenario_shows_its_symptom_and_reverts_to_green(stack, name):
     assert rc == 0 and r["matched"] and r["green_after"] and not r["kept"]  # timings: bench/bench_repro.py
 
 
-def test_the_whole_catalogue_twice_more_gives_the_same_symptoms(stack):
-    """With the test above, three runs of every scenario in one session: the same symptom each time."""
-    runs = []
-    for _ in range(2):
-        rc, results = repro(stack, "--all")
-        assert rc == 0 and [r["scenario"] for r in results] == LOCAL
-        runs.append([(r["observed"]["hop"], r["observed"]["status"], r["observed"]["words"]) for r in results])
-        assert all(r["matched"] and r["green_after"] for r in results), results
-    assert runs[0] == runs[1]
-
-
 @pytest.mark.parametrize("name", LOCAL)
 def test_a_kept_fault_is_named_by_doctor_until_reverted(stack, name):
     sc = CATALOGUE[name]
