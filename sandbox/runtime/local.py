@@ -78,6 +78,13 @@ class LocalRuntime(Runtime):
 
     def _up(self, without: list[str], overrides: dict[str, int], progress: Progress) -> list[UpResult]:
         state = statefile.load(self.paths.state) or State()
+        if state.runtime != self.name:
+            # One recorded runtime per sandbox, which every later command obeys: a switch is refused while the
+            # other runtime still runs something, and recorded once it does not (else `down` would not see us).
+            if any(state.processes.values()):
+                raise SandboxError(f"This sandbox runs on the {state.runtime} runtime.",
+                                   f"run `sandbox down` first, then `sandbox up --runtime {self.name}`.", exit_code=2)
+            state.runtime = self.name
         secrets = credentials.load_or_create(self.paths.secrets)
         wanted = [n for n in self.components if n not in without]
         startup.check_without(self.components, wanted, without)

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 
+import psutil
 import pytest
 
 from sandbox import engine, versions
@@ -191,3 +192,31 @@ def test_down_leaves_no_container_or_network_and_keeps_volumes_unless_asked(dsta
     assert systems_changed(json.loads(dstack.cli("plan", "-o", "json").stdout)["changes"]) == []
     dstack.cli("down", "--volumes")
     assert client.volumes.list(filters=label) == [] and dstack.containers() == []
+
+
+def test_a_runtime_switch_leaves_nothing_no_command_can_stop(tmp_path):
+    """up on docker, down, up on local: the sandbox now records local, status shows what runs, down stops it; a
+    switch while the other runtime still runs is refused with the fix. Just the upstream, on ports of its own."""
+    home = tmp_path / "switch"
+    env = {**os.environ, "SANDBOX_HOME": str(home), "SANDBOX_PORTS": "upstream=29883"}
+    env.pop("SANDBOX_WITHOUT", None)
+    only = [a for n in ("keycloak", "redis", "tyk", "airflow") for a in ("--without", n)]
+
+    def cli(*args, check=True):
+        return sandbox(*args, env=env, check=check)
+
+    try:
+        cli("up", "--runtime", "docker", "--images", "local", *only)
+        refused = cli("up", "--runtime", "local", *only, check=False)
+        assert refused.returncode == 2 and "This sandbox runs on the docker runtime." in refused.stderr
+        assert "sandbox down" in refused.stderr
+        cli("down")
+        cli("up", "--runtime", "local", *only)
+        rows = {r["name"]: r for r in json.loads(cli("status", "-o", "json").stdout)}
+        assert rows["upstream"]["state"] == "running" and rows["upstream"]["runtime"] == "local"
+        pids = rows["upstream"]["pids"]
+        cli("down")
+        assert not [p for p in pids if psutil.pid_exists(p)]
+        assert json.loads(cli("status", "-o", "json").stdout)
+    finally:
+        cli("down", "--force", check=False)
