@@ -43,6 +43,13 @@ def family(procs: list[psutil.Process]) -> list[psutil.Process]:
     return out
 
 
+def environ(p: psutil.Process) -> dict[str, str]:
+    try:
+        return p.environ()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return {}
+
+
 def task_logs(stack, dag_id: str, run_id: str) -> str:
     base, s = airflow_session(stack)
     tis = s.get(f"{base}/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 200}, timeout=30).json()
@@ -99,14 +106,11 @@ def test_no_lookup_shows_a_secret(path_dags):
         c = s.get(f"{base}/connections/{conn_id}", timeout=10).json()
         assert c["password"] is None and not c["extra"] and not JWT.search(json.dumps(c))
     # `airflow connections get` where the API server runs, with its environment: the route, no credential
-    # (the recorded process of the api-server; its title may be rewritten, its environment is what counts)
-    procs = airflow_processes(path_dags)
-    api = next((p for p in procs if "api" in " ".join(p.cmdline())), procs[-1])
-    env = api.environ()
-    assert env.get("AIRFLOW__API__PORT")
+    # (Airflow's processes share one environment; a process-title rewrite hides it in some of them)
+    env = next(e for p in family(airflow_processes(path_dags)) if (e := environ(p)).get("AIRFLOW__API__PORT"))
     airflow = os.path.join(env["PATH"].split(":")[0], "airflow")
     p = subprocess.run([airflow, "connections", "get", "tyk_dev_orders", "-o", "json"], env=env,
-                       capture_output=True, text=True, timeout=120, cwd=api.cwd())
+                       capture_output=True, text=True, timeout=120, cwd=env["AIRFLOW_HOME"])
     assert p.returncode == 0, p.stderr
     shown = json.loads(p.stdout)[0]
     assert shown["host"].endswith("/dev/orders") and shown["password"] is None
