@@ -216,7 +216,7 @@ def test_a_runtime_switch_leaves_nothing_no_command_can_stop(tmp_path):
         assert rows["upstream"]["state"] == "running" and rows["upstream"]["runtime"] == "local"
         pids = rows["upstream"]["pids"]
         cli("down")
-        assert not [p for p in pids if psutil.pid_exists(p)]
+        assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
         assert json.loads(cli("status", "-o", "json").stdout)
     finally:
         cli("down", "--force", check=False)
