@@ -43,8 +43,18 @@ def lib_code() -> dict[str, tuple[str, str]]:
     }
 
 
+def _routes_json(routes: dict[str, dict]) -> str:
+    return json.dumps(routes, indent=2, sort_keys=True)
+
+
 def routes_text(desired: Desired) -> str:
-    return json.dumps({c.conn_id: c.route() for c in desired.connections}, indent=2, sort_keys=True)
+    return _routes_json({c.conn_id: c.route() for c in desired.connections})
+
+
+def lib_files(desired: Desired) -> dict[str, tuple[str, str]]:
+    """What apply keeps in the lib folder: its code and the routes."""
+    return {**lib_code(), auth_module.ROUTES_FILE:
+            (routes_text(desired), "each connection's route and token endpoint (no secret)")}
 
 
 def dag_files(desired: Desired) -> dict[str, tuple[str, str]]:
@@ -84,4 +94,4 @@ def read_routes(lib: Path) -> dict[str, dict]:
 
 
 def write_routes(lib: Path, routes: dict[str, dict]) -> None:
-    write_private(lib / auth_module.ROUTES_FILE, json.dumps(routes, indent=2, sort_keys=True))
+    write_private(lib / auth_module.ROUTES_FILE, _routes_json(routes))

@@ -136,12 +136,13 @@ def helper(conn_id: str, route: dict, secret_lookup) -> ClientCredentialsAuth:
         return current
 
 
-def credentialed(fields: dict, token: str) -> dict:
-    """A connection's fields (login, password, extra) with the bearer added: `password` is the token and the
-    extra's `Authorization` header carries it (Airflow's HTTP hooks send extra keys as headers). Fields with a
-    login or a password of their own are returned as they are."""
+def credentialed(fields: dict, get_token) -> dict:
+    """A connection's fields (login, password, extra) with the bearer `get_token()` added: `password` is the token
+    and the extra's `Authorization` header carries it (Airflow's HTTP hooks send extra keys as headers). Fields
+    with a login or a password of their own are returned as they are, and no token is fetched for them."""
     if fields.get("login") or fields.get("password"):
         return fields
+    token = get_token()
     try:
         extra = json.loads(fields.get("extra") or "{}")
     except ValueError:

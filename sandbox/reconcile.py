@@ -20,7 +20,6 @@ from sandbox.apply import Change, Step
 from sandbox.apply import airflow as airflow_apply
 from sandbox.apply import keycloak as keycloak_apply
 from sandbox.apply import tyk as tyk_apply
-from sandbox.auth import ROUTES_FILE
 from sandbox.clients import Clients, why_not_running
 from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
@@ -138,10 +137,8 @@ def _store_secrets(spec: Spec, desired: Desired, admin: KeycloakAdmin, paths: Sa
 
 def _install_airflow_files(handoff: AirflowHandoff, desired: Desired) -> list[Change]:
     """The lib folder's code and routes, and the DAG folder's files; what moved out of the DAG folder is removed."""
-    lib = {**airflow_files.lib_code(), ROUTES_FILE:
-           (airflow_files.routes_text(desired), "each connection's route and token endpoint (no secret)")}
     written = [Change("sandbox", "update", "airflow-lib", name, what)
-               for name, what in airflow_files.write_changed(handoff.lib, lib)]
+               for name, what in airflow_files.write_changed(handoff.lib, airflow_files.lib_files(desired))]
     written += [Change("sandbox", "update", "dag-folder", name, what)
                 for name, what in airflow_files.write_changed(handoff.dag_folder, airflow_files.dag_files(desired))]
     for name in airflow_files.MOVED_FROM_DAG_FOLDER:

@@ -68,9 +68,9 @@ class SandboxSecretsBackend(BaseSecretsBackend):
         if base is None:
             return None
         fields = {k: getattr(base, k, None) for k in ("login", "password", "extra")}
-        if fields["login"] or fields["password"]:
+        added = auth.credentialed(fields, lambda: self._token(conn_id, route))
+        if added is fields:
             return base  # its own credentials: left for Airflow to use as they are (doctor names the drift)
-        added = auth.credentialed(fields, self._token(conn_id, route))
         import attrs
 
         return attrs.evolve(base, password=added["password"], extra=added["extra"])

@@ -10,6 +10,7 @@ from functools import cached_property
 from keycloak import KeycloakAdmin
 
 from sandbox import accounts, airflow_files
+from sandbox.apply.keycloak import CLIENT_LIFESPAN
 from sandbox.clients import Clients
 from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import AirflowHandoff, Endpoints, Runtime
@@ -52,6 +53,16 @@ class Context:
     def token(self, account: str, env: str) -> str:
         """A fresh token for a service account, with the secret the sandbox stored for it."""
         return accounts.auth_for(self.spec, self.endpoints, self.paths, account, env).token()
+
+    def set_client_lifespan(self, conn_id: str, seconds: str) -> str:
+        """Override the access-token lifespan of the client `conn_id`'s route uses ("" removes the override: Keycloak
+        merges client attributes, so a key left out would be kept); returns the value it had."""
+        route = self.routes()[conn_id]
+        admin = self.keycloak(route["env"])
+        uuid = admin.get_client_id(route["client_id"])
+        attrs = admin.get_client(uuid).get("attributes", {})
+        admin.update_client(uuid, {"attributes": {**attrs, CLIENT_LIFESPAN: seconds}})
+        return attrs.get(CLIENT_LIFESPAN, "")
 
     def routes(self) -> dict[str, dict]:
         return airflow_files.read_routes(self.handoff.lib)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-from sandbox.apply.keycloak import CLIENT_LIFESPAN
 from sandbox.scenarios.base import Context, Scenario, Symptom
 
 TOKEN_AT_START_DAG = "sandbox_repro_token_at_start"
@@ -27,19 +26,10 @@ class TokenExpiresMidTask(Scenario):
     doctor_says = "a lifespan override on the client"
 
     def inject(self, ctx: Context) -> None:
-        route = ctx.routes()[self.connection]
-        admin = ctx.keycloak(route["env"])
-        uuid = admin.get_client_id(route["client_id"])
-        attrs = admin.get_client(uuid).get("attributes", {})
-        admin.update_client(uuid, {"attributes": {**attrs, CLIENT_LIFESPAN: SHORT_LIFESPAN}})
+        ctx.set_client_lifespan(self.connection, SHORT_LIFESPAN)
 
     def revert(self, ctx: Context) -> None:
-        route = ctx.routes()[self.connection]
-        admin = ctx.keycloak(route["env"])
-        uuid = admin.get_client_id(route["client_id"])
-        attrs = admin.get_client(uuid).get("attributes", {})
-        # Keycloak merges attributes: the override goes by setting it empty
-        admin.update_client(uuid, {"attributes": {**attrs, CLIENT_LIFESPAN: ""}})
+        ctx.set_client_lifespan(self.connection, "")
 
 
 class ExtraSentAsHeader(Scenario):

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import time
 
-from sandbox.apply.keycloak import CLIENT_LIFESPAN
 from sandbox.auth import decode_claims
 from sandbox.scenarios.base import Context, Scenario, Symptom
 
@@ -25,14 +24,11 @@ class ExpiredToken(Scenario):
         # A real token from the realm, made to expire in a second instead of waiting out the realm's lifespan;
         # then waited for until its own `exp` says it has expired (no race: the claim decides).
         route = ctx.routes()[self.connection]
-        admin = ctx.keycloak(route["env"])
-        uuid = admin.get_client_id(route["client_id"])
-        attrs = admin.get_client(uuid).get("attributes", {})
-        admin.update_client(uuid, {"attributes": {**attrs, CLIENT_LIFESPAN: "1"}})
+        previous = ctx.set_client_lifespan(self.connection, "1")
         try:
             token = ctx.token(route["client_id"], route["env"])
-        finally:  # Keycloak merges attributes: the override goes by setting it empty
-            admin.update_client(uuid, {"attributes": {**attrs, CLIENT_LIFESPAN: attrs.get(CLIENT_LIFESPAN, "")}})
+        finally:
+            ctx.set_client_lifespan(self.connection, previous)
         while time.time() < decode_claims(token)["exp"] + 1:
             time.sleep(0.1)
         api = ctx.clients.airflow

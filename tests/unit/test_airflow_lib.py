@@ -12,20 +12,23 @@ from sandbox.airflow_lib import sandbox_triggerer
 
 
 def test_the_credential_goes_into_password_and_the_authorization_header():
-    out = auth.credentialed({"login": None, "password": None, "extra": None}, "tok")
+    out = auth.credentialed({"login": None, "password": None, "extra": None}, lambda: "tok")
     assert out["password"] == "tok" and json.loads(out["extra"]) == {"Authorization": "Bearer tok"}
-    kept = auth.credentialed({"login": None, "password": None, "extra": '{"trust_env": false}'}, "tok")
+    kept = auth.credentialed({"login": None, "password": None, "extra": '{"trust_env": false}'}, lambda: "tok")
     assert json.loads(kept["extra"]) == {"trust_env": False, "Authorization": "Bearer tok"}
 
 
 @pytest.mark.parametrize("fields", [{"login": "airflow", "password": "from-the-ui-form", "extra": None},
                                     {"login": None, "password": "an-api-key", "extra": None}])
 def test_a_connection_with_credentials_of_its_own_is_left_as_it_is(fields):
-    assert auth.credentialed(fields, "tok") == fields
+    def no_token():
+        raise AssertionError("no token is fetched for a connection that has credentials of its own")
+
+    assert auth.credentialed(fields, no_token) is fields
 
 
 def test_an_unreadable_extra_becomes_just_the_header():
-    assert json.loads(auth.credentialed({"extra": "not json"}, "t")["extra"]) == {"Authorization": "Bearer t"}
+    assert json.loads(auth.credentialed({"extra": "not json"}, lambda: "t")["extra"]) == {"Authorization": "Bearer t"}
 
 
 def test_one_helper_per_connection_until_its_route_or_secret_changes():
