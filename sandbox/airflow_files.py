@@ -26,10 +26,11 @@ TRIGGERER_MODULE = "sandbox_triggerer"  # python -m sandbox_triggerer: the trigg
 SMOKE_DAG = "sandbox_smoke.py"
 PROBE_MODULE = "sandbox_probe.py"
 REPRO_DAG = "sandbox_repro.py"
+TEAM_AUTH = "team_http_auth.py"  # a team's own auth_type, imported by the repro DAGs (and the triggerer)
 # a DAG file changed -> the DAG ids to re-parse at once (a new file is found within the processor's 5 s refresh)
 REPARSE = {SMOKE_DAG: "sandbox_smoke_", REPRO_DAG: "sandbox_repro_"}
 # what earlier versions kept in the DAG folder and now lives in the lib folder: removed so nothing shadows it
-MOVED_FROM_DAG_FOLDER = (TOKEN_HELPER, auth_module.ROUTES_FILE)
+MOVED_FROM_DAG_FOLDER = (TOKEN_HELPER, auth_module.ROUTES_FILE, TEAM_AUTH)
 
 
 def lib_code() -> dict[str, tuple[str, str]]:
@@ -54,7 +55,8 @@ def routes_text(desired: Desired) -> str:
 def lib_files(desired: Desired) -> dict[str, tuple[str, str]]:
     """What apply keeps in the lib folder: its code and the routes."""
     return {**lib_code(), auth_module.ROUTES_FILE:
-            (routes_text(desired), "each connection's route and token endpoint (no secret)")}
+            (routes_text(desired), "each connection's route and token endpoint (no secret)"),
+            TEAM_AUTH: (fixture_path(f"dags/{TEAM_AUTH}").read_text(), "a team's own auth_type, for the repro DAGs")}
 
 
 def dag_files(desired: Desired) -> dict[str, tuple[str, str]]:

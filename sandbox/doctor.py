@@ -6,6 +6,7 @@ backend) -> token (Keycloak) -> claims (what the gateway will check) -> gateway 
 
 from __future__ import annotations
 
+import ast
 import json
 import netrc
 import time
@@ -14,8 +15,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import psutil
+import redis
 import requests
 
+from sandbox import airflow_files
 from sandbox.apply import airflow as airflow_apply
 from sandbox.apply.tyk import SCHEME, api_payload, differences, policy_payload
 from sandbox.auth import ROUTES_FILE, ClientCredentialsAuth, TokenError, decode_claims, decode_header, routes
@@ -84,6 +87,38 @@ def proxied(url: str, environs: dict[str, dict[str, str]]) -> list[str]:
             continue
         out.append(f"{proc} via {proxy}")
     return sorted(out)
+
+
+BACKEND_SETTING = "AIRFLOW__WORKERS__SECRETS_BACKEND"
+ROLES = ("triggerer", "scheduler", "dag-processor", "api-server")
+
+
+def role(proc: str) -> str:
+    """`<pid> <args>` of an Airflow process -> what it is ("the triggerer", ...)."""
+    return next((f"the {r}" for r in ROLES if r in proc), f"process {proc}")
+
+
+def without_backend(environs: dict[str, dict[str, str]]) -> list[str]:
+    """Airflow processes that do not load the sandbox's secrets backend: their connections come without the
+    credential. (A process that rewrote its title reads an empty environment: not judged.)"""
+    return sorted({role(proc) for proc, env in environs.items()
+                   if env and env.get(BACKEND_SETTING) != airflow_files.BACKEND})
+
+
+def triggerer_cannot_import(dag_folder: Path) -> list[tuple[str, str]]:
+    """(file, class) of auth and trigger classes defined in the DAG folder: a deferred task hands them to the
+    triggerer by dotted path, and the triggerer does not import from the DAG folder."""
+    found = []
+    for path in sorted(dag_folder.glob("*.py")):
+        try:
+            tree = ast.parse(path.read_text(), str(path))
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and any(
+                    ast.unparse(b).endswith(("Trigger", "Auth", "AuthBase")) for b in node.bases):
+                found.append((path.name, node.name))
+    return found
 
 
 def netrc_login(home: Path, url: str) -> str | None:
@@ -169,6 +204,8 @@ def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, hand
     shadows = shadowing(want.conn_id, environs)
     proxies = proxied(want.token_url, environs) + proxied(want.url, environs)
     netrc_user = netrc_login(handoff.home, want.url)
+    bare = without_backend(environs)
+    unimportable = triggerer_cannot_import(handoff.dag_folder)
     body = airflow_apply.connection_body(want)
     if proxies:
         host = urlsplit(want.url).hostname
@@ -182,6 +219,21 @@ def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, hand
                                                f"process(es) ({shadows[0]}); tasks use it, the UI shows the metastore"))
         d.verdict = (f"{want.conn_id} is shadowed by the environment variable {env_var_name(want.conn_id)}: tasks do "
                      "not use the connection everyone sees. Fix: unset it where Airflow runs and restart Airflow.")
+    elif bare:
+        d.hops.append(Hop("connection", False, f"{', '.join(bare)}: {BACKEND_SETTING} is not "
+                                               f"{airflow_files.BACKEND}"))
+        d.verdict = (f"{bare[0][0].upper()}{', '.join(bare)[1:]} does not load the sandbox's secrets backend: "
+                     f"{want.conn_id} comes without its credential there, and a deferred call's auth_type is "
+                     "dropped by HttpAsyncHook (it applies one only with a login). Fix: give it the workers' "
+                     f"[workers] secrets_backend ({airflow_files.BACKEND}) and restart it.")
+    elif unimportable:
+        file, cls = unimportable[0]
+        d.hops.append(Hop("connection", False, f"{file} in the DAG folder defines {cls}, which the triggerer "
+                                               "cannot import"))
+        d.verdict = (f"{file} in the DAG folder defines {cls}: a deferred task that names it (an HttpOperator's "
+                     "auth_type, a trigger) fails, because the triggerer imports it by its dotted path and the "
+                     f"DAG folder is not on its path. Fix: move it to a module every Airflow process imports "
+                     f"(an installed package, or the lib folder {handoff.lib}).")
     elif live is None:
         d.hops.append(Hop("connection", False, "not in Airflow's metastore"))
         d.verdict = f"{want.conn_id} does not exist in Airflow. Fix: `sandbox apply`."
@@ -357,6 +409,17 @@ def _gateway_hop(d: Diagnosis, desired: Desired, endpoints: Endpoints, live_clie
             f"(DELETE /tyk/cache/jwks/{api.api_id}) or wait out its cacheTimeout; next time, add the new key "
             "passive first and activate it after the cache has expired.")
         return Hop("gateway", False, f"GET {want.path}/: HTTP {r.status_code} {words} (kid {kid} not in its JWKS)")
+    if words is not None and "quota exceeded" in words.lower() and pol is not None \
+            and (counters := quota_counters(live_clients, pol.policy_id)):
+        key, (counted, renews) = max(counters.items(), key=lambda kv: kv[1][0])
+        d.verdict = d.verdict or (
+            f"The gateway's quota counter for {want.client_id} on policy {pol.policy_id} stands at {counted} calls "
+            f"of a quota of {pol.quota_max}, although the policy matches the spec: the counter lives in Redis apart "
+            f"from the policy, counts refused calls too and renews in {renews}s, whatever the policy says now. Fix: "
+            f"reset it (delete the Redis key {key}; Tyk's reset_quota on a key) or wait for its renewal; a raised "
+            f"quota helps only past {counted}.")
+        return Hop("gateway", False, f"GET {want.path}/: HTTP {r.status_code} {words} (quota counter {counted} "
+                                     f"of {pol.quota_max})")
     if words is not None:
         cause, fix = explain_refusal(words)
         d.verdict = d.verdict or (f"The gateway refuses {want.client_id}'s token on {want.path}/ with HTTP "
@@ -364,6 +427,16 @@ def _gateway_hop(d: Diagnosis, desired: Desired, endpoints: Endpoints, live_clie
         return Hop("gateway", False, f"GET {want.path}/: HTTP {r.status_code} {words}")
     return Hop("gateway", True, f"GET {want.path}/: HTTP {r.status_code} ({ms:.0f} ms), API {api.api_id}"
                + (f", policy {pol.policy_id}" if pol else ""))
+
+
+def quota_counters(live_clients: Clients, policy_id: str) -> dict[str, tuple[int, int]]:
+    """The gateway's quota counters for a policy's identities (Redis keys `quota-<policy>-<identity hash>`):
+    key -> (calls counted, seconds to its renewal). Empty when Redis cannot be asked."""
+    try:
+        r = live_clients.redis
+        return {k.decode(): (int(r.get(k) or 0), int(r.ttl(k))) for k in r.scan_iter(f"quota-{policy_id}-*")}
+    except (SandboxError, redis.RedisError, ValueError):
+        return {}
 
 
 def _jwt_scheme(api: dict) -> dict:

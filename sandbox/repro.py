@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 
-from sandbox import reconcile, smoke
+from sandbox import smoke
 from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
 from sandbox.plan import Addresses, plan
@@ -55,9 +55,11 @@ def runnable(runtime: str) -> list[str]:
 
 def observed(row: smoke.SmokeRow) -> Symptom | None:
     failed = next((h for h in row.hops if h["ok"] is False), None)
-    if failed is None:
-        return None
-    return Symptom(failed["name"], row.status, failed["detail"], " ".join(row.log))
+    if failed is not None:
+        return Symptom(failed["name"], row.status, failed["detail"], " ".join(row.log))
+    if not row.ok:  # the task failed before it made a call (or recorded one): its log says why
+        return Symptom("task", None, row.verdict, " ".join(row.log))
+    return None
 
 
 def _smoke_one(ctx: Context, sc: Scenario) -> smoke.SmokeRow:
@@ -71,7 +73,7 @@ def _smoke_one(ctx: Context, sc: Scenario) -> smoke.SmokeRow:
 
 def _revert(ctx: Context, sc: Scenario) -> None:
     sc.revert(ctx)
-    reconcile.apply(ctx.spec, ctx.endpoints, ctx.paths, ctx.handoff)
+    ctx.apply()
 
 
 def prepare(ctx: Context, progress: Progress = lambda *_: None) -> None:
@@ -81,7 +83,7 @@ def prepare(ctx: Context, progress: Progress = lambda *_: None) -> None:
         raise SandboxError(f"A fault is kept in place ({', '.join(kept)}); a scenario needs a clean sandbox.",
                            "`sandbox repro revert` takes it out.")
     progress("repro", "applying the spec")
-    reconcile.apply(ctx.spec, ctx.endpoints, ctx.paths, ctx.handoff)
+    ctx.apply()
 
 
 def run(name: str, ctx: Context, keep: bool = False, progress: Progress = lambda *_: None) -> ReproResult:
@@ -140,7 +142,7 @@ def revert_kept(ctx: Context) -> list[str]:
     names = kept_names(ctx)
     for name in names:
         CATALOGUE[name].revert(ctx)
-    reconcile.apply(ctx.spec, ctx.endpoints, ctx.paths, ctx.handoff)
+    ctx.apply()
     (ctx.paths.home / KEPT_FILE).unlink(missing_ok=True)
     return names
 

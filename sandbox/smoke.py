@@ -158,8 +158,11 @@ def _failure_lines(api: AirflowApi, base: str, try_number: int) -> list[str]:
         if isinstance(item, dict):  # Airflow 3's structured log: the error events carry the exception
             if item.get("level") != "error":
                 continue
-            text = " ".join([str(item.get("event", "")), *(f"{d.get('exc_type')}: {d.get('exc_value')}"
-                                                           for d in item.get("error_detail") or [])])
+            event = str(item.get("event", ""))
+            if "Traceback" in event:  # a traceback as text (a trigger's failure): its last line is the error
+                event = [line for line in event.splitlines() if line.strip()][-1]
+            text = " ".join([event, *(f"{d.get('exc_type')}: {d.get('exc_value')}"
+                                      for d in item.get("error_detail") or [])])
         elif "ERROR" in (text := str(item)) or "sandbox smoke" in text:
             pass
         else:

@@ -7,6 +7,10 @@ triggerer start: the sandbox's Airflow is wedged until someone deletes it by han
 wrapped so that such an error becomes the TypeError the runner already handles: that trigger fails (its task
 fails with the sentence below, naming the trigger and the error), and the runner goes on serving the others.
 
+A trigger that fails while being built is also forgotten by the triggerer's supervisor: 3.3.2 keeps its id in
+the set of running triggers for good, and as SQLite hands a deleted row's id to the next trigger, the next
+deferred task (a retry, typically) would wait forever for a trigger the supervisor believes it runs.
+
 Run as `python -m sandbox_triggerer [triggerer options]`; the runner is forked from this process, so the wrap
 is in place there.
 """
@@ -38,11 +42,20 @@ def guarded(trigger_class, classpath: str):
 
 
 def install() -> None:
-    from airflow.jobs.triggerer_job_runner import TriggerRunner
+    from airflow.jobs.triggerer_job_runner import TriggerRunner, TriggerRunnerSupervisor
 
     original = TriggerRunner.get_trigger_by_classpath
     if getattr(original, "sandbox_guarded", False):
         return
+    handle_failed = TriggerRunnerSupervisor.handle_failed_triggers
+
+    def handle_failed_triggers(self):
+        for trigger_id, _ in self.failed_triggers:  # failed: not running, whatever stage it failed in
+            self.running_triggers.discard(trigger_id)
+            self.cancelling_triggers.discard(trigger_id)
+        handle_failed(self)
+
+    TriggerRunnerSupervisor.handle_failed_triggers = handle_failed_triggers
 
     def get_trigger_by_classpath(self, classpath: str):
         trigger_class = original(self, classpath)

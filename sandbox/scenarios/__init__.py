@@ -7,12 +7,13 @@ from sandbox.scenarios.connection_code import ExtraSentAsHeader, TokenExpiresMid
 from sandbox.scenarios.container_issuer import ContainerVsHostIssuer
 from sandbox.scenarios.cross_environment import CrossEnvironment
 from sandbox.scenarios.expired_token import ExpiredToken
-from sandbox.scenarios.gateway_limits import QuotaExhausted, RateLimited
+from sandbox.scenarios.gateway_limits import QuotaExhausted, RateLimited, StaleQuotaAfterReseed
 from sandbox.scenarios.header_style import BasicAuthClobbersBearer, NetrcOverride
 from sandbox.scenarios.issuer_mismatch import IssuerMismatch
 from sandbox.scenarios.jwks import PlainJwksUrl, SigningKeyRotation
 from sandbox.scenarios.missing_scope import MissingScope
 from sandbox.scenarios.rotated_secret import RotatedSecret
+from sandbox.scenarios.triggerer import DeferrableDropsAuth, TriggererImport
 from sandbox.scenarios.worker_env import ClockSkew, EnvShadowedConnection, ProxyEnv
 from sandbox.scenarios.wrong_audience import WrongAudience
 
@@ -20,4 +21,4 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in (
     ExpiredToken(), RotatedSecret(), SigningKeyRotation(), IssuerMismatch(), WrongAudience(), MissingScope(),
     CrossEnvironment(), RateLimited(), QuotaExhausted(), BasicAuthClobbersBearer(), NetrcOverride(), PlainJwksUrl(),
     EnvShadowedConnection(), ProxyEnv(), ClockSkew(), ContainerVsHostIssuer(), TokenExpiresMidTask(),
-    ExtraSentAsHeader())}
+    ExtraSentAsHeader(), DeferrableDropsAuth(), StaleQuotaAfterReseed(), TriggererImport())}

@@ -9,7 +9,7 @@ from functools import cached_property
 
 from keycloak import KeycloakAdmin
 
-from sandbox import accounts, airflow_files
+from sandbox import accounts, airflow_files, reconcile
 from sandbox.apply.keycloak import CLIENT_LIFESPAN
 from sandbox.clients import Clients
 from sandbox.paths import SandboxPaths
@@ -21,7 +21,7 @@ from sandbox.spec import Spec
 class Symptom:
     """What a broken connection shows in the smoke's real DAG run."""
 
-    hop: str  # the first hop that fails: connection | token | gateway | upstream
+    hop: str  # the first hop that fails: connection | token | gateway | upstream; task: it failed before a call
     status: int | None  # the gateway's HTTP status (None: no call reached it)
     words: str  # the gateway's or IdP's own words, as a fragment of the failing hop's detail
     log: str  # a fragment of the task log's error line
@@ -63,6 +63,10 @@ class Context:
         attrs = admin.get_client(uuid).get("attributes", {})
         admin.update_client(uuid, {"attributes": {**attrs, CLIENT_LIFESPAN: seconds}})
         return attrs.get(CLIENT_LIFESPAN, "")
+
+    def apply(self) -> None:
+        """`sandbox apply`: the spec, seeded into the live systems again."""
+        reconcile.apply(self.spec, self.endpoints, self.paths, self.handoff)
 
     def routes(self) -> dict[str, dict]:
         return airflow_files.read_routes(self.handoff.lib)

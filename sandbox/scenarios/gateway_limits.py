@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sandbox.doctor import quota_counters
 from sandbox.scenarios.base import Context, Scenario, Symptom
 
 POLICY = "dev-airflow-orders"  # airflow's grant on orders in dev
@@ -42,3 +43,29 @@ class QuotaExhausted(Scenario):
     def inject(self, ctx: Context) -> None:
         # The baseline's call already counted against it, so one call per hour leaves nothing for the DAG run.
         _cut(ctx, quota_max=1, quota_renewal_rate=3600)
+
+
+class StaleQuotaAfterReseed(Scenario):
+    name = "stale-quota-after-reseed"
+    connection = "tyk_dev_orders"
+    story = ("A backfill used up orders' daily quota and its retries kept calling. The team raised the quota in the "
+             "spec and re-seeded (`sandbox apply`): the policy now matches the spec, the backfill is long over — and "
+             "every call is still refused, until the next day.")
+    cause = ("the gateway's quota counter lives in Redis apart from the policy, counts refused calls too and keeps "
+             "its renewal time through any policy change: it is past the raised quota")
+    fix = ("reset the identity's quota counter (Tyk's `reset_quota` on the key; `sandbox repro revert` deletes the "
+           "counter here) or wait for its renewal; raise a quota by more than the calls refused since it ran out")
+    expected = Symptom("gateway", 403, "HTTP 403 Quota exceeded", "failed at gateway: HTTP 403 Quota exceeded")
+    doctor_says = "quota counter"
+
+    def inject(self, ctx: Context) -> None:
+        # The baseline's call made the counter; set it where the backfill left it: the spec's quota used up,
+        # and the refused retries counted on top. Then the re-seed, which changes nothing on the gateway.
+        quota = ctx.clients.tyk.call("GET", f"/policies/{POLICY}").json()["quota_max"]
+        for key in quota_counters(ctx.clients, POLICY):
+            ctx.clients.redis.set(key, quota + quota // 4, keepttl=True)
+        ctx.apply()
+
+    def revert(self, ctx: Context) -> None:
+        if keys := list(quota_counters(ctx.clients, POLICY)):
+            ctx.clients.redis.delete(*keys)
