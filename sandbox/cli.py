@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from sandbox import ports as port_mod
 from sandbox import render, spec, versions
@@ -37,9 +38,10 @@ class SandboxGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SandboxError as e:
-            render.err.print(f"[bold red]Error:[/] {e.message}", markup=True)
+            # the message and fix may quote logs and user input: "[info ]" is text, not Rich markup
+            render.err.print(f"[bold red]Error:[/] {escape(e.message)}", markup=True)
             if e.fix:
-                render.err.print(f"[bold]Fix:[/] {e.fix}")
+                render.err.print(f"[bold]Fix:[/] {escape(e.fix)}")
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             render.err.print("Interrupted. `sandbox down` stops whatever was started.")
@@ -309,7 +311,8 @@ def doctor(env: str | None, connection: str | None, spec_path: Path | None, outp
     """Walk each connection's path hop by hop (changing nothing) and name the broken one, with the fix."""
     from sandbox import doctor as doctor_mod
     rt = get_runtime()
-    results = doctor_mod.run(spec.load(spec_path), rt.endpoints(), rt.handoff(), env, connection)
+    results = doctor_mod.run(spec.load(spec_path), rt.endpoints(), rt.handoff(), env, connection,
+                             lambda name: tail(rt.log_path(name), 400))
     if output == "json":
         render.dump_json([{**vars(d), "ok": d.ok} for d in results])
     else:

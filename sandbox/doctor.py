@@ -10,6 +10,7 @@ import ast
 import json
 import netrc
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,7 +27,9 @@ from sandbox.call import gateway_refusal
 from sandbox.clients import Clients, why_not_running
 from sandbox.errors import SandboxError
 from sandbox.plan import Addresses, AirflowConnection, Desired, TykApi, plan
+from sandbox.runtime import crash
 from sandbox.runtime.base import AirflowHandoff, Endpoints
+from sandbox.runtime.components.airflow import Airflow
 from sandbox.spec import Spec
 
 CLOCK_SKEW = 30  # seconds of clock difference a gateway typically tolerates
@@ -478,12 +481,48 @@ def _finish(d: Diagnosis, desired: Desired, endpoints: Endpoints, want: AirflowC
     return d
 
 
+AIRFLOW_SERVICES = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+
+
+def airflow_down(endpoints: Endpoints, log_lines: Callable[[str], list[str]]) -> tuple[Diagnosis, bool]:
+    """A partly-down Airflow: each of its services (as its health endpoint and the runtime see them), and why,
+    from its log. Returns the diagnosis and whether the API server answers (connections can then be walked)."""
+    st = endpoints.components["airflow"]
+    d = Diagnosis("airflow")
+    try:
+        health = requests.get(f"{st.url}/api/v2/monitor/health", timeout=10).json()
+    except (requests.RequestException, ValueError):
+        health = None
+    d.hops.append(Hop("api-server", health is not None, f"{st.url}/api/v2/monitor/health " +
+                      ("answers" if health is not None else "does not answer")))
+    for svc in AIRFLOW_SERVICES:
+        status = (health or {}).get(svc, {}).get("status") if health is not None else None
+        d.hops.append(Hop(svc.replace("_", "-"), None if health is None else status == "healthy",
+                          "not checked: the API server does not answer" if health is None else status or "missing"))
+    down = [h.name for h in d.hops if h.ok is False]
+    exited = f" ({st.detail})" if st.detail.startswith(("exited", "container")) else ""
+    line = crash.cause(log_lines("airflow"))
+    said = f" Its log says: {line.rstrip('.')}." if line else ""
+    fix = crash.fix_for(line, Airflow.crash_fixes) if line else "see `sandbox logs airflow`; `sandbox up` restarts it"
+    d.verdict = (f"Airflow is partly down: {', '.join(down) or 'not healthy'}{exited}.{said} Fix: {fix}.")
+    return d, health is not None
+
+
 def run(spec: Spec, endpoints: Endpoints, handoff: AirflowHandoff, env: str | None = None,
-        connection: str | None = None) -> list[Diagnosis]:
-    """Diagnose the spec's connections (optionally one environment or one connection)."""
+        connection: str | None = None, log_lines: Callable[[str], list[str]] = lambda _: []) -> list[Diagnosis]:
+    """Diagnose the spec's connections (optionally one environment or one connection). A partly-down Airflow is
+    diagnosed first (which service, why); its connections are walked too when its API server answers."""
+    first: list[Diagnosis] = []
     for name in ("airflow", "keycloak"):
-        if why := why_not_running(endpoints, name):
-            raise SandboxError(f"doctor needs {name}, and {why}.", "run `sandbox up`, then `sandbox doctor` again.")
+        if not (why := why_not_running(endpoints, name)):
+            continue
+        if name == "airflow" and endpoints.components[name].state in ("running", "crashed"):
+            diagnosis, answers = airflow_down(endpoints, log_lines)
+            first.append(diagnosis)
+            if answers:
+                continue
+            return first
+        raise SandboxError(f"doctor needs {name}, and {why}.", "run `sandbox up`, then `sandbox doctor` again.")
     desired = plan(spec, Addresses.of(endpoints))
     conns = [c for c in desired.connections
              if (env is None or c.env == env) and (connection is None or c.conn_id == connection)]
@@ -491,5 +530,5 @@ def run(spec: Spec, endpoints: Endpoints, handoff: AirflowHandoff, env: str | No
         known = ", ".join(c.conn_id for c in desired.connections)
         raise SandboxError(f"No connection {connection or ''} in {env or 'any environment'} in {spec.source}.".replace(
             "  ", " "), f"use one of: {known}.", exit_code=2)
-    live_clients = Clients(endpoints)  # one login per system for every connection diagnosed
-    return [diagnose(desired, endpoints, live_clients, handoff, c) for c in conns]
+    live_clients = Clients(endpoints, allow_unhealthy={"airflow"} if first else set())
+    return first + [diagnose(desired, endpoints, live_clients, handoff, c) for c in conns]

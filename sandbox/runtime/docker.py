@@ -249,9 +249,8 @@ class DockerRuntime(Runtime):
         failed = startup.start_all(self.components, wanted, bring_up, results, progress)
         if failed:
             name, why = next(iter(failed.items()))
-            tail = "\n".join("    " + line for line in self._tail(name, 15))
-            raise SandboxError(f"{name} did not become healthy: {why}\n  last lines of its containers:\n{tail}\n",
-                               f"see `sandbox logs {name}`; `sandbox up` again retries only what is down.")
+            raise startup.not_healthy(self.components[name], why, self._tail(name, 400), "its containers",
+                                      [n for n in wanted if n not in failed])
         return [results[n] for n in self.components if n in results]
 
     def _preflight(self, to_start: list[str], state: State, progress: Progress) -> None:

@@ -159,14 +159,8 @@ class LocalRuntime(Runtime):
                     self._stop(bad, state.processes.pop(bad))
             self._save(state)
             name, why = next(iter(failed.items()))
-            tail = "\n".join("    " + line for line in supervisor.tail(self.log_path(name), 15))
-            others = [n for n in wanted if n not in failed]
-            raise SandboxError(
-                f"{name} did not become healthy: {why}\n  last lines of {self.log_path(name)}:\n{tail}\n",
-                f"see `sandbox logs {name}`; "
-                + (f"{', '.join(others)} kept running; " if others else "")
-                + "`sandbox up` again retries only what is down.",
-            )
+            raise startup.not_healthy(self.components[name], why, supervisor.tail(self.log_path(name), 400),
+                                      str(self.log_path(name)), [n for n in wanted if n not in failed])
         return [results[n] for n in self.components if n in results]
 
     def _cwd(self, name: str, spec) -> Path:

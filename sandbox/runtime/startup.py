@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from sandbox import ports as portcheck
 from sandbox.errors import SandboxError
+from sandbox.runtime import crash
 from sandbox.runtime.base import Progress, UpResult
 from sandbox.runtime.components.base import Component
 from sandbox.runtime.scheduler import start_in_order
@@ -59,3 +60,15 @@ def start_all(components: dict[str, Component], wanted: list[str], bring_up: Cal
         results[name] = UpResult(name, "failed", time.monotonic() - started_at.get(name, time.monotonic()), why)
         progress(name, f"failed: {why}")
     return failed
+
+
+def not_healthy(comp: Component, why: str, lines: list[str], where: str, kept: list[str]) -> SandboxError:
+    """`up`'s error for a component that did not become healthy: why, and when a process of it exited, the line
+    of its log that says why and the component's fix for it; then the log's last lines."""
+    line = crash.cause(lines) if "exited" in why else None
+    said = f"\n  its log says: {line}" if line else ""
+    shown = "\n".join("    " + entry for entry in lines[-15:])
+    return SandboxError(
+        f"{comp.name} did not become healthy: {why}{said}\n  last lines of {where}:\n{shown}\n",
+        (f"{crash.fix_for(line, comp.crash_fixes)}; " if line else "") + f"see `sandbox logs {comp.name}`; "
+        + (f"{', '.join(kept)} kept running; " if kept else "") + "`sandbox up` again retries only what is down.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -110,6 +111,41 @@ def test_kill_9_of_each_other_recorded_process_alone_is_healed_by_up(env, proces
     assert status(env)[comp]["state"] != "running"
     sandbox("up", "--no-smoke", env=env)
     assert gone(family)  # nothing of the killed process's family lives on
+    assert {r["state"] for r in status(env).values()} == {"running"}
+
+
+def test_a_crash_loop_is_named_by_up_and_a_partly_down_airflow_by_doctor(env):
+    # a hand-edited airflow.cfg only the triggerer reads: it exits at every start, the rest of Airflow serves
+    cfg = Path(env["SANDBOX_HOME"]) / "data" / "airflow" / "airflow.cfg"
+    original = cfg.read_text()
+    broken = re.sub(r"(\[triggerer\][^\[]*?\ncapacity = )\d+", r"\g<1>lots", original, count=1)
+    assert broken != original
+    try:
+        cfg.write_text(broken)
+        triggerer = next(pid for _, name, pid in recorded(env) if name == "airflow-triggerer")
+        os.kill(triggerer, signal.SIGKILL)
+        assert gone([triggerer])
+        sandbox("up", "--no-apply", env=env, check=False)  # its start writes the cause into the log
+        p = sandbox("up", "--no-apply", env=env, check=False)
+        said = " ".join(p.stderr.split())
+        assert p.returncode == 1 and "process airflow-triggerer exited" in said, said
+        assert 'its log says: airflow._shared.configuration.exceptions.AirflowConfigException' in said, said
+        assert '"capacity" key in "triggerer" section' in said and "Fix: correct that setting" in said, said
+        # up stopped Airflow to start it clean next time; one process of it down is what doctor must explain
+        cfg.write_text(original)
+        sandbox("up", "--no-smoke", env=env)
+        triggerer = next(pid for _, name, pid in recorded(env) if name == "airflow-triggerer")
+        os.kill(triggerer, signal.SIGKILL)
+        assert gone([triggerer])
+        d = sandbox("doctor", "-o", "json", "--connection", "tyk_dev_orders", env=env, check=False)
+        first, conn = json.loads(d.stdout)
+        assert d.returncode == 1 and first["connection"] == "airflow", d.stdout
+        assert {h["name"]: h["ok"] for h in first["hops"]}["triggerer"] is False, first
+        assert "Airflow is partly down: triggerer" in first["verdict"], first["verdict"]
+        assert conn["connection"] == "tyk_dev_orders" and conn["ok"], conn  # the rest is still walked
+    finally:
+        cfg.write_text(original)
+    sandbox("up", "--no-smoke", env=env)
     assert {r["state"] for r in status(env).values()} == {"running"}
 
 

@@ -69,3 +69,34 @@ def test_the_lib_folder_holds_code_and_no_secret(tmp_path):
         ast.parse(f.read_text())
         assert f.stat().st_mode & 0o077 == 0
     assert airflow_files.BACKEND.split(".")[0] + ".py" in {f.name for f in tmp_path.iterdir()}
+
+
+def test_a_crash_is_named_by_the_last_error_line_not_the_last_line():
+    from sandbox.runtime import crash
+    from sandbox.runtime.components.airflow import Airflow
+
+    lines = ["\x1b[32m2026 [info     ] Starting the triggerer [uvicorn.error]",
+             "Traceback (most recent call last):",
+             "ValueError: invalid literal for int() with base 10: 'lots'",
+             "airflow.exceptions.AirflowConfigException: Failed to convert value to int. Please check \"capacity\"",
+             "2026 [info     ] Exiting gracefully upon receiving signal 15 [uvicorn.error]"]
+    line = crash.cause(lines)
+    assert line.startswith("airflow.exceptions.AirflowConfigException: Failed to convert")
+    assert "airflow.cfg" in crash.fix_for(line, Airflow.crash_fixes)
+    assert crash.cause(["2026 [error    ] Trigger runner process has died! Exiting.", "[info ] bye"]) \
+        == "2026 [error    ] Trigger runner process has died! Exiting."
+    assert crash.cause(["all is well [uvicorn.error]"]) is None
+    assert crash.fix_for("SomethingError: new", Airflow.crash_fixes) == crash.GENERIC_FIX
+
+
+def test_doctor_finds_what_the_triggerer_cannot_import_and_processes_without_the_backend(tmp_path):
+    from sandbox import doctor
+
+    (tmp_path / "team.py").write_text("import requests\nclass TeamAuth(requests.auth.AuthBase):\n    pass\n"
+                                      "class Helper:\n    pass\nclass MyTrigger(BaseTrigger):\n    pass\n")
+    (tmp_path / "broken.py").write_text("def (:\n")
+    assert doctor.triggerer_cannot_import(tmp_path) == [("team.py", "TeamAuth"), ("team.py", "MyTrigger")]
+    environs = {"11 -m sandbox_triggerer": {"AIRFLOW__WORKERS__SECRETS_BACKEND": ""},
+                "12 scheduler": {"AIRFLOW__WORKERS__SECRETS_BACKEND": airflow_files.BACKEND},
+                "13 api-server": {}}  # a rewritten process title: its environment reads empty, not judged
+    assert doctor.without_backend(environs) == ["the triggerer"]

@@ -84,3 +84,18 @@ def test_an_issuer_that_follows_the_request_host_is_named():
     # another host name the token was not fetched at: a plain issuer mismatch, not this
     assert not follows_request_host("http://localhost:28081/realms/dev", inside, trusted)
     assert not follows_request_host(None, inside, trusted)
+
+
+def test_a_task_that_failed_before_any_call_is_a_task_symptom():
+    from sandbox.repro import observed
+    from sandbox.scenarios import CATALOGUE
+    from sandbox.smoke import SmokeRow
+
+    hops = [{"name": h, "ok": None, "detail": "not reached", "ms": None} for h in ("connection", "gateway")]
+    row = SmokeRow("tyk_dev_orders", "dev", "orders", False, None, hops,
+                   verdict="the smoke task recorded nothing (failed)",
+                   log=["TriggerNotBuilt: the triggerer could not build airflow.providers.http.triggers.http."
+                        "HttpTrigger: ModuleNotFoundError: No module named 'team_http_auth'"])
+    seen = observed(row)
+    assert seen.hop == "task" and CATALOGUE["triggerer-import"].expected.matches(seen)
+    assert observed(SmokeRow("c", "dev", "orders", True, 200, hops)) is None

@@ -55,6 +55,20 @@ class Airflow(Component):
     # on TERM; nothing of it needs a graceful end (the metastore is transactional), so KILL follows soon.
     stop_grace = 2.0
     login = Login("admin", "airflow_admin_password")
+    crash_fixes = (
+        ("AirflowConfigException", "correct that setting in Airflow's configuration (the sandbox's Airflow reads "
+                                   "airflow.cfg in its AIRFLOW_HOME, `sandbox logs airflow` shows where), then "
+                                   "`sandbox up`"),
+        ("Trigger runner process has died", "a trigger ended the triggerer's runner (the log names it above this "
+                                            "line): fail its task or delete its row in the trigger table, then "
+                                            "`sandbox up`"),
+        ("ModuleNotFoundError", "install the module where every Airflow process imports it (an installed package, "
+                                "or the sandbox's lib folder), or remove what names it; then `sandbox up`"),
+        ("database is locked", "another process holds Airflow's SQLite metastore: `sandbox down --force`, then "
+                               "`sandbox up`"),
+        ("Address already in use", "another process holds Airflow's port: stop it, or `sandbox up --port "
+                                   "airflow=<free port>`"),
+    )
 
     def venv(self, cache: Path) -> Path:
         digest = hashlib.sha256(versions.airflow_constraints_text().encode()).hexdigest()[:10]

@@ -57,6 +57,8 @@ class Component(ABC):
     start_timeout: float = 120.0
     stop_grace: float = 8.0  # seconds between TERM and KILL when it stops
     login: Login | None = None
+    # (fragment of the line in its log that says why a process exited, the fix): what `up` says when it crashes
+    crash_fixes: tuple[tuple[str, str], ...] = ()
 
     @abstractmethod
     def provisioned(self, cache: Path) -> bool: ...

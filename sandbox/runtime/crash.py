@@ -1,0 +1,32 @@
+"""Why a component's process exited, from the last lines of its log: the error line that says it, and the fix.
+
+A log ends with whatever the component's other processes wrote after the crash (Airflow's scheduler keeps
+logging its shutdown), so the last lines alone rarely say why: the cause is the last line that reads as an
+error — a Python exception line first, then a line logged at error level.
+"""
+
+from __future__ import annotations
+
+import re
+
+# `ValueError: …`, `airflow.exceptions.AirflowConfigException: …`, `TriggerNotBuilt: …` (no logger names such as
+# "uvicorn.error", which carry no colon after them)
+EXCEPTION_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt)\b: \S")
+ERROR_LEVEL = re.compile(r"\[(?:error|critical)\s*\]|\b(?:ERROR|CRITICAL|FATAL)\b")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+GENERIC_FIX = "correct what the line names, then `sandbox up` again"
+
+
+def cause(lines: list[str]) -> str | None:
+    """The line of `lines` (oldest first) that best says why a process ended, or None."""
+    clean = [ANSI.sub("", line).strip() for line in lines]
+    for pattern in (EXCEPTION_LINE, ERROR_LEVEL):
+        found = next((line for line in reversed(clean) if pattern.search(line)), None)
+        if found:
+            return found[:400]
+    return None
+
+
+def fix_for(line: str, fixes: tuple[tuple[str, str], ...]) -> str:
+    """The component's fix for the first of its known fragments in `line`, else the generic one."""
+    return next((fix for fragment, fix in fixes if fragment.lower() in line.lower()), GENERIC_FIX)
