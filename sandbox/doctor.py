@@ -496,15 +496,22 @@ def airflow_down(endpoints: Endpoints, log_lines: Callable[[str], list[str]]) ->
     d.hops.append(Hop("api-server", health is not None, f"{st.url}/api/v2/monitor/health " +
                       ("answers" if health is not None else "does not answer")))
     for svc in AIRFLOW_SERVICES:
+        name = svc.replace("_", "-")
         status = (health or {}).get(svc, {}).get("status") if health is not None else None
-        d.hops.append(Hop(svc.replace("_", "-"), None if health is None else status == "healthy",
-                          "not checked: the API server does not answer" if health is None else status or "missing"))
+        if f"airflow-{name}" in st.detail:  # the runtime saw it exit: Airflow says healthy until its heartbeat ages
+            d.hops.append(Hop(name, False, f"its process exited ({st.detail})"))
+        else:
+            d.hops.append(Hop(name, None if health is None else status == "healthy",
+                              "not checked: the API server does not answer" if health is None else status or "missing"))
+    if "airflow-api-server" in st.detail:
+        d.hops[0] = Hop("api-server", False, f"its process exited ({st.detail})")
+    if not any(h.ok is False for h in d.hops):  # the runtime's view is all there is
+        d.hops.append(Hop("processes", False, st.detail or f"airflow is {st.state}"))
     down = [h.name for h in d.hops if h.ok is False]
-    exited = f" ({st.detail})" if st.detail.startswith(("exited", "container")) else ""
     line = crash.cause(log_lines("airflow"))
     said = f" Its log says: {line.rstrip('.')}." if line else ""
     fix = crash.fix_for(line, Airflow.crash_fixes) if line else "see `sandbox logs airflow`; `sandbox up` restarts it"
-    d.verdict = (f"Airflow is partly down: {', '.join(down) or 'not healthy'}{exited}.{said} Fix: {fix}.")
+    d.verdict = f"Airflow is partly down: {', '.join(down) or 'not healthy'}.{said} Fix: {fix}."
     return d, health is not None
 
 

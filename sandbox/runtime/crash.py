@@ -14,7 +14,7 @@ import re
 EXCEPTION_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt)\b: \S")
 ERROR_LEVEL = re.compile(r"\[(?:error|critical)\s*\]|\b(?:ERROR|CRITICAL|FATAL)\b")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-GENERIC_FIX = "correct what the line names, then `sandbox up` again"
+GENERIC_FIX = "correct what the line names if it is the cause, then `sandbox up` again (it restarts only what is down)"
 
 
 def cause(lines: list[str]) -> str | None:
