@@ -13,6 +13,10 @@ credentials of its own (a login or a password someone set) is handed back untouc
 hide that drift, `sandbox doctor` names it. Tokens are fetched with client credentials, cached per process and
 refreshed once 80 % of their life has passed. Any other connection id falls through to the rest of the chain.
 
+Within one process, a resolved connection is reused for a few seconds (BASE_TTL) before the chain is asked again:
+a task or trigger that resolves its connection in a loop (pagination, a sensor's pokes, many hooks) pays Airflow's
+own Execution API round trip (~5 ms here) once, not per lookup. The token is still checked on every lookup.
+
 A token that cannot be had is an authoritative refusal (AirflowSecretsBackendAccessDenied) naming the
 connection, the client and the IdP's words — never a silent fallback to the credential-less metastore copy.
 
@@ -23,12 +27,14 @@ did. Installed beside `sandbox_auth` in the folder every Airflow process has on 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import sandbox_auth as auth  # the copy beside this file
 from airflow.sdk.bases.secrets_backend import BaseSecretsBackend
 
 MARK = "sandbox:"  # begins every refusal this backend raises (the smoke's probe tells the token hop by it)
+BASE_TTL = 5.0  # seconds a connection resolved from the rest of the chain is reused in this process
 
 
 class SandboxSecretsBackend(BaseSecretsBackend):
@@ -36,6 +42,15 @@ class SandboxSecretsBackend(BaseSecretsBackend):
         super().__init__()
         self.variables_file = Path(variables_file) if variables_file else None
         self.routes_file = Path(routes_file) if routes_file else Path(auth.__file__).parent / auth.ROUTES_FILE
+        self._bases: dict[str, tuple[float, object]] = {}  # conn id -> (when, the chain's connection)
+
+    def _recent(self, conn_id: str):
+        hit = self._bases.get(conn_id)
+        return hit[1] if hit is not None and time.monotonic() - hit[0] < BASE_TTL else None
+
+    def _remember(self, conn_id: str, base):
+        self._bases[conn_id] = (time.monotonic(), base)
+        return base
 
     # ---- what the sandbox keeps ------------------------------------------------------------------
     def _routes(self) -> dict[str, dict]:
@@ -85,6 +100,8 @@ class SandboxSecretsBackend(BaseSecretsBackend):
         route = self._routes().get(conn_id)
         if route is None:
             return None  # not the sandbox's: the rest of the chain answers
+        if (base := self._recent(conn_id)) is not None:
+            return self._credentialed(base, conn_id, route)
         from airflow.sdk.exceptions import AirflowSecretsBackendAccessDenied
 
         for backend in self._others():
@@ -95,7 +112,7 @@ class SandboxSecretsBackend(BaseSecretsBackend):
             except Exception:  # noqa: BLE001 - as Airflow's own chain does: the next backend answers
                 continue
             if base is not None:
-                return self._credentialed(base, conn_id, route)
+                return self._credentialed(self._remember(conn_id, base), conn_id, route)
         return None
 
     async def aget_connection(self, conn_id: str):
@@ -108,6 +125,8 @@ class SandboxSecretsBackend(BaseSecretsBackend):
         route = self._routes().get(conn_id)
         if route is None:
             return None
+        if (base := self._recent(conn_id)) is not None:
+            return await asyncio.to_thread(self._credentialed, base, conn_id, route)
         for backend in self._others():
             try:
                 method = getattr(backend, "aget_connection", None)
@@ -121,5 +140,5 @@ class SandboxSecretsBackend(BaseSecretsBackend):
             except Exception:  # noqa: BLE001
                 continue
             if base is not None:
-                return await asyncio.to_thread(self._credentialed, base, conn_id, route)
+                return await asyncio.to_thread(self._credentialed, self._remember(conn_id, base), conn_id, route)
         return None
