@@ -8,6 +8,7 @@ from sandbox.clients import AirflowApi
 from sandbox.errors import SandboxError
 
 DONE = ("success", "failed")
+TASK_DONE = ("success", "failed", "skipped", "upstream_failed", "removed")
 
 
 def trigger(api: AirflowApi, dag_id: str, conf: dict | None, deadline: float) -> str:
@@ -33,6 +34,22 @@ def wait(api: AirflowApi, dag_id: str, run_id: str, deadline: float, timeout: fl
         if time.monotonic() > deadline:
             raise SandboxError(f"DAG run {run_id} of {dag_id} is still {state} after {timeout:.0f}s.",
                                "look at its task logs in the Airflow UI, or pass a longer timeout.")
+        time.sleep(0.3)
+
+
+def wait_tasks(api: AirflowApi, dag_id: str, run_id: str, tasks: set[str], deadline: float, timeout: float) -> None:
+    """Until `tasks` of the run have ended — not the whole run: a task skipped beside them can take seconds more
+    to report (its process exits late), and nobody waits on it."""
+    while True:
+        states = {t: ti.get("state") for t, ti in task_states(api, dag_id, run_id).items() if t in tasks}
+        if states.keys() == tasks and all(st in TASK_DONE for st in states.values()):
+            return
+        run_state = api.s.get(f"{api.base}/dags/{dag_id}/dagRuns/{run_id}", timeout=30).json()["state"]
+        if run_state in DONE:
+            return
+        if time.monotonic() > deadline:
+            raise SandboxError(f"DAG run {run_id} of {dag_id} is still running {', '.join(sorted(tasks))} after "
+                               f"{timeout:.0f}s.", "look at its task logs in the Airflow UI, or pass a longer timeout.")
         time.sleep(0.3)
 
 

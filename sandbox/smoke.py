@@ -68,8 +68,9 @@ def run(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, env: str | None =
     for e in sorted({c.env for c in conns}):  # a spec just applied: wait until Airflow has parsed its DAGs
         _wait_for_tasks(api, dag_id(e), {c.service for c in every if c.env == e}, deadline)
     runs = {dag_id(e): dag_runs.trigger(api, dag_id(e), conf, deadline) for e in sorted({c.env for c in conns})}
-    for d, run_id in runs.items():
-        dag_runs.wait(api, d, run_id, deadline, timeout)
+    for e in sorted({c.env for c in conns}):
+        dag_runs.wait_tasks(api, dag_id(e), runs[dag_id(e)], {c.service for c in conns if c.env == e}, deadline,
+                            timeout)
     seconds = time.monotonic() - t0
     states = {d: dag_runs.task_states(api, d, run_id) for d, run_id in runs.items()}
     rows = [_row(api, c.conn_id, c.env, c.service, dag_id(c.env), c.service, runs[dag_id(c.env)],
