@@ -23,6 +23,9 @@ TYK = "v5.14.0"
 # (release tags are not valid Go module versions).
 TYK_MODULE = "github.com/TykTechnologies/tyk"
 TYK_COMMIT = "2e9450120e2b05f13457f441ee012cc57d6bd604"
+# GitHub's tag tarball of TYK (../shared/third_party/tyk/SHA256SUMS): the archive is checked against it before it is
+# unpacked; its pax `comment` (the commit) is only a hint, anyone can write it
+TYK_SOURCE_SHA256 = "bb33591d8bf7ebec5a47f7b07b42c662d4f23f857dfa834106abf70672261472"
 
 REDIS_MIN = (7, 0)  # the local runtime takes redis-server from PATH
 REDIS = "7.0.15"  # the docker runtime's: Debian bookworm's redis-server, which the local image build installs

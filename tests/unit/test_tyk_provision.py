@@ -43,10 +43,23 @@ def test_the_commit_in_the_archive_header_is_read(tmp_path):
 def test_an_archive_of_another_commit_is_refused_naming_both(tmp_path):
     archive = make_archive(tmp_path / "other.tar.gz", OTHER)
     p = provision(tmp_path, str(archive))
+    said = " ".join(p.stderr.split())
     assert p.returncode == 1
-    assert (f"The Tyk source {archive} was made from commit {OTHER}, not the pinned v5.14.0 commit "
-            f"{versions.TYK_COMMIT}.") in " ".join(p.stderr.split())
+    assert (f"The Tyk source {archive} is not the pinned v5.14.0 archive: its SHA-256 is "
+            f"{tyk_build.sha256(archive)}, the pin is {versions.TYK_SOURCE_SHA256} (its header names commit {OTHER}, "
+            f"not the pinned {versions.TYK_COMMIT}).") in said, said
     assert "Traceback" not in p.stderr
+
+
+def test_a_forged_header_is_no_proof(tmp_path):
+    # the pinned commit in the pax comment, other content: refused before anything is unpacked
+    archive = make_archive(tmp_path / "forged.tar.gz", versions.TYK_COMMIT)
+    with pytest.raises(SandboxError, match="a header is no proof") as e:
+        tyk_build.check_source(archive, str(archive))
+    assert e.value.exit_code == 2
+    with pytest.raises(SandboxError, match="plain http:// URL"):
+        tyk_build.fetch_archive("http://example.org/tyk.tar.gz", tmp_path / "downloads", lambda _m: None)
+    assert not (tmp_path / "downloads").exists()
     # nothing half-built is left to be mistaken for a gateway
     assert not (tmp_path / "cache" / "tyk" / versions.TYK / ".provisioned").exists()
 
@@ -63,7 +76,7 @@ def test_not_an_archive(tmp_path):
     junk = tmp_path / "junk.tar.gz"
     junk.write_text("not a tarball")
     with pytest.raises(SandboxError, match="is not a readable .tar.gz archive"):
-        tyk_build.check_commit(junk, str(junk))
+        tyk_build.archive_commit(junk)
 
 
 def test_an_archive_without_go_mod_is_not_taken_for_the_source(tmp_path):

@@ -133,8 +133,14 @@ class Tyk(Component):
 
 
 def _from_archive(source: str, cache: Path, work: Path, say: Say) -> Path:
-    archive = tyk_build.fetch_archive(source, cache / "tyk" / "downloads", say)
-    tyk_build.check_commit(archive, source)
+    downloads = cache / "tyk" / "downloads"
+    archive = tyk_build.fetch_archive(source, downloads, say)
+    try:
+        tyk_build.check_source(archive, source)
+    except SandboxError:
+        if archive.parent == downloads:  # a bad download is not kept for the next build
+            archive.unlink(missing_ok=True)
+        raise
     say(f"unpacking {archive.name} (commit {versions.TYK_COMMIT[:12]}, as pinned)")
     work.mkdir(parents=True, exist_ok=True)
     return tyk_build.extract(archive, work)

@@ -1,12 +1,14 @@
 """Getting a Tyk gateway binary: from a source archive of the pinned release, or from the Go module proxy.
 
-The archive is GitHub's tag tarball (or a local copy of it). Its pax global header carries the commit it was
-made from, so the commit is checked before minutes of compiling are spent on the wrong source. Go modules
+The archive is GitHub's tag tarball (or a local copy of it), checked against its pinned SHA-256 before it is
+unpacked: the commit its pax global header names is only a hint (anyone can write that field), quoted when
+the checksum differs. Go modules
 that the gateway needs come from the Go module proxy; one it refuses is named as `module@version`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
@@ -46,19 +48,37 @@ def archive_commit(path: Path) -> str | None:
                            f"point SANDBOX_TYK_SOURCE at the {versions.TYK} source tarball.") from e
 
 
-def check_commit(path: Path, source: str) -> None:
-    found = archive_commit(path)
-    if found != versions.TYK_COMMIT:
-        raise SandboxError(
-            f"The Tyk source {source} was made from commit {found or '(none recorded)'}, not the pinned "
-            f"{versions.TYK} commit {versions.TYK_COMMIT}.",
-            f"use the {versions.TYK} tag tarball ({DEFAULT_SOURCE}) or a copy of it, or change the pin in "
-            "sandbox/versions.py.", exit_code=2)
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_source(path: Path, source: str) -> None:
+    """The archive is the pinned one, byte for byte, before anything of it is unpacked."""
+    found = sha256(path)
+    if found == versions.TYK_SOURCE_SHA256:
+        return
+    commit = archive_commit(path)
+    said = (f" (its header names commit {commit}, " + ("the pinned one: a header is no proof)" if commit ==
+            versions.TYK_COMMIT else f"not the pinned {versions.TYK_COMMIT})")) if commit else ""
+    raise SandboxError(
+        f"The Tyk source {source} is not the pinned {versions.TYK} archive: its SHA-256 is {found}, the pin is "
+        f"{versions.TYK_SOURCE_SHA256}{said}.",
+        f"use the {versions.TYK} tag tarball ({DEFAULT_SOURCE}) or an exact copy of it, or change the pin in "
+        "sandbox/versions.py.", exit_code=2)
 
 
 def fetch_archive(source: str, downloads: Path, say: Say) -> Path:
     """A local path as it is; an http(s) URL downloaded once into `downloads` (kept for the next build)."""
-    if urlparse(source).scheme not in ("http", "https"):
+    scheme = urlparse(source).scheme
+    if scheme == "http":
+        raise SandboxError(f"The Tyk source {source} is a plain http:// URL.",
+                           "use https:// (or a local copy of the tarball); its checksum is checked either way.",
+                           exit_code=2)
+    if scheme != "https":
         path = Path(source).expanduser()
         if not path.is_file():
             raise SandboxError(f"The Tyk source archive {path} does not exist.",
