@@ -22,9 +22,12 @@ import yaml
 
 from sandbox.errors import SandboxError
 
-NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
-SCOPE = re.compile(r"^[A-Za-z][A-Za-z0-9._:-]{0,63}$")
-RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)?\s*([a-z]+)\s*$")
+# used with fullmatch: `$` alone would accept a trailing newline ("dev\n" became a realm)
+NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
+SCOPE = re.compile(r"[A-Za-z][A-Za-z0-9._:-]{0,63}")
+RATE = re.compile(r"\s*(\d+)\s*/\s*(\d+)?\s*([a-z]+)\s*")
+# a whole http(s) URL: scheme, host[:port], an optional path; no whitespace or control character anywhere
+UPSTREAM = re.compile(r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?(/[^\s\x00-\x1f\x7f]*)?")
 UNITS = {"s": 1, "sec": 1, "second": 1, "min": 60, "minute": 60, "h": 3600, "hour": 3600,
          "d": 86400, "day": 86400, "week": 604800}
 BUNDLED = "bundled"
@@ -148,8 +151,9 @@ class _Checker:
                 self.add(f"{path}.{name}", k, f"duplicate name {name!r}")
                 continue
             seen.add(name)
-            if not NAME.match(name):
-                self.add(f"{path}.{name}", k, f"{name!r} is not a valid name (lowercase letters, digits and '-', "
+            if not NAME.fullmatch(name):
+                shown = name if name.isprintable() else repr(name)[1:-1]  # a newline in a name is shown, not printed
+                self.add(f"{path}.{shown}", k, f"{name!r} is not a valid name (lowercase letters, digits and '-', "
                                               "starting with a letter, at most 31 characters)")
                 continue
             out.append((name, k, v))
@@ -194,7 +198,7 @@ class _Checker:
 
 def parse_rate(text: str) -> Rate:
     """`COUNT/UNIT` or `COUNT/N UNIT` as a Rate; the ValueError's text is the problem as the user sees it."""
-    m = RATE.match(text)
+    m = RATE.fullmatch(text)
     if not m or m.group(3) not in UNITS:
         raise ValueError(f"{text!r} is not a rate; write COUNT/UNIT or COUNT/N UNIT, e.g. 100/min, "
                          f"5000/day, 10/30s (units: {', '.join(UNITS)})")
@@ -278,7 +282,7 @@ def parse(text: str, source: str = "<spec>") -> Spec:
         p = f"services.{name}"
         f = c.mapping(node, p, set(), {"upstream", "routes"})
         upstream = c.scalar(f.get("upstream"), f"{p}.upstream", str, BUNDLED)
-        if upstream != BUNDLED and not re.match(r"^https?://[^/\s]+", upstream or ""):
+        if upstream != BUNDLED and not UPSTREAM.fullmatch(upstream or ""):
             c.add(f"{p}.upstream", f["upstream"], f"{upstream!r} is neither 'bundled' nor an http(s) URL")
         routes = c.str_list(f["routes"], f"{p}.routes") if "routes" in f else [("/", node)]
         for i, (r, rnode) in enumerate(routes):
@@ -315,7 +319,7 @@ def parse(text: str, source: str = "<spec>") -> Spec:
             c.add(f"{p}.service", f["service"], f"no service named {service!r}")
         scopes = c.str_list(f["scopes"], f"{p}.scopes") if "scopes" in f else []
         for j, (s, snode) in enumerate(scopes):
-            if not SCOPE.match(s):
+            if not SCOPE.fullmatch(s):
                 c.add(f"{p}.scopes[{j}]", snode, f"{s!r} is not a valid scope name")
         if "scopes" in f and not scopes and isinstance(f["scopes"], yaml.SequenceNode):
             c.add(f"{p}.scopes", f["scopes"], "must list at least one scope")

@@ -87,6 +87,11 @@ MALFORMED = [
     (("    rate: 10/min", "    rate: 10/min\n  - account: airflow\n    service: orders\n    scopes: [a]\n"
                         "    rate: 1/s"),
      "my.yaml, line 16: grants[1]: airflow is already granted orders in grants[0]"),
+    (("  airflow:\n    environments", '  "airflow\\n":\n    environments'),
+     "my.yaml, line 9: accounts.airflow\\n: 'airflow\\n' is not a valid name (lowercase letters, digits and '-', "
+     "starting with a letter, at most 31 characters)"),
+    (("    routes: [/orders]", "    upstream: \"http://x y/\"\n    routes: [/orders]"),
+     "my.yaml, line 7: services.orders.upstream: 'http://x y/' is neither 'bundled' nor an http(s) URL"),
     (("environments:\n  dev:", "environments:\n  dev: [\n"),
      "my.yaml, line 6: (document): not valid YAML: expected ',' or ']', but got ':'"),
 ]
