@@ -49,8 +49,8 @@ class SandboxGroup(click.Group):
         except OSError as e:  # the home's filesystem full, read-only or not ours: one sentence, not a traceback
             if (fix := FILESYSTEM_FIXES.get(e.errno or 0)) is None:
                 raise
-            render.err.print(f"[bold red]Error:[/] Cannot write {e.filename or 'the sandbox home'}: {e.strerror}.",
-                             markup=True)
+            where = escape(str(e.filename or "the sandbox home"))
+            render.err.print(f"[bold red]Error:[/] Cannot write {where}: {e.strerror}.", markup=True)
             render.err.print(f"[bold]Fix:[/] {fix} Files already there were left as they were (writes are atomic).")
             ctx.exit(1)
 
@@ -115,7 +115,7 @@ def images_build(components: tuple[str, ...], output: str) -> None:
                             [[r.component, r.image, r.action, f"{r.seconds:.1f}"] for r in results])
     failed = [r for r in results if r.action == "failed"]
     for r in failed:
-        render.err.print(f"[bold red]Error:[/] {r.component}: {r.detail}")
+        render.err.print(f"[bold red]Error:[/] {r.component}: {escape(r.detail)}")
     if failed:
         sys.exit(1)
 
@@ -133,7 +133,7 @@ def provision(components: tuple[str, ...], output: str) -> None:
                             [[r.name, r.action, f"{r.seconds:.1f}", r.detail] for r in results])
     failed = [r for r in results if not r.ok]
     for r in failed:  # the table folds long lines; the sentence and its fix stay whole on stderr
-        render.err.print(f"[bold red]Error:[/] {r.name}: {r.detail}")
+        render.err.print(f"[bold red]Error:[/] {r.name}: {escape(r.detail)}")
     if failed:
         sys.exit(1)
 
@@ -411,7 +411,7 @@ def logs(component: str | None, follow: bool, lines: int) -> None:
         if not component and not path.exists():
             continue
         if not component:
-            render.out.print(f"[bold]==> {name} ({path})[/]")
+            render.out.print(f"[bold]==> {name} ({escape(str(path))})[/]")
         if not path.exists():
             raise SandboxError(f"{name} has no log yet ({path}).", "start it with `sandbox up`.")
         for line in tail(path, lines):

@@ -12,7 +12,9 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from sandbox.credentials import mask
 from sandbox.runtime.base import ComponentStatus
@@ -21,6 +23,16 @@ out = Console(highlight=False, soft_wrap=True)
 if not out.is_terminal:
     out.width = 160  # piped output: keep URLs whole rather than fold them at 80 columns
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def cell(value: Any) -> Text:
+    """A table cell of data (a name, a server's words, an audit tag): shown as it is, never read as markup."""
+    return Text("" if value is None else str(value))
+
+
+def e(value: Any) -> str:
+    """Data inside a line that has markup of ours: escaped, so "[/x]" in it is text."""
+    return escape("" if value is None else str(value))
 
 
 def dump_json(data: Any) -> None:
@@ -36,7 +48,7 @@ class ProgressPrinter:
 
     def __call__(self, component: str, message: str) -> None:
         with self.lock:
-            err.print(f"[dim]{time.monotonic() - self.t0:6.1f}s[/] [bold cyan]{component:<9}[/] {message}")
+            err.print(f"[dim]{time.monotonic() - self.t0:6.1f}s[/] [bold cyan]{component:<9}[/] {e(message)}")
 
 
 def status_dicts(rows: list[ComponentStatus], show_secrets: bool) -> list[dict]:
@@ -62,12 +74,12 @@ def status_table(rows: list[ComponentStatus], show_secrets: bool) -> None:
         t.add_column(col)
     for r in status_dicts(rows, show_secrets):
         login = f"{r['username']} / {r['secret']}" if r["username"] and r["secret"] else (r["username"] or "")
-        health = HEALTH[r["healthy"]] + (f" [dim]{r['detail']}[/]" if r["healthy"] is False else "")
+        health = HEALTH[r["healthy"]] + (f" [dim]{e(r['detail'])}[/]" if r["healthy"] is False else "")
         if r["state"] in ("crashed", "unsupervised"):
-            health = f"[{'red' if r['state'] == 'crashed' else 'yellow'}]{r['detail']}[/]"
-        t.add_row(r["name"], STATE.get(r["state"], r["state"]), health, r["url"], login)
+            health = f"[{'red' if r['state'] == 'crashed' else 'yellow'}]{e(r['detail'])}[/]"
+        t.add_row(cell(r["name"]), STATE.get(r["state"], e(r["state"])), health, cell(r["url"]), cell(login))
         for label, url in r["urls"].items():
-            t.add_row("", "", "", f"[dim]{label}:[/] {url}", "")
+            t.add_row("", "", "", f"[dim]{e(label)}:[/] {e(url)}", "")
     out.print(t)
     if not show_secrets:
         out.print("[dim]Secrets are masked; `sandbox status --show-secrets` shows them.[/]")
@@ -91,7 +103,7 @@ def simple_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     for c in columns:
         t.add_column(c)
     for row in rows:
-        t.add_row(*row)
+        t.add_row(*map(cell, row))
     out.print(t)
 
 
@@ -105,13 +117,13 @@ def changes(report, applied: bool) -> None:
         for col in ("system", "action", "kind", "name", "detail"):
             t.add_column(col)
         for c in report.changes:
-            t.add_row(c.system, ACTION.get(c.action, c.action), c.kind, c.name, c.detail)
+            t.add_row(cell(c.system), ACTION.get(c.action, e(c.action)), cell(c.kind), cell(c.name), cell(c.detail))
         out.print(t)
     else:
         out.print(f"No changes: the live systems match the spec ({report.seconds:.1f}s; "
                   + ", ".join(f"{n} {k}" for k, n in report.counts.items()) + ").")
     for system, why in report.skipped.items():
-        out.print(f"[dim]{system}: not compared ({why}).[/]")
+        out.print(f"[dim]{e(system)}: not compared ({e(why)}).[/]")
 
 
 MARK = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]–[/]"}
@@ -120,25 +132,25 @@ MARK = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]–[/]"}
 def diagnoses(results) -> None:
     """One small table per connection, each ending with its one-sentence verdict."""
     for d in results:
-        t = Table(title=d.connection, title_justify="left", show_header=False)
+        t = Table(title=e(d.connection), title_justify="left", show_header=False)
         t.add_column("hop")
         t.add_column("")
         t.add_column("detail")
         for h in d.hops:
-            t.add_row(h.name, MARK[h.ok], h.detail)
+            t.add_row(cell(h.name), MARK[h.ok], cell(h.detail))
         out.print(t)
-        out.print(("[green]" if d.ok else "[red]") + d.verdict + "[/]\n")
+        out.print(("[green]" if d.ok else "[red]") + e(d.verdict) + "[/]\n")
 
 
 def call_result(r) -> None:
     """`sandbox call`: the status line, the gateway's refusal if any, the token's claims, then the answer."""
     colour = "green" if r.ok else "red"
-    out.print(f"[bold]{r.method} {r.url}[/] → [{colour}]HTTP {r.status}[/] ({r.seconds * 1000:.0f} ms)")
+    out.print(f"[bold]{e(r.method)} {e(r.url)}[/] → [{colour}]HTTP {r.status}[/] ({r.seconds * 1000:.0f} ms)")
     if r.gateway_error:
-        out.print(f"[red]gateway: {r.gateway_error}[/]")
+        out.print(f"[red]gateway: {e(r.gateway_error)}[/]")
     exp = r.claims.get("exp")
     left = f" (in {exp - time.time():.0f}s)" if isinstance(exp, int | float) else ""
-    out.print(f"[dim]token: azp={r.claims.get('azp')} scope={r.claims.get('scope')!r} exp={exp}{left}[/]")
+    out.print(f"[dim]token: azp={e(r.claims.get('azp'))} scope={e(repr(r.claims.get('scope')))} exp={e(exp)}{left}[/]")
     if not r.gateway_error:
         print(json.dumps(r.body, indent=2) if not isinstance(r.body, str) else r.body)
 
@@ -152,7 +164,7 @@ def smoke(report) -> None:
     for r in report.rows:
         marks = {h["name"]: MARK[h["ok"]] for h in r.hops}
         ms = sum(h.get("ms") or 0 for h in r.hops)
-        t.add_row(r.connection, marks.get("connection", ""), marks.get("token", ""), marks.get("gateway", ""),
+        t.add_row(cell(r.connection), marks.get("connection", ""), marks.get("token", ""), marks.get("gateway", ""),
                   marks.get("upstream", ""), str(r.status or "–"), f"{ms:.0f}")
     out.print(t)
     for r in report.rows:
@@ -160,9 +172,9 @@ def smoke(report) -> None:
             continue
         failed = next((h for h in r.hops if h["ok"] is False), None)
         why = f"{failed['name']} hop: {failed['detail']}" if failed else r.verdict
-        out.print(f"[red]✗ {r.connection}[/]: {why}")
+        out.print(f"[red]✗ {e(r.connection)}[/]: {e(why)}")
         for line in r.log:
-            out.print(f"    [dim]{line}[/]")
+            out.print(f"    [dim]{e(line)}[/]")
     out.print("[green]Every connection works end to end.[/]" if report.ok else
               f"[red]{sum(not r.ok for r in report.rows)} of {len(report.rows)} connections failed.[/] "
               "`sandbox doctor --connection <id>` walks one hop by hop.")
@@ -173,8 +185,8 @@ def audit(rows, records: int) -> None:
     for col in ("dag", "task", "api", "status", "calls", "p50 ms", "p95 ms", "first seen", "last seen"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r.dag, r.task, r.api, str(r.status), str(r.count), f"{r.p50_ms:g}", f"{r.p95_ms:g}",
-                  r.first_seen, r.last_seen)
+        t.add_row(*map(cell, (r.dag, r.task, r.api, r.status, r.count, f"{r.p50_ms:g}", f"{r.p95_ms:g}",
+                              r.first_seen, r.last_seen)))
     out.print(t)
     if not rows:
         out.print("[dim]No call tagged with X-Airflow-Dag-Id yet (`sandbox smoke` makes some).[/]")
@@ -185,7 +197,12 @@ def csv_rows(rows, row_type) -> None:
     writer = csv.writer(sys.stdout)
     writer.writerow([f.name for f in fields(row_type)])
     for r in rows:
-        writer.writerow(list(asdict(r).values()))
+        writer.writerow([csv_safe(v) for v in asdict(r).values()])
+
+
+def csv_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (= + - @, tab, CR first) gets a leading quote."""
+    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def scenarios(catalogue) -> None:
@@ -193,22 +210,23 @@ def scenarios(catalogue) -> None:
     for col in ("scenario", "connection", "symptom", "cause", "fix"):
         t.add_column(col)
     for sc in catalogue:
-        e = sc.expected
-        t.add_row(sc.name, sc.connection, f"{e.hop} hop" + (f", HTTP {e.status}" if e.status else "") + f": {e.words}",
-                  sc.cause, sc.fix)
+        x = sc.expected
+        t.add_row(*map(cell, (sc.name, sc.connection,
+                              f"{x.hop} hop" + (f", HTTP {x.status}" if x.status else "") + f": {x.words}",
+                              sc.cause, sc.fix)))
     out.print(t)
 
 
 def repro_result(r) -> None:
     """Story, symptom (expected and seen), cause, fix, and whether it is green again."""
     mark = "[green]✓[/]" if r.ok else "[red]✗[/]"
-    out.print(f"{mark} [bold]{r.scenario}[/] on {r.connection} ({r.seconds:.1f}s)")
-    out.print(f"  story:    {r.story}")
-    e, o = r.expected, r.observed
-    out.print(f"  expected: {e.hop} hop" + (f", HTTP {e.status}" if e.status else "") + f": {e.words}")
-    out.print("  seen:     " + (f"{o.hop} hop" + (f", HTTP {o.status}" if o.status else "") + f": {o.words}"
-                                 if o else "nothing failed"))
-    out.print(f"  cause:    {r.cause}")
-    out.print(f"  fix:      {r.fix}")
+    out.print(f"{mark} [bold]{e(r.scenario)}[/] on {e(r.connection)} ({r.seconds:.1f}s)")
+    out.print(f"  story:    {e(r.story)}")
+    x, o = r.expected, r.observed
+    out.print("  expected: " + e(f"{x.hop} hop" + (f", HTTP {x.status}" if x.status else "") + f": {x.words}"))
+    out.print("  seen:     " + e(f"{o.hop} hop" + (f", HTTP {o.status}" if o.status else "") + f": {o.words}"
+                                   if o else "nothing failed"))
+    out.print(f"  cause:    {e(r.cause)}")
+    out.print(f"  fix:      {e(r.fix)}")
     out.print("  [yellow]kept in place: `sandbox doctor` names it; `sandbox repro revert` takes it out[/]" if r.kept
               else ("  reverted: green again" if r.green_after else "  [red]reverted, but not green again[/]"))

@@ -77,3 +77,30 @@ def test_without_needs_dependency(tmp_path):
 def test_bad_port_override(tmp_path):
     r = run(tmp_path, "up", "--port", "keycloak")
     assert r.exit_code == 1 and "is not NAME=PORT" in r.output
+
+
+def test_data_with_rich_markup_is_printed_as_text_and_csv_cells_cannot_be_formulas(capsys):
+    from dataclasses import dataclass
+
+    from sandbox import render
+
+    @dataclass
+    class Row:
+        dag: str
+        task: str
+        api: str
+        status: int
+        count: int
+        p50_ms: float
+        p95_ms: float
+        first_seen: str
+        last_seen: str
+
+    tag = "[/x] [bold]evil"  # any caller of the gateway sets audit tags
+    with render.out.capture() as cap:
+        render.audit([Row(tag, "=cmd|' /C calc'!A0", "api", 200, 1, 1.0, 2.0, "t0", "t1")], 1)
+        render.simple_table("t", ["a"], [[tag]])
+    assert "[/x] [bold]evil" in cap.get()
+    render.csv_rows([Row("@SUM(1)", "=cmd", "-2+3", 200, 1, 1.0, 2.0, "+x", "ok")], Row)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("'@SUM(1),'=cmd,'-2+3,200,") and "'+x,ok" in lines[1]
