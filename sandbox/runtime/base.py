@@ -32,7 +32,8 @@ class ComponentStatus:
     ports: dict[str, int] = field(default_factory=dict)
     pids: list[int] = field(default_factory=list)
     username: str | None = None
-    secret: str | None = None  # the login's secret, unmasked; renderers mask it unless asked
+    # the login's secret, unmasked; renderers mask it unless asked; kept out of repr (a handle can reach test output)
+    secret: str | None = field(default=None, repr=False)
     # where the stack's other components reach it ('' = `url`): a container network's service name and port
     inner_url: str = ""
     runtime: str = ""  # which runtime runs it: local | docker

@@ -47,7 +47,7 @@ def test_every_grant_reaches_its_upstream_through_the_gateway(stack):
         # the upstream saw the request, on the route's path, with the bearer the gateway accepted
         assert out["body"]["url"].endswith(f"/anything/{pol.service}/probe/1"), out["body"]
         bearer = out["body"]["headers"]["Authorization"][0]  # echoed back, and masked: a token is a credential
-        assert bearer.startswith("Bearer ey") and bearer.endswith("…******"), bearer
+        assert bearer == "Bearer ********", bearer
         assert out["claims"]["azp"] == pol.account and out["claims"]["exp"] > 0
 
 

@@ -86,4 +86,4 @@ def test_every_refusal_gets_a_cause_and_a_fix():
 
 def test_call_output_hides_the_bearer_an_upstream_echoes():
     assert hide_token('{"Authorization": ["Bearer eyJhbGciOi.x.y"]}', "eyJhbGciOi.x.y") == \
-        '{"Authorization": ["Bearer ey…******"]}'
+        '{"Authorization": ["Bearer ********"]}'
