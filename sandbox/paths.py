@@ -7,8 +7,11 @@ nothing below reads or writes `SANDBOX_HOME` again.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from sandbox.errors import SandboxError
 
 
 def default_home() -> Path:
@@ -29,6 +32,23 @@ def default_cache() -> Path:
     return Path(cache) / "airflow-tyk-sandbox"
 
 
+def check_home(home: Path) -> None:
+    """A home is a folder of the sandbox's own: `down` ends every process it finds working in the home's
+    component folders, and the home holds its secrets. The root, your home folder or one above it, and a shared
+    temporary folder (sticky, such as /tmp) are refused."""
+    user_home = Path.home().resolve()
+    try:
+        sticky = bool(home.stat().st_mode & stat.S_ISVTX)
+    except OSError:
+        sticky = False
+    if user_home.is_relative_to(home) or sticky:
+        what = "a shared temporary folder" if sticky else "the root" if home == Path("/") else "your home folder" \
+            if home == user_home else "a folder above your home"
+        raise SandboxError(f"{home} is {what}, not a folder a sandbox can own.",
+                           "give the sandbox a folder of its own: --home ~/sandboxes/dev (or SANDBOX_HOME).",
+                           exit_code=2)
+
+
 @dataclass(frozen=True)
 class SandboxPaths:
     home: Path
@@ -37,8 +57,10 @@ class SandboxPaths:
     @classmethod
     def resolve(cls, home: Path | None = None, cache: Path | None = None) -> SandboxPaths:
         """From explicit values, else SANDBOX_HOME / SANDBOX_CACHE, else the XDG defaults."""
-        return cls(home.expanduser().resolve() if home else default_home(),
-                   cache.expanduser().resolve() if cache else default_cache())
+        paths = cls(home.expanduser().resolve() if home else default_home(),
+                    cache.expanduser().resolve() if cache else default_cache())
+        check_home(paths.home)
+        return paths
 
     # ---- the runtime's own -------------------------------------------------------------------------
     @property

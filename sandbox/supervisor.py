@@ -67,10 +67,13 @@ def _inside(path: str, folder: Path) -> bool:
 def belongs(environ: dict[str, str], cwd: str, owner: Path) -> bool:
     """Whether a process belongs to the sandbox at `owner`: its environment carries the mark, or its environment
     was overwritten by a title rewrite (not even PATH is left, which every sandbox process is given) and it works
-    inside the sandbox's home. A shell someone opened in the home keeps its PATH: it is not the sandbox's."""
+    inside one of the sandbox's component data folders. A shell someone opened there keeps its PATH: it is not
+    the sandbox's. (Callers also require the sandbox's own uid.)"""
     if environ.get(OWNER_VAR) == str(owner):
         return True
-    return "PATH" not in environ and _inside(cwd, owner)
+    # Without the mark, only what works in a component's own data folder: a process someone started with an
+    # empty environment elsewhere in the home (or in a home such as /tmp) is not the sandbox's.
+    return "PATH" not in environ and component_of(cwd, owner) is not None
 
 
 def component_of(cwd: str, owner: Path) -> str | None:
@@ -84,11 +87,13 @@ def component_of(cwd: str, owner: Path) -> str | None:
 def owned_processes(owner: Path, component: str | None = None) -> list[psutil.Process]:
     """Every process of the sandbox at `owner` (optionally: of one component), whatever its parent."""
     found = []
-    me = os.getpid()
+    me, uid = os.getpid(), os.getuid()
     for p in psutil.process_iter(["pid"]):
         if p.pid == me:
             continue
         try:
+            if p.uids().real != uid:  # another user's process is never the sandbox's, whatever it looks like
+                continue
             cwd = p.cwd()
             if belongs(p.environ(), cwd, owner) and (component is None or component_of(cwd, owner) == component):
                 found.append(p)
@@ -119,7 +124,8 @@ def terminate(procs: list[psutil.Process], grace: float = 8.0) -> list[psutil.Pr
     groups = set()
     for p in procs:
         try:
-            groups.add(os.getpgid(p.pid))
+            if os.getpgid(p.pid) == p.pid:  # a group the sandbox made (it leads it), never a group it joined
+                groups.add(p.pid)
         except OSError:
             pass
     _signal_all(procs, groups, signal.SIGTERM)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import psutil
 import pytest
@@ -27,8 +28,17 @@ def test_down_leaves_no_process_and_frees_every_port(tmp_path):
         pids = {pid for row in status for pid in row["pids"]}
         assert {row["name"] for row in status if row["state"] == "running"} == {
             "keycloak", "redis", "tyk", "airflow", "upstream"}
+        # bystanders that look like a title-rewritten sandbox process (no environment at all): one working in the
+        # home (not a component's folder), one of another uid in Airflow's data folder — neither is the sandbox's
+        bystanders = [subprocess.Popen(["env", "-i", "/bin/sleep", "300"], cwd=home, start_new_session=True),
+                      subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "-i",
+                                        "/bin/sleep", "300"], cwd=home / "data" / "airflow", start_new_session=True)]
         out = json.loads(sandbox("down", "-o", "json", env=env).stdout)
         assert set(out["stopped"]) == {"keycloak", "redis", "tyk", "airflow", "upstream"}
+        assert [b.poll() for b in bystanders] == [None, None]  # both alive
+        for b in bystanders:
+            b.kill()
+            b.wait()
         assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
         marked = []
         for p in psutil.process_iter():

@@ -31,3 +31,22 @@ def test_the_component_is_the_data_folder_worked_in():
     assert component_of(str(HOME), HOME) is None
     assert component_of(f"{HOME}/data", HOME) is None
     assert component_of("/elsewhere", HOME) is None
+
+
+def test_without_the_mark_only_a_component_folder_counts():
+    assert not belongs({}, str(HOME), HOME)  # `env -i sleep` started in the home itself
+    assert not belongs({}, f"{HOME}/dags", HOME)
+    assert not belongs({}, f"{HOME}/data", HOME)
+
+
+def test_homes_others_use_are_refused(tmp_path):
+    import pytest
+
+    from sandbox.errors import SandboxError
+    from sandbox.paths import check_home
+
+    for shared in (Path("/"), Path.home(), Path("/tmp")):
+        with pytest.raises(SandboxError) as e:
+            check_home(shared)
+        assert e.value.exit_code == 2 and "--home" in e.value.fix
+    check_home(tmp_path / "mine")  # a folder of its own (even one that does not exist yet)
