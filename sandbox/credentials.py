@@ -9,6 +9,8 @@ import base64
 import json
 import os
 import secrets as _random
+import stat
+import tempfile
 from pathlib import Path
 
 from sandbox.errors import SandboxError
@@ -33,6 +35,7 @@ def mask(value: str) -> str:
 def load_or_create(path: Path) -> dict[str, str]:
     """The sandbox's secrets from `path` (SandboxPaths.secrets), generating any that are missing."""
     current: dict[str, str] = {}
+    check_owned(path)
     if path.exists():
         try:
             current = json.loads(path.read_text())
@@ -52,22 +55,35 @@ def load_or_create(path: Path) -> dict[str, str]:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write atomically with mode 0600 from the first byte (no window where others can read it)."""
+    """Write atomically with mode 0600 from the first byte (no window where others can read it). The temporary
+    file is a new one of a random name, created exclusively: a file or link planted beside it is never followed."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # O_EXCL, 0600
+    tmp = Path(name)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
-        os.chmod(tmp, 0o600)
         os.replace(tmp, path)
     except OSError:  # a full disk: the old file stays whole, and no half-written copy is left beside it
         tmp.unlink(missing_ok=True)
         raise
 
 
+def check_owned(path: Path) -> None:
+    """A secrets file someone else made (or can write) is not ours to trust."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise SandboxError(f"The secrets file {path} is not a plain file of yours that only you can write.",
+                           "if you did not plant it, remove it (and look at who can write this home); "
+                           "new secrets are generated on the next `sandbox up`.")
+
+
 def read(path: Path) -> dict[str, str]:
     """The sandbox's secrets as they are, without creating any; {} when there are none (yet) or they are unreadable."""
+    check_owned(path)
     try:
         return json.loads(path.read_text()) if path.exists() else {}
     except ValueError:

@@ -69,7 +69,7 @@ def acquire(paths: SandboxPaths, env_ports: dict[str, int], spec_path: Path | No
     that is not running yet (a running one keeps its own)."""
     t0 = time.monotonic()
     spec = load_spec(spec_path)  # fails before anything starts
-    paths.home.mkdir(parents=True, exist_ok=True)
+    paths.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     rt = make_runtime(paths, env_ports, runtime)
     left_out: dict[str, str] = {}
     if "unavailable" in without:
@@ -110,7 +110,7 @@ def left_out(paths: SandboxPaths) -> dict[str, str]:
 def hold(paths: SandboxPaths) -> None:
     """Hold the sandbox without starting it: the pytest-xdist controller does, so the stack outlives every worker
     (a worker that finishes early would otherwise be the last holder and stop it under the others)."""
-    paths.home.mkdir(parents=True, exist_ok=True)
+    paths.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     with file_lock(paths.holders_lock):
         Holders.read(paths.holders).joined(os.getpid()).write(paths.holders)
 

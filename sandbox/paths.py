@@ -34,8 +34,8 @@ def default_cache() -> Path:
 
 def check_home(home: Path) -> None:
     """A home is a folder of the sandbox's own: `down` ends every process it finds working in the home's
-    component folders, and the home holds its secrets. The root, your home folder or one above it, and a shared
-    temporary folder (sticky, such as /tmp) are refused."""
+    component folders, and the home holds its secrets. The root, your home folder or one above it, a shared
+    temporary folder (sticky, such as /tmp), and a folder another user owns or can write are refused."""
     user_home = Path.home().resolve()
     try:
         sticky = bool(home.stat().st_mode & stat.S_ISVTX)
@@ -45,6 +45,15 @@ def check_home(home: Path) -> None:
         what = "a shared temporary folder" if sticky else "the root" if home == Path("/") else "your home folder" \
             if home == user_home else "a folder above your home"
         raise SandboxError(f"{home} is {what}, not a folder a sandbox can own.",
+                           "give the sandbox a folder of its own: --home ~/sandboxes/dev (or SANDBOX_HOME).",
+                           exit_code=2)
+    try:
+        st = home.lstat()
+    except FileNotFoundError:
+        return
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:  # someone else could have planted its files
+        raise SandboxError(f"{home} is not a folder of yours that only you can write "
+                           f"(owner uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o}).",
                            "give the sandbox a folder of its own: --home ~/sandboxes/dev (or SANDBOX_HOME).",
                            exit_code=2)
 

@@ -479,5 +479,5 @@ class DockerRuntime(Runtime):
             if svc in existing:
                 text = existing[svc].logs(timestamps=False).decode(errors="replace")
                 chunks.append("".join(f"{svc}| {line}\n" for line in text.splitlines()))
-        path.write_text("".join(chunks))
+        credentials.write_private(path, "".join(chunks))  # logs name accounts and hosts: the user's alone
         return path

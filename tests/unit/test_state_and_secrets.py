@@ -51,3 +51,22 @@ def test_unreadable_secrets(tmp_path):
 
 def test_mask_hides_all_but_two_chars():
     assert mask("supersecret") == "********" and mask("") == ""
+
+
+def test_a_planted_link_beside_the_secrets_is_not_followed_and_a_foreign_file_is_refused(tmp_path):
+    import os
+
+    import pytest
+
+    from sandbox.credentials import load_or_create
+    from sandbox.errors import SandboxError
+
+    target = tmp_path / "elsewhere"
+    target.write_text("untouched")
+    (tmp_path / "secrets.json.tmp").symlink_to(target)  # the old fixed temporary name, planted
+    secrets = load_or_create(tmp_path / "secrets.json")
+    assert target.read_text() == "untouched" and secrets
+    assert oct((tmp_path / "secrets.json").stat().st_mode & 0o777) == "0o600"
+    os.chmod(tmp_path / "secrets.json", 0o666)  # anyone could have written it
+    with pytest.raises(SandboxError, match="not a plain file of yours"):
+        load_or_create(tmp_path / "secrets.json")
