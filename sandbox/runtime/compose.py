@@ -15,7 +15,9 @@ from pathlib import Path
 
 import yaml
 
-_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+from sandbox.errors import SandboxError
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 @dataclass(frozen=True)
@@ -52,13 +54,17 @@ class Service:
 
 
 def interpolate(text: str, env: Mapping[str, str]) -> str:
-    """Compose's variable syntax: $VAR, ${VAR}, ${VAR:-default} (unset or empty), ${VAR-default} (unset), $$."""
+    """Compose's variable syntax: $VAR, ${VAR}, ${VAR:-default} (unset or empty), ${VAR-default} (unset), $$,
+    and ${VAR:?why} / ${VAR?why}, which stop with `why` when the variable is unset (or empty)."""
 
     def sub(m: re.Match) -> str:
         if m.group(0) == "$$":
             return "$"
         name = m.group(1) or m.group(4)
         value = env.get(name)
+        if (m.group(2) == ":?" and not value) or (m.group(2) == "?" and value is None):
+            raise SandboxError(f"The compose file needs {name}: {m.group(3)}.",
+                               "the sandbox sets it; by hand, see the README's compose recipe.")
         if m.group(2) == ":-" and not value:
             return m.group(3)
         if m.group(2) == "-" and value is None:

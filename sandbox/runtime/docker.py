@@ -123,6 +123,11 @@ class DockerRuntime(Runtime):
             **{image_variable(c): ref for c, ref in images.items()},
         }
 
+    def compose_variables(self) -> dict[str, str]:
+        """The variables a hand-run `docker compose` needs to address this running sandbox (its secrets included)."""
+        state = statefile.load(self.paths.state) or State(runtime="docker")
+        return self._variables(state.ports, credentials.read(self.paths.secrets), state.images)
+
     def _services(self, state: State, secrets: dict[str, str]) -> dict[str, compose.Service]:
         return compose.load(self.compose_file, self._variables(state.ports, secrets, state.images))
 

@@ -17,8 +17,10 @@ import pytest
 
 from sandbox import engine, versions
 from sandbox.images import compose_dir
+from sandbox.paths import SandboxPaths
 from sandbox.repro import runnable
 from sandbox.runtime.docker import PROJECT_LABEL, project_name
+from sandbox.runtime.factory import make_runtime
 from sandbox.scenarios import CATALOGUE
 from tests.integration.conftest import sandbox
 
@@ -84,18 +86,26 @@ def test_nothing_is_published_beyond_loopback(dstack):
     assert {int(b["HostPort"]) for _, b in bindings} == set(PORTS.values())
 
 
-def test_the_compose_file_validates(dstack):
+def test_the_compose_file_validates_and_a_secret_left_unset_stops_it(dstack):
     exe = shutil.which("docker-compose")
     assert exe, "docker-compose (apt-get install docker-compose) validates the compose file"
-    p = subprocess.run([exe, "-f", str(compose_dir() / "docker-compose.yml"), "-p", dstack.project, "config", "-q"],
-                       capture_output=True, text=True, env=dstack.env, timeout=60)
+    variables = make_runtime(SandboxPaths.resolve(dstack.home), name="docker").compose_variables()
+
+    def config(env: dict[str, str]) -> subprocess.CompletedProcess:
+        return subprocess.run([exe, "-f", str(compose_dir() / "docker-compose.yml"), "-p", dstack.project, "config",
+                               "-q"], capture_output=True, text=True, env=env, timeout=60)
+
+    p = config({**dstack.env, **variables})
     assert p.returncode == 0, p.stderr
+    p = config({**dstack.env, **{k: v for k, v in variables.items() if k != "SANDBOX_REDIS_PASSWORD"}})
+    assert p.returncode != 0 and "SANDBOX_REDIS_PASSWORD" in p.stderr, p.stderr
 
 
 def test_compose_sees_the_runtimes_containers_as_its_project(dstack):
+    variables = make_runtime(SandboxPaths.resolve(dstack.home), name="docker").compose_variables()
     p = subprocess.run(["docker-compose", "-f", str(compose_dir() / "docker-compose.yml"), "-p", dstack.project, "ps",
                         "--services", "--filter", "status=running"],
-                       capture_output=True, text=True, env=dstack.env, timeout=60)
+                       capture_output=True, text=True, env={**dstack.env, **variables}, timeout=60)
     assert p.returncode == 0, p.stderr
     assert {"keycloak", "redis", "tyk", "upstream", "airflow-scheduler", "airflow-api-server"} <= set(
         p.stdout.split())
