@@ -76,3 +76,18 @@ def holder(port: int) -> str:
             + (f" of the sandbox at {sandbox} (`sandbox --home {sandbox} down` stops it)" if sandbox else "")
     return "an unknown process"
 
+
+
+def listener_owner(port: int) -> str | None:
+    """The sandbox home (its owner mark) of the process listening on `port`; None for anyone else's, or nobody."""
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.AccessDenied, PermissionError):
+        return None
+    for c in conns:
+        if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid:
+            try:
+                return psutil.Process(c.pid).environ().get(OWNER_VAR)
+            except psutil.Error:
+                return None
+    return None

@@ -271,7 +271,12 @@ class LocalRuntime(Runtime):
             name = comp.name
             st = "disabled" if name in state.disabled else self._records_state(state, name)
             healthy, detail = None, ""
-            if st in ("running", "crashed") and secrets:
+            every_dead = st == "crashed" and not any(supervisor.alive(r) for r in state.processes[name])
+            port = ports[next(iter(comp.default_ports))]
+            if every_dead and portcheck.listener_owner(port) != str(self.paths.home):
+                # nothing of ours is left: a health check would hand our credentials to whoever holds the port
+                healthy, detail = False, ""
+            elif st in ("running", "crashed") and secrets:
                 res: Result = self._checked.pop(name, None) or comp.health(ctx)()
                 healthy, detail = res.ok, res.detail
             if st == "crashed":
