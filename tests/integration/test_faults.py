@@ -350,3 +350,13 @@ def test_a_read_only_home_is_one_sentence_and_status_still_reads_it(small_home):
     assert "Read-only file system" in p.stderr and "writable home" in p.stderr, p.stderr
     rows = json.loads(sandbox("status", "-o", "json", env=env).stdout)
     assert {r["state"] for r in rows} == {"stopped"}
+
+
+def test_two_sandboxes_from_one_cache_sign_admin_tokens_with_keys_of_their_own(env, stack):
+    # both copied Keycloak's template database; an admin token of one must not verify in the other
+    def kids(url: str) -> set[str]:
+        certs = requests.get(f"{url}/realms/master/protocol/openid-connect/certs", timeout=10).json()
+        return {k["kid"] for k in certs["keys"]}
+
+    mine, other = kids(status(env)["keycloak"]["url"]), kids(stack.status()["keycloak"]["url"])
+    assert mine and other and not mine & other

@@ -129,9 +129,10 @@ class Keycloak(Component):
         marker = ctx.data_dir(self.name) / ROTATE_MARKER
         if not marker.exists():
             return
-        say("setting this sandbox's admin password")
+        say("setting this sandbox's admin password and master realm keys")
         template_pw = (self.dist(ctx.cache) / TEMPLATE_PASSWORD).read_text()
         set_admin_password(ctx.url("keycloak"), template_pw, ctx.secrets["keycloak_admin_password"])
+        renew_master_keys(ctx.url("keycloak"), ctx.secrets["keycloak_admin_password"])
         marker.unlink()
 
     def health(self, ctx: Context) -> Check:
@@ -190,6 +191,45 @@ def set_admin_password(base_url: str, current: str, new: str) -> None:
                      json={"type": "password", "value": new, "temporary": False}, timeout=30)
     if not r.ok:
         raise SandboxError(f"Setting Keycloak's admin password failed: HTTP {r.status_code} {r.text[:200]}")
+
+
+KEY_PROVIDER = "org.keycloak.keys.KeyProvider"
+RENEWED = "-sandbox"  # suffix of this sandbox's own key providers (idempotent: a second run finds them)
+
+
+def _admin_token(base_url: str, password: str) -> str:
+    r = requests.post(clients.token_url(base_url, "master"), data={
+        "grant_type": "password", "client_id": "admin-cli", "username": "admin", "password": password}, timeout=30)
+    r.raise_for_status()
+    return r.json()["access_token"]
+
+
+def renew_master_keys(base_url: str, admin_password: str) -> None:
+    """Every sandbox starts from one template database, whose master realm keys (which sign admin tokens) would
+    be the same in all of them: replace each key provider with a new one of the same kind, then remove the
+    template's. (An admin token of one sandbox must not be valid in another.)"""
+    admin = f"{base_url}/admin/realms/master"
+
+    def headers() -> dict[str, str]:  # a token signed by the keys in force now
+        return {"Authorization": f"Bearer {_admin_token(base_url, admin_password)}"}
+
+    h = headers()
+    realm_id = requests.get(admin, headers=h, timeout=30).json()["id"]
+    old = [c for c in requests.get(f"{admin}/components", params={"type": KEY_PROVIDER}, headers=h, timeout=30).json()
+           if not c["name"].endswith(RENEWED)]
+    for c in old:
+        conf = c.get("config", {})
+        keep = {k: conf[k] for k in ("algorithm", "keySize", "secretSize", "keyUse") if k in conf}
+        prio = str(int((conf.get("priority") or ["100"])[0]) + 1)
+        r = requests.post(f"{admin}/components", headers=h, timeout=30, json={
+            "name": c["name"] + RENEWED, "providerId": c["providerId"], "providerType": KEY_PROVIDER,
+            "parentId": realm_id, "config": {**keep, "priority": [prio]}})
+        if r.status_code not in (201, 409):
+            raise SandboxError(f"Renewing Keycloak's master realm key {c['name']} failed: HTTP {r.status_code} "
+                               f"{r.text[:200]}", "`sandbox down`, delete data/keycloak, `sandbox up`.")
+    h = headers()  # signed with the new keys: the template's can go now
+    for c in old:
+        requests.delete(f"{admin}/components/{c['id']}", headers=h, timeout=30).raise_for_status()
 
 
 def _free_ports(n: int) -> list[int]:
