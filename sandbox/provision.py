@@ -7,6 +7,7 @@ the directory complete only at the end, so an interrupted run is simply started 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
 import signal
@@ -119,3 +120,12 @@ def run(cmd: list[str], what: str, *, cwd: Path | None = None, env: dict[str, st
         raise SandboxError(f"{what} failed (exit {proc.returncode}):\n{tail}\n", "see the output above; re-run "
                            "`sandbox provision` once the cause is fixed (finished components are kept).")
     return out
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a downloaded archive, checked against its pin before anything of it is unpacked."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -16,6 +16,7 @@ AIRFLOW_CONSTRAINTS = f"airflow-{AIRFLOW}-python{AIRFLOW_PYTHON}.txt"
 
 KEYCLOAK = "26.7.3"
 KEYCLOAK_MAVEN = f"org.keycloak:keycloak-quarkus-dist:{KEYCLOAK}:zip"
+KEYCLOAK_SHA256 = "27a6535553c3cdcd083872ba40629efafb3475e3b758e0c6f691395561dd0f1f"  # the zip Maven Central serves
 KEYCLOAK_MIN_JAVA = 21
 
 TYK = "v5.14.0"

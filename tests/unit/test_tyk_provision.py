@@ -13,6 +13,7 @@ import pytest
 
 from sandbox import versions
 from sandbox.errors import SandboxError
+from sandbox.provision import sha256_of
 from sandbox.runtime.components import tyk_build
 
 OTHER = "0123456789abcdef0123456789abcdef01234567"
@@ -46,7 +47,7 @@ def test_an_archive_of_another_commit_is_refused_naming_both(tmp_path):
     said = " ".join(p.stderr.split())
     assert p.returncode == 1
     assert (f"The Tyk source {archive} is not the pinned v5.14.0 archive: its SHA-256 is "
-            f"{tyk_build.sha256(archive)}, the pin is {versions.TYK_SOURCE_SHA256} (its header names commit {OTHER}, "
+            f"{sha256_of(archive)}, the pin is {versions.TYK_SOURCE_SHA256} (its header names commit {OTHER}, "
             f"not the pinned {versions.TYK_COMMIT}).") in said, said
     assert "Traceback" not in p.stderr
 

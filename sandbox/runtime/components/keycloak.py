@@ -21,7 +21,7 @@ from sandbox import clients, supervisor, versions
 from sandbox.credentials import GENERATORS, write_private
 from sandbox.errors import SandboxError
 from sandbox.java import Jdk, find_jdk
-from sandbox.provision import Say, cached_build, is_done, require_tool, run
+from sandbox.provision import Say, cached_build, is_done, require_tool, run, sha256_of
 from sandbox.readiness import Check, http_ok, wait_for
 from sandbox.runtime.components.base import Component, Context, Login, ProcessSpec
 
@@ -59,8 +59,13 @@ class Keycloak(Component):
             dl = tmp / "download"
             run([mvn, "-q", "-B", "dependency:copy", f"-Dartifact={versions.KEYCLOAK_MAVEN}",
                  f"-DoutputDirectory={dl}"], "downloading Keycloak with Maven")
-            say("unpacking")
             (archive,) = dl.glob("*.zip")
+            found = sha256_of(archive)
+            if found != versions.KEYCLOAK_SHA256:  # Maven checks Central's SHA-1 only; the pin is ours
+                raise SandboxError(f"The Keycloak archive Maven fetched ({archive.name}) is not the pinned one: its "
+                                   f"SHA-256 is {found}, the pin is {versions.KEYCLOAK_SHA256}.",
+                                   "check your Maven mirror (~/.m2/settings.xml); the pin is in sandbox/versions.py.")
+            say("unpacking")
             with zipfile.ZipFile(archive) as z:
                 z.extractall(tmp / "unpacked")
             (inner,) = (tmp / "unpacked").iterdir()

@@ -8,7 +8,6 @@ that the gateway needs come from the Go module proxy; one it refuses is named as
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ import requests
 
 from sandbox import versions
 from sandbox.errors import SandboxError
-from sandbox.provision import Say, interrupted, reap, spawn
+from sandbox.provision import Say, interrupted, reap, sha256_of, spawn
 
 DEFAULT_SOURCE = f"https://github.com/TykTechnologies/tyk/archive/refs/tags/{versions.TYK}.tar.gz"
 GOPROXY_SOURCE = "goproxy"  # SANDBOX_TYK_SOURCE=goproxy: build the module fetched by commit from the proxy
@@ -48,17 +47,9 @@ def archive_commit(path: Path) -> str | None:
                            f"point SANDBOX_TYK_SOURCE at the {versions.TYK} source tarball.") from e
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def check_source(path: Path, source: str) -> None:
     """The archive is the pinned one, byte for byte, before anything of it is unpacked."""
-    found = sha256(path)
+    found = sha256_of(path)
     if found == versions.TYK_SOURCE_SHA256:
         return
     commit = archive_commit(path)
