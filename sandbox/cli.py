@@ -22,7 +22,7 @@ from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import Endpoints, Runtime
 from sandbox.runtime.components import NAMES
-from sandbox.runtime.factory import IMAGE_CHOICES, RUNTIMES, make_runtime
+from sandbox.runtime.factory import IMAGE_CHOICES, RUNTIMES, down_everywhere, make_runtime
 from sandbox.supervisor import tail
 
 SPEC = click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), envvar="SANDBOX_SPEC",
@@ -373,7 +373,7 @@ def call_cmd(account: str, service: str, path: str, env: str, method: str, data:
 def down(force: bool, volumes: bool, output: str) -> None:
     """Stop every component of the sandbox; nothing is left running. Data and secrets are kept."""
     t0 = time.monotonic()
-    stopped = get_runtime().down(force=force, volumes=volumes)
+    stopped = down_everywhere(_paths(), force=force, volumes=volumes)
     secs = time.monotonic() - t0
     if output == "json":
         render.dump_json({"stopped": stopped, "seconds": round(secs, 2)})

@@ -22,7 +22,7 @@ from sandbox.handle import Handle
 from sandbox.paths import SandboxPaths
 from sandbox.provision import file_lock
 from sandbox.runtime.base import Endpoints, Progress, Runtime
-from sandbox.runtime.factory import make_runtime
+from sandbox.runtime.factory import down_everywhere, make_runtime
 from sandbox.spec import load as load_spec
 
 
@@ -122,6 +122,6 @@ def release(paths: SandboxPaths, keep: bool) -> bool:
         holders.left(os.getpid()).write(paths.holders)
         if not holders.last_out_stops(os.getpid(), keep):
             return False
-        make_runtime(paths).down()
+        down_everywhere(paths)
         return True
 

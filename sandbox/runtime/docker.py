@@ -47,6 +47,23 @@ INNER_URLS = {"keycloak": "http://keycloak:8080", "tyk": "http://tyk:8080", "ups
               "airflow": "http://airflow-api-server:8080", "redis": "redis://redis:6379/0"}
 
 
+def remove_project(client, project: str, volumes: bool = False) -> bool:
+    """Stop and remove every container (and the network; `volumes`: the volumes) labelled with `project`, whatever
+    any state file says. Whether there was any container."""
+    label = {"label": f"{PROJECT_LABEL}={project}"}
+    containers = client.containers.list(all=True, filters=label)
+    for c in containers:  # all at once: each stop waits out its own grace
+        threading.Thread(target=c.stop, kwargs={"timeout": STOP_TIMEOUT}, daemon=True).start()
+    for c in containers:
+        c.remove(force=True)
+    for net in client.networks.list(filters=label):
+        net.remove()
+    if volumes:
+        for vol in client.volumes.list(filters=label):
+            vol.remove(force=True)
+    return bool(containers)
+
+
 def project_name(home: Path) -> str:
     """One Compose project per sandbox home: readable, and distinct for two homes of the same name."""
     slug = re.sub(r"[^a-z0-9]+", "-", home.name.lower()).strip("-") or "sandbox"
@@ -400,16 +417,7 @@ class DockerRuntime(Runtime):
             existing = self._by_service()
             stopped = [n for n in self.components
                        if any(existing[s].status == "running" for s in self.services_of(n) if s in existing)]
-            containers = list(existing.values())
-            for c in containers:  # all at once: each stop waits out its own grace
-                threading.Thread(target=c.stop, kwargs={"timeout": STOP_TIMEOUT}, daemon=True).start()
-            for c in containers:
-                c.remove(force=True)
-            for net in self.client.networks.list(filters={"label": f"{PROJECT_LABEL}={self.project}"}):
-                net.remove()
-            if volumes:
-                for vol in self.client.volumes.list(filters={"label": f"{PROJECT_LABEL}={self.project}"}):
-                    vol.remove(force=True)
+            remove_project(self.client, self.project, volumes)
             try:
                 state = statefile.load(self.paths.state)
             except SandboxError:

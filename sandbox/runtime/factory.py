@@ -48,3 +48,26 @@ def make_runtime(paths: SandboxPaths, env_ports: dict[str, int] | None = None, n
     from sandbox.runtime.local import LocalRuntime
 
     return LocalRuntime(paths, env_ports)
+
+
+def down_everywhere(paths: SandboxPaths, force: bool = False, volumes: bool = False) -> list[str]:
+    """`sandbox down`: the recorded runtime stops what it runs; then whatever the other runtime still runs in this
+    sandbox's name, which the state file does not record (it was lost, or a switch overwrote it): processes that
+    carry the sandbox's mark, containers that carry its project label. Nothing of the sandbox is left running."""
+    rt = make_runtime(paths)
+    stopped = rt.down(force=force, volumes=volumes)
+    if rt.name == "docker":
+        from sandbox import supervisor
+
+        if strays := supervisor.owned_processes(paths.home):
+            supervisor.terminate(strays)
+            stopped.append("unrecorded local processes")
+        return stopped
+    from sandbox import engine
+
+    if paths.home.exists() and engine.answers():
+        from sandbox.runtime.docker import project_name, remove_project
+
+        if remove_project(engine.client(timeout=30), project_name(paths.home), volumes):
+            stopped.append("unrecorded containers")
+    return stopped

@@ -228,5 +228,17 @@ def test_a_runtime_switch_leaves_nothing_no_command_can_stop(tmp_path):
         cli("down")
         assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
         assert json.loads(cli("status", "-o", "json").stdout)
+        # a state file that names the wrong runtime (lost, copied, hand-edited): `down` still stops both kinds
+        state = home / "state.json"
+        cli("up", "--runtime", "local", *only)
+        pids = {r["name"]: r for r in json.loads(cli("status", "-o", "json").stdout)}["upstream"]["pids"]
+        state.write_text(state.read_text().replace('"runtime": "local"', '"runtime": "docker"'))
+        assert "unrecorded local processes" in json.loads(cli("down", "-o", "json").stdout)["stopped"]
+        assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        cli("up", "--runtime", "docker", "--images", "local", *only)
+        state.write_text(state.read_text().replace('"runtime": "docker"', '"runtime": "local"'))
+        assert "unrecorded containers" in json.loads(cli("down", "-o", "json").stdout)["stopped"]
+        project = project_name(home)
+        assert not engine.client().containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={project}"})
     finally:
         cli("down", "--force", check=False)
