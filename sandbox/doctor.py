@@ -194,77 +194,132 @@ def claims_fix(problem: str) -> str:
     return "`sandbox apply` restores the client's scopes, audience mapper and lifespan"
 
 
+@dataclass
+class Seen:
+    """What the connection hop looks at: the connection wanted, the metastore's copy (None: missing), the Airflow
+    processes' environments, and the folders Airflow reads."""
+
+    want: AirflowConnection
+    live: dict | None
+    environs: dict[str, dict[str, str]]
+    handoff: AirflowHandoff
+
+
+Finding = tuple[str, str] | None  # (the hop's detail, the verdict with its fix)
+
+
+def _proxied(s: Seen) -> Finding:
+    proxies = proxied(s.want.token_url, s.environs) + proxied(s.want.url, s.environs)
+    if not proxies:
+        return None
+    host = urlsplit(s.want.url).hostname
+    procs = len({p.split(" via ")[0] for p in proxies})
+    return (f"calls to {host} go through a proxy: {proxies[0]}",
+            f"Airflow's tasks send {s.want.conn_id}'s calls (token and gateway) through a proxy: HTTP_PROXY/"
+            f"HTTPS_PROXY is set in {procs} process(es) and NO_PROXY does not list {host}. Fix: add {host} to "
+            "NO_PROXY where the workers run (or unset the proxy) and restart them.")
+
+
+def _shadowed(s: Seen) -> Finding:
+    shadows = shadowing(s.want.conn_id, s.environs)
+    if not shadows:
+        return None
+    var = env_var_name(s.want.conn_id)
+    return (f"{var} is set in {len(shadows)} Airflow process(es) ({shadows[0]}); tasks use it, the UI shows the "
+            "metastore",
+            f"{s.want.conn_id} is shadowed by the environment variable {var}: tasks do not use the connection "
+            "everyone sees. Fix: unset it where Airflow runs and restart Airflow.")
+
+
+def _without_backend(s: Seen) -> Finding:
+    bare = without_backend(s.environs)
+    if not bare:
+        return None
+    who = ", ".join(bare)
+    return (f"{who}: {BACKEND_SETTING} is not {airflow_files.BACKEND}",
+            f"{who[0].upper()}{who[1:]} does not load the sandbox's secrets backend: {s.want.conn_id} comes "
+            "without its credential there, and a deferred call's auth_type is dropped by HttpAsyncHook (it applies "
+            f"one only with a login). Fix: give it the workers' [workers] secrets_backend ({airflow_files.BACKEND}) "
+            "and restart it.")
+
+
+def _unimportable(s: Seen) -> Finding:
+    found = triggerer_cannot_import(s.handoff.dag_folder)
+    if not found:
+        return None
+    file, cls = found[0]
+    return (f"{file} in the DAG folder defines {cls}, which the triggerer cannot import",
+            f"{file} in the DAG folder defines {cls}: a deferred task that names it (an HttpOperator's auth_type, a "
+            "trigger) fails, because the triggerer imports it by its dotted path and the DAG folder is not on its "
+            f"path. Fix: move it to a module every Airflow process imports (an installed package, or the lib folder "
+            f"{s.handoff.lib}).")
+
+
+def _missing(s: Seen) -> Finding:
+    if s.live is not None:
+        return None
+    return "not in Airflow's metastore", f"{s.want.conn_id} does not exist in Airflow. Fix: `sandbox apply`."
+
+
+def _netrc(s: Seen) -> Finding:
+    user = netrc_login(s.handoff.home, s.want.url)
+    if not user:
+        return None
+    host = urlsplit(s.want.url).hostname
+    return (f"~/.netrc of Airflow's workers has login {user!r} for {host}",
+            f"Airflow's workers have a ~/.netrc entry for {host} ({s.handoff.home / '.netrc'}): a task that sets the "
+            "Authorization header itself gets it replaced by the entry's Basic credentials. Fix: remove the entry, "
+            "or give the hook auth_type=SandboxAuth.")
+
+
+def _login(s: Seen) -> Finding:
+    if not (s.live or {}).get("login"):
+        return None
+    return (f"login {s.live['login']!r} is set",
+            f"{s.want.conn_id} has a login, so Airflow's HTTP hook sends Basic auth and silently drops the Bearer "
+            "token. Fix: clear the login (`sandbox apply`).")
+
+
+def _drift(s: Seen) -> Finding:
+    drift = airflow_apply.differences(s.live or {}, airflow_apply.connection_body(s.want))
+    if not drift:
+        return None
+    return (f"differs from the spec: {', '.join(drift)}",
+            f"{s.want.conn_id} differs from the spec ({', '.join(drift)}). Fix: `sandbox apply`.")
+
+
+def _route_drift(s: Seen) -> Finding:
+    route = _routes(s.handoff).get(s.want.conn_id)
+    drift = sorted(k for k, v in s.want.route().items() if (route or {}).get(k) != v)
+    if not drift:
+        return None
+    what = "has no entry" if route is None else f"differs from the spec: {', '.join(drift)}"
+    return (f"{ROUTES_FILE} {what}",
+            f"{s.want.conn_id}'s entry in {ROUTES_FILE} {what}, so tasks get their token from the wrong place. "
+            "Fix: `sandbox apply` rewrites the file.")
+
+
+# in this order: the first finding is the connection hop's verdict
+CONNECTION_CHECKS: tuple[Callable[[Seen], Finding], ...] = (
+    _proxied, _shadowed, _without_backend, _unimportable, _missing, _netrc, _login, _drift, _route_drift)
+
+
 def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, handoff: AirflowHandoff,
              want: AirflowConnection) -> Diagnosis:
     d = Diagnosis(want.conn_id)
 
-    # 1. connection: metastore vs spec, and environment variables that shadow it
+    # 1. connection: where Airflow's processes resolve it, and the metastore and routes file against the spec
     try:
         live = live_clients.airflow.call("GET", f"/connections/{want.conn_id}").json()
     except SandboxError:
         live = None
-    environs = airflow_environs(endpoints)
-    shadows = shadowing(want.conn_id, environs)
-    proxies = proxied(want.token_url, environs) + proxied(want.url, environs)
-    netrc_user = netrc_login(handoff.home, want.url)
-    bare = without_backend(environs)
-    unimportable = triggerer_cannot_import(handoff.dag_folder)
-    body = airflow_apply.connection_body(want)
-    if proxies:
-        host = urlsplit(want.url).hostname
-        d.hops.append(Hop("connection", False, f"calls to {host} go through a proxy: {proxies[0]}"))
-        procs = len({p.split(" via ")[0] for p in proxies})
-        d.verdict = (f"Airflow's tasks send {want.conn_id}'s calls (token and gateway) through a proxy: HTTP_PROXY/"
-                     f"HTTPS_PROXY is set in {procs} process(es) and NO_PROXY does not list {host}. Fix: add "
-                     f"{host} to NO_PROXY where the workers run (or unset the proxy) and restart them.")
-    elif shadows:
-        d.hops.append(Hop("connection", False, f"{env_var_name(want.conn_id)} is set in {len(shadows)} Airflow "
-                                               f"process(es) ({shadows[0]}); tasks use it, the UI shows the metastore"))
-        d.verdict = (f"{want.conn_id} is shadowed by the environment variable {env_var_name(want.conn_id)}: tasks do "
-                     "not use the connection everyone sees. Fix: unset it where Airflow runs and restart Airflow.")
-    elif bare:
-        d.hops.append(Hop("connection", False, f"{', '.join(bare)}: {BACKEND_SETTING} is not "
-                                               f"{airflow_files.BACKEND}"))
-        d.verdict = (f"{bare[0][0].upper()}{', '.join(bare)[1:]} does not load the sandbox's secrets backend: "
-                     f"{want.conn_id} comes without its credential there, and a deferred call's auth_type is "
-                     "dropped by HttpAsyncHook (it applies one only with a login). Fix: give it the workers' "
-                     f"[workers] secrets_backend ({airflow_files.BACKEND}) and restart it.")
-    elif unimportable:
-        file, cls = unimportable[0]
-        d.hops.append(Hop("connection", False, f"{file} in the DAG folder defines {cls}, which the triggerer "
-                                               "cannot import"))
-        d.verdict = (f"{file} in the DAG folder defines {cls}: a deferred task that names it (an HttpOperator's "
-                     "auth_type, a trigger) fails, because the triggerer imports it by its dotted path and the "
-                     f"DAG folder is not on its path. Fix: move it to a module every Airflow process imports "
-                     f"(an installed package, or the lib folder {handoff.lib}).")
-    elif live is None:
-        d.hops.append(Hop("connection", False, "not in Airflow's metastore"))
-        d.verdict = f"{want.conn_id} does not exist in Airflow. Fix: `sandbox apply`."
-    elif netrc_user:
-        d.hops.append(Hop("connection", False, f"~/.netrc of Airflow's workers has login {netrc_user!r} for "
-                                               f"{urlsplit(want.url).hostname}"))
-        d.verdict = (f"Airflow's workers have a ~/.netrc entry for {urlsplit(want.url).hostname} "
-                     f"({handoff.home / '.netrc'}): a task that sets the Authorization header itself gets it "
-                     "replaced by the entry's Basic credentials. Fix: remove the entry, or give the hook "
-                     "auth_type=SandboxAuth.")
-    elif live.get("login"):
-        d.hops.append(Hop("connection", False, f"login {live['login']!r} is set"))
-        d.verdict = (f"{want.conn_id} has a login, so Airflow's HTTP hook sends Basic auth and silently drops the "
-                     "Bearer token. Fix: clear the login (`sandbox apply`).")
+    seen = Seen(want, live, airflow_environs(endpoints), handoff)
+    found = next((f for check in CONNECTION_CHECKS if (f := check(seen))), None)
+    if found:
+        d.hops.append(Hop("connection", False, found[0]))
+        d.verdict = found[1]
     else:
-        drift = airflow_apply.differences(live, body)
-        route = _routes(handoff).get(want.conn_id)
-        route_drift = sorted(k for k, v in want.route().items() if (route or {}).get(k) != v)
-        if drift:
-            d.hops.append(Hop("connection", False, f"differs from the spec: {', '.join(drift)}"))
-            d.verdict = f"{want.conn_id} differs from the spec ({', '.join(drift)}). Fix: `sandbox apply`."
-        elif route_drift:
-            what = "has no entry" if route is None else f"differs from the spec: {', '.join(route_drift)}"
-            d.hops.append(Hop("connection", False, f"{ROUTES_FILE} {what}"))
-            d.verdict = (f"{want.conn_id}'s entry in {ROUTES_FILE} {what}, so tasks get their token from the "
-                         "wrong place. Fix: `sandbox apply` rewrites the file.")
-        else:
-            d.hops.append(Hop("connection", True, f"metastore and {ROUTES_FILE} match the spec ({want.url})"))
+        d.hops.append(Hop("connection", True, f"metastore and {ROUTES_FILE} match the spec ({want.url})"))
 
     # 2. secret, as a task reads it
     try:
