@@ -18,13 +18,16 @@ is in place there.
 from __future__ import annotations
 
 import sys
+from collections import deque
 
 
 class TriggerNotBuilt(TypeError):
     """A TypeError because that is what Airflow's runner turns into a failed trigger instead of dying."""
 
 
-def guarded(trigger_class, classpath: str):
+def guarded(trigger_class, classpath: str, owner: str = ""):
+    """`owner`: the task the trigger is built for ("DAG.task, run …"), when the runner says."""
+
     def build(**kwargs):
         try:
             return trigger_class(**kwargs)
@@ -32,13 +35,34 @@ def guarded(trigger_class, classpath: str):
             raise
         except Exception as e:  # noqa: BLE001 - any error while building one trigger fails that trigger only
             raise TriggerNotBuilt(
-                f"the triggerer could not build {classpath}: {type(e).__name__}: {e} (the triggerer imports "
-                "what the trigger names, such as an auth_type, by its dotted path: keep it in a module every "
-                "Airflow process can import, not in the DAG folder)") from e
+                f"the triggerer could not build {classpath}: {type(e).__name__}: {e} ("
+                + (f"for {owner}; " if owner else "") + "the triggerer imports what the trigger names, such as an "
+                "auth_type, by its dotted path: keep it in a module every Airflow process can import, not in the "
+                "DAG folder)") from e
 
     build.__name__ = build.__qualname__ = getattr(trigger_class, "__name__", "trigger")
     build.wrapped = trigger_class
     return build
+
+
+class Remembering(deque):
+    """The runner's queue of triggers to build, noting on the runner the one taken last."""
+
+    def __init__(self, items, runner):
+        super().__init__(items)
+        self.runner = runner
+
+    def popleft(self):
+        item = super().popleft()
+        self.runner.sandbox_building = item
+        return item
+
+
+def owner_of(workload) -> str:
+    ti = getattr(workload, "ti", None)
+    if ti is None:
+        return ""
+    return f"{getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')}, run {getattr(ti, 'run_id', '?')}"
 
 
 def install() -> None:
@@ -59,10 +83,22 @@ def install() -> None:
 
     def get_trigger_by_classpath(self, classpath: str):
         trigger_class = original(self, classpath)
-        return trigger_class if getattr(trigger_class, "wrapped", None) else guarded(trigger_class, classpath)
+        if getattr(trigger_class, "wrapped", None):
+            trigger_class = trigger_class.wrapped  # the runner caches classes: wrap afresh for this task
+        return guarded(trigger_class, classpath, owner_of(getattr(self, "sandbox_building", None)))
 
     get_trigger_by_classpath.sandbox_guarded = True
     TriggerRunner.get_trigger_by_classpath = get_trigger_by_classpath
+
+    # the runner builds each trigger right after taking its workload off `to_create`: remember which it took
+    create_triggers = TriggerRunner.create_triggers
+
+    async def create_triggers_naming_the_task(self):
+        if not isinstance(self.to_create, Remembering):
+            self.to_create = Remembering(self.to_create, self)
+        await create_triggers(self)
+
+    TriggerRunner.create_triggers = create_triggers_naming_the_task
 
 
 def main() -> None:

@@ -92,6 +92,7 @@ def test_a_trigger_that_cannot_be_built_fails_its_task_and_nothing_else(stack, s
     assert result["tasks"] == {"team_auth": "failed", "plain": "success"}, result
     logs = task_logs(stack, "unloadable_trigger", result["dag_run_id"])
     assert "the triggerer could not build airflow.providers.http.triggers.http.HttpTrigger" in logs
+    assert f"for unloadable_trigger.team_auth, run {result['dag_run_id']}" in logs  # the DAG, task and run
     assert "ModuleNotFoundError" in logs
     assert_airflow_up(stack)
     up = stack.cli(*stack.up_args(), "--no-apply")

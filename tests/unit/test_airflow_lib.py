@@ -53,6 +53,16 @@ def test_a_trigger_that_cannot_be_built_becomes_the_error_the_runner_handles():
         sandbox_triggerer.guarded(Broken, "x.Broken")()
     assert str(e.value).startswith("the triggerer could not build x.Broken: ModuleNotFoundError: No module named "
                                    "'team_auth'")
+    from types import SimpleNamespace
+
+    runner = SimpleNamespace()
+    queue = sandbox_triggerer.Remembering([SimpleNamespace(ti=SimpleNamespace(dag_id="d", task_id="t", run_id="r"))],
+                                          runner)
+    owner = sandbox_triggerer.owner_of(queue.popleft())  # the runner takes the workload, then builds its trigger
+    with pytest.raises(TypeError) as e:
+        sandbox_triggerer.guarded(Broken, "x.Broken", owner)()
+    assert "could not build x.Broken: ModuleNotFoundError: No module named 'team_auth' (for d.t, run r;" \
+        in str(e.value) and runner.sandbox_building.ti.task_id == "t"
     class Strict:
         def __init__(self, a):
             pass
