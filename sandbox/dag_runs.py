@@ -14,15 +14,21 @@ TASK_DONE = ("success", "failed", "skipped", "upstream_failed", "removed")
 def trigger(api: AirflowApi, dag_id: str, conf: dict | None, deadline: float) -> str:
     """Unpause and trigger `dag_id`; returns the run id. A DAG file just written is waited for until parsed."""
     s, base = api.s, api.base
-    while (r := s.patch(f"{base}/dags/{dag_id}", json={"is_paused": False}, timeout=30)).status_code == 404:
+    while True:
+        r = s.patch(f"{base}/dags/{dag_id}", json={"is_paused": False}, timeout=30)
+        if r.status_code != 404:
+            r.raise_for_status()
+            # a DAG whose file was removed and put back is known (the PATCH passes) but has no parsed version to
+            # run until the dag-processor sees the file again: the run is refused with 404 meanwhile
+            run = s.post(f"{base}/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}},
+                         timeout=30)
+            if run.status_code != 404:
+                run.raise_for_status()
+                return run.json()["dag_run_id"]
         if time.monotonic() > deadline:
             raise SandboxError(f"Airflow does not know DAG {dag_id!r}.",
                                "check the DAG folder and its import errors.")
         time.sleep(0.5)  # the dag-processor has not parsed it yet
-    r.raise_for_status()
-    run = s.post(f"{base}/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}}, timeout=30)
-    run.raise_for_status()
-    return run.json()["dag_run_id"]
 
 
 def wait(api: AirflowApi, dag_id: str, run_id: str, deadline: float, timeout: float) -> str:

@@ -358,5 +358,6 @@ def test_two_sandboxes_from_one_cache_sign_admin_tokens_with_keys_of_their_own(e
         certs = requests.get(f"{url}/realms/master/protocol/openid-connect/certs", timeout=10).json()
         return {k["kid"] for k in certs["keys"]}
 
+    sandbox("up", "--no-smoke", env=env)  # the tests before may have left this stack down
     mine, other = kids(status(env)["keycloak"]["url"]), kids(stack.status()["keycloak"]["url"])
     assert mine and other and not mine & other
