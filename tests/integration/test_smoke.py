@@ -84,7 +84,8 @@ def test_audit_counts_every_smoke_call_by_dag_task_and_api(stack):
     dev = audit(stack, "--dag", "sandbox_smoke_dev", "--since", "1h")
     assert {r["dag"] for r in dev} == {"sandbox_smoke_dev"}
     assert {"dev-orders", "dev-billing"} <= {r["api"] for r in dev} and all(r["api"].startswith("dev-") for r in dev)
-    rows = list(csv.DictReader(io.StringIO(stack.cli("audit", "-o", "csv", "--dag", "sandbox_smoke_dev").stdout)))
+    rows = list(csv.DictReader(io.StringIO(stack.cli("audit", "-o", "csv", "--dag", "sandbox_smoke_dev", "--since",
+                                                     "1h").stdout)))  # the same window as `dev`
     assert [(r["dag"], r["task"], r["api"], int(r["count"])) for r in rows] == \
         [(r["dag"], r["task"], r["api"], r["count"]) for r in dev]
     # reading consumed nothing: a second reader sees the same
