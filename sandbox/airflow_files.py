@@ -30,7 +30,9 @@ TEAM_AUTH = "team_http_auth.py"  # a team's own auth_type, imported by the repro
 # a DAG file changed -> the DAG ids to re-parse at once (a new file is found within the processor's 5 s refresh)
 REPARSE = {SMOKE_DAG: "sandbox_smoke_", REPRO_DAG: "sandbox_repro_"}
 # what earlier versions kept in the DAG folder and now lives in the lib folder: removed so nothing shadows it
-MOVED_FROM_DAG_FOLDER = (TOKEN_HELPER, auth_module.ROUTES_FILE, TEAM_AUTH)
+MOVED_FROM_DAG_FOLDER = (TOKEN_HELPER, auth_module.ROUTES_FILE)
+# what a scenario may leave in the DAG folder (triggerer-import): removed only while it is the sandbox's copy
+SCENARIO_LEFTOVERS = (TEAM_AUTH,)
 
 
 def lib_code() -> dict[str, tuple[str, str]]:

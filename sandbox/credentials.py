@@ -75,8 +75,8 @@ def check_owned(path: Path) -> None:
         st = path.lstat()
     except FileNotFoundError:
         return
-    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
-        raise SandboxError(f"The secrets file {path} is not a plain file of yours that only you can write.",
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o002:
+        raise SandboxError(f"The secrets file {path} is not a plain file of yours that others cannot write.",
                            "if you did not plant it, remove it (and look at who can write this home); "
                            "new secrets are generated on the next `sandbox up`.")
 

@@ -104,8 +104,8 @@ def role(proc: str) -> str:
 def without_backend(environs: dict[str, dict[str, str]]) -> list[str]:
     """Airflow processes that do not load the sandbox's secrets backend: their connections come without the
     credential. (A process that rewrote its title reads an empty environment: not judged.)"""
-    return sorted({role(proc) for proc, env in environs.items()
-                   if env and env.get(BACKEND_SETTING) != airflow_files.BACKEND})
+    return sorted({role(proc) for proc, env in environs.items()  # Airflow's own, not what a task started
+                   if env and any(r in proc for r in ROLES) and env.get(BACKEND_SETTING) != airflow_files.BACKEND})
 
 
 def triggerer_cannot_import(dag_folder: Path) -> list[tuple[str, str]]:
@@ -301,7 +301,7 @@ def _route_drift(s: Seen) -> Finding:
 
 # in this order: the first finding is the connection hop's verdict
 CONNECTION_CHECKS: tuple[Callable[[Seen], Finding], ...] = (
-    _proxied, _shadowed, _without_backend, _unimportable, _missing, _netrc, _login, _drift, _route_drift)
+    _proxied, _shadowed, _without_backend, _missing, _netrc, _login, _drift, _route_drift, _unimportable)
 
 
 def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, handoff: AirflowHandoff,
@@ -567,7 +567,8 @@ def airflow_down(endpoints: Endpoints, log_lines: Callable[[str], list[str]]) ->
     said = f" Its log says: {line.rstrip('.')}." if line else ""
     fix = crash.fix_for(line, Airflow.crash_fixes) if line else "see `sandbox logs airflow`; `sandbox up` restarts it"
     d.verdict = f"Airflow is partly down: {', '.join(down) or 'not healthy'}.{said} Fix: {fix}."
-    return d, health is not None
+    # the connections are walked with the admin's login: only while a process of ours serves the port
+    return d, health is not None and bool(st.pids)
 
 
 def run(spec: Spec, endpoints: Endpoints, handoff: AirflowHandoff, env: str | None = None,

@@ -35,7 +35,7 @@ def default_cache() -> Path:
 def check_home(home: Path) -> None:
     """A home is a folder of the sandbox's own: `down` ends every process it finds working in the home's
     component folders, and the home holds its secrets. The root, your home folder or one above it, a shared
-    temporary folder (sticky, such as /tmp), and a folder another user owns or can write are refused."""
+    temporary folder (sticky, such as /tmp), and a folder another user owns or everyone can write are refused."""
     user_home = Path.home().resolve()
     try:
         sticky = bool(home.stat().st_mode & stat.S_ISVTX)
@@ -51,7 +51,9 @@ def check_home(home: Path) -> None:
         st = home.lstat()
     except FileNotFoundError:
         return
-    if st.st_uid != os.getuid() or st.st_mode & 0o022:  # someone else could have planted its files
+    # another owner, or anyone at all able to write: someone else could have planted its files (group write, as
+    # a umask of 002 leaves it, is taken off by `up` like every other group permission in the home)
+    if st.st_uid != os.getuid() or st.st_mode & 0o002:
         raise SandboxError(f"{home} is not a folder of yours that only you can write "
                            f"(owner uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o}).",
                            "give the sandbox a folder of its own: --home ~/sandboxes/dev (or SANDBOX_HOME).",

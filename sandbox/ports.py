@@ -6,7 +6,9 @@ Airflow, for one, does not fail when its port is taken, so every port is checked
 from __future__ import annotations
 
 import errno
+import os
 import socket
+from pathlib import Path
 
 import psutil
 
@@ -78,16 +80,20 @@ def holder(port: int) -> str:
 
 
 
-def listener_owner(port: int) -> str | None:
-    """The sandbox home (its owner mark) of the process listening on `port`; None for anyone else's, or nobody."""
+def listened_by_sandbox(port: int, home: Path) -> bool:
+    """Whether the process listening on `port` is the sandbox's at `home` (its uid, and its mark or — a process
+    title rewrite empties the environment — its working folder in a component's data folder)."""
+    from sandbox.supervisor import belongs
+
     try:
         conns = psutil.net_connections(kind="tcp")
     except (psutil.AccessDenied, PermissionError):
-        return None
+        return False
     for c in conns:
         if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid:
             try:
-                return psutil.Process(c.pid).environ().get(OWNER_VAR)
+                p = psutil.Process(c.pid)
+                return p.uids().real == os.getuid() and belongs(p.environ(), p.cwd(), home)
             except psutil.Error:
-                return None
-    return None
+                return False
+    return False

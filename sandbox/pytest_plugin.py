@@ -61,7 +61,10 @@ def _spec_path(config: pytest.Config) -> Path | None:
 
 def _paths(config: pytest.Config) -> SandboxPaths:
     value = config.getoption("sandbox_home") or config.getini("sandbox_home")
-    return SandboxPaths.resolve(_rooted(config, value) if value else None)
+    try:
+        return SandboxPaths.resolve(_rooted(config, value) if value else None)
+    except SandboxError as e:  # a home others use: one sentence and the fix, not an internal error
+        raise pytest.UsageError(f"sandbox home: {e.message} Fix: {e.fix}") from None
 
 
 def _without(config: pytest.Config) -> list[str]:

@@ -145,4 +145,10 @@ def _install_airflow_files(handoff: AirflowHandoff, desired: Desired) -> list[Ch
         if (handoff.dag_folder / name).exists():
             (handoff.dag_folder / name).unlink()
             written.append(Change("sandbox", "delete", "dag-folder", name, "moved to the lib folder"))
+    lib = airflow_files.lib_files(desired)
+    for name in airflow_files.SCENARIO_LEFTOVERS:  # a team's own file of that name is not ours to delete
+        path = handoff.dag_folder / name
+        if path.exists() and path.read_text() == lib[name][0]:
+            path.unlink()
+            written.append(Change("sandbox", "delete", "dag-folder", name, "kept in the lib folder"))
     return written

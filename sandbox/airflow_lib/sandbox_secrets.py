@@ -84,10 +84,10 @@ class SandboxSecretsBackend(BaseSecretsBackend):
             return None
         fields = {k: getattr(base, k, None) for k in ("login", "password", "extra")}
         added = auth.credentialed(fields, lambda: self._token(conn_id, route))
-        if added is fields:
-            return base  # its own credentials: left for Airflow to use as they are (doctor names the drift)
         import attrs
 
+        if added is fields:  # its own credentials: left for Airflow to use as they are (doctor names the drift)
+            return attrs.evolve(base)  # a copy: the one remembered for BASE_TTL is not the caller's to change
         return attrs.evolve(base, password=added["password"], extra=added["extra"])
 
     def _others(self) -> list:

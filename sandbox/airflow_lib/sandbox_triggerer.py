@@ -41,7 +41,6 @@ def guarded(trigger_class, classpath: str, owner: str = ""):
                 "DAG folder)") from e
 
     build.__name__ = build.__qualname__ = getattr(trigger_class, "__name__", "trigger")
-    build.wrapped = trigger_class
     return build
 
 
@@ -82,10 +81,8 @@ def install() -> None:
     TriggerRunnerSupervisor.handle_failed_triggers = handle_failed_triggers
 
     def get_trigger_by_classpath(self, classpath: str):
-        trigger_class = original(self, classpath)
-        if getattr(trigger_class, "wrapped", None):
-            trigger_class = trigger_class.wrapped  # the runner caches classes: wrap afresh for this task
-        return guarded(trigger_class, classpath, owner_of(getattr(self, "sandbox_building", None)))
+        # the runner caches the class itself; it is wrapped afresh for each trigger, naming that trigger's task
+        return guarded(original(self, classpath), classpath, owner_of(getattr(self, "sandbox_building", None)))
 
     get_trigger_by_classpath.sandbox_guarded = True
     TriggerRunner.get_trigger_by_classpath = get_trigger_by_classpath

@@ -66,8 +66,14 @@ def down_everywhere(paths: SandboxPaths, force: bool = False, volumes: bool = Fa
     from sandbox import engine
 
     if paths.home.exists() and engine.answers():
+        import docker.errors
+
         from sandbox.runtime.docker import project_name, remove_project
 
-        if remove_project(engine.client(timeout=30), project_name(paths.home), volumes):
-            stopped.append("unrecorded containers")
+        try:
+            if remove_project(engine.client(timeout=30), project_name(paths.home), volumes):
+                stopped.append("unrecorded containers")
+        except docker.errors.DockerException as e:  # what the recorded runtime ran is stopped already
+            raise SandboxError(f"The sandbox's processes are stopped, but its leftover containers could not be "
+                               f"removed: {e}.", "check the Docker engine, then `sandbox down` again.") from e
     return stopped

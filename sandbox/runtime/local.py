@@ -273,7 +273,7 @@ class LocalRuntime(Runtime):
             healthy, detail = None, ""
             every_dead = st == "crashed" and not any(supervisor.alive(r) for r in state.processes[name])
             port = ports[next(iter(comp.default_ports))]
-            if every_dead and portcheck.listener_owner(port) != str(self.paths.home):
+            if every_dead and not portcheck.listened_by_sandbox(port, self.paths.home):
                 # nothing of ours is left: a health check would hand our credentials to whoever holds the port
                 healthy, detail = False, ""
             elif st in ("running", "crashed") and secrets:

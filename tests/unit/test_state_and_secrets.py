@@ -67,6 +67,8 @@ def test_a_planted_link_beside_the_secrets_is_not_followed_and_a_foreign_file_is
     secrets = load_or_create(tmp_path / "secrets.json")
     assert target.read_text() == "untouched" and secrets
     assert oct((tmp_path / "secrets.json").stat().st_mode & 0o777) == "0o600"
+    os.chmod(tmp_path / "secrets.json", 0o660)  # a group's write (a umask of 002): repaired by `up`, not refused
+    assert load_or_create(tmp_path / "secrets.json") == secrets
     os.chmod(tmp_path / "secrets.json", 0o666)  # anyone could have written it
     with pytest.raises(SandboxError, match="not a plain file of yours"):
         load_or_create(tmp_path / "secrets.json")

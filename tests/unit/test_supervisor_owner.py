@@ -50,3 +50,10 @@ def test_homes_others_use_are_refused(tmp_path):
             check_home(shared)
         assert e.value.exit_code == 2 and "--home" in e.value.fix
     check_home(tmp_path / "mine")  # a folder of its own (even one that does not exist yet)
+    shared = tmp_path / "group"
+    shared.mkdir()
+    shared.chmod(0o770)  # a umask of 002: `up` takes the group's write off, nothing to refuse
+    check_home(shared)
+    shared.chmod(0o777)  # anyone could plant files in it
+    with pytest.raises(SandboxError, match="not a folder of yours"):
+        check_home(shared)
