@@ -12,6 +12,9 @@ import re
 # `ValueError: …`, `airflow.exceptions.AirflowConfigException: …`, `TriggerNotBuilt: …` (no logger names such as
 # "uvicorn.error", which carry no colon after them)
 EXCEPTION_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt)\b: \S")
+# what a process raises because another one is stopping (a pipe to it closed): a consequence, never the cause
+SHUTDOWN = re.compile(r"\b(BrokenPipeError|ConnectionResetError|ConnectionAbortedError|IncompleteReadError|"
+                      r"CancelledError|KeyboardInterrupt|SystemExit)\b")
 ERROR_LEVEL = re.compile(r"\[(?:error|critical)\s*\]|\b(?:ERROR|CRITICAL|FATAL)\b")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 GENERIC_FIX = "correct what the line names if it is the cause, then `sandbox up` again (it restarts only what is down)"
@@ -19,7 +22,7 @@ GENERIC_FIX = "correct what the line names if it is the cause, then `sandbox up`
 
 def cause(lines: list[str]) -> str | None:
     """The line of `lines` (oldest first) that best says why a process ended, or None."""
-    clean = [ANSI.sub("", line).strip() for line in lines]
+    clean = [line for line in (ANSI.sub("", raw).strip() for raw in lines) if not SHUTDOWN.search(line)]
     for pattern in (EXCEPTION_LINE, ERROR_LEVEL):
         found = next((line for line in reversed(clean) if pattern.search(line)), None)
         if found:

@@ -152,15 +152,18 @@ class LocalRuntime(Runtime):
         failed = startup.start_all(self.components, wanted, bring_up, results, progress)
 
         if failed:
+            # Its log is read before the rest of it is stopped: what the other processes log while they stop
+            # (broken pipes, signal 15) is not why the first one exited.
+            name, why = next(iter(failed.items()))
+            error = startup.not_healthy(self.components[name], why, supervisor.tail(self.log_path(name), 400),
+                                        str(self.log_path(name)), [n for n in wanted if n not in failed])
             # A component that did not become healthy is stopped, so the next `up` starts it cleanly.
             for bad in failed:
                 self._checked.pop(bad, None)
                 if state.processes.get(bad):
                     self._stop(bad, state.processes.pop(bad))
             self._save(state)
-            name, why = next(iter(failed.items()))
-            raise startup.not_healthy(self.components[name], why, supervisor.tail(self.log_path(name), 400),
-                                      str(self.log_path(name)), [n for n in wanted if n not in failed])
+            raise error
         return [results[n] for n in self.components if n in results]
 
     def _cwd(self, name: str, spec) -> Path:

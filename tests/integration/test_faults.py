@@ -145,7 +145,7 @@ def test_a_crash_loop_is_named_by_up_and_a_partly_down_airflow_by_doctor(env):
         assert conn["connection"] == "tyk_dev_orders" and conn["ok"], conn  # the rest is still walked
     finally:
         cfg.write_text(original)
-    sandbox("up", "--no-smoke", env=env)
+        sandbox("up", "--no-smoke", env=env, check=False)  # as found, whatever failed: the next tests need it
     assert {r["state"] for r in status(env).values()} == {"running"}
 
 

@@ -89,7 +89,8 @@ def test_a_crash_is_named_by_the_last_error_line_not_the_last_line():
              "Traceback (most recent call last):",
              "ValueError: invalid literal for int() with base 10: 'lots'",
              "airflow.exceptions.AirflowConfigException: Failed to convert value to int. Please check \"capacity\"",
-             "2026 [info     ] Exiting gracefully upon receiving signal 15 [uvicorn.error]"]
+             "2026 [info     ] Exiting gracefully upon receiving signal 15 [uvicorn.error]",
+             "BrokenPipeError: [Errno 32] Broken pipe"]  # another process, as it was stopped
     line = crash.cause(lines)
     assert line.startswith("airflow.exceptions.AirflowConfigException: Failed to convert")
     assert "airflow.cfg" in crash.fix_for(line, Airflow.crash_fixes)
