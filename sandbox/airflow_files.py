@@ -22,6 +22,7 @@ from sandbox.spec import fixture_path
 LIB_SOURCES = Path(__file__).parent / "airflow_lib"
 TOKEN_HELPER = "sandbox_auth.py"  # the module name Airflow's processes import
 BACKEND = "sandbox_secrets.SandboxSecretsBackend"  # [workers] secrets_backend
+BACKEND_SETTING = "AIRFLOW__WORKERS__SECRETS_BACKEND"  # where Airflow's processes are given it
 TRIGGERER_MODULE = "sandbox_triggerer"  # python -m sandbox_triggerer: the triggerer
 SMOKE_DAG = "sandbox_smoke.py"
 PROBE_MODULE = "sandbox_probe.py"

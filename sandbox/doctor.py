@@ -29,7 +29,7 @@ from sandbox.errors import SandboxError
 from sandbox.plan import Addresses, AirflowConnection, Desired, TykApi, plan
 from sandbox.runtime import crash
 from sandbox.runtime.base import AirflowHandoff, Endpoints
-from sandbox.runtime.components.airflow import Airflow
+from sandbox.runtime.components.airflow import HEALTH_KEYS, Airflow
 from sandbox.spec import Spec
 
 CLOCK_SKEW = 30  # seconds of clock difference a gateway typically tolerates
@@ -92,7 +92,6 @@ def proxied(url: str, environs: dict[str, dict[str, str]]) -> list[str]:
     return sorted(out)
 
 
-BACKEND_SETTING = "AIRFLOW__WORKERS__SECRETS_BACKEND"
 ROLES = ("triggerer", "scheduler", "dag-processor", "api-server")
 
 
@@ -105,7 +104,8 @@ def without_backend(environs: dict[str, dict[str, str]]) -> list[str]:
     """Airflow processes that do not load the sandbox's secrets backend: their connections come without the
     credential. (A process that rewrote its title reads an empty environment: not judged.)"""
     return sorted({role(proc) for proc, env in environs.items()  # Airflow's own, not what a task started
-                   if env and any(r in proc for r in ROLES) and env.get(BACKEND_SETTING) != airflow_files.BACKEND})
+                   if env and any(r in proc for r in ROLES)
+                   and env.get(airflow_files.BACKEND_SETTING) != airflow_files.BACKEND})
 
 
 def triggerer_cannot_import(dag_folder: Path) -> list[tuple[str, str]]:
@@ -236,7 +236,7 @@ def _without_backend(s: Seen) -> Finding:
     if not bare:
         return None
     who = ", ".join(bare)
-    return (f"{who}: {BACKEND_SETTING} is not {airflow_files.BACKEND}",
+    return (f"{who}: {airflow_files.BACKEND_SETTING} is not {airflow_files.BACKEND}",
             f"{who[0].upper()}{who[1:]} does not load the sandbox's secrets backend: {s.want.conn_id} comes "
             "without its credential there, and a deferred call's auth_type is dropped by HttpAsyncHook (it applies "
             f"one only with a login). Fix: give it the workers' [workers] secrets_backend ({airflow_files.BACKEND}) "
@@ -536,7 +536,6 @@ def _finish(d: Diagnosis, desired: Desired, endpoints: Endpoints, want: AirflowC
     return d
 
 
-AIRFLOW_SERVICES = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 
 
 def airflow_down(endpoints: Endpoints, log_lines: Callable[[str], list[str]]) -> tuple[Diagnosis, bool]:
@@ -550,7 +549,7 @@ def airflow_down(endpoints: Endpoints, log_lines: Callable[[str], list[str]]) ->
         health = None
     d.hops.append(Hop("api-server", health is not None, f"{st.url}/api/v2/monitor/health " +
                       ("answers" if health is not None else "does not answer")))
-    for svc in AIRFLOW_SERVICES:
+    for svc in HEALTH_KEYS:
         name = svc.replace("_", "-")
         status = (health or {}).get(svc, {}).get("status") if health is not None else None
         if f"airflow-{name}" in st.detail:  # the runtime saw it exit: Airflow says healthy until its heartbeat ages

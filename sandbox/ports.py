@@ -6,7 +6,6 @@ Airflow, for one, does not fail when its port is taken, so every port is checked
 from __future__ import annotations
 
 import errno
-import os
 import socket
 from pathlib import Path
 
@@ -83,7 +82,7 @@ def holder(port: int) -> str:
 def listened_by_sandbox(port: int, home: Path) -> bool:
     """Whether the process listening on `port` is the sandbox's at `home` (its uid, and its mark or — a process
     title rewrite empties the environment — its working folder in a component's data folder)."""
-    from sandbox.supervisor import belongs
+    from sandbox.supervisor import is_ours
 
     try:
         conns = psutil.net_connections(kind="tcp")
@@ -92,8 +91,7 @@ def listened_by_sandbox(port: int, home: Path) -> bool:
     for c in conns:
         if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid:
             try:
-                p = psutil.Process(c.pid)
-                return p.uids().real == os.getuid() and belongs(p.environ(), p.cwd(), home)
+                return is_ours(psutil.Process(c.pid), home)
             except psutil.Error:
                 return False
     return False

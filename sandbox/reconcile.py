@@ -137,15 +137,15 @@ def _store_secrets(spec: Spec, desired: Desired, admin: KeycloakAdmin, paths: Sa
 
 def _install_airflow_files(handoff: AirflowHandoff, desired: Desired) -> list[Change]:
     """The lib folder's code and routes, and the DAG folder's files; what moved out of the DAG folder is removed."""
+    lib = airflow_files.lib_files(desired)
     written = [Change("sandbox", "update", "airflow-lib", name, what)
-               for name, what in airflow_files.write_changed(handoff.lib, airflow_files.lib_files(desired))]
+               for name, what in airflow_files.write_changed(handoff.lib, lib)]
     written += [Change("sandbox", "update", "dag-folder", name, what)
                 for name, what in airflow_files.write_changed(handoff.dag_folder, airflow_files.dag_files(desired))]
     for name in airflow_files.MOVED_FROM_DAG_FOLDER:
         if (handoff.dag_folder / name).exists():
             (handoff.dag_folder / name).unlink()
             written.append(Change("sandbox", "delete", "dag-folder", name, "moved to the lib folder"))
-    lib = airflow_files.lib_files(desired)
     for name in airflow_files.SCENARIO_LEFTOVERS:  # a team's own file of that name is not ours to delete
         path = handoff.dag_folder / name
         if path.exists() and path.read_text() == lib[name][0]:

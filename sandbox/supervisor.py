@@ -84,18 +84,21 @@ def component_of(cwd: str, owner: Path) -> str | None:
     return cwd[len(str(data)) + 1:].split("/", 1)[0]
 
 
+def is_ours(p: psutil.Process, owner: Path) -> bool:
+    """Whether a live process is the sandbox's at `owner`: run as its uid (another user's process never is,
+    whatever it looks like), and `belongs`. psutil.Error when it cannot be read."""
+    return p.uids().real == os.getuid() and belongs(p.environ(), p.cwd(), owner)
+
+
 def owned_processes(owner: Path, component: str | None = None) -> list[psutil.Process]:
     """Every process of the sandbox at `owner` (optionally: of one component), whatever its parent."""
     found = []
-    me, uid = os.getpid(), os.getuid()
+    me = os.getpid()
     for p in psutil.process_iter(["pid"]):
         if p.pid == me:
             continue
         try:
-            if p.uids().real != uid:  # another user's process is never the sandbox's, whatever it looks like
-                continue
-            cwd = p.cwd()
-            if belongs(p.environ(), cwd, owner) and (component is None or component_of(cwd, owner) == component):
+            if is_ours(p, owner) and (component is None or component_of(p.cwd(), owner) == component):
                 found.append(p)
         except psutil.Error:  # gone, a zombie, or another user's
             continue

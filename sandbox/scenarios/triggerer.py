@@ -8,7 +8,6 @@ from sandbox.scenarios.base import Context, Scenario, Symptom
 
 TEAM_AUTH_DAG = "sandbox_repro_team_auth"
 TRIGGERER = ("airflow", "airflow-triggerer")
-BACKEND_SETTING = "AIRFLOW__WORKERS__SECRETS_BACKEND"
 HTTP_TRIGGER = "airflow.providers.http.triggers.http.HttpTrigger"
 
 
@@ -27,7 +26,7 @@ class DeferrableDropsAuth(Scenario):
     doctor_says = "triggerer does not load the sandbox's secrets backend"
 
     def inject(self, ctx: Context) -> None:
-        ctx.runtime.restart(*TRIGGERER, {BACKEND_SETTING: ""})  # "": no secrets backend of its own
+        ctx.runtime.restart(*TRIGGERER, {airflow_files.BACKEND_SETTING: ""})  # "": no secrets backend of its own
 
     def revert(self, ctx: Context) -> None:
         ctx.runtime.restart(*TRIGGERER, {})

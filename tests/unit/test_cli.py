@@ -80,21 +80,8 @@ def test_bad_port_override(tmp_path):
 
 
 def test_data_with_rich_markup_is_printed_as_text_and_csv_cells_cannot_be_formulas(capsys):
-    from dataclasses import dataclass
-
     from sandbox import render
-
-    @dataclass
-    class Row:
-        dag: str
-        task: str
-        api: str
-        status: int
-        count: int
-        p50_ms: float
-        p95_ms: float
-        first_seen: str
-        last_seen: str
+    from sandbox.audit import AuditRow as Row
 
     tag = "[/x] [bold]evil"  # any caller of the gateway sets audit tags
     with render.out.capture() as cap:

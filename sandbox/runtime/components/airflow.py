@@ -134,7 +134,7 @@ class Airflow(Component):
             "PYTHONPATH": str(ctx.handoff.lib),
             # Where user code runs (tasks, triggers, DAG parsing) a managed connection comes with its credential;
             # server processes (API server, `airflow connections get`) see the metastore's: the route, no secret.
-            "AIRFLOW__WORKERS__SECRETS_BACKEND": airflow_files.BACKEND,
+            airflow_files.BACKEND_SETTING: airflow_files.BACKEND,
             "AIRFLOW__WORKERS__SECRETS_BACKEND_KWARGS":
                 json.dumps({"variables_file": str(ctx.handoff.variables),
                             "routes_file": str(ctx.handoff.lib / ROUTES_FILE)}),
