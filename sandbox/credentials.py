@@ -61,6 +61,10 @@ def write_private(path: Path, text: str) -> None:
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # O_EXCL, 0600
     tmp = Path(name)
     try:
+        if os.geteuid() == 0:  # a folder handed to a container's user (docker.hand_over): its files stay readable there
+            folder = path.parent.stat()
+            if folder.st_uid != 0:
+                os.fchown(fd, folder.st_uid, folder.st_gid)
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)

@@ -110,8 +110,13 @@ class SandboxPaths:
     @property
     def airflow_variables(self) -> Path:
         """Variables served to Airflow's workers by the sandbox's secrets backend: secrets kept out of the metastore
-        (0600)."""
-        return self.home / "secrets" / "airflow-variables.json"
+        (0600). A folder of their own: a container's Airflow mounts it, and sees no other client's secret."""
+        return self.home / "airflow-secrets" / "airflow-variables.json"
+
+    @property
+    def container_secrets(self) -> Path:
+        """The docker runtime's secrets as files, one per secret, each mounted into the containers that need it."""
+        return self.home / "container-secrets"
 
     @property
     def airflow_home_dir(self) -> Path:

@@ -2,8 +2,9 @@
 
 The docker runtime creates containers from these through the `docker` SDK, so `sandbox up --runtime docker`
 and a hand-run `docker compose up` start the same stack from one file. Only what that file uses is read:
-image, command, environment, user, ports, volumes, healthcheck, depends_on (YAML anchors and `<<` merges
-are resolved by the YAML loader).
+image, entrypoint, command, environment, user, ports, volumes, secrets, healthcheck, depends_on (YAML anchors
+and `<<` merges are resolved by the YAML loader). A secret is what Compose makes of a file secret outside a
+swarm: its file bind-mounted read-only at /run/secrets/<name>.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Service:
     name: str
     image: str
     command: list[str] | None
+    entrypoint: list[str] | None
     environment: dict[str, str]
     user: str | None
     ports: list[Port]
@@ -90,19 +92,23 @@ def raw(path: Path) -> dict:
 
 def load(path: Path, env: Mapping[str, str]) -> dict[str, Service]:
     doc = _fill(raw(path), env)
-    return {name: _service(name, body, path.parent) for name, body in doc["services"].items()}
+    secrets = {name: body["file"] for name, body in (doc.get("secrets") or {}).items()}
+    return {name: _service(name, body, path.parent, secrets) for name, body in doc["services"].items()}
 
 
-def _service(name: str, body: dict, base: Path) -> Service:
-    cmd = body.get("command")
+def _words(value) -> list[str] | None:
+    return [str(c) for c in value] if isinstance(value, list) else (value.split() if value else None)
+
+
+def _service(name: str, body: dict, base: Path, secrets: Mapping[str, str]) -> Service:
     deps = body.get("depends_on") or {}
     return Service(
-        name=name, image=body["image"],
-        command=[str(c) for c in cmd] if isinstance(cmd, list) else (cmd.split() if cmd else None),
+        name=name, image=body["image"], command=_words(body.get("command")), entrypoint=_words(body.get("entrypoint")),
         environment={str(k): "" if v is None else str(v) for k, v in (body.get("environment") or {}).items()},
         user=body.get("user"),
         ports=[parse_port(p) for p in body.get("ports") or []],
-        volumes=[parse_volume(v, base) for v in body.get("volumes") or []],
+        volumes=[parse_volume(v, base) for v in body.get("volumes") or []]
+        + [Volume(secrets[s], f"/run/secrets/{s}", True, False) for s in body.get("secrets") or []],
         healthcheck=body.get("healthcheck"),
         depends_on={d: "service_started" for d in deps} if isinstance(deps, list)
         else {d: (c or {}).get("condition", "service_started") for d, c in deps.items()},

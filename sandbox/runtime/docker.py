@@ -42,6 +42,7 @@ SERVICE_LABEL = "com.docker.compose.service"
 CONFIG_LABEL = "com.docker.compose.config-hash"
 EXTRA_ENV_LABEL = "sandbox.extra-env"  # names (not values) of what `restart` added
 STOP_TIMEOUT = 5
+AIRFLOW_IMAGE_UID = 50000  # the official image's airflow user (group 0)
 # where each component answers inside the network: the compose file's service names and container ports
 INNER_URLS = {"keycloak": "http://keycloak:8080", "tyk": "http://tyk:8080", "upstream": "http://upstream:8080",
               "airflow": "http://airflow-api-server:8080", "redis": "redis://redis:6379/0"}
@@ -62,6 +63,21 @@ def remove_project(client, project: str, volumes: bool = False) -> bool:
         for vol in client.volumes.list(filters=label):
             vol.remove(force=True)
     return bool(containers)
+
+
+def airflow_uid() -> int:
+    """The uid Airflow's containers run as: the host user's (the bind-mounted folders are theirs), but never root."""
+    return os.getuid() or AIRFLOW_IMAGE_UID
+
+
+def hand_over(folder: Path, uid: int, gid: int) -> None:
+    """`folder` and everything in it owned by uid:gid (links not followed). Files written later into it keep that
+    owner (`credentials.write_private` gives a new file its folder's owner when run as root). The home above stays
+    root's and 0700, so no host account of that uid reaches them; only the container does, through its mounts."""
+    for root, dirs, files in os.walk(folder):
+        for name in [None, *dirs, *files]:
+            path = root if name is None else os.path.join(root, name)
+            os.lchown(path, uid, gid)
 
 
 def project_name(home: Path) -> str:
@@ -125,13 +141,8 @@ class DockerRuntime(Runtime):
         return {
             **{port_variable(k): str(v) for k, v in ports.items()},
             "SANDBOX_KEYCLOAK_HOSTNAME": f"http://127.0.0.1:{ports['keycloak']}",
-            "SANDBOX_KEYCLOAK_ADMIN_PASSWORD": secrets["keycloak_admin_password"],
-            "SANDBOX_REDIS_PASSWORD": secrets["redis_password"],
-            "SANDBOX_TYK_SECRET": secrets["tyk_secret"],
-            "SANDBOX_AIRFLOW_FERNET_KEY": secrets["airflow_fernet_key"],
-            "SANDBOX_AIRFLOW_JWT_SECRET": secrets["airflow_jwt_secret"],
-            "SANDBOX_AIRFLOW_API_SECRET_KEY": secrets["airflow_api_secret_key"],
-            "SANDBOX_UID": str(os.getuid()),
+            "SANDBOX_CONTAINER_SECRETS": str(self.paths.container_secrets),
+            "SANDBOX_AIRFLOW_UID": str(airflow_uid()),
             "SANDBOX_DAGS": str(handoff.dag_folder),
             "SANDBOX_AIRFLOW_SECRETS": str(handoff.variables.parent),
             "SANDBOX_AIRFLOW_WORKER_HOME": str(handoff.home),
@@ -141,7 +152,8 @@ class DockerRuntime(Runtime):
         }
 
     def compose_variables(self) -> dict[str, str]:
-        """The variables a hand-run `docker compose` needs to address this running sandbox (its secrets included)."""
+        """The variables a hand-run `docker compose` needs to address this running sandbox (no secret among them:
+        the containers read theirs from the files `up` wrote)."""
         state = statefile.load(self.paths.state) or State(runtime="docker")
         return self._variables(state.ports, credentials.read(self.paths.secrets), state.images)
 
@@ -292,6 +304,22 @@ class DockerRuntime(Runtime):
         config.mkdir(mode=0o700, parents=True, exist_ok=True)
         credentials.write_private(config / "passwords.json",
                                   json.dumps({"admin": secrets["airflow_admin_password"]}))
+        self._write_container_secrets(secrets)
+        if os.getuid() == 0:  # Airflow runs as the image's user: the folders it reads and writes become its own
+            for folder in (handoff.dag_folder, handoff.home, handoff.lib, handoff.variables.parent, config):
+                hand_over(folder, AIRFLOW_IMAGE_UID, 0)
+
+    def _write_container_secrets(self, secrets: dict[str, str]) -> None:
+        """One file per secret the compose file names, for its bind mount at /run/secrets/<name>. The folder is the
+        user's alone (0700); the files are readable (0644) so that each container's own user reads the ones mounted
+        into it, and only those."""
+        folder = self.paths.container_secrets
+        folder.mkdir(mode=0o700, exist_ok=True)
+        folder.chmod(0o700)
+        for name in compose.raw(self.compose_file).get("secrets") or {}:
+            path = folder / name
+            credentials.write_private(path, secrets[name])
+            path.chmod(0o644)
 
     def _ensure_network_and_volumes(self) -> None:
         labels = {PROJECT_LABEL: self.project}
@@ -306,12 +334,13 @@ class DockerRuntime(Runtime):
     def _start_service(self, svc: compose.Service, extra_env: dict[str, str], progress: Progress):
         """Create and start one service's container; a one-shot service is run to its end (exit 0 or error)."""
         env = {**svc.environment, **extra_env}
-        config = hashlib.sha256(json.dumps([svc.image, svc.command, env, svc.user, [vars(p) for p in svc.ports],
-                                            [vars(v) for v in svc.volumes]], sort_keys=True).encode()).hexdigest()
+        config = hashlib.sha256(json.dumps([svc.image, svc.entrypoint, svc.command, env, svc.user,
+                                            [vars(p) for p in svc.ports], [vars(v) for v in svc.volumes]],
+                                           sort_keys=True).encode()).hexdigest()
         hc = svc.healthcheck
         kwargs = dict(
-            image=svc.image, command=svc.command, name=f"{self.project}-{svc.name}-1", environment=env,
-            user=svc.user, detach=True, hostname=svc.name,
+            image=svc.image, entrypoint=svc.entrypoint, command=svc.command, name=f"{self.project}-{svc.name}-1",
+            environment=env, user=svc.user, detach=True, hostname=svc.name,
             labels={PROJECT_LABEL: self.project, SERVICE_LABEL: svc.name, CONFIG_LABEL: config,
                     "com.docker.compose.container-number": "1", "com.docker.compose.oneoff": "False",
                     EXTRA_ENV_LABEL: ",".join(sorted(extra_env))},

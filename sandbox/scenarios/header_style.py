@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from sandbox.credentials import write_private
 from sandbox.scenarios.base import Context, Scenario, Symptom
 
 HEADER_DAG = "sandbox_repro_header_style"
@@ -49,9 +50,7 @@ class NetrcOverride(Scenario):
 
     def inject(self, ctx: Context) -> None:
         host = urlsplit(ctx.routes()[self.connection]["url"]).hostname
-        path = ctx.handoff.home / NETRC
-        path.write_text(f"machine {host}\n  login deploy\n  password left-over-from-a-tool\n")
-        path.chmod(0o600)
+        write_private(ctx.handoff.home / NETRC, f"machine {host}\n  login deploy\n  password left-over-from-a-tool\n")
 
     def revert(self, ctx: Context) -> None:
         (ctx.handoff.home / NETRC).unlink(missing_ok=True)

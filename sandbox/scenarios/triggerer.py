@@ -4,6 +4,7 @@ when the triggerer's connection carries no credential, and an auth class the tri
 from __future__ import annotations
 
 from sandbox import airflow_files
+from sandbox.credentials import write_private
 from sandbox.scenarios.base import Context, Scenario, Symptom
 
 TEAM_AUTH_DAG = "sandbox_repro_team_auth"
@@ -49,8 +50,7 @@ class TriggererImport(Scenario):
 
     def inject(self, ctx: Context) -> None:
         lib, dags = ctx.handoff.lib / airflow_files.TEAM_AUTH, ctx.handoff.dag_folder / airflow_files.TEAM_AUTH
-        dags.write_bytes(lib.read_bytes())
-        dags.chmod(0o600)
+        write_private(dags, lib.read_text())
         lib.unlink()
         # the deploy that moved it restarts the triggerer: a running one keeps what it imported before
         ctx.runtime.restart(*TRIGGERER, {})

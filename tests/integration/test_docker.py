@@ -86,7 +86,7 @@ def test_nothing_is_published_beyond_loopback(dstack):
     assert {int(b["HostPort"]) for _, b in bindings} == set(PORTS.values())
 
 
-def test_the_compose_file_validates_and_a_secret_left_unset_stops_it(dstack):
+def test_the_compose_file_validates_and_its_secrets_folder_left_unset_stops_it(dstack):
     exe = shutil.which("docker-compose")
     assert exe, "docker-compose (apt-get install docker-compose) validates the compose file"
     variables = make_runtime(SandboxPaths.resolve(dstack.home), name="docker").compose_variables()
@@ -97,8 +97,21 @@ def test_the_compose_file_validates_and_a_secret_left_unset_stops_it(dstack):
 
     p = config({**dstack.env, **variables})
     assert p.returncode == 0, p.stderr
-    p = config({**dstack.env, **{k: v for k, v in variables.items() if k != "SANDBOX_REDIS_PASSWORD"}})
-    assert p.returncode != 0 and "SANDBOX_REDIS_PASSWORD" in p.stderr, p.stderr
+    p = config({**dstack.env, **{k: v for k, v in variables.items() if k != "SANDBOX_CONTAINER_SECRETS"}})
+    assert p.returncode != 0 and "SANDBOX_CONTAINER_SECRETS" in p.stderr, p.stderr
+
+
+def test_no_container_shows_a_secret_or_runs_as_root(dstack):
+    secrets = [v for v in json.loads((dstack.home / "secrets.json").read_text()).values() if len(v) >= 8]
+    running = dstack.containers(all_=False)
+    assert len(running) >= 8, [c.name for c in running]
+    for c in running:
+        inspected = json.dumps(c.attrs)
+        assert not [s for s in secrets if s in inspected], f"{c.name}: docker inspect shows a secret"
+        uids = psutil.Process(c.attrs["State"]["Pid"]).uids()
+        assert 0 not in (uids.real, uids.effective), f"{c.name} runs as root ({c.attrs['Config']['User']!r})"
+        # what the process was given stays where only it reads: not in `docker inspect`, not on its command line
+        assert not [s for s in secrets if s in " ".join(psutil.Process(c.attrs["State"]["Pid"]).cmdline())], c.name
 
 
 def test_compose_sees_the_runtimes_containers_as_its_project(dstack):

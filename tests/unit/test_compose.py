@@ -18,10 +18,8 @@ from sandbox.runtime.docker import INNER_URLS, project_name
 from sandbox.spec import load
 
 FILE = compose_dir() / "docker-compose.yml"
-# what a hand-run `docker compose up` gets: every variable at its default, the secrets given (they have none)
-SECRETS = {v: "s3cret" for v in ("SANDBOX_AIRFLOW_FERNET_KEY", "SANDBOX_AIRFLOW_JWT_SECRET",
-                                 "SANDBOX_AIRFLOW_API_SECRET_KEY", "SANDBOX_KEYCLOAK_ADMIN_PASSWORD",
-                                 "SANDBOX_REDIS_PASSWORD", "SANDBOX_TYK_SECRET")}
+# what a hand-run `docker compose up` gets: every variable at its default, the secrets' folder given (it has none)
+SECRETS = {"SANDBOX_CONTAINER_SECRETS": "/s"}
 SERVICES = compose.load(FILE, SECRETS)
 
 
@@ -147,9 +145,39 @@ def test_to_host_maps_inner_urls_back():
     assert e.to_host("http://elsewhere/x") == "http://elsewhere/x"
 
 
-def test_a_secret_left_unset_stops_the_file_naming_it():
-    for name in SECRETS:
-        with pytest.raises(SandboxError, match=f"The compose file needs {name}: a secret of this sandbox"):
-            compose.load(FILE, {k: v for k, v in SECRETS.items() if k != name})
+def test_the_secrets_folder_left_unset_stops_the_file_naming_it():
+    with pytest.raises(SandboxError, match="The compose file needs SANDBOX_CONTAINER_SECRETS: the folder of"):
+        compose.load(FILE, {})
     text = FILE.read_text()
     assert "change-me" not in text and ":-admin}" not in text  # no well-known fallback is left
+
+
+def test_secrets_are_files_mounted_where_needed_never_environment_variables():
+    from sandbox.credentials import GENERATORS
+
+    declared = compose.raw(FILE)["secrets"]
+    assert set(declared) <= set(GENERATORS)
+    mounted = {n: {v.target.removeprefix("/run/secrets/") for v in s.volumes if v.target.startswith("/run/secrets/")}
+               for n, s in SERVICES.items()}
+    assert all(v.read_only and v.source.startswith("/s/") for s in SERVICES.values() for v in s.volumes
+               if v.target.startswith("/run/secrets/"))
+    assert mounted["redis"] == {"redis_password"} and mounted["tyk"] == {"tyk_secret", "redis_password"}
+    assert mounted["keycloak"] == {"keycloak_admin_password"} and mounted["upstream"] == set()
+    assert mounted["airflow-scheduler"] == {"airflow_fernet_key", "airflow_jwt_secret", "airflow_api_secret_key"}
+    assert set().union(*mounted.values()) == set(declared)  # none declared and left unused
+    # no environment value comes from a variable: what the sandbox sets there is ports, names and paths
+    raw_env = [v for s in compose.raw(FILE)["services"].values() for v in (s.get("environment") or {}).values()]
+    assert not [v for v in raw_env if "${" in str(v) and "PORT" not in str(v) and "HOSTNAME" not in str(v)]
+
+
+def test_every_service_runs_as_a_user_other_than_root():
+    for name, svc in SERVICES.items():
+        assert svc.user and svc.user.split(":")[0] not in ("0", "root"), name
+    assert SERVICES["airflow-scheduler"].user == "50000:0"  # the image's airflow user unless the sandbox says
+    assert compose.load(FILE, {**SECRETS, "SANDBOX_AIRFLOW_UID": "1000"})["airflow-triggerer"].user == "1000:0"
+
+
+def test_entrypoints_and_secrets_parse():
+    kc = SERVICES["keycloak"]
+    assert kc.entrypoint[:2] == ["bash", "-c"] and "$(cat /run/secrets/keycloak_admin_password)" in kc.entrypoint[2]
+    assert kc.command[0] == "start" and SERVICES["upstream"].entrypoint is None

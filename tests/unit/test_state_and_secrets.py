@@ -72,3 +72,23 @@ def test_a_planted_link_beside_the_secrets_is_not_followed_and_a_foreign_file_is
     os.chmod(tmp_path / "secrets.json", 0o666)  # anyone could have written it
     with pytest.raises(SandboxError, match="not a plain file of yours"):
         load_or_create(tmp_path / "secrets.json")
+
+
+def test_a_folder_handed_to_a_containers_user_keeps_its_files_theirs(tmp_path):
+    import os
+
+    from sandbox.credentials import write_private
+    from sandbox.runtime.docker import hand_over
+
+    folder = tmp_path / "airflow-lib"
+    write_private(folder / "old.py", "x = 1")
+    if os.geteuid() != 0:  # only root can give files away; any other user runs Airflow as themselves
+        return
+    hand_over(folder, 50000, 0)
+    assert (folder.stat().st_uid, (folder / "old.py").stat().st_uid) == (50000, 50000)
+    write_private(folder / "old.py", "x = 2")  # rewritten (a new file, renamed over)
+    write_private(folder / "new.py", "y = 1")
+    assert {(p.name, p.stat().st_uid, p.stat().st_gid, stat.S_IMODE(p.stat().st_mode)) for p in folder.iterdir()} == {
+        ("old.py", 50000, 0, 0o600), ("new.py", 50000, 0, 0o600)}
+    write_private(tmp_path / "secrets.json", "{}")  # root's own folder: root's file
+    assert (tmp_path / "secrets.json").stat().st_uid == 0
