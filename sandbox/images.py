@@ -4,7 +4,7 @@ Each image keeps the official image's layout and entry point (compose/images/<co
 which), so the compose file runs either. What goes in:
 - a Debian base: `debootstrap --variant=minbase` from a Debian mirror, then `docker import`;
 - Redis and Python (bookworm), Java 21 (trixie) from Debian's packages, installed during the build;
-- Airflow from PyPI with the frozen constraints;
+- Airflow from PyPI, every file checked against the lock's hashes (`sandbox/data/*.lock`);
 - Keycloak's zip from Maven Central; the Tyk gateway built from its pinned source and go-httpbin from the Go
   module proxy, both by this machine's provisioning (`sandbox provision`).
 A custom CA bundle (TLS-intercepting proxies) goes into the base, and pip, requests and curl are pointed at it.
@@ -27,6 +27,7 @@ from pathlib import Path
 from sandbox import engine, versions
 from sandbox.errors import SandboxError
 from sandbox.provision import Say, require_tool, run
+from sandbox.runtime.components.keycloak import download_dist
 from sandbox.runtime.components.tyk import Tyk
 from sandbox.runtime.components.upstream import Upstream
 
@@ -34,6 +35,7 @@ COMPONENTS = tuple(versions.IMAGES)
 MIRROR = os.environ.get("SANDBOX_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 CA_IN_IMAGE = "/etc/ssl/sandbox-ca.crt"  # not /etc/ssl/certs: installing ca-certificates would overwrite it
 DEFAULT_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 
 
 @dataclass
@@ -62,6 +64,16 @@ def ca_bundle() -> Path | None:
                                "point it at a PEM bundle of the CAs your network's TLS is signed with, or unset it.")
         return Path(given)
     return DEFAULT_CA if DEFAULT_CA.is_file() else None
+
+
+def debian_keyring() -> Path:
+    """The keys debootstrap checks Debian's Release files with: SANDBOX_DEBIAN_KEYRING, else Debian's own package's."""
+    path = Path(os.environ.get("SANDBOX_DEBIAN_KEYRING") or DEBIAN_KEYRING)
+    if not path.is_file():
+        raise SandboxError(f"The Debian archive keyring {path} is missing: debootstrap would not check what it "
+                           "downloads.", "apt-get install debian-archive-keyring (or set SANDBOX_DEBIAN_KEYRING to a "
+                           "keyring your mirror is signed with).")
+    return path
 
 
 def suite_of(component: str) -> str:
@@ -104,10 +116,13 @@ def ensure_base(client, suite: str, cache: Path, ca: Path | None, say: Say) -> s
         return tag
     debootstrap = require_tool("debootstrap", "debootstrap (apt-get install debootstrap), which makes the Debian "
                                               "base of the sandbox's images")
+    keyring = debian_keyring()
     with tempfile.TemporaryDirectory(dir=_tmp_parent(cache)) as tmp:
         root = Path(tmp) / "root"
         say(f"debootstrap --variant=minbase {suite} from {MIRROR} (about half a minute)")
-        run([debootstrap, "--variant=minbase", suite, str(root), MIRROR], f"debootstrap {suite}")
+        # every Release file checked against Debian's keys (without a keyring, debootstrap would go on unchecked)
+        run([debootstrap, "--force-check-gpg", f"--keyring={keyring}", "--variant=minbase", suite, str(root), MIRROR],
+            f"debootstrap {suite}")
         env = ["ENV DEBIAN_FRONTEND=noninteractive"]
         if ca:
             (root / CA_IN_IMAGE.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +147,7 @@ def _tmp_parent(cache: Path) -> Path:
 
 def _build_args(name: str) -> dict[str, str]:
     if name == "airflow":
-        return {"VERSION": versions.AIRFLOW, "PACKAGES": " ".join(versions.AIRFLOW_EXTRA_PACKAGES)}
+        return {"VERSION": versions.AIRFLOW}
     if name == "redis":
         return {"VERSION": versions.REDIS}
     return {}
@@ -157,7 +172,7 @@ def _stage(name: str, context: Path, cache: Path, say: Say) -> Path:
     elif name == "keycloak":
         _keycloak_dist(context / "keycloak", say)
     elif name == "airflow":
-        (context / "constraints.txt").write_text(versions.airflow_constraints_text())
+        (context / "requirements.lock").write_text(versions.airflow_lock_text())
     return context
 
 
@@ -168,13 +183,9 @@ def _provisioned(component, cache: Path, say: Say) -> None:
 
 
 def _keycloak_dist(target: Path, say: Say) -> None:
-    """Keycloak's distribution zip from Maven Central (through the local Maven repository), unpacked."""
-    mvn = require_tool("mvn", "Maven (apt-get install maven), used to fetch Keycloak from Maven Central")
+    """Keycloak's distribution zip from Maven Central (through the local Maven repository), checked, unpacked."""
     with tempfile.TemporaryDirectory() as tmp:
-        say(f"fetching {versions.KEYCLOAK_MAVEN}")
-        run([mvn, "-q", "-B", "dependency:copy", f"-Dartifact={versions.KEYCLOAK_MAVEN}",
-             f"-DoutputDirectory={tmp}"], "downloading Keycloak with Maven")
-        (archive,) = Path(tmp).glob("*.zip")
+        archive = download_dist(Path(tmp), say)
         with zipfile.ZipFile(archive) as z:
             z.extractall(tmp)
         (inner,) = [p for p in Path(tmp).iterdir() if p.is_dir()]

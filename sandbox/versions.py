@@ -13,6 +13,8 @@ AIRFLOW = "3.3.2"
 AIRFLOW_PYTHON = "3.11"  # the frozen constraints below were resolved for this Python
 AIRFLOW_EXTRA_PACKAGES = ("apache-airflow-providers-http",)  # versions come from the constraints file
 AIRFLOW_CONSTRAINTS = f"airflow-{AIRFLOW}-python{AIRFLOW_PYTHON}.txt"
+# what the installs take: every distribution, pinned with its files' SHA-256 (tools/lock_airflow.py writes it)
+AIRFLOW_LOCK = f"airflow-{AIRFLOW}-python{AIRFLOW_PYTHON}.lock"
 
 KEYCLOAK = "26.7.3"
 KEYCLOAK_MAVEN = f"org.keycloak:keycloak-quarkus-dist:{KEYCLOAK}:zip"
@@ -72,3 +74,7 @@ def pins() -> list[Pin]:
 
 def airflow_constraints_text() -> str:
     return resources.files("sandbox.data").joinpath(AIRFLOW_CONSTRAINTS).read_text()
+
+
+def airflow_lock_text() -> str:
+    return resources.files("sandbox.data").joinpath(AIRFLOW_LOCK).read_text()

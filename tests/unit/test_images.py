@@ -46,6 +46,22 @@ def test_compose_variables_are_named_after_ports_and_components():
         assert "${" + port_variable(name) + ":-" in text, name
 
 
+def test_the_airflow_containers_run_as_the_host_user_but_never_root(monkeypatch):
+    from sandbox.runtime import docker
+
+    monkeypatch.setattr(docker.os, "getuid", lambda: 1000)
+    assert docker.airflow_uid() == 1000
+    monkeypatch.setattr(docker.os, "getuid", lambda: 0)
+    assert docker.airflow_uid() == docker.AIRFLOW_IMAGE_UID
+
+
+def test_every_image_sets_a_user_other_than_root():
+    for name in versions.IMAGES:
+        users = [line.split()[1] for line in (images.compose_dir() / "images" / name / "Dockerfile").read_text()
+                 .splitlines() if line.startswith("USER ")]
+        assert users and users[-1].split(":")[0] not in ("0", "root"), name
+
+
 def test_keycloak_builds_on_a_debian_with_java_21():
     assert images.suite_of("keycloak") == versions.DEBIAN_FOR_JAVA
     assert {images.suite_of(c) for c in versions.IMAGES if c != "keycloak"} == {versions.DEBIAN}
@@ -68,6 +84,16 @@ def test_a_custom_ca_bundle_must_exist(tmp_path, monkeypatch):
     pem.write_text("-----BEGIN CERTIFICATE-----\n")
     monkeypatch.setenv("SANDBOX_CA_BUNDLE", str(pem))
     assert images.ca_bundle() == pem
+
+
+def test_debootstrap_checks_signatures_against_a_keyring_that_must_exist(tmp_path, monkeypatch):
+    monkeypatch.setenv("SANDBOX_DEBIAN_KEYRING", str(tmp_path / "none.gpg"))
+    with pytest.raises(SandboxError) as e:
+        images.debian_keyring()
+    assert "would not check" in e.value.message and "debian-archive-keyring" in e.value.fix
+    (tmp_path / "k.gpg").write_bytes(b"keys")
+    monkeypatch.setenv("SANDBOX_DEBIAN_KEYRING", str(tmp_path / "k.gpg"))
+    assert images.debian_keyring() == tmp_path / "k.gpg"
 
 
 def test_an_unknown_image_component_is_refused(tmp_path):
@@ -99,3 +125,22 @@ def test_the_local_runtime_follows_new_lines_of_its_log_files(tmp_path):
 
     threading.Timer(0.5, append).start()
     assert next(lines) == ("redis", "new line")
+
+
+def test_the_airflow_lock_pins_what_the_constraints_pin_each_with_hashes():
+    from packaging.utils import canonicalize_name
+
+    constraints = {canonicalize_name(n): v for n, v in (line.split("==", 1) for line in
+                   versions.airflow_constraints_text().splitlines() if "==" in line and not line.startswith("#"))}
+    lock = {}
+    for line in versions.airflow_lock_text().splitlines():
+        if line.startswith("#"):
+            continue
+        pin, *hashes = line.split()
+        name, version = pin.split("==")
+        assert hashes and all(h.startswith("--hash=sha256:") and len(h) == 14 + 64 for h in hashes), line
+        lock[canonicalize_name(name)] = version
+    assert lock["apache-airflow"] == versions.AIRFLOW
+    assert {canonicalize_name(p) for p in versions.AIRFLOW_EXTRA_PACKAGES} <= set(lock)
+    assert {n: v for n, v in lock.items() if n in constraints and constraints[n] != v} == {}
+    assert "--require-hashes" in (images.compose_dir() / "images" / "airflow" / "Dockerfile").read_text()

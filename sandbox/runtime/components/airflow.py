@@ -71,7 +71,7 @@ class Airflow(Component):
     )
 
     def venv(self, cache: Path) -> Path:
-        digest = hashlib.sha256(versions.airflow_constraints_text().encode()).hexdigest()[:10]
+        digest = hashlib.sha256(versions.airflow_lock_text().encode()).hexdigest()[:10]
         return cache / "airflow" / f"{versions.AIRFLOW}-py{versions.AIRFLOW_PYTHON}-{digest}"
 
     def provisioned(self, cache: Path) -> bool:
@@ -82,12 +82,12 @@ class Airflow(Component):
             python = find_python()
             say(f"creating a virtualenv (Python {versions.AIRFLOW_PYTHON})")
             run([python, "-m", "venv", str(tmp)], "creating Airflow's virtualenv")
-            constraints = tmp / "constraints.txt"
-            constraints.write_text(versions.airflow_constraints_text())
-            say(f"pip install apache-airflow=={versions.AIRFLOW} with frozen constraints (about a minute)")
-            run([str(tmp / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-                 "-c", str(constraints), f"apache-airflow=={versions.AIRFLOW}", *versions.AIRFLOW_EXTRA_PACKAGES],
-                "installing Airflow")
+            lock = tmp / "requirements.lock"
+            lock.write_text(versions.airflow_lock_text())
+            say(f"pip install apache-airflow=={versions.AIRFLOW}, every file checked against its pinned hash "
+                "(about a minute)")
+            run([str(tmp / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", "--require-hashes",
+                 "-r", str(lock)], "installing Airflow")
             # A migrated metadata database every new sandbox copies: saves each one `airflow db migrate`.
             say("airflow db migrate (template database)")
             env = {**base_env(), "AIRFLOW_HOME": str(tmp / "template"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

@@ -39,6 +39,21 @@ ROTATE_MARKER = ".admin-password-from-template"
 AOT_CACHE = "keycloak.aot"
 
 
+def download_dist(folder: Path, say: Say) -> Path:
+    """The pinned Keycloak distribution zip from Maven Central, into `folder`, its SHA-256 checked."""
+    mvn = require_tool("mvn", "Maven (apt-get install maven), used to fetch Keycloak from Maven Central")
+    say(f"downloading {versions.KEYCLOAK_MAVEN}")
+    run([mvn, "-q", "-B", "dependency:copy", f"-Dartifact={versions.KEYCLOAK_MAVEN}", f"-DoutputDirectory={folder}"],
+        "downloading Keycloak with Maven")
+    (archive,) = folder.glob("*.zip")
+    found = sha256_of(archive)
+    if found != versions.KEYCLOAK_SHA256:  # Maven checks Central's SHA-1 only; the pin is ours
+        raise SandboxError(f"The Keycloak archive Maven fetched ({archive.name}) is not the pinned one: its "
+                           f"SHA-256 is {found}, the pin is {versions.KEYCLOAK_SHA256}.",
+                           "check your Maven mirror (~/.m2/settings.xml); the pin is in sandbox/versions.py.")
+    return archive
+
+
 class Keycloak(Component):
     name = "keycloak"
     default_ports = {"keycloak": 28081, "keycloak-management": 28091}
@@ -54,17 +69,8 @@ class Keycloak(Component):
     def provision(self, cache: Path, say: Say) -> None:
         def build(tmp: Path) -> None:
             jdk = find_jdk(versions.KEYCLOAK_MIN_JAVA, PURPOSE)
-            mvn = require_tool("mvn", "Maven (apt-get install maven), used to fetch Keycloak from Maven Central")
-            say(f"downloading {versions.KEYCLOAK_MAVEN}")
             dl = tmp / "download"
-            run([mvn, "-q", "-B", "dependency:copy", f"-Dartifact={versions.KEYCLOAK_MAVEN}",
-                 f"-DoutputDirectory={dl}"], "downloading Keycloak with Maven")
-            (archive,) = dl.glob("*.zip")
-            found = sha256_of(archive)
-            if found != versions.KEYCLOAK_SHA256:  # Maven checks Central's SHA-1 only; the pin is ours
-                raise SandboxError(f"The Keycloak archive Maven fetched ({archive.name}) is not the pinned one: its "
-                                   f"SHA-256 is {found}, the pin is {versions.KEYCLOAK_SHA256}.",
-                                   "check your Maven mirror (~/.m2/settings.xml); the pin is in sandbox/versions.py.")
+            archive = download_dist(dl, say)
             say("unpacking")
             with zipfile.ZipFile(archive) as z:
                 z.extractall(tmp / "unpacked")
