@@ -130,9 +130,10 @@ class Runtime(ABC):
     def log_path(self, component: str) -> Path: ...
 
     @abstractmethod
-    def restart(self, component: str, process: str, extra_env: dict[str, str]) -> None:
-        """Restart one process of a running component with `extra_env` added to its environment ({}: as
-        configured), and wait until the component is healthy. How one worker gets an environment of its own."""
+    def restart(self, component: str, unit: str, extra_env: dict[str, str]) -> None:
+        """Restart one unit of a running component — a process locally, a container on docker, by the name its
+        state record has — with `extra_env` added to its environment ({}: as configured), and wait until the
+        component is healthy. How one worker gets an environment of its own."""
 
     def follow(self, components: list[str]) -> Iterator[tuple[str, str]]:
         """(component, line) for each new log line of `components`, as it comes, until interrupted."""

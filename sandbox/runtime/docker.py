@@ -22,19 +22,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from sandbox import airflow_files, credentials, engine, versions
-from sandbox import ports as portcheck
+from sandbox import credentials, engine, versions
 from sandbox import state as statefile
 from sandbox.errors import SandboxError
 from sandbox.images import compose_dir
 from sandbox.paths import SandboxPaths
-from sandbox.privacy import private_umask
 from sandbox.provision import file_lock
-from sandbox.readiness import Result, wait_for
-from sandbox.runtime import compose, startup
-from sandbox.runtime.base import ComponentStatus, Progress, ProvisionResult, Runtime, UpResult
-from sandbox.runtime.components import all_components
-from sandbox.runtime.components.base import Component, Context
+from sandbox.readiness import Result
+from sandbox.runtime import compose
+from sandbox.runtime.base import Progress, ProvisionResult
+from sandbox.runtime.components.base import Component, ComponentContext
+from sandbox.runtime.skeleton import Seen, SkeletonRuntime
 from sandbox.state import ProcessRecord, State
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -43,10 +41,6 @@ CONFIG_LABEL = "com.docker.compose.config-hash"
 EXTRA_ENV_LABEL = "sandbox.extra-env"  # names (not values) of what `restart` added
 STOP_TIMEOUT = 5
 AIRFLOW_IMAGE_UID = 50000  # the official image's airflow user (group 0)
-# where each component answers inside the network: the compose file's service names and container ports
-INNER_URLS = {"keycloak": "http://keycloak:8080", "tyk": "http://tyk:8080", "upstream": "http://upstream:8080",
-              "airflow": "http://airflow-api-server:8080", "redis": "redis://redis:6379/0"}
-
 
 def remove_project(client, project: str, volumes: bool = False) -> bool:
     """Stop and remove every container (and the network; `volumes`: the volumes) labelled with `project`, whatever
@@ -94,19 +88,17 @@ def image_variable(component: str) -> str:
     return f"SANDBOX_IMAGE_{component.upper()}"
 
 
-class DockerRuntime(Runtime):
+class DockerRuntime(SkeletonRuntime):
     name = "docker"
 
     def __init__(self, paths: SandboxPaths, env_ports: dict[str, int] | None = None, images: str = "auto"):
-        self.paths = paths
-        self.env_ports = env_ports or {}
+        super().__init__(paths, env_ports)
         self.images = images
-        self.components: dict[str, Component] = {c.name: c for c in all_components()}
         self.compose_file = compose_dir() / "docker-compose.yml"
         self.project = project_name(paths.home)
         self.network = f"{self.project}_default"
         self._client = None
-        self._lock = threading.Lock()
+        self._services_now: dict[str, compose.Service] = {}  # what this `up` creates containers from
 
     # ---- helpers -------------------------------------------------------------------------------
     @property
@@ -114,12 +106,6 @@ class DockerRuntime(Runtime):
         if self._client is None:
             self._client = engine.client()
         return self._client
-
-    def component_names(self) -> list[str]:
-        return list(self.components)
-
-    def default_ports(self) -> dict[str, int]:
-        return {k: v for c in self.components.values() for k, v in c.default_ports.items()}
 
     def services_of(self, component: str) -> list[str]:
         names = compose.raw(self.compose_file)["services"]
@@ -131,34 +117,25 @@ class DockerRuntime(Runtime):
     def _by_service(self) -> dict[str, object]:
         return {c.labels.get(SERVICE_LABEL): c for c in self._containers()}
 
-    def _save(self, state: State) -> None:
-        with self._lock:
-            statefile.save(self.paths.state, state)
-
-    def _variables(self, ports: dict[str, int], secrets: dict[str, str], images: dict[str, str]) -> dict[str, str]:
-        """The compose file's variables for this sandbox: its ports, secrets, images and host folders."""
-        handoff = self.handoff()
-        return {
-            **{port_variable(k): str(v) for k, v in ports.items()},
-            "SANDBOX_KEYCLOAK_HOSTNAME": f"http://127.0.0.1:{ports['keycloak']}",
-            "SANDBOX_CONTAINER_SECRETS": str(self.paths.container_secrets),
-            "SANDBOX_AIRFLOW_UID": str(airflow_uid()),
-            "SANDBOX_DAGS": str(handoff.dag_folder),
-            "SANDBOX_AIRFLOW_SECRETS": str(handoff.variables.parent),
-            "SANDBOX_AIRFLOW_WORKER_HOME": str(handoff.home),
-            "SANDBOX_AIRFLOW_LIB": str(handoff.lib),
-            "SANDBOX_AIRFLOW_CONFIG": str(self.paths.data("airflow")),
-            **{image_variable(c): ref for c, ref in images.items()},
-        }
+    def _variables(self, state: State) -> dict[str, str]:
+        """The compose file's variables for this sandbox, from what each component says of itself (ports, host
+        folders, settings) and what this runtime chose (images, the secrets' folder, Airflow's uid)."""
+        ctx = ComponentContext(self.paths, {**self.default_ports(), **state.ports}, {})
+        out = {port_variable(k): str(v) for k, v in ctx.ports.items()}
+        for comp in self.components.values():
+            out.update({k: str(v) for k, v in comp.host_folders(ctx).items()})
+            out.update(comp.compose_settings(ctx))
+        return {**out, "SANDBOX_CONTAINER_SECRETS": str(self.paths.container_secrets),
+                "SANDBOX_AIRFLOW_UID": str(airflow_uid()),
+                **{image_variable(c): ref for c, ref in state.images.items()}}
 
     def compose_variables(self) -> dict[str, str]:
         """The variables a hand-run `docker compose` needs to address this running sandbox (no secret among them:
         the containers read theirs from the files `up` wrote)."""
-        state = statefile.load(self.paths.state) or State(runtime="docker")
-        return self._variables(state.ports, credentials.read(self.paths.secrets), state.images)
+        return self._variables(statefile.load(self.paths.state) or State(runtime=self.name))
 
-    def _services(self, state: State, secrets: dict[str, str]) -> dict[str, compose.Service]:
-        return compose.load(self.compose_file, self._variables(state.ports, secrets, state.images))
+    def _services(self, state: State) -> dict[str, compose.Service]:
+        return compose.load(self.compose_file, self._variables(state))
 
     # ---- images --------------------------------------------------------------------------------
     def choose_images(self) -> dict[str, str]:
@@ -220,103 +197,100 @@ class DockerRuntime(Runtime):
                 out.append(ProvisionResult(name, False, "failed", time.monotonic() - t0, e.message))
         return out
 
-    # ---- up ------------------------------------------------------------------------------------
-    def up(self, without: list[str], ports: dict[str, int], progress: Progress) -> list[UpResult]:
-        self.check_names(without, "--without")
-        with private_umask():
-            self.paths.home.mkdir(parents=True, exist_ok=True)
-            with file_lock(self.paths.lock):
-                return self._up(without, ports, progress)
+    # ---- the skeleton's hooks --------------------------------------------------------------------
+    def component_state(self, name: str, state: State) -> str:
+        return self._component_state(name, self._by_service())
 
-    def _up(self, without: list[str], overrides: dict[str, int], progress: Progress) -> list[UpResult]:
-        state = statefile.load(self.paths.state) or State(runtime="docker")
-        if state.runtime != "docker" and any(state.processes.values()):
-            raise SandboxError(f"This sandbox runs on the {state.runtime} runtime.",
-                               "run `sandbox down` first, then `sandbox up --runtime docker`.", exit_code=2)
-        state.runtime = "docker"
-        secrets = credentials.load_or_create(self.paths.secrets)
-        wanted = [n for n in self.components if n not in without]
-        startup.check_without(self.components, wanted, without)
-        existing = self._by_service()
-        running = {n for n in wanted if self._component_state(n, existing) == "running"}
-        requested = {**self.env_ports, **overrides}
-        startup.check_port_changes(self.components, running, state.ports, requested)
-        state.ports = portcheck.resolve(self.default_ports(), state.ports, requested)
-        state.disabled = sorted(without)
+    def before_start(self, state: State, running: set[str]) -> None:
         state.images = {**self.choose_images(), **{n: state.images[n] for n in running if n in state.images}}
         state.processes = {n: r for n, r in state.processes.items() if n in running}
-        self._save(state)
-        results: dict[str, UpResult] = {}
-        for name in without:
-            if self._remove(self.services_of(name), existing):
-                results[name] = UpResult(name, "stopped", 0.0, "left out with --without")
-        to_start = [n for n in wanted if n not in running]
-        self._preflight(to_start, state, progress)
-        self._prepare_host(secrets)
-        self._ensure_network_and_volumes()
-        services = self._services(state, secrets)
-        ctx = Context(self.paths, state.ports, secrets)
 
-        def bring_up(name: str) -> None:
-            comp = self.components[name]
-            t0 = time.monotonic()
-            if name in running:
-                res = wait_for(comp.health(ctx), comp.start_timeout, abort=self._died(name))
-                action = "already-running"
-            else:
-                progress(name, f"starting ({state.images[name]})")
-                action = "restarted" if any(s in existing for s in self.services_of(name)) else "started"
-                self._remove(self.services_of(name), existing)
-                for svc in self.services_of(name):
-                    self._start_service(services[svc], {}, progress)
-                res = wait_for(comp.health(ctx), comp.start_timeout, abort=self._died(name))
-            if not res.ok:
-                raise SandboxError(res.detail)
-            with self._lock:
-                state.processes[name] = self._records(name)
-            self._save(state)
-            secs = time.monotonic() - t0
-            if action != "already-running":
-                progress(name, f"healthy in {secs:.1f}s")
-            results[name] = UpResult(name, action, secs)
+    def stop_component(self, name: str, state: State) -> bool:
+        state.processes.pop(name, None)
+        return self._remove(self.services_of(name), self._by_service())
 
-        failed = startup.start_all(self.components, wanted, bring_up, results, progress)
-        if failed:
-            name, why = next(iter(failed.items()))
-            raise startup.not_healthy(self.components[name], why, self._tail(name, 400), "its containers",
-                                      [n for n in wanted if n not in failed])
-        return [results[n] for n in self.components if n in results]
-
-    def _preflight(self, to_start: list[str], state: State, progress: Progress) -> None:
-        startup.check_ports_free(self.components, to_start, state.ports)
+    def check_startable(self, to_start: list[str], state: State, progress: Progress) -> None:
         for name in to_start:
             self._ensure_image(state.images[name], name, progress)
 
-    def _prepare_host(self, secrets: dict[str, str]) -> None:
-        """The host folders the containers mount, made first: what Docker creates for a missing one is root's."""
-        handoff = self.handoff()
-        handoff.dag_folder.mkdir(parents=True, exist_ok=True)
-        handoff.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        airflow_files.install_lib(handoff.lib)
-        if not handoff.variables.exists():
-            credentials.write_private(handoff.variables, "{}")
-        config = self.paths.data("airflow")
-        config.mkdir(mode=0o700, parents=True, exist_ok=True)
-        credentials.write_private(config / "passwords.json",
-                                  json.dumps({"admin": secrets["airflow_admin_password"]}))
+    def prepare_host(self, state: State, secrets: dict[str, str]) -> None:
+        self._prepare_host(state, secrets)
+        self._ensure_network_and_volumes()
+        self._services_now = self._services(state)
+
+    def start_component(self, name: str, ctx: ComponentContext, state: State, progress: Progress) -> None:
+        progress(name, f"from {state.images[name]}")
+        for svc in self.services_of(name):
+            self._start_service(self._services_now[svc], {}, progress)
+
+    def record(self, name: str, state: State) -> None:
+        with self._lock:
+            state.processes[name] = self._records(name)
+        self._save(state)
+
+    def died(self, name: str, state: State):
+        def check() -> str | None:
+            existing = self._by_service()
+            dead = [s for s in self.services_of(name) if not s.endswith("-init")
+                    and s in existing and existing[s].status in ("exited", "dead")]
+            return f"container {dead[0]} exited" if dead else None
+
+        return check
+
+    def tail(self, name: str, lines: int) -> tuple[list[str], str]:
+        out = []
+        existing = self._by_service()
+        for svc in self.services_of(name):
+            if svc in existing:
+                text = existing[svc].logs(tail=lines).decode(errors="replace")
+                out += [f"{svc}| {line}" for line in text.splitlines()]
+        return out[-lines:], "its containers"
+
+    def replace_unit(self, component: str, unit: str, extra_env: dict[str, str], ctx: ComponentContext,
+                        state: State) -> None:
+        existing = self._by_service()
+        if unit not in existing or existing[unit].status != "running":
+            raise SandboxError(f"{component} has no running container {unit}.", "run `sandbox up` first.")
+        services = self._services(state)
+        existing[unit].remove(force=True)
+        self._start_service(services[unit], extra_env, lambda c, m: None)
+
+    def seen(self, comp: Component, state: State, ctx: ComponentContext, secrets: dict[str, str]) -> Seen:
+        name = comp.name
+        existing = self._by_service()
+        st = "disabled" if name in state.disabled else self._component_state(name, existing)
+        healthy, detail = None, state.images.get(name, "")
+        if st in ("running", "crashed") and secrets:
+            res: Result = comp.health(ctx)()
+            healthy = res.ok
+            detail = f"{state.images.get(name, '')}; {res.detail}" if not res.ok else detail
+        if st == "crashed":
+            dead = [s for s in self.services_of(name) if not s.endswith("-init")
+                    and (s not in existing or existing[s].status != "running")]
+            detail = f"container(s) not running: {', '.join(dead)}"
+        return st, healthy, detail, [r.pid for r in state.processes.get(name, [])] if st == "running" else []
+
+    def inner_url(self, name: str) -> str:
+        return self.components[name].inner_url()
+
+    def _prepare_host(self, state: State, secrets: dict[str, str]) -> None:
+        """What the containers read from the host, made first (a folder Docker makes for a missing one is root's)."""
+        ctx = ComponentContext(self.paths, state.ports, secrets)
+        for comp in self.components.values():
+            comp.prepare_host(ctx)
         self._write_container_secrets(secrets)
         if os.getuid() == 0:  # Airflow runs as the image's user: the folders it reads and writes become its own
-            for folder in (handoff.dag_folder, handoff.home, handoff.lib, handoff.variables.parent, config):
+            for folder in self.components["airflow"].host_folders(ctx).values():
                 hand_over(folder, AIRFLOW_IMAGE_UID, 0)
 
     def _write_container_secrets(self, secrets: dict[str, str]) -> None:
-        """One file per secret the compose file names, for its bind mount at /run/secrets/<name>. The folder is the
+        """One file per secret a component reads, for its bind mount at /run/secrets/<name>. The folder is the
         user's alone (0700); the files are readable (0644) so that each container's own user reads the ones mounted
         into it, and only those."""
         folder = self.paths.container_secrets
         folder.mkdir(mode=0o700, exist_ok=True)
         folder.chmod(0o700)
-        for name in compose.raw(self.compose_file).get("secrets") or {}:
+        for name in sorted({s for comp in self.components.values() for s in comp.secrets}):
             path = folder / name
             credentials.write_private(path, secrets[name])
             path.chmod(0o644)
@@ -399,45 +373,6 @@ class DockerRuntime(Runtime):
             return "stopped"
         return "running" if len(have) == len(svcs) and all(c.status == "running" for c in have) else "crashed"
 
-    def _died(self, name: str):
-        def check() -> str | None:
-            existing = self._by_service()
-            dead = [s for s in self.services_of(name) if not s.endswith("-init")
-                    and s in existing and existing[s].status in ("exited", "dead")]
-            return f"container {dead[0]} exited" if dead else None
-
-        return check
-
-    def _tail(self, component: str, lines: int) -> list[str]:
-        out = []
-        existing = self._by_service()
-        for svc in self.services_of(component):
-            if svc in existing:
-                text = existing[svc].logs(tail=lines).decode(errors="replace")
-                out += [f"{svc}| {line}" for line in text.splitlines()]
-        return out[-lines:]
-
-    # ---- restart one process -------------------------------------------------------------------
-    def restart(self, component: str, process: str, extra_env: dict[str, str]) -> None:
-        self.check_names([component], "restart")
-        comp = self.components[component]
-        with private_umask(), file_lock(self.paths.lock):
-            state = statefile.load(self.paths.state) or State(runtime="docker")
-            existing = self._by_service()
-            if process not in existing or existing[process].status != "running":
-                raise SandboxError(f"{component} has no running container {process}.", "run `sandbox up` first.")
-            secrets = credentials.read(self.paths.secrets)
-            services = self._services(state, secrets)
-            existing[process].remove(force=True)
-            self._start_service(services[process], extra_env, lambda c, m: None)
-            ctx = Context(self.paths, state.ports, secrets)
-            res = wait_for(comp.health(ctx), comp.start_timeout, abort=self._died(component))
-            state.processes[component] = self._records(component)
-            self._save(state)
-            if not res.ok:
-                raise SandboxError(f"{component} did not become healthy after restarting {process}: {res.detail}",
-                                   f"see `sandbox logs {component}`; `sandbox down` and `sandbox up` start it clean.")
-
     # ---- down ----------------------------------------------------------------------------------
     def down(self, force: bool = False, volumes: bool = False) -> list[str]:
         if not self.paths.home.exists():
@@ -447,51 +382,8 @@ class DockerRuntime(Runtime):
             stopped = [n for n in self.components
                        if any(existing[s].status == "running" for s in self.services_of(n) if s in existing)]
             remove_project(self.client, self.project, volumes)
-            try:
-                state = statefile.load(self.paths.state)
-            except SandboxError:
-                if not force:
-                    raise
-                state = None
-            if state is None:
-                statefile.reset(self.paths.state)
-            else:
-                state.processes, state.starting = {}, []
-                self._save(state)
+            self._forget_processes(self._state_for_down(force))
             return stopped
-
-    # ---- status --------------------------------------------------------------------------------
-    def status(self) -> list[ComponentStatus]:
-        state = statefile.load(self.paths.state) or State(runtime="docker")
-        ports = {**self.default_ports(), **state.ports} if state.ports else \
-            portcheck.resolve(self.default_ports(), {}, self.env_ports)
-        secrets = credentials.read(self.paths.secrets)
-        ctx = Context(self.paths, ports, secrets)
-        existing = self._by_service()
-
-        def one(comp: Component) -> ComponentStatus:
-            name = comp.name
-            st = "disabled" if name in state.disabled else self._component_state(name, existing)
-            healthy, detail = None, state.images.get(name, "")
-            if st in ("running", "crashed") and secrets:
-                res: Result = comp.health(ctx)()
-                healthy = res.ok
-                detail = f"{state.images.get(name, '')}; {res.detail}" if not res.ok else detail
-            if st == "crashed":
-                dead = [s for s in self.services_of(name) if not s.endswith("-init")
-                        and (s not in existing or existing[s].status != "running")]
-                detail = f"container(s) not running: {', '.join(dead)}"
-            login = comp.login
-            return ComponentStatus(
-                name=name, state=st, healthy=healthy, detail=detail, url=comp.url(ctx),
-                urls=comp.extra_urls(ctx), ports={k: ports[k] for k in comp.default_ports},
-                pids=[r.pid for r in state.processes.get(name, [])] if st == "running" else [],
-                username=login.username if login else None,
-                secret=secrets.get(login.secret_name) if login else None,
-                inner_url=INNER_URLS.get(name, ""), runtime=self.name,
-            )
-
-        return [one(c) for c in self.components.values()]
 
     def follow(self, components: list[str]) -> Iterator[tuple[str, str]]:
         """New lines of the components' running containers, straight from the engine (one thread per container)."""

@@ -6,18 +6,18 @@ a new one gets SANDBOX_RUNTIME, else `docker` when an engine answers, else `loca
 
 from __future__ import annotations
 
-import os
-
 from sandbox import state as statefile
 from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import Runtime
+from sandbox.settings import Settings
 
 RUNTIMES = ("local", "docker")
 IMAGE_CHOICES = ("auto", "official", "local")
 
 
-def choose(paths: SandboxPaths, asked: str | None = None) -> str:
+def choose(paths: SandboxPaths, asked: str | None = None, given: str | None = None) -> str:
+    """`asked` (--runtime), else the sandbox's recorded runtime, else `given` (SANDBOX_RUNTIME), else by engine."""
     if asked:
         return asked
     try:
@@ -26,7 +26,6 @@ def choose(paths: SandboxPaths, asked: str | None = None) -> str:
         recorded = None
     if recorded is not None:
         return recorded.runtime
-    given = os.environ.get("SANDBOX_RUNTIME", "").strip()
     if given:
         if given not in RUNTIMES:
             raise SandboxError(f"SANDBOX_RUNTIME={given} is not a runtime.", f"use one of: {', '.join(RUNTIMES)}.",
@@ -37,24 +36,27 @@ def choose(paths: SandboxPaths, asked: str | None = None) -> str:
     return "docker" if engine.answers() else "local"
 
 
-def make_runtime(paths: SandboxPaths, env_ports: dict[str, int] | None = None, name: str | None = None,
+def make_runtime(paths: SandboxPaths, settings: Settings | None = None, name: str | None = None,
                  images: str = "auto") -> Runtime:
-    name = choose(paths, name)
+    """The runtime for the sandbox at `paths`; `settings`: what the environment said (read from it if not given)."""
+    settings = settings or Settings.from_environment()
+    name = choose(paths, name, settings.runtime)
     # imported here: the components (and the docker SDK) load only when needed
     if name == "docker":
         from sandbox.runtime.docker import DockerRuntime
 
-        return DockerRuntime(paths, env_ports, images)
+        return DockerRuntime(paths, settings.ports, images)
     from sandbox.runtime.local import LocalRuntime
 
-    return LocalRuntime(paths, env_ports)
+    return LocalRuntime(paths, settings.ports)
 
 
-def down_everywhere(paths: SandboxPaths, force: bool = False, volumes: bool = False) -> list[str]:
+def down_everywhere(paths: SandboxPaths, force: bool = False, volumes: bool = False,
+                    settings: Settings | None = None) -> list[str]:
     """`sandbox down`: the recorded runtime stops what it runs; then whatever the other runtime still runs in this
     sandbox's name, which the state file does not record (it was lost, or a switch overwrote it): processes that
     carry the sandbox's mark, containers that carry its project label. Nothing of the sandbox is left running."""
-    rt = make_runtime(paths)
+    rt = make_runtime(paths, settings)
     stopped = rt.down(force=force, volumes=volumes)
     if rt.name == "docker":
         from sandbox import supervisor

@@ -6,15 +6,15 @@ from sandbox.credentials import GENERATORS
 from sandbox.paths import SandboxPaths
 from sandbox.runtime.components import NAMES, all_components
 from sandbox.runtime.components.airflow import Airflow, health_complaint
-from sandbox.runtime.components.base import Context
+from sandbox.runtime.components.base import ComponentContext
 from sandbox.runtime.components.keycloak import Keycloak
 from sandbox.runtime.components.tyk import gateway_config, hello_complaint
 from sandbox.runtime.local import LocalRuntime
 
 
-def ctx(tmp_path: Path) -> Context:
+def ctx(tmp_path: Path) -> ComponentContext:
     paths = SandboxPaths(tmp_path, tmp_path / "cache")
-    return Context(paths, LocalRuntime(paths).default_ports(), {k: f"s-{k}" for k in GENERATORS})
+    return ComponentContext(paths, LocalRuntime(paths).default_ports(), {k: f"s-{k}" for k in GENERATORS})
 
 
 def test_component_names_and_unique_default_ports():

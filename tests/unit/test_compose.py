@@ -11,16 +11,17 @@ from sandbox.paths import SandboxPaths
 from sandbox.plan import Addresses, plan
 from sandbox.runtime import compose
 from sandbox.runtime.base import ComponentStatus, Endpoints
-from sandbox.runtime.components import NAMES
-from sandbox.runtime.components.base import Context
+from sandbox.runtime.components import NAMES, all_components
+from sandbox.runtime.components.base import ComponentContext
 from sandbox.runtime.components.tyk import gateway_config
-from sandbox.runtime.docker import INNER_URLS, project_name
+from sandbox.runtime.docker import project_name
 from sandbox.spec import load
 
 FILE = compose_dir() / "docker-compose.yml"
 # what a hand-run `docker compose up` gets: every variable at its default, the secrets' folder given (it has none)
 SECRETS = {"SANDBOX_CONTAINER_SECRETS": "/s"}
 SERVICES = compose.load(FILE, SECRETS)
+COMPONENTS = {c.name: c for c in all_components()}
 
 
 def component_of(service: str) -> str:
@@ -81,7 +82,7 @@ def test_tyk_conf_matches_the_local_gateway_config():
     import json
 
     mine = json.loads((compose_dir() / "tyk" / "tyk.conf").read_text())
-    ctx = Context(SandboxPaths(Path("/h"), Path("/c")), {"tyk": 1, "redis": 2},
+    ctx = ComponentContext(SandboxPaths(Path("/h"), Path("/c")), {"tyk": 1, "redis": 2},
                   {"tyk_secret": "s", "redis_password": "p"})
     local = gateway_config(ctx, Path("/t"))
     # the same settings, save where things are (paths, host, port) and the secrets (from the environment)
@@ -118,7 +119,7 @@ def test_project_name_is_per_home_and_valid():
 def endpoints(inner: bool) -> Endpoints:
     def row(name, url):
         return ComponentStatus(name, "running", True, "", url, ports={"tyk": 28082},
-                               inner_url=INNER_URLS[name] if inner else "")
+                               inner_url=COMPONENTS[name].inner_url() if inner else "")
     return Endpoints.of([row("keycloak", "http://127.0.0.1:28081"), row("tyk", "http://127.0.0.1:28082"),
                          row("upstream", "http://127.0.0.1:28083")])
 
@@ -157,17 +158,65 @@ def test_secrets_are_files_mounted_where_needed_never_environment_variables():
 
     declared = compose.raw(FILE)["secrets"]
     assert set(declared) <= set(GENERATORS)
-    mounted = {n: {v.target.removeprefix("/run/secrets/") for v in s.volumes if v.target.startswith("/run/secrets/")}
-               for n, s in SERVICES.items()}
     assert all(v.read_only and v.source.startswith("/s/") for s in SERVICES.values() for v in s.volumes
                if v.target.startswith("/run/secrets/"))
-    assert mounted["redis"] == {"redis_password"} and mounted["tyk"] == {"tyk_secret", "redis_password"}
-    assert mounted["keycloak"] == {"keycloak_admin_password"} and mounted["upstream"] == set()
-    assert mounted["airflow-scheduler"] == {"airflow_fernet_key", "airflow_jwt_secret", "airflow_api_secret_key"}
-    assert set().union(*mounted.values()) == set(declared)  # none declared and left unused
     # no environment value comes from a variable: what the sandbox sets there is ports, names and paths
     raw_env = [v for s in compose.raw(FILE)["services"].values() for v in (s.get("environment") or {}).values()]
     assert not [v for v in raw_env if "${" in str(v) and "PORT" not in str(v) and "HOSTNAME" not in str(v)]
+
+
+# ---- the compose file against what each component says of itself ---------------------------------------------
+def mounted_secrets(service: compose.Service) -> set[str]:
+    return {v.target.removeprefix("/run/secrets/") for v in service.volumes if v.target.startswith("/run/secrets/")}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_service_of_a_component_mounts_exactly_the_secrets_it_declares(name):
+    comp = COMPONENTS[name]
+    services = [s for n, s in SERVICES.items() if component_of(n) == name]
+    assert services and all(mounted_secrets(s) == set(comp.secrets) for s in services), name
+    assert set(compose.raw(FILE)["secrets"]) == {s for c in COMPONENTS.values() for s in c.secrets}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_component_answers_inside_the_network_where_it_says(name):
+    comp = COMPONENTS[name]
+    service = SERVICES[comp.service or comp.name]
+    main = next(iter(comp.default_ports))
+    (published,) = [p for p in service.ports if p.host_port == comp.default_ports[main]]
+    assert published.container_port == comp.inner_port
+    assert comp.inner_url().startswith(f"{comp.inner_scheme}://{service.name}:{comp.inner_port}")
+
+
+def test_airflows_container_environment_is_its_settings_and_its_folders_are_mounted():
+    from sandbox.runtime.components.airflow import SETTINGS
+
+    ctx = ComponentContext(SandboxPaths(Path("/h"), Path("/c")), {"airflow": 1, "keycloak": 2}, {})
+    for name in ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
+        env = SERVICES[name].environment
+        assert {k: env.get(k) for k in SETTINGS} == SETTINGS, name
+        # each secret through its _CMD option, read from the file mounted for it
+        assert {env[k].removeprefix("cat /run/secrets/") for k in env if k.endswith("_CMD")} == set(
+            COMPONENTS["airflow"].secrets)
+    raw = compose.raw(FILE)["x-airflow"]["volumes"]
+    for variable in COMPONENTS["airflow"].host_folders(ctx):
+        assert [v for v in raw if v.startswith("${" + variable + ":-")], variable
+    assert set(COMPONENTS["keycloak"].compose_settings(ctx)) == {"SANDBOX_KEYCLOAK_HOSTNAME"}
+    assert "${SANDBOX_KEYCLOAK_HOSTNAME:-" in FILE.read_text()
+
+
+def test_the_runtimes_compose_variables_come_from_the_components(tmp_path):
+    from sandbox.runtime.docker import DockerRuntime
+    from sandbox.state import State
+
+    rt = DockerRuntime(SandboxPaths(tmp_path / "home", tmp_path / "cache"))
+    got = rt._variables(State(runtime="docker", ports={"tyk": 29082}, images={"tyk": "t:1"}))
+    assert got["SANDBOX_TYK_PORT"] == "29082" and got["SANDBOX_REDIS_PORT"] == "28379"
+    assert got["SANDBOX_KEYCLOAK_HOSTNAME"] == "http://127.0.0.1:28081" and got["SANDBOX_IMAGE_TYK"] == "t:1"
+    assert got["SANDBOX_DAGS"] == str(tmp_path / "home" / "dags")
+    variables = {m.group(1) for m in compose._VAR.finditer(FILE.read_text()) if m.group(1)}
+    assert set(got) - {"SANDBOX_IMAGE_TYK"} <= variables  # nothing made up that the file does not read
+    assert not [v for v in variables - set(got) if not v.startswith("SANDBOX_IMAGE_")], "a variable nobody sets"
 
 
 def test_every_service_runs_as_a_user_other_than_root():

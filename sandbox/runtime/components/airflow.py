@@ -20,7 +20,7 @@ from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
 from sandbox.provision import Say, cached_build, is_done, run
 from sandbox.readiness import Check, http_ok
-from sandbox.runtime.components.base import Component, Context, Login, ProcessSpec
+from sandbox.runtime.components.base import Component, ComponentContext, Login, ProcessSpec
 from sandbox.supervisor import base_env
 
 SERVICES = ("scheduler", "dag-processor", "triggerer", "api-server")
@@ -47,6 +47,27 @@ def health_complaint(body: dict) -> str | None:
     return "airflow not healthy: " + ", ".join(bad) if bad else None
 
 
+PASSWORDS = "passwords.json"  # the simple auth manager's users' passwords, in its data folder
+# Airflow's settings whichever runtime runs it (a test holds the compose file's to these); paths, ports and secrets
+# are each runtime's own.
+SETTINGS = {
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+    "AIRFLOW__CORE__PARALLELISM": "4",  # LocalExecutor forks this many workers up front
+    "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+    "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+    "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",  # another listener we do not need
+    # A task whose process died (a killed scheduler's workers, a laptop closed mid-run) fails visibly within
+    # about a minute instead of five: a sandbox's runs are short, and nobody should wait on a dead one.
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+    "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
+    # Where user code runs (tasks, triggers, DAG parsing) a managed connection comes with its credential;
+    # server processes (API server, `airflow connections get`) see the metastore's: the route, no secret.
+    airflow_files.BACKEND_SETTING: airflow_files.BACKEND,
+}
+
+
 class Airflow(Component):
     name = "airflow"
     default_ports = {"airflow": 28080}
@@ -55,6 +76,9 @@ class Airflow(Component):
     # on TERM; nothing of it needs a graceful end (the metastore is transactional), so KILL follows soon.
     stop_grace = 2.0
     login = Login("admin", "airflow_admin_password")
+    service = "airflow-api-server"
+    # the admin's password reaches Airflow through passwords.json (prepare_host), not as a secret of its own
+    secrets = ("airflow_fernet_key", "airflow_jwt_secret", "airflow_api_secret_key")
     crash_fixes = (
         ("AirflowConfigException", "correct that setting in Airflow's configuration (the sandbox's Airflow reads "
                                    "airflow.cfg in its AIRFLOW_HOME, `sandbox logs airflow` shows where), then "
@@ -99,22 +123,17 @@ class Airflow(Component):
 
         cached_build(self.venv(cache), build, say)
 
-    def _env(self, ctx: Context) -> dict[str, str]:
+    def _env(self, ctx: ComponentContext) -> dict[str, str]:
         home = ctx.data_dir(self.name)
         url = ctx.url("airflow")
         venv_bin = self.venv(ctx.cache) / "bin"
         return {
+            **SETTINGS,
             "AIRFLOW_HOME": str(home),
             "HOME": str(ctx.handoff.home),
             "PATH": f"{venv_bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "AIRFLOW__CORE__DAGS_FOLDER": str(ctx.handoff.dag_folder),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "4",  # LocalExecutor forks this many workers up front
-            "AIRFLOW__CORE__AUTH_MANAGER":
-                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / PASSWORDS),
             # Pinned per sandbox: tokens and encrypted connections survive restarts.
             "AIRFLOW__CORE__FERNET_KEY": ctx.secrets["airflow_fernet_key"],
             "AIRFLOW__API_AUTH__JWT_SECRET": ctx.secrets["airflow_jwt_secret"],
@@ -124,31 +143,31 @@ class Airflow(Component):
             "AIRFLOW__API__BASE_URL": url,
             # Without this, task processes call the execution API on the default port 8080.
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",  # another listener we do not need
-            # A task whose process died (a killed scheduler's workers, a laptop closed mid-run) fails visibly within
-            # about a minute instead of five: a sandbox's runs are short, and nobody should wait on a dead one.
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
-            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
             # The sandbox's code (token helper, secrets backend, triggerer guard) for every process, triggerer included.
             "PYTHONPATH": str(ctx.handoff.lib),
-            # Where user code runs (tasks, triggers, DAG parsing) a managed connection comes with its credential;
-            # server processes (API server, `airflow connections get`) see the metastore's: the route, no secret.
-            airflow_files.BACKEND_SETTING: airflow_files.BACKEND,
             "AIRFLOW__WORKERS__SECRETS_BACKEND_KWARGS":
                 json.dumps({"variables_file": str(ctx.handoff.variables),
                             "routes_file": str(ctx.handoff.lib / ROUTES_FILE)}),
         }
 
-    def prepare(self, ctx: Context, say: Say) -> None:
+    def host_folders(self, ctx: ComponentContext) -> dict[str, Path]:
+        return {"SANDBOX_DAGS": ctx.handoff.dag_folder, "SANDBOX_AIRFLOW_SECRETS": ctx.handoff.variables.parent,
+                "SANDBOX_AIRFLOW_WORKER_HOME": ctx.handoff.home, "SANDBOX_AIRFLOW_LIB": ctx.handoff.lib,
+                "SANDBOX_AIRFLOW_CONFIG": ctx.data_dir(self.name)}
+
+    def prepare_host(self, ctx: ComponentContext) -> None:
         home = ctx.data_dir(self.name)
-        home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
         ctx.handoff.dag_folder.mkdir(parents=True, exist_ok=True)
         ctx.handoff.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         airflow_files.install_lib(ctx.handoff.lib)
         if not ctx.handoff.variables.exists():
             write_private(ctx.handoff.variables, "{}")
-        write_private(home / "passwords.json", json.dumps({"admin": ctx.secrets["airflow_admin_password"]}))
+        write_private(home / PASSWORDS, json.dumps({"admin": ctx.secrets["airflow_admin_password"]}))
+
+    def prepare(self, ctx: ComponentContext, say: Say) -> None:
+        self.prepare_host(ctx)
+        home = ctx.data_dir(self.name)
         db, marker = home / "airflow.db", home / f".migrated-{versions.AIRFLOW}"
         if not db.exists():
             shutil.copyfile(self.venv(ctx.cache) / "template" / "airflow.db", db)
@@ -159,7 +178,7 @@ class Airflow(Component):
             run([str(self.venv(ctx.cache) / "bin" / "airflow"), "db", "migrate"], "airflow db migrate", env=env)
             marker.write_text("migrated\n")
 
-    def processes(self, ctx: Context) -> list[ProcessSpec]:
+    def processes(self, ctx: ComponentContext) -> list[ProcessSpec]:
         airflow = str(self.venv(ctx.cache) / "bin" / "airflow")
         env = self._env(ctx)
         command = {s: [airflow, s] for s in SERVICES}
@@ -169,6 +188,6 @@ class Airflow(Component):
         return [ProcessSpec(f"airflow-{s}", [*command[s], *extra.get(s, [])], env=env,
                             cwd=ctx.data_dir(self.name)) for s in SERVICES]
 
-    def health(self, ctx: Context) -> Check:
+    def health(self, ctx: ComponentContext) -> Check:
         return http_ok(ctx.url("airflow") + "/api/v2/monitor/health", lambda r: health_complaint(r.json()))
 

@@ -1,4 +1,7 @@
-"""What a natively-run component must tell the local runtime. Components know nothing of the spec."""
+"""What a component is, said once for every runtime: its ports, where the stack reaches it, its health, the
+sandbox secrets it reads, the host folders it shares, and how it runs natively (the local runtime's processes).
+The docker runtime derives its compose variables and host preparation from the same description; a test holds
+the compose file to it. Components know nothing of the spec."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ class ProcessSpec:
 
 
 @dataclass(frozen=True)
-class Context:
+class ComponentContext:
     """What a component may know about its sandbox: where, which ports, which secrets."""
 
     paths: SandboxPaths
@@ -53,6 +56,12 @@ class Component(ABC):
     name: str
     # port name -> default port; the first is the component's main URL
     default_ports: dict[str, int]
+    # where the stack's other components reach it in a container network: service name, port, scheme
+    service: str = ""  # '' = its name
+    inner_port: int = 8080
+    inner_scheme: str = "http"
+    # the sandbox secrets its processes read (credentials.GENERATORS' names): a container gets these, no others
+    secrets: tuple[str, ...] = ()
     after: tuple[str, ...] = ()  # components that must be healthy before this one starts
     start_timeout: float = 120.0
     stop_grace: float = 8.0  # seconds between TERM and KILL when it stops
@@ -71,22 +80,38 @@ class Component(ABC):
         """Cheap checks of what starting needs (e.g. a Java runtime), before anything starts."""
         return None
 
-    def prepare(self, ctx: Context, say: Say) -> None:
+    def prepare(self, ctx: ComponentContext, say: Say) -> None:
         """Per-sandbox setup before the processes start (config files, schema migration)."""
         return None
 
     @abstractmethod
-    def processes(self, ctx: Context) -> list[ProcessSpec]: ...
+    def processes(self, ctx: ComponentContext) -> list[ProcessSpec]: ...
 
-    def post_start(self, ctx: Context, say: Say) -> None:
+    def post_start(self, ctx: ComponentContext, say: Say) -> None:
         """Once healthy after a start: per-sandbox changes that need the running service."""
         return None
 
     @abstractmethod
-    def health(self, ctx: Context) -> Check: ...
+    def health(self, ctx: ComponentContext) -> Check: ...
 
-    def url(self, ctx: Context) -> str:
+    def url(self, ctx: ComponentContext) -> str:
         return ctx.url(next(iter(self.default_ports)))
 
-    def extra_urls(self, ctx: Context) -> dict[str, str]:
+    def inner_url(self) -> str:
+        """Its main URL inside a container network."""
+        return f"{self.inner_scheme}://{self.service or self.name}:{self.inner_port}"
+
+    def host_folders(self, ctx: ComponentContext) -> dict[str, Path]:
+        """Host folders a runtime that runs it elsewhere (a container) mounts: compose variable -> path."""
+        return {}
+
+    def compose_settings(self, ctx: ComponentContext) -> dict[str, str]:
+        """Per-sandbox values of the compose file's variables for it, beyond ports, images and folders."""
+        return {}
+
+    def prepare_host(self, ctx: ComponentContext) -> None:
+        """What the host holds for it, whichever runtime runs it (files it reads, folders it writes)."""
+        return None
+
+    def extra_urls(self, ctx: ComponentContext) -> dict[str, str]:
         return {}

@@ -23,7 +23,7 @@ from sandbox.errors import SandboxError
 from sandbox.java import Jdk, find_jdk
 from sandbox.provision import Say, cached_build, is_done, require_tool, run, sha256_of
 from sandbox.readiness import Check, http_ok, wait_for
-from sandbox.runtime.components.base import Component, Context, Login, ProcessSpec
+from sandbox.runtime.components.base import Component, ComponentContext, Login, ProcessSpec
 
 PURPOSE = f"Keycloak {versions.KEYCLOAK}"
 # Build-time options, baked in by `kc.sh build` so `start --optimized` skips the slow augmentation.
@@ -59,6 +59,11 @@ class Keycloak(Component):
     default_ports = {"keycloak": 28081, "keycloak-management": 28091}
     start_timeout = 180.0
     login = Login("admin", "keycloak_admin_password")
+    secrets = ("keycloak_admin_password",)
+
+    def compose_settings(self, ctx: ComponentContext) -> dict[str, str]:
+        # the issuer every token carries is the host's URL, wherever the token was fetched
+        return {"SANDBOX_KEYCLOAK_HOSTNAME": ctx.url("keycloak")}
 
     def dist(self, cache: Path) -> Path:
         return cache / "keycloak" / versions.KEYCLOAK
@@ -118,7 +123,7 @@ class Keycloak(Component):
     def _env(jdk: Jdk) -> dict[str, str]:
         return {**os.environ, "JAVA_HOME": str(jdk.home), "PATH": f"{jdk.home / 'bin'}:{os.environ['PATH']}"}
 
-    def prepare(self, ctx: Context, say: Say) -> None:
+    def prepare(self, ctx: ComponentContext, say: Say) -> None:
         data = ctx.data_dir(self.name)
         db = data / "data" / "h2" / "keycloakdb.mv.db"
         if not db.exists():
@@ -128,7 +133,7 @@ class Keycloak(Component):
             db.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(self.dist(ctx.cache) / TEMPLATE_DB, db)
 
-    def processes(self, ctx: Context) -> list[ProcessSpec]:
+    def processes(self, ctx: ComponentContext) -> list[ProcessSpec]:
         jdk = find_jdk(versions.KEYCLOAK_MIN_JAVA, PURPOSE)
         data = ctx.data_dir(self.name)
         data.mkdir(parents=True, exist_ok=True)
@@ -136,7 +141,7 @@ class Keycloak(Component):
                                   ctx.ports["keycloak-management"], ctx.secrets["keycloak_admin_password"])
         return [ProcessSpec("keycloak", cmd, env)]
 
-    def post_start(self, ctx: Context, say: Say) -> None:
+    def post_start(self, ctx: ComponentContext, say: Say) -> None:
         marker = ctx.data_dir(self.name) / ROTATE_MARKER
         if not marker.exists():
             return
@@ -146,10 +151,10 @@ class Keycloak(Component):
         renew_master_keys(ctx.url("keycloak"), ctx.secrets["keycloak_admin_password"])
         marker.unlink()
 
-    def health(self, ctx: Context) -> Check:
+    def health(self, ctx: ComponentContext) -> Check:
         return http_ok(ctx.url("keycloak-management") + "/health/ready")
 
-    def extra_urls(self, ctx: Context) -> dict[str, str]:
+    def extra_urls(self, ctx: ComponentContext) -> dict[str, str]:
         return {"admin console": ctx.url("keycloak") + "/admin/",
                 "health": ctx.url("keycloak-management") + "/health/ready"}
 

@@ -12,7 +12,7 @@ from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
 from sandbox.provision import Say, require_tool
 from sandbox.readiness import Check, redis_ping
-from sandbox.runtime.components.base import Component, Context, Login, ProcessSpec
+from sandbox.runtime.components.base import Component, ComponentContext, Login, ProcessSpec
 
 HINT = "apt-get install redis-server (Debian/Ubuntu), dnf install redis, or brew install redis"
 
@@ -22,6 +22,8 @@ class Redis(Component):
     default_ports = {"redis": 28379}
     start_timeout = 20.0
     login = Login("default", "redis_password")
+    inner_port, inner_scheme = 6379, "redis"
+    secrets = ("redis_password",)
 
     def provisioned(self, cache: Path) -> bool:
         return shutil.which("redis-server") is not None
@@ -39,11 +41,11 @@ class Redis(Component):
             raise SandboxError(f"redis-server is {have}; the sandbox needs Redis "
                                f"{'.'.join(map(str, versions.REDIS_MIN))} or newer.", f"upgrade it: {HINT}.")
 
-    def processes(self, ctx: Context) -> list[ProcessSpec]:
+    def processes(self, ctx: ComponentContext) -> list[ProcessSpec]:
         data = ctx.data_dir(self.name)
         return [ProcessSpec("redis-server", [shutil.which("redis-server") or "redis-server", str(data / "redis.conf")])]
 
-    def prepare(self, ctx: Context, say: Say) -> None:
+    def prepare(self, ctx: ComponentContext, say: Say) -> None:
         data = ctx.data_dir(self.name)
         # A config file (0600) rather than arguments: a password on the command line is visible in `ps`.
         write_private(data / "redis.conf", "\n".join([
@@ -51,8 +53,11 @@ class Redis(Component):
             'save ""', "appendonly no", f"dir {data}", "protected-mode yes", "daemonize no", 'logfile ""', "",
         ]))
 
-    def health(self, ctx: Context) -> Check:
+    def health(self, ctx: ComponentContext) -> Check:
         return redis_ping(ctx.ports["redis"], ctx.secrets["redis_password"])
 
-    def url(self, ctx: Context) -> str:
+    def url(self, ctx: ComponentContext) -> str:
         return f"redis://127.0.0.1:{ctx.ports['redis']}/0"
+
+    def inner_url(self) -> str:
+        return super().inner_url() + "/0"

@@ -22,7 +22,7 @@ from sandbox.errors import SandboxError
 from sandbox.provision import Say, cached_build, is_done, require_tool
 from sandbox.readiness import Check, http_ok
 from sandbox.runtime.components import tyk_build
-from sandbox.runtime.components.base import Component, Context, Login, ProcessSpec
+from sandbox.runtime.components.base import Component, ComponentContext, Login, ProcessSpec
 from sandbox.runtime.components.upstream import GO_HINT
 
 ANALYTICS_TTL = 24 * 3600  # records must outlive the gap between a DAG run and `sandbox audit`
@@ -35,7 +35,7 @@ def hello_complaint(body: dict) -> str | None:
     return None
 
 
-def gateway_config(ctx: Context, templates: Path) -> dict:
+def gateway_config(ctx: ComponentContext, templates: Path) -> dict:
     data = ctx.data_dir("tyk")
     return {
         "listen_address": "127.0.0.1",
@@ -70,19 +70,25 @@ class Tyk(Component):
     after = ("redis",)
     start_timeout = 60.0
     login = Login("x-tyk-authorization", "tyk_secret")
+    secrets = ("tyk_secret", "redis_password")
+
+    @staticmethod
+    def installed() -> Path | None:
+        """SANDBOX_TYK_HOME: a gateway installed elsewhere (such as /opt/tyk-gateway), used instead of a build."""
+        given = os.environ.get("SANDBOX_TYK_HOME")
+        return Path(given) if given else None
 
     def home(self, cache: Path) -> Path:
-        override = os.environ.get("SANDBOX_TYK_HOME")
-        return Path(override) if override else cache / "tyk" / versions.TYK
+        return self.installed() or cache / "tyk" / versions.TYK
 
     def provisioned(self, cache: Path) -> bool:
         home = self.home(cache)
-        if os.environ.get("SANDBOX_TYK_HOME"):
+        if self.installed():
             return (home / "tyk").is_file() and (home / "templates").is_dir()
         return is_done(home)
 
     def provision(self, cache: Path, say: Say) -> None:
-        if os.environ.get("SANDBOX_TYK_HOME"):
+        if self.installed():
             if not self.provisioned(cache):
                 raise SandboxError(f"SANDBOX_TYK_HOME={self.home(cache)} holds no `tyk` binary with a "
                                    "`templates/` folder beside it.",
@@ -117,18 +123,18 @@ class Tyk(Component):
 
         cached_build(self.home(cache), build, say)
 
-    def prepare(self, ctx: Context, say: Say) -> None:
+    def prepare(self, ctx: ComponentContext, say: Say) -> None:
         data = ctx.data_dir(self.name)
         for sub in ("apps", "middleware", "policies"):
             (data / sub).mkdir(parents=True, exist_ok=True)
         # it holds the gateway secret and the Redis password
         write_private(data / "tyk.conf", json.dumps(gateway_config(ctx, self.home(ctx.cache) / "templates"), indent=2))
 
-    def processes(self, ctx: Context) -> list[ProcessSpec]:
+    def processes(self, ctx: ComponentContext) -> list[ProcessSpec]:
         return [ProcessSpec("tyk", [str(self.home(ctx.cache) / "tyk"), "--conf",
                                     str(ctx.data_dir(self.name) / "tyk.conf")], cwd=ctx.data_dir(self.name))]
 
-    def health(self, ctx: Context) -> Check:
+    def health(self, ctx: ComponentContext) -> Check:
         return http_ok(ctx.url("tyk") + "/hello", lambda r: hello_complaint(r.json()))
 
 

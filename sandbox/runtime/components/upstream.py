@@ -8,7 +8,7 @@ from pathlib import Path
 from sandbox import versions
 from sandbox.provision import Say, cached_build, is_done, require_tool, run
 from sandbox.readiness import Check, http_ok
-from sandbox.runtime.components.base import Component, Context, ProcessSpec
+from sandbox.runtime.components.base import Component, ComponentContext, ProcessSpec
 
 GO_HINT = "Go 1.22 or newer (apt-get install golang, or the official tarball)"
 
@@ -37,9 +37,9 @@ class Upstream(Component):
 
         cached_build(self._dir(cache), build, say)
 
-    def processes(self, ctx: Context) -> list[ProcessSpec]:
+    def processes(self, ctx: ComponentContext) -> list[ProcessSpec]:
         return [ProcessSpec("go-httpbin", [str(self.binary(ctx.cache)), "-host", "127.0.0.1",
                                            "-port", str(ctx.ports["upstream"])])]
 
-    def health(self, ctx: Context) -> Check:
+    def health(self, ctx: ComponentContext) -> Check:
         return http_ok(ctx.url("upstream") + "/get")

@@ -1,0 +1,250 @@
+"""The flow every runtime shares — `up`, `restart`, `status`, and `down`'s bookkeeping — over a few hooks.
+
+A runtime says only how it does what differs: start a component, tell whether it runs or died, stop it, tail its
+log, and what its status row adds. Everything else (state, secrets, ports, --without, the dependency order,
+health waits, a crash's cause, one recorded runtime per sandbox) happens here, once, for every runtime; a new
+runtime is one module with these hooks and its registration in `factory`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import abstractmethod
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from sandbox import credentials
+from sandbox import ports as portcheck
+from sandbox import state as statefile
+from sandbox.errors import SandboxError
+from sandbox.paths import SandboxPaths
+from sandbox.privacy import private_umask
+from sandbox.provision import file_lock
+from sandbox.readiness import Result, wait_for
+from sandbox.runtime import startup
+from sandbox.runtime.base import ComponentStatus, Progress, Runtime, UpResult
+from sandbox.runtime.components import all_components
+from sandbox.runtime.components.base import Component, ComponentContext
+from sandbox.state import State
+
+# what a runtime says of one component in `status`: state, healthy, detail, pids
+Seen = tuple[str, bool | None, str, list[int]]
+
+
+class SkeletonRuntime(Runtime):
+    def __init__(self, paths: SandboxPaths, env_ports: dict[str, int] | None = None,
+                 components: list[Component] | None = None):
+        """`env_ports`: ports asked for in the environment (SANDBOX_PORTS), parsed once at the edge."""
+        self.paths = paths
+        self.env_ports = env_ports or {}
+        self.components: dict[str, Component] = {c.name: c for c in components or all_components()}
+        self._lock = threading.Lock()
+
+    # ---- what every runtime has ------------------------------------------------------------------
+    def component_names(self) -> list[str]:
+        return list(self.components)
+
+    def default_ports(self) -> dict[str, int]:
+        return {k: v for c in self.components.values() for k, v in c.default_ports.items()}
+
+    def _save(self, state: State) -> None:
+        with self._lock:
+            statefile.save(self.paths.state, state)
+
+    def _load(self) -> State:
+        return statefile.load(self.paths.state) or State(runtime=self.name)
+
+    # ---- hooks: what differs between runtimes ----------------------------------------------------
+    def tidy_home(self, progress: Progress) -> None:
+        """Before `up` takes the lock: repair what an older home left (the local runtime makes it private)."""
+
+    @abstractmethod
+    def component_state(self, name: str, state: State) -> str:
+        """running | crashed | stopped, from what runs now."""
+
+    def before_start(self, state: State, running: set[str]) -> None:
+        """After ports are settled, before anything stops or starts (the docker runtime picks its images)."""
+
+    @abstractmethod
+    def stop_component(self, name: str, state: State) -> bool:
+        """Stop what runs of `name` (left out, crashed, or failed); whether anything did. Drops its records."""
+
+    def clear_leftovers(self, name: str, progress: Progress) -> None:
+        """Before `name` starts: end what an earlier start left that no record names."""
+
+    def check_startable(self, to_start: list[str], state: State, progress: Progress) -> None:
+        """What can fail before anything starts, beyond taken ports: prerequisites, builds, images."""
+
+    def prepare_host(self, state: State, secrets: dict[str, str]) -> None:
+        """Once per `up`, before any component starts: what the host must hold for them."""
+
+    @abstractmethod
+    def start_component(self, name: str, ctx: ComponentContext, state: State, progress: Progress) -> None:
+        """Start `name`'s processes or containers and record them in `state` (not waiting for health)."""
+
+    def after_wait(self, name: str, ctx: ComponentContext, state: State, res: Result, started: bool,
+                   progress: Progress) -> None:
+        """`up` waited for `name`'s health (`started`: this `up` started it); `res` says how it ended."""
+        self.record(name, state)
+
+    def after_failure(self, name: str, state: State) -> None:
+        """`name` did not become healthy, and `up` has read its log: what to do with what is left of it."""
+
+    @abstractmethod
+    def died(self, name: str, state: State) -> Callable[[], str | None]:
+        """A check that says which process or container of `name` exited, or None: ends a health wait early."""
+
+    @abstractmethod
+    def tail(self, name: str, lines: int) -> tuple[list[str], str]:
+        """The last `lines` log lines of `name`, and where the whole log is."""
+
+    @abstractmethod
+    def replace_unit(self, component: str, unit: str, extra_env: dict[str, str], ctx: ComponentContext,
+                        state: State) -> None:
+        """Stop one running unit of `component` (a process, a container) and start it again with `extra_env`
+        added; refuses with the fix when it is not running."""
+
+    def record(self, name: str, state: State) -> None:
+        """After a health wait: refresh `state`'s records of `name` where the runtime learns them late."""
+
+    @abstractmethod
+    def seen(self, comp: Component, state: State, ctx: ComponentContext, secrets: dict[str, str]) -> Seen:
+        """`status` of one component: its state, health (None: not checked), detail and live pids."""
+
+    def inner_url(self, name: str) -> str:
+        """Where the stack's other components reach `name`, when not at its host URL."""
+        return ""
+
+    # ---- up --------------------------------------------------------------------------------------
+    def up(self, without: list[str], ports: dict[str, int], progress: Progress) -> list[UpResult]:
+        self.check_names(without, "--without")
+        with private_umask():  # the home, and everything the components write into it, is the user's alone
+            self.paths.home.mkdir(parents=True, exist_ok=True)
+            self.tidy_home(progress)
+            with file_lock(self.paths.lock):
+                return self._up(without, ports, progress)
+
+    def _up(self, without: list[str], overrides: dict[str, int], progress: Progress) -> list[UpResult]:
+        state = statefile.load(self.paths.state) or State(runtime=self.name)
+        if state.runtime != self.name:
+            # One recorded runtime per sandbox, which every later command obeys: a switch is refused while the
+            # other runtime still runs something, and recorded once it does not (else `down` would not see us).
+            if any(state.processes.values()):
+                raise SandboxError(f"This sandbox runs on the {state.runtime} runtime.",
+                                   f"run `sandbox down` first, then `sandbox up --runtime {self.name}`.", exit_code=2)
+            state.runtime = self.name
+        secrets = credentials.load_or_create(self.paths.secrets)
+        wanted = [n for n in self.components if n not in without]
+        startup.check_without(self.components, wanted, without)
+        running = {n for n in wanted if self.component_state(n, state) == "running"}
+        requested = {**self.env_ports, **overrides}
+        startup.check_port_changes(self.components, running, state.ports, requested)
+        state.ports = portcheck.resolve(self.default_ports(), state.ports, requested)
+        state.disabled = sorted(without)
+        self.before_start(state, running)
+        results: dict[str, UpResult] = {}
+
+        # Components left out this time stop; components partly alive are cleared before a restart.
+        for name in without:
+            if self.stop_component(name, state):
+                results[name] = UpResult(name, "stopped", 0.0, "left out with --without")
+        to_start, restarts = [n for n in wanted if n not in running], set()
+        for name in to_start:
+            if self.stop_component(name, state):
+                restarts.add(name)
+                progress(name, "crashed; restarting")
+            self.clear_leftovers(name, progress)
+        self._save(state)
+
+        startup.check_ports_free(self.components, to_start, state.ports)
+        self.check_startable(to_start, state, progress)
+        self.prepare_host(state, secrets)
+        ctx = ComponentContext(self.paths, state.ports, secrets)
+
+        def bring_up(name: str) -> None:
+            comp = self.components[name]
+            t0 = time.monotonic()
+            if name not in running:
+                progress(name, "starting")
+                self.start_component(name, ctx, state, progress)
+            res = wait_for(comp.health(ctx), comp.start_timeout, abort=self.died(name, state))
+            self.after_wait(name, ctx, state, res, name not in running, progress)
+            self._save(state)
+            if not res.ok:
+                raise SandboxError(res.detail)
+            secs = time.monotonic() - t0
+            action = "already-running" if name in running else "restarted" if name in restarts else "started"
+            if action != "already-running":
+                progress(name, f"healthy in {secs:.1f}s")
+            results[name] = UpResult(name, action, secs)
+
+        failed = startup.start_all(self.components, wanted, bring_up, results, progress)
+        if failed:
+            # Its log is read before the rest of it is stopped: what the other processes log while they stop
+            # (broken pipes, signal 15) is not why the first one exited.
+            name, why = next(iter(failed.items()))
+            lines, where = self.tail(name, 400)
+            error = startup.not_healthy(self.components[name], why, lines, where,
+                                        [n for n in wanted if n not in failed])
+            for bad in failed:
+                self.after_failure(bad, state)
+            self._save(state)
+            raise error
+        return [results[n] for n in self.components if n in results]
+
+    # ---- restart one process ---------------------------------------------------------------------
+    def restart(self, component: str, unit: str, extra_env: dict[str, str]) -> None:
+        self.check_names([component], "restart")
+        comp = self.components[component]
+        with private_umask(), file_lock(self.paths.lock):
+            state = self._load()
+            ctx = ComponentContext(self.paths, state.ports, credentials.read(self.paths.secrets))
+            self.replace_unit(component, unit, extra_env, ctx, state)
+            self._save(state)
+            res = wait_for(comp.health(ctx), comp.start_timeout, abort=self.died(component, state))
+            self.record(component, state)
+            self._save(state)
+            if not res.ok:
+                raise SandboxError(f"{component} did not become healthy after restarting {unit}: {res.detail}",
+                                   f"see `sandbox logs {component}`; `sandbox down` and `sandbox up` start it clean.")
+
+    # ---- down's bookkeeping ----------------------------------------------------------------------
+    def _state_for_down(self, force: bool) -> State | None:
+        """The state `down` stops from; None when it is unreadable and `force` says to go on without it."""
+        try:
+            return statefile.load(self.paths.state)
+        except SandboxError:
+            if not force:
+                raise
+            return None
+
+    def _forget_processes(self, state: State | None) -> None:
+        if state is None:
+            statefile.reset(self.paths.state)
+        else:
+            state.processes, state.starting = {}, []
+            self._save(state)
+
+    # ---- status ----------------------------------------------------------------------------------
+    def status(self) -> list[ComponentStatus]:
+        state = self._load()
+        # a running sandbox is where it was started, whatever SANDBOX_PORTS says now
+        ports = {**self.default_ports(), **state.ports} if state.ports else \
+            portcheck.resolve(self.default_ports(), {}, self.env_ports)
+        secrets = credentials.read(self.paths.secrets)
+        ctx = ComponentContext(self.paths, ports, secrets)
+
+        def one(comp: Component) -> ComponentStatus:
+            st, healthy, detail, pids = self.seen(comp, state, ctx, secrets)
+            login = comp.login
+            return ComponentStatus(
+                name=comp.name, state=st, healthy=healthy, detail=detail, url=comp.url(ctx),
+                urls=comp.extra_urls(ctx), ports={k: ports[k] for k in comp.default_ports}, pids=pids,
+                username=login.username if login else None,
+                secret=secrets.get(login.secret_name) if login else None,
+                inner_url=self.inner_url(comp.name), runtime=self.name,
+            )
+
+        with ThreadPoolExecutor(max_workers=len(self.components)) as pool:
+            return list(pool.map(one, self.components.values()))
