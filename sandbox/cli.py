@@ -7,9 +7,9 @@ imported by the commands that use them, so `down`, `status` and `logs` start fas
 from __future__ import annotations
 
 import errno
-import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -20,9 +20,10 @@ from sandbox import render, spec, versions
 from sandbox.auth import TokenError, decode_claims
 from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
-from sandbox.runtime.base import Endpoints, Runtime
+from sandbox.runtime.base import Runtime
 from sandbox.runtime.components import NAMES
 from sandbox.runtime.factory import IMAGE_CHOICES, RUNTIMES, down_everywhere, make_runtime
+from sandbox.settings import Settings
 from sandbox.supervisor import tail
 
 SPEC = click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), envvar="SANDBOX_SPEC",
@@ -63,13 +64,29 @@ FILESYSTEM_FIXES = {
 }
 
 
+@dataclass(frozen=True)
+class Invocation:
+    """Made once by the group for every command: the sandbox's paths and what the environment says."""
+
+    paths: SandboxPaths
+    settings: Settings
+
+
 def get_runtime(name: str | None = None, images: str = "auto") -> Runtime:
     """The runtime of the sandbox the group's --home chose (the one it runs on, unless `name` says another)."""
-    return make_runtime(_paths(), port_mod.parse_overrides(os.environ.get("SANDBOX_PORTS", "")), name, images)
+    return make_runtime(_paths(), _settings(), name, images)
+
+
+def _invocation() -> Invocation:
+    return click.get_current_context().obj
 
 
 def _paths() -> SandboxPaths:
-    return click.get_current_context().obj
+    return _invocation().paths
+
+
+def _settings() -> Settings:
+    return _invocation().settings
 
 
 @click.group(cls=SandboxGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,7 +96,7 @@ def _paths() -> SandboxPaths:
 @click.pass_context
 def cli(ctx: click.Context, home: Path | None) -> None:
     """Airflow, the Tyk gateway, Redis and Keycloak on this machine, wired from one spec."""
-    ctx.obj = SandboxPaths.resolve(home)  # made once; every command below gets its paths from here
+    ctx.obj = Invocation(SandboxPaths.resolve(home), Settings.from_environment())  # once, for every command below
 
 
 @cli.command("versions")
@@ -145,7 +162,7 @@ def provision(components: tuple[str, ...], output: str) -> None:
 @click.option("--images", type=click.Choice(IMAGE_CHOICES), default="auto", show_default=True,
               help="docker runtime: official images, or local ones `sandbox images build` made; auto takes the "
                    "official image where this engine has it, else a local one (SANDBOX_IMAGE_<COMPONENT> wins).")
-@click.option("--without", multiple=True, type=click.Choice(NAMES), envvar="SANDBOX_WITHOUT",
+@click.option("--without", multiple=True, type=click.Choice(NAMES),
               help="Leave a component out (repeatable; env SANDBOX_WITHOUT, space-separated).")
 @click.option("--port", "ports", multiple=True, metavar="NAME=PORT",
               help="Override a port, e.g. --port keycloak=18080 (env SANDBOX_PORTS, comma-separated).")
@@ -158,22 +175,19 @@ def up(runtime: str | None, images: str, without: tuple[str, ...], ports: tuple[
        no_apply: bool, no_smoke: bool, spec_path: Path | None, output: str) -> None:
     """Start the stack (idempotent: starts only what is not running), wait until healthy, seed it from the spec,
     and smoke it: a green `up` means every connection works end to end."""
-    from sandbox import reconcile, smoke
+    from sandbox import smoke
+    from sandbox.stack import start_and_seed
 
     rt = get_runtime(runtime, images)
     t0 = time.monotonic()
     the_spec = None if no_apply else spec.load(spec_path)  # a bad spec stops `up` before anything starts
     progress = render.ProgressPrinter()
-    results = rt.up(list(without), port_mod.parse_overrides(",".join(ports)), progress)
-    rows = rt.status()
-    report = smoked = None
-    endpoints = Endpoints.of(rows)
-    if the_spec is not None:
-        progress("apply", f"seeding from {the_spec.source}")
-        report = reconcile.apply(the_spec, endpoints, rt.paths, rt.handoff())
-        if not no_smoke and not ({"airflow", "keycloak", "tyk", "upstream"} & set(without)):
-            progress("smoke", "a real DAG run per environment, every connection through the gateway")
-            smoked = smoke.run(the_spec, endpoints, rt.paths)
+    without = without or _settings().without
+    started = start_and_seed(rt, the_spec, list(without), port_mod.parse_overrides(",".join(ports)), progress)
+    results, rows, report, smoked = started.results, started.rows, started.report, None
+    if the_spec is not None and not no_smoke and not ({"airflow", "keycloak", "tyk", "upstream"} & set(without)):
+        progress("smoke", "a real DAG run per environment, every connection through the gateway")
+        smoked = smoke.run(the_spec, started.endpoints, rt.paths)
     if output == "json":
         render.dump_json({"seconds": round(time.monotonic() - t0, 2), "components": results, "apply": report,
                           "smoke": smoked, "status": render.status_dicts(rows, show_secrets)})
@@ -209,7 +223,7 @@ def apply_cmd(spec_path: Path | None, output: str) -> None:
     """Converge Keycloak, Tyk and Airflow to the spec; a second run changes nothing."""
     from sandbox import reconcile
     rt = get_runtime()
-    report = reconcile.apply(spec.load(spec_path), rt.endpoints(), rt.paths, rt.handoff())
+    report = reconcile.apply(spec.load(spec_path), rt.endpoints(), rt.paths)
     if output == "json":
         render.dump_json(report)
     else:
@@ -243,9 +257,10 @@ def smoke_cmd(env: str | None, service: str | None, spec_path: Path | None, outp
 def repro_cmd(name: str | None, run_all: bool, keep: bool, spec_path: Path | None, output: str) -> None:
     """Reproduce a credential bug through a real DAG run: `repro list`, `repro NAME`, `repro --all`, `repro revert`."""
     from sandbox import repro
-    from sandbox.scenarios.base import Context
-    if name == "list":
-        scenarios = list(repro.CATALOGUE.values())
+    from sandbox.scenarios.base import ScenarioContext
+    if name == "list":  # each with the connection it breaks in this spec
+        the_spec = spec.load(spec_path)
+        scenarios = [s.on(the_spec) for s in repro.CATALOGUE.values()]
         if output == "json":
             render.dump_json([{"name": s.name, "connection": s.connection, "expected": s.expected, "cause": s.cause,
                                "fix": s.fix, "story": s.story, "runtimes": s.runtimes} for s in scenarios])
@@ -255,7 +270,7 @@ def repro_cmd(name: str | None, run_all: bool, keep: bool, spec_path: Path | Non
     if not name and not run_all:
         raise SandboxError("Name a scenario, or give --all.", "`sandbox repro list` shows the catalogue.", exit_code=2)
     rt = get_runtime()
-    ctx = Context(spec.load(spec_path), rt.endpoints(), rt.paths, rt.handoff(), rt)
+    ctx = ScenarioContext(spec.load(spec_path), rt.endpoints(), rt.paths, rt.handoff(), rt)
     if name == "revert":
         reverted = repro.revert_kept(ctx)
         render.out.print(f"Reverted {', '.join(reverted) or 'nothing (no fault kept)'}; the spec is applied again.")
@@ -373,7 +388,7 @@ def call_cmd(account: str, service: str, path: str, env: str, method: str, data:
 def down(force: bool, volumes: bool, output: str) -> None:
     """Stop every component of the sandbox; nothing is left running. Data and secrets are kept."""
     t0 = time.monotonic()
-    stopped = down_everywhere(_paths(), force=force, volumes=volumes)
+    stopped = down_everywhere(_paths(), force=force, volumes=volumes, settings=_settings())
     secs = time.monotonic() - t0
     if output == "json":
         render.dump_json({"stopped": stopped, "seconds": round(secs, 2)})

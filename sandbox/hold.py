@@ -16,14 +16,15 @@ from pathlib import Path
 
 import psutil
 
-from sandbox import reconcile
 from sandbox.credentials import write_private
 from sandbox.handle import Handle
 from sandbox.paths import SandboxPaths
 from sandbox.provision import file_lock
-from sandbox.runtime.base import Endpoints, Progress, Runtime
+from sandbox.runtime.base import Progress, Runtime
 from sandbox.runtime.factory import down_everywhere, make_runtime
+from sandbox.settings import Settings
 from sandbox.spec import load as load_spec
+from sandbox.stack import start_and_seed
 
 
 @dataclass(frozen=True)
@@ -63,14 +64,14 @@ def unavailable(rt: Runtime) -> dict[str, str]:
     return {r.name: r.detail for r in rt.provision([], lambda *_: None) if not r.ok}
 
 
-def acquire(paths: SandboxPaths, env_ports: dict[str, int], spec_path: Path | None, without: list[str],
+def acquire(paths: SandboxPaths, settings: Settings, spec_path: Path | None, without: list[str],
             progress: Progress, runtime: str | None = None) -> Handle:
     """Start (or attach to) the sandbox at `paths.home` and converge it to the spec. `runtime`: for a sandbox
     that is not running yet (a running one keeps its own)."""
     t0 = time.monotonic()
     spec = load_spec(spec_path)  # fails before anything starts
     paths.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    rt = make_runtime(paths, env_ports, runtime)
+    rt = make_runtime(paths, settings, runtime)
     left_out: dict[str, str] = {}
     if "unavailable" in without:
         left_out = unavailable(rt)
@@ -78,25 +79,21 @@ def acquire(paths: SandboxPaths, env_ports: dict[str, int], spec_path: Path | No
     left_out.update({w: "left out by option" for w in without if w not in left_out})
     with file_lock(paths.holders_lock):
         wanted = [n for n in rt.component_names() if n not in without]
-        rows = rt.status()
-        status = {s.name: s for s in rows}
+        status = {s.name: s for s in rt.status()}
         attached = all(status[n].state == "running" and status[n].healthy for n in wanted)
         # "started": a holder brought it up, so the last holder stops it; a stack that was already running
         # when the first holder came (someone's `sandbox up`) is left running.
         holders = Holders.read(paths.holders)
         try:
-            if not attached:
-                rt.up(without, {}, progress)
-                rows = rt.status()
-            endpoints = Endpoints.of(rows)
-            report = reconcile.apply(spec, endpoints, paths, rt.handoff())
+            started = start_and_seed(rt, spec, without, {}, progress, start=not attached)
         except BaseException:
             if not attached:  # it was not running before us: leave nothing behind a failed setup
                 rt.down()
             raise
         holders.joined(os.getpid(), started_it=not attached).write(paths.holders)
         write_private(paths.left_out, json.dumps(left_out))
-    return Handle(paths, spec, endpoints, rt.handoff(), report, attached, left_out, time.monotonic() - t0)
+    return Handle(paths, spec, started.endpoints, rt.handoff(), started.report, attached, left_out,
+                  time.monotonic() - t0)
 
 
 def left_out(paths: SandboxPaths) -> dict[str, str]:

@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from sandbox import hold as hold_mod
-from sandbox import ports, reconcile
+from sandbox import reconcile
 from sandbox.errors import SandboxError
 from sandbox.handle import Handle
 from sandbox.paths import SandboxPaths
+from sandbox.settings import Settings
 from sandbox.spec import load as load_spec
 
 
@@ -67,10 +68,16 @@ def _paths(config: pytest.Config) -> SandboxPaths:
         raise pytest.UsageError(f"sandbox home: {e.message} Fix: {e.fix}") from None
 
 
+def _settings(config: pytest.Config) -> Settings:
+    """What the environment says, read once per session (as the CLI reads it once per command)."""
+    if not hasattr(config, "_sandbox_settings"):
+        config._sandbox_settings = Settings.from_environment()  # type: ignore[attr-defined]
+    return config._sandbox_settings  # type: ignore[attr-defined]
+
+
 def _without(config: pytest.Config) -> list[str]:
     # the command line, then the environment (as for the CLI), then the ini file
-    return list(config.getoption("sandbox_without") or os.environ.get("SANDBOX_WITHOUT", "").split() or
-                config.getini("sandbox_without"))
+    return list(config.getoption("sandbox_without") or _settings(config).without or config.getini("sandbox_without"))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -117,9 +124,8 @@ def sandbox(request: pytest.FixtureRequest):
             reporter.write_line(f"sandbox: {component}: {message}")
 
     try:
-        env_ports = ports.parse_overrides(os.environ.get("SANDBOX_PORTS", ""))  # as for the CLI
         runtime = config.getoption("sandbox_runtime") or config.getini("sandbox_runtime") or None
-        handle = hold_mod.acquire(_paths(config), env_ports, _spec_path(config), without, progress, runtime)
+        handle = hold_mod.acquire(_paths(config), _settings(config), _spec_path(config), without, progress, runtime)
     except SandboxError as e:
         pytest.fail(f"sandbox could not start: {e}", pytrace=False)
     try:
@@ -180,9 +186,9 @@ def use_spec(handle: Handle, path: Path):
         pytest.fail(f"sandbox spec of {path.name}: {e}", pytrace=False)
     previous = handle.spec
     handle.spec = spec
-    handle.apply_report = reconcile.apply(spec, handle.endpoints, handle.paths, handle.handoff)
+    handle.apply_report = reconcile.apply(spec, handle.endpoints, handle.paths)
     try:
         yield handle
     finally:
         handle.spec = previous
-        handle.apply_report = reconcile.apply(previous, handle.endpoints, handle.paths, handle.handoff)
+        handle.apply_report = reconcile.apply(previous, handle.endpoints, handle.paths)

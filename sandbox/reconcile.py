@@ -16,10 +16,10 @@ from keycloak import KeycloakAdmin
 from keycloak.exceptions import KeycloakError
 
 from sandbox import airflow_files
-from sandbox.apply import Change, Step
-from sandbox.apply import airflow as airflow_apply
-from sandbox.apply import keycloak as keycloak_apply
-from sandbox.apply import tyk as tyk_apply
+from sandbox.appliers import Change, Step
+from sandbox.appliers import airflow as airflow_apply
+from sandbox.appliers import keycloak as keycloak_apply
+from sandbox.appliers import tyk as tyk_apply
 from sandbox.clients import Clients, why_not_running
 from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
@@ -82,9 +82,10 @@ def plan_report(spec: Spec, endpoints: Endpoints) -> Report:
     return Report([s.change for s in c.steps], c.skipped, c.desired.counts(), time.monotonic() - t0)
 
 
-def apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: AirflowHandoff) -> Report:
+def apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths) -> Report:
+    """Converge the live systems and the files Airflow reads (the sandbox's handoff under `paths`) to `spec`."""
     with private_umask():  # the secrets files and the DAG folder's files are the user's alone
-        return _apply(spec, endpoints, paths, handoff)
+        return _apply(spec, endpoints, paths, AirflowHandoff.of(paths))
 
 
 def _apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: AirflowHandoff) -> Report:

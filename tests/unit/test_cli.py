@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from sandbox.cli import cli
@@ -91,3 +92,22 @@ def test_data_with_rich_markup_is_printed_as_text_and_csv_cells_cannot_be_formul
     render.csv_rows([Row("@SUM(1)", "=cmd", "-2+3", 200, 1, 1.0, 2.0, "+x", "ok")], Row)
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith("'@SUM(1),'=cmd,'-2+3,200,") and "'+x,ok" in lines[1]
+
+
+def test_settings_are_read_from_the_environment_in_one_place():
+    from sandbox.errors import SandboxError
+    from sandbox.settings import Settings
+
+    s = Settings.from_environment({"SANDBOX_PORTS": "tyk=1,redis=2", "SANDBOX_WITHOUT": " upstream  airflow ",
+                                   "SANDBOX_RUNTIME": " docker "})
+    assert (s.ports, s.without, s.runtime) == ({"tyk": 1, "redis": 2}, ("upstream", "airflow"), "docker")
+    assert Settings.from_environment({}) == Settings()
+    bad = Settings.from_environment({"SANDBOX_PORTS": "tyk"})  # made without complaint; the ports are asked later
+    with pytest.raises(SandboxError, match="is not NAME=PORT"):
+        _ = bad.ports
+
+
+def test_without_from_the_environment_is_checked_like_the_option(tmp_path, monkeypatch):
+    monkeypatch.setenv("SANDBOX_WITHOUT", "postgres")
+    r = run(tmp_path, "up", "--no-apply")
+    assert r.exit_code == 2 and "Unknown component 'postgres' for --without" in r.output

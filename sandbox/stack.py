@@ -1,0 +1,32 @@
+"""A stack started (or found running) and seeded from the spec: the one path `sandbox up` and the pytest plugin
+share, so a stack the CLI brings up and one a test session brings up are the same stack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sandbox import reconcile
+from sandbox.reconcile import Report
+from sandbox.runtime.base import ComponentStatus, Endpoints, Progress, Runtime, UpResult
+from sandbox.spec import Spec
+
+
+@dataclass
+class Started:
+    results: list[UpResult]  # what `up` did per component ([] when it was found running)
+    rows: list[ComponentStatus]
+    endpoints: Endpoints
+    report: Report | None  # apply's, unless no spec was given
+
+
+def start_and_seed(rt: Runtime, spec: Spec | None, without: list[str], ports: dict[str, int], progress: Progress,
+                   start: bool = True) -> Started:
+    """`rt.up` (unless `start` is False: the stack runs already), then apply `spec` to what answers."""
+    results = rt.up(without, ports, progress) if start else []
+    rows = rt.status()
+    endpoints = Endpoints.of(rows)
+    report = None
+    if spec is not None:
+        progress("apply", f"seeding from {spec.source}")
+        report = reconcile.apply(spec, endpoints, rt.paths)
+    return Started(results, rows, endpoints, report)
