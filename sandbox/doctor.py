@@ -20,8 +20,8 @@ import redis
 import requests
 
 from sandbox import airflow_files
-from sandbox.apply import airflow as airflow_apply
-from sandbox.apply.tyk import SCHEME, api_payload, differences, policy_payload
+from sandbox.appliers import airflow as airflow_apply
+from sandbox.appliers.tyk import SCHEME, api_payload, differences, policy_payload
 from sandbox.auth import ROUTES_FILE, ClientCredentialsAuth, TokenError, decode_claims, decode_header, routes
 from sandbox.call import gateway_refusal
 from sandbox.clients import Clients, why_not_running
@@ -304,93 +304,153 @@ CONNECTION_CHECKS: tuple[Callable[[Seen], Finding], ...] = (
     _proxied, _shadowed, _without_backend, _missing, _netrc, _login, _drift, _route_drift, _unimportable)
 
 
-def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, handoff: AirflowHandoff,
-             want: AirflowConnection) -> Diagnosis:
-    d = Diagnosis(want.conn_id)
+# ---- the hops: each gathers what it looks at, then a judge of plain data says the hop and the verdict --------------
+Judged = tuple[Hop, str | None]  # the hop, and the verdict with its fix when it names a cause
 
-    # 1. connection: where Airflow's processes resolve it, and the metastore and routes file against the spec
-    try:
-        live = live_clients.airflow.call("GET", f"/connections/{want.conn_id}").json()
-    except SandboxError:
-        live = None
-    seen = Seen(want, live, airflow_environs(endpoints), handoff)
+
+def judge_connection(seen: Seen) -> Judged:
     found = next((f for check in CONNECTION_CHECKS if (f := check(seen))), None)
     if found:
-        d.hops.append(Hop("connection", False, found[0]))
-        d.verdict = found[1]
-    else:
-        d.hops.append(Hop("connection", True, f"metastore and {ROUTES_FILE} match the spec ({want.url})"))
+        return Hop("connection", False, found[0]), found[1]
+    return Hop("connection", True, f"metastore and {ROUTES_FILE} match the spec ({seen.want.url})"), None
 
-    # 2. secret, as a task reads it
-    try:
-        secret = json.loads(handoff.variables.read_text()).get(want.secret_key)
-    except (OSError, ValueError):
-        secret = None
-    try:
-        stale = stale_tokens(live_clients.airflow.call("GET", "/variables", params={"limit": 1000}).json()
-                             ["variables"], want.client_id, api_of(desired, want).issuer, time.time())
-    except SandboxError:
-        stale = []
+
+def judge_secret(want: AirflowConnection, secret: str | None, stale: list[tuple[str, int]]) -> Judged:
+    """The client secret as a task reads it, and tokens a DAG stored in Variables that have expired since."""
     if stale and secret is not None:
         key, age = stale[0]
-        d.hops.append(Hop("secret", False, f"Variable {key} holds a token that expired {age}s ago"))
-        d.verdict = d.verdict or (f"Airflow Variable {key} holds an access token that expired {age}s ago: a task "
-                                  "reusing it gets HTTP 401 \"token has expired\". Fix: refresh tokens before they "
-                                  "expire (auth_type=SandboxAuth does) and delete the Variable.")
-    else:
-        d.hops.append(Hop("secret", secret is not None,
-                          f"{want.secret_key} in the secrets backend" if secret else f"{want.secret_key} is missing"))
+        return Hop("secret", False, f"Variable {key} holds a token that expired {age}s ago"), (
+            f"Airflow Variable {key} holds an access token that expired {age}s ago: a task reusing it gets HTTP 401 "
+            "\"token has expired\". Fix: refresh tokens before they expire (auth_type=SandboxAuth does) and delete "
+            "the Variable.")
     if secret is None:
-        d.verdict = d.verdict or f"No client secret for {want.client_id} in the secrets backend. Fix: `sandbox apply`."
-        return _finish(d, desired, endpoints, want)
+        return Hop("secret", False, f"{want.secret_key} is missing"), (
+            f"No client secret for {want.client_id} in the secrets backend. Fix: `sandbox apply`.")
+    return Hop("secret", True, f"{want.secret_key} in the secrets backend"), None
 
-    # 3. token
-    t0 = time.monotonic()
-    token_url, host_header = as_components_call(endpoints, want.token_url)
-    session = requests.Session()
-    session.headers.update(host_header)
-    try:
-        token = ClientCredentialsAuth(token_url, want.client_id, secret, want.scope, session=session).token()
-    except TokenError as e:
-        d.hops.append(Hop("token", False, str(e)))
-        if e.status == 400 and "invalid_scope" in str(e):
-            d.verdict = d.verdict or (f"Keycloak will not grant {want.client_id} the scopes its connection asks for "
-                                      f"({want.scope}): the client lacks one of them. Fix: `sandbox apply` restores "
-                                      "the client's scopes.")
-        elif e.status == 401:
-            d.verdict = d.verdict or (f"Keycloak refuses {want.client_id}'s secret: it was rotated in Keycloak and "
-                                      "Airflow still has the old one. Fix: `sandbox apply` redistributes it.")
-        else:
-            d.verdict = d.verdict or f"Keycloak refused a token for {want.client_id} ({e}). Fix: `sandbox apply`."
-        return _finish(d, desired, endpoints, want)
-    d.hops.append(Hop("token", True, f"{want.client_id} in {want.env} ({(time.monotonic() - t0) * 1000:.0f} ms)"))
 
-    # 4. claims, against what the gateway checks
-    claims = decode_claims(token)
-    route = api_of(desired, want)  # what the gateway's API trusts: its issuer, its JWKS
-    header = decode_header(token)
-    try:
-        kids = {k["kid"] for k in requests.get(endpoints.to_host(route.jwks_url), timeout=10).json()["keys"]}
-    except (requests.RequestException, ValueError, KeyError):
-        kids = set()
-    lifespan = next((r.access_token_lifespan for r in desired.realms if r.realm == want.env), None)
-    problems = check_claims(claims, want, route.issuer, kids, header.get("kid"), time.time(), lifespan)
-    d.hops.append(Hop("claims", not problems, "; ".join(problems) or
-                      f"iss, aud {want.audience}, scope {want.scope or '(none)'}, kid current"))
-    if follows_request_host(claims.get("iss"), want.token_url, route.issuer):
-        d.verdict = d.verdict or (  # before the generic issuer verdict: this one names why
+def judge_token(want: AirflowConnection, error: TokenError | None, ms: float) -> Judged:
+    if error is None:
+        return Hop("token", True, f"{want.client_id} in {want.env} ({ms:.0f} ms)"), None
+    if error.status == 400 and "invalid_scope" in str(error):
+        verdict = (f"Keycloak will not grant {want.client_id} the scopes its connection asks for ({want.scope}): the "
+                   "client lacks one of them. Fix: `sandbox apply` restores the client's scopes.")
+    elif error.status == 401:
+        verdict = (f"Keycloak refuses {want.client_id}'s secret: it was rotated in Keycloak and Airflow still has the "
+                   "old one. Fix: `sandbox apply` redistributes it.")
+    else:
+        verdict = f"Keycloak refused a token for {want.client_id} ({error}). Fix: `sandbox apply`."
+    return Hop("token", False, str(error)), verdict
+
+
+def judge_claims(want: AirflowConnection, claims: dict, issuer: str, problems: list[str]) -> Judged:
+    """`problems`: what `check_claims` found against what the gateway checks (`issuer`: the one it trusts)."""
+    hop = Hop("claims", not problems, "; ".join(problems) or
+              f"iss, aud {want.audience}, scope {want.scope or '(none)'}, kid current")
+    if follows_request_host(claims.get("iss"), want.token_url, issuer):  # before the generic issuer verdict
+        return hop, (
             f"Keycloak's hostname is not fixed: {want.client_id}'s tokens, fetched at "
             f"{urlsplit(want.token_url).netloc} (as Airflow's tasks reach it), carry iss {claims.get('iss')}, "
-            f"while the gateway trusts {route.issuer} (the address the host uses). Fix: fix Keycloak's hostname to "
+            f"while the gateway trusts {issuer} (the address the host uses). Fix: fix Keycloak's hostname to "
             "the host's URL (KC_HOSTNAME or --hostname, which the sandbox sets; `sandbox repro revert` restores it), "
             "so every token carries one issuer wherever it was fetched.")
     if problems:
-        d.verdict = d.verdict or (f"The gateway would refuse {want.client_id}'s token in {want.env}: {problems[0]}. "
-                                  f"Fix: {claims_fix(problems[0])}.")
+        return hop, (f"The gateway would refuse {want.client_id}'s token in {want.env}: {problems[0]}. "
+                     f"Fix: {claims_fix(problems[0])}.")
+    return hop, None
 
-    # 5. gateway: its API and policy as the spec says, and a real call with this token
-    d.hops.append(_gateway_hop(d, desired, endpoints, live_clients, want, token, not problems))
-    return _finish(d, desired, endpoints, want)
+
+@dataclass
+class Walk:
+    """One connection's walk: what doctor was given, the diagnosis so far, and what the hops pass on."""
+
+    desired: Desired
+    endpoints: Endpoints
+    clients: Clients
+    handoff: AirflowHandoff
+    want: AirflowConnection
+    d: Diagnosis
+    secret: str | None = None
+    token: str = ""
+    claims_ok: bool = True
+
+    def add(self, judged: Judged) -> bool:
+        """Record a hop; the first verdict stands. Whether the walk can go on (a failed hop may still let it)."""
+        hop, verdict = judged
+        self.d.hops.append(hop)
+        self.d.verdict = self.d.verdict or verdict or ""
+        return True
+
+
+def _connection_hop(w: Walk) -> bool:
+    """Where Airflow's processes resolve it, and the metastore and routes file against the spec."""
+    try:
+        live = w.clients.airflow.call("GET", f"/connections/{w.want.conn_id}").json()
+    except SandboxError:
+        live = None
+    return w.add(judge_connection(Seen(w.want, live, airflow_environs(w.endpoints), w.handoff)))
+
+
+def _secret_hop(w: Walk) -> bool:
+    try:
+        w.secret = json.loads(w.handoff.variables.read_text()).get(w.want.secret_key)
+    except (OSError, ValueError):
+        w.secret = None
+    try:
+        stale = stale_tokens(w.clients.airflow.call("GET", "/variables", params={"limit": 1000}).json()["variables"],
+                             w.want.client_id, api_of(w.desired, w.want).issuer, time.time())
+    except SandboxError:
+        stale = []
+    w.add(judge_secret(w.want, w.secret, stale))
+    return w.secret is not None
+
+
+def _token_hop(w: Walk) -> bool:
+    t0 = time.monotonic()
+    token_url, host_header = as_components_call(w.endpoints, w.want.token_url)
+    session = requests.Session()
+    session.headers.update(host_header)
+    error = None
+    try:
+        w.token = ClientCredentialsAuth(token_url, w.want.client_id, w.secret, w.want.scope, session=session).token()
+    except TokenError as e:
+        error = e
+    w.add(judge_token(w.want, error, (time.monotonic() - t0) * 1000))
+    return error is None
+
+
+def _claims_hop(w: Walk) -> bool:
+    claims = decode_claims(w.token)
+    route = api_of(w.desired, w.want)  # what the gateway's API trusts: its issuer, its JWKS
+    try:
+        kids = {k["kid"] for k in requests.get(w.endpoints.to_host(route.jwks_url), timeout=10).json()["keys"]}
+    except (requests.RequestException, ValueError, KeyError):
+        kids = set()
+    lifespan = next((r.access_token_lifespan for r in w.desired.realms if r.realm == w.want.env), None)
+    problems = check_claims(claims, w.want, route.issuer, kids, decode_header(w.token).get("kid"), time.time(),
+                            lifespan)
+    w.claims_ok = not problems
+    return w.add(judge_claims(w.want, claims, route.issuer, problems))
+
+
+def _gateway_hop_of(w: Walk) -> bool:
+    """Its API and policy as the spec says, and a real call with this token."""
+    w.d.hops.append(_gateway_hop(w.d, w.desired, w.endpoints, w.clients, w.want, w.token, w.claims_ok))
+    return True
+
+
+# The hops in the order a task's call takes them; a hop that returns False ends the walk (the rest unchecked).
+HOP_CHECKS: tuple[Callable[[Walk], bool], ...] = (_connection_hop, _secret_hop, _token_hop, _claims_hop,
+                                                  _gateway_hop_of)
+
+
+def diagnose(desired: Desired, endpoints: Endpoints, live_clients: Clients, handoff: AirflowHandoff,
+             want: AirflowConnection) -> Diagnosis:
+    w = Walk(desired, endpoints, live_clients, handoff, want, Diagnosis(want.conn_id))
+    for check in HOP_CHECKS:
+        if not check(w):
+            break
+    return _finish(w.d, desired, endpoints, want)
 
 
 # Tyk's words for a refusal -> (cause, fix); the first fragment found in the gateway's error wins.

@@ -39,6 +39,11 @@ class Addresses:
         return self.keycloak_inner_url or self.keycloak_url
 
     @classmethod
+    def nowhere(cls) -> Addresses:
+        """For what does not depend on where the stack answers: names and ids (a plan's connection ids)."""
+        return cls("http://keycloak", "gateway", 80, "http://upstream")
+
+    @classmethod
     def of(cls, endpoints: Endpoints) -> Addresses:
         gateway = urlsplit(endpoints.inner("tyk"))
         return cls(keycloak_url=endpoints.url("keycloak"), gateway_host=gateway.hostname or "127.0.0.1",

@@ -18,7 +18,7 @@ from sandbox.errors import SandboxError
 from sandbox.plan import Addresses, plan
 from sandbox.runtime.base import Progress
 from sandbox.scenarios import CATALOGUE
-from sandbox.scenarios.base import Context, Scenario, Symptom
+from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 
 KEPT_FILE = ".repro-kept.json"
 
@@ -62,7 +62,7 @@ def observed(row: smoke.SmokeRow) -> Symptom | None:
     return None
 
 
-def _smoke_one(ctx: Context, sc: Scenario) -> smoke.SmokeRow:
+def _smoke_one(ctx: ScenarioContext, sc: Scenario) -> smoke.SmokeRow:
     """The scenario's DAG for its connection: the smoke, or the repro DAG written the way the bug needs."""
     conn = next(c for c in plan(ctx.spec, Addresses.of(ctx.endpoints)).connections if c.conn_id == sc.connection)
     if sc.dag:
@@ -71,12 +71,12 @@ def _smoke_one(ctx: Context, sc: Scenario) -> smoke.SmokeRow:
     return row
 
 
-def _revert(ctx: Context, sc: Scenario) -> None:
+def _revert(ctx: ScenarioContext, sc: Scenario) -> None:
     sc.revert(ctx)
     ctx.apply()
 
 
-def prepare(ctx: Context, progress: Progress = lambda *_: None) -> None:
+def prepare(ctx: ScenarioContext, progress: Progress = lambda *_: None) -> None:
     """Once before scenarios: no fault kept, and the spec applied (the DAG files the scenarios run included; each
     scenario's revert applies it again)."""
     if kept := kept_names(ctx):
@@ -86,8 +86,8 @@ def prepare(ctx: Context, progress: Progress = lambda *_: None) -> None:
     ctx.apply()
 
 
-def run(name: str, ctx: Context, keep: bool = False, progress: Progress = lambda *_: None) -> ReproResult:
-    sc = scenario(name)
+def run(name: str, ctx: ScenarioContext, keep: bool = False, progress: Progress = lambda *_: None) -> ReproResult:
+    sc = scenario(name).on(ctx.spec)
     if ctx.runtime.name not in sc.runtimes:
         other = sc.runtimes[0]
         raise SandboxError(f"{name} needs {sc.needs}. This sandbox runs on the {ctx.runtime.name} runtime.",
@@ -124,24 +124,24 @@ def run(name: str, ctx: Context, keep: bool = False, progress: Progress = lambda
                        keep, green, round(time.monotonic() - t0, 2))
 
 
-def _record_kept(ctx: Context, name: str) -> None:
+def _record_kept(ctx: ScenarioContext, name: str) -> None:
     path = ctx.paths.home / KEPT_FILE
     kept = kept_names(ctx)
     write_private(path, json.dumps(sorted({*kept, name})))
 
 
-def kept_names(ctx: Context) -> list[str]:
+def kept_names(ctx: ScenarioContext) -> list[str]:
     try:
         return json.loads((ctx.paths.home / KEPT_FILE).read_text())
     except (OSError, ValueError):
         return []
 
 
-def revert_kept(ctx: Context) -> list[str]:
+def revert_kept(ctx: ScenarioContext) -> list[str]:
     """Take out every fault left in place with --keep; returns their names."""
     names = kept_names(ctx)
     for name in names:
-        CATALOGUE[name].revert(ctx)
+        CATALOGUE[name].on(ctx.spec).revert(ctx)
     ctx.apply()
     (ctx.paths.home / KEPT_FILE).unlink(missing_ok=True)
     return names

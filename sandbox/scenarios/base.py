@@ -3,6 +3,7 @@ DAG run, the story, the cause, the fix, and how to take it out again."""
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cached_property
@@ -10,9 +11,11 @@ from functools import cached_property
 from keycloak import KeycloakAdmin
 
 from sandbox import accounts, airflow_files, reconcile
-from sandbox.apply.keycloak import CLIENT_LIFESPAN
+from sandbox.appliers.keycloak import CLIENT_LIFESPAN
 from sandbox.clients import Clients
+from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
+from sandbox.plan import Addresses, plan
 from sandbox.runtime.base import AirflowHandoff, Endpoints, Runtime
 from sandbox.spec import Spec
 
@@ -32,7 +35,7 @@ class Symptom:
 
 
 @dataclass
-class Context:
+class ScenarioContext:
     """The live sandbox a scenario works on."""
 
     spec: Spec
@@ -66,7 +69,7 @@ class Context:
 
     def apply(self) -> None:
         """`sandbox apply`: the spec, seeded into the live systems again."""
-        reconcile.apply(self.spec, self.endpoints, self.paths, self.handoff)
+        reconcile.apply(self.spec, self.endpoints, self.paths)
 
     def routes(self) -> dict[str, dict]:
         return airflow_files.read_routes(self.handoff.lib)
@@ -75,9 +78,34 @@ class Context:
         airflow_files.write_routes(self.handoff.lib, routes)
 
 
+@dataclass(frozen=True)
+class Pick:
+    """Which connection of the spec a scenario breaks, said by position, never by id: the `env`-th environment
+    Airflow has granted connections in and its `service`-th granted service, in the spec's order (a granted
+    connection, because the baseline must be green)."""
+
+    env: int = 0
+    service: int = 0
+
+    def choose(self, spec: Spec) -> str:
+        granted = [c for c in plan(spec, Addresses.nowhere()).connections if c.scope]
+        envs = list(dict.fromkeys(c.env for c in granted))
+        if self.env >= len(envs):
+            raise SandboxError(f"This scenario needs {self.env + 1} environments with granted connections; "
+                               f"{spec.source} has {len(envs)}.", "run it against a spec with more environments.",
+                               exit_code=2)
+        in_env = [c for c in granted if c.env == envs[self.env]]
+        if self.service >= len(in_env):
+            raise SandboxError(f"This scenario needs {self.service + 1} granted services in {envs[self.env]}; "
+                               f"{spec.source} has {len(in_env)}.", "run it against a spec with more services.",
+                               exit_code=2)
+        return in_env[self.service].conn_id
+
+
 class Scenario(ABC):
     name: str
-    connection: str  # the connection whose DAG run shows the symptom
+    pick: Pick = Pick()  # which connection it breaks, of whatever spec it runs against
+    connection: str = ""  # that connection's id, once `on(spec)` chose it
     story: str  # what happens, as a team would tell it
     cause: str
     fix: str
@@ -87,13 +115,19 @@ class Scenario(ABC):
     runtimes: tuple[str, ...] = ("local", "docker")  # where it can be reproduced
     needs: str = ""  # why not elsewhere, when `runtimes` is not every runtime
 
-    @abstractmethod
-    def inject(self, ctx: Context) -> None: ...
+    def on(self, spec: Spec) -> Scenario:
+        """This scenario bound to the connection it breaks in `spec` (whose DAG run shows the symptom)."""
+        bound = copy.copy(self)
+        bound.connection = self.pick.choose(spec)
+        return bound
 
-    def revert(self, ctx: Context) -> None:
+    @abstractmethod
+    def inject(self, ctx: ScenarioContext) -> None: ...
+
+    def revert(self, ctx: ScenarioContext) -> None:
         """Most faults are drift from the spec: `sandbox apply` takes them out (the caller runs it after this)."""
         return None
 
-    def tidy(self, ctx: Context) -> None:
+    def tidy(self, ctx: ScenarioContext) -> None:
         """After the green check: remove what running the scenario's DAG leaves behind (none by default)."""
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from sandbox.scenarios.base import Context, Scenario, Symptom
+from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 
 TOKEN_AT_START_DAG = "sandbox_repro_token_at_start"
 SHORT_LIFESPAN = "2"  # seconds: shorter than the DAG's 3 s of work between taking the token and using it
@@ -14,7 +14,6 @@ LEAKED_EXTRA = {"client_secret": "copied-from-the-team-wiki"}
 
 class TokenExpiresMidTask(Scenario):
     name = "token-expires-mid-task"
-    connection = "tyk_dev_orders"
     dag = TOKEN_AT_START_DAG
     story = ("A long task reads the connection's token once at its start and calls the service when its work is "
              "done. It passed for months; once the IdP's token lifespan was cut below the task's run time, every "
@@ -25,16 +24,15 @@ class TokenExpiresMidTask(Scenario):
     expected = Symptom("gateway", 401, "HTTP 401 Key not authorized: token has expired", "failed at gateway: HTTP 401")
     doctor_says = "a lifespan override on the client"
 
-    def inject(self, ctx: Context) -> None:
+    def inject(self, ctx: ScenarioContext) -> None:
         ctx.set_client_lifespan(self.connection, SHORT_LIFESPAN)
 
-    def revert(self, ctx: Context) -> None:
+    def revert(self, ctx: ScenarioContext) -> None:
         ctx.set_client_lifespan(self.connection, "")
 
 
 class ExtraSentAsHeader(Scenario):
     name = "extra-sent-as-header"
-    connection = "tyk_dev_orders"
     story = ("Someone completed the connection in the UI, putting the client secret into its Extra \"so the next "
              "person finds it\". Every call still passes — and every call now hands the secret to the service, "
              "whose access log keeps it.")
@@ -46,7 +44,7 @@ class ExtraSentAsHeader(Scenario):
                        "failed at upstream")
     doctor_says = "differs from the spec (extra)"
 
-    def inject(self, ctx: Context) -> None:
+    def inject(self, ctx: ScenarioContext) -> None:
         api = ctx.clients.airflow
         live = api.call("GET", f"/connections/{self.connection}").json()
         api.call("PATCH", f"/connections/{self.connection}", json={**live, "extra": json.dumps(LEAKED_EXTRA)})

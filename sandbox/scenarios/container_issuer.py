@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from sandbox.scenarios.base import Context, Scenario, Symptom
+from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 
 IDP = ("keycloak", "keycloak")
 
 
 class ContainerVsHostIssuer(Scenario):
     name = "container-vs-host-issuer"
-    connection = "tyk_dev_orders"
     story = ("Keycloak runs in a container without a fixed hostname. From the laptop, tokens fetched at "
              "127.0.0.1:<port> pass the gateway, and so does every curl anyone tries. Airflow's tasks, inside the "
              "container network, fetch theirs at keycloak:8080, and every call they make is refused.")
@@ -23,9 +22,9 @@ class ContainerVsHostIssuer(Scenario):
     needs = ("the docker runtime: on the local runtime every component reaches Keycloak at the host's address, so "
              "there is no second name")
 
-    def inject(self, ctx: Context) -> None:
+    def inject(self, ctx: ScenarioContext) -> None:
         # Keycloak treats an empty value as unset; with strict hostnames off, `iss` then follows each request
         ctx.runtime.restart(*IDP, {"KC_HOSTNAME": ""})
 
-    def revert(self, ctx: Context) -> None:
+    def revert(self, ctx: ScenarioContext) -> None:
         ctx.runtime.restart(*IDP, {})

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from sandbox.doctor import quota_counters
-from sandbox.scenarios.base import Context, Scenario, Symptom
+from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 
 POLICY = "dev-airflow-orders"  # airflow's grant on orders in dev
 
 
-def _cut(ctx: Context, **fields) -> None:
+def _cut(ctx: ScenarioContext, **fields) -> None:
     gw = ctx.clients.tyk
     policy = gw.call("GET", f"/policies/{POLICY}").json()
     gw.call("PUT", f"/policies/{POLICY}", json={**policy, **fields})
@@ -17,7 +17,6 @@ def _cut(ctx: Context, **fields) -> None:
 
 class RateLimited(Scenario):
     name = "rate-limited"
-    connection = "tyk_dev_orders"
     story = ("A new DAG fans out a hundred mapped tasks against orders at once; the grant allows a handful of "
              "calls per window, and every other task of every DAG sharing that identity now fails at the gateway.")
     cause = "the grant's rate limit is used up for this token identity (here: cut to one call per hour)"
@@ -25,14 +24,13 @@ class RateLimited(Scenario):
     expected = Symptom("gateway", 429, "HTTP 429 Rate Limit Exceeded", "failed at gateway: HTTP 429")
     doctor_says = f"The gateway does not match the spec: policy {POLICY} differs"
 
-    def inject(self, ctx: Context) -> None:
+    def inject(self, ctx: ScenarioContext) -> None:
         # The baseline's call is in the window already (the gateway's limiter is Redis's sliding log).
         _cut(ctx, rate=1, per=3600)
 
 
 class QuotaExhausted(Scenario):
     name = "quota-exhausted"
-    connection = "tyk_dev_orders"
     story = ("A backfill used up the day's quota on orders; today's scheduled runs now fail at the gateway although "
              "nothing about their credentials changed.")
     cause = "the grant's quota is used up for this token identity (here: cut to one call per hour)"
@@ -40,14 +38,13 @@ class QuotaExhausted(Scenario):
     expected = Symptom("gateway", 403, "HTTP 403 Quota exceeded", "failed at gateway: HTTP 403 Quota exceeded")
     doctor_says = f"The gateway does not match the spec: policy {POLICY} differs"
 
-    def inject(self, ctx: Context) -> None:
+    def inject(self, ctx: ScenarioContext) -> None:
         # The baseline's call already counted against it, so one call per hour leaves nothing for the DAG run.
         _cut(ctx, quota_max=1, quota_renewal_rate=3600)
 
 
 class StaleQuotaAfterReseed(Scenario):
     name = "stale-quota-after-reseed"
-    connection = "tyk_dev_orders"
     story = ("A backfill used up orders' daily quota and its retries kept calling. The team raised the quota in the "
              "spec and re-seeded (`sandbox apply`): the policy now matches the spec, the backfill is long over — and "
              "every call is still refused, until the next day.")
@@ -58,7 +55,7 @@ class StaleQuotaAfterReseed(Scenario):
     expected = Symptom("gateway", 403, "HTTP 403 Quota exceeded", "failed at gateway: HTTP 403 Quota exceeded")
     doctor_says = "quota counter"
 
-    def inject(self, ctx: Context) -> None:
+    def inject(self, ctx: ScenarioContext) -> None:
         # The baseline's call made the counter; set it where the backfill left it: the spec's quota used up,
         # and the refused retries counted on top. Then the re-seed, which changes nothing on the gateway.
         quota = ctx.clients.tyk.call("GET", f"/policies/{POLICY}").json()["quota_max"]
@@ -66,6 +63,6 @@ class StaleQuotaAfterReseed(Scenario):
             ctx.clients.redis.set(key, quota + quota // 4, keepttl=True)
         ctx.apply()
 
-    def revert(self, ctx: Context) -> None:
+    def revert(self, ctx: ScenarioContext) -> None:
         if keys := list(quota_counters(ctx.clients, POLICY)):
             ctx.clients.redis.delete(*keys)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from sandbox.credentials import write_private
-from sandbox.scenarios.base import Context, Scenario, Symptom
+from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 
 HEADER_DAG = "sandbox_repro_header_style"
 NETRC = ".netrc"
@@ -17,7 +17,6 @@ BASIC_REFUSED = Symptom("gateway", 403, "HTTP 403 Key not authorized (Basic cred
 
 class BasicAuthClobbersBearer(Scenario):
     name = "basic-auth-clobbers-bearer"
-    connection = "tyk_dev_orders"
     dag = HEADER_DAG
     story = ("Someone filled in Login and Password on the connection in the UI \"for completeness\". The DAG sets "
              "`Authorization: Bearer …` itself, and from that run on the gateway never sees the token.")
@@ -28,7 +27,7 @@ class BasicAuthClobbersBearer(Scenario):
     expected = BASIC_REFUSED
     doctor_says = "has a login"
 
-    def inject(self, ctx: Context) -> None:
+    def inject(self, ctx: ScenarioContext) -> None:
         api = ctx.clients.airflow
         live = api.call("GET", f"/connections/{self.connection}").json()
         api.call("PATCH", f"/connections/{self.connection}",
@@ -37,7 +36,6 @@ class BasicAuthClobbersBearer(Scenario):
 
 class NetrcOverride(Scenario):
     name = "netrc-override"
-    connection = "tyk_dev_orders"
     dag = HEADER_DAG
     story = ("The same DAG passes on every worker but one. That worker's user once ran a tool that wrote a "
              "~/.netrc entry for the gateway's host.")
@@ -48,9 +46,9 @@ class NetrcOverride(Scenario):
     expected = BASIC_REFUSED
     doctor_says = "~/.netrc"
 
-    def inject(self, ctx: Context) -> None:
+    def inject(self, ctx: ScenarioContext) -> None:
         host = urlsplit(ctx.routes()[self.connection]["url"]).hostname
         write_private(ctx.handoff.home / NETRC, f"machine {host}\n  login deploy\n  password left-over-from-a-tool\n")
 
-    def revert(self, ctx: Context) -> None:
+    def revert(self, ctx: ScenarioContext) -> None:
         (ctx.handoff.home / NETRC).unlink(missing_ok=True)

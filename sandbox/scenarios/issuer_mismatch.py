@@ -1,18 +1,17 @@
-from sandbox.apply.tyk import SCHEME
-from sandbox.scenarios.base import Context, Scenario, Symptom
+from sandbox.appliers.tyk import SCHEME
+from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 
 
 class IssuerMismatch(Scenario):
     name = "issuer-mismatch"
-    connection = "tyk_dev_orders"
     story = ("The gateway was configured with Keycloak's address as `localhost`, the tokens are issued as "
              "`127.0.0.1`: the same realm, the same keys, and still every call is refused.")
     cause = "the token's `iss` is not the issuer the gateway's API trusts (another host name for the same Keycloak)"
     fix = "use one issuer URL everywhere: Keycloak's --hostname and the API's allowed issuers (`sandbox apply`)"
     expected = Symptom("gateway", 401, "Key not authorized: invalid issuer claim", "failed at gateway: HTTP 401")
-    doctor_says = "The gateway does not match the spec: API dev-orders differs"
+    doctor_says = "The gateway does not match the spec: API "
 
-    def inject(self, ctx: Context) -> None:
+    def inject(self, ctx: ScenarioContext) -> None:
         gw = ctx.clients.tyk
         api = gw.call("GET", "/apis/oas/dev-orders").json()
         jwt = api["x-tyk-api-gateway"]["server"]["authentication"]["securitySchemes"][SCHEME]

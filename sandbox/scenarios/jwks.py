@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import requests
 
-from sandbox.apply.tyk import SCHEME
+from sandbox.appliers.tyk import SCHEME
 from sandbox.errors import SandboxError
 from sandbox.plan import api_id_of
-from sandbox.scenarios.base import Context, Scenario, Symptom
+from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 
 ROTATED_KEY = "sandbox-repro-rotated-key"  # the key provider the rotation adds
 KEY_PROVIDER = "org.keycloak.keys.KeyProvider"
 
 
-def _api_id(ctx: Context, conn_id: str) -> str:
+def _api_id(ctx: ScenarioContext, conn_id: str) -> str:
     route = ctx.routes()[conn_id]
     return api_id_of(route["env"], route["service"])
 
 
 class SigningKeyRotation(Scenario):
     name = "signing-key-rotation"
-    connection = "tyk_dev_orders"
     story = ("Keycloak's signing key was rotated on schedule. Tokens are issued as before, but for the next minutes "
              "every call through the gateway is refused, and then it heals by itself.")
     cause = ("tokens are signed with the realm's new key, whose `kid` is not in the JWKS the gateway cached "
@@ -30,7 +29,7 @@ class SigningKeyRotation(Scenario):
     expected = Symptom("gateway", 403, "HTTP 403 Key not authorized", "failed at gateway: HTTP 403")
     doctor_says = "cached JWKS"
 
-    def inject(self, ctx: Context) -> None:
+    def inject(self, ctx: ScenarioContext) -> None:
         # The baseline's call made the gateway cache the realm's JWKS; a new key of higher priority signs from now.
         realm = ctx.routes()[self.connection]["env"]
         admin = ctx.keycloak(realm)
@@ -40,7 +39,7 @@ class SigningKeyRotation(Scenario):
             "config": {"priority": ["1000"], "keySize": ["2048"], "active": ["true"], "enabled": ["true"],
                        "algorithm": ["RS256"]}})
 
-    def revert(self, ctx: Context) -> None:
+    def revert(self, ctx: ScenarioContext) -> None:
         admin = ctx.keycloak(ctx.routes()[self.connection]["env"])
         for c in admin.get_components({"type": KEY_PROVIDER, "name": ROTATED_KEY}):
             admin.delete_component(c["id"])
@@ -49,7 +48,6 @@ class SigningKeyRotation(Scenario):
 
 class PlainJwksUrl(Scenario):
     name = "plain-jwks-url"
-    connection = "tyk_dev_orders"
     story = ("An API was set up by hand with the realm's JWKS URL pasted into the JWT `source` field. It was tested "
              "once and worked; in production every call after the first one is refused.")
     cause = ("Tyk expects `source` base64-encoded: a plain URL is fetched on the first call, but read back from the "
@@ -58,7 +56,7 @@ class PlainJwksUrl(Scenario):
     expected = Symptom("gateway", 403, "HTTP 403 Key not authorized", "failed at gateway: HTTP 403")
     doctor_says = "plain URL in `source`"
 
-    def inject(self, ctx: Context) -> None:
+    def inject(self, ctx: ScenarioContext) -> None:
         gw = ctx.clients.tyk
         api_id = _api_id(ctx, self.connection)
         api = gw.call("GET", f"/apis/oas/{api_id}").json()

@@ -1,9 +1,8 @@
-from sandbox.scenarios.base import Context, Scenario, Symptom
+from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 
 
 class MissingScope(Scenario):
     name = "missing-scope"
-    connection = "tyk_dev_orders"
     story = ("Someone tidied up the airflow client in Keycloak's console and removed orders.write. The connection "
              "still asks for it, so no token is issued at all.")
     cause = "the client no longer has a scope its connection asks for"
@@ -11,7 +10,7 @@ class MissingScope(Scenario):
     expected = Symptom("token", None, "HTTP 400 invalid_scope", "failed at token")
     doctor_says = "will not grant airflow the scopes its connection asks for"
 
-    def inject(self, ctx: Context) -> None:
+    def inject(self, ctx: ScenarioContext) -> None:
         admin = ctx.keycloak("dev")
         uuid = admin.get_client_id("airflow")
         scope = next(s["id"] for s in admin.get_client_scopes() if s["name"] == "orders.write")

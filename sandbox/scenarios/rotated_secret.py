@@ -1,9 +1,8 @@
-from sandbox.scenarios.base import Context, Scenario, Symptom
+from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 
 
 class RotatedSecret(Scenario):
     name = "rotated-secret"
-    connection = "tyk_dev_orders"
     story = ("Security rotated the airflow client's secret in Keycloak; the Airflow workers still hold the old one. "
              "Every task that calls a service now fails before the gateway.")
     cause = "the client secret Airflow serves to tasks is not the one Keycloak accepts any more"
@@ -11,6 +10,6 @@ class RotatedSecret(Scenario):
     expected = Symptom("token", None, "HTTP 401 unauthorized_client", "failed at token")
     doctor_says = "it was rotated in Keycloak and Airflow still has the old one"
 
-    def inject(self, ctx: Context) -> None:
+    def inject(self, ctx: ScenarioContext) -> None:
         admin = ctx.keycloak("dev")
         admin.generate_client_secrets(admin.get_client_id("airflow"))

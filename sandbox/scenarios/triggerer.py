@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sandbox import airflow_files
 from sandbox.credentials import write_private
-from sandbox.scenarios.base import Context, Scenario, Symptom
+from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 
 TEAM_AUTH_DAG = "sandbox_repro_team_auth"
 TRIGGERER = ("airflow", "airflow-triggerer")
@@ -14,7 +14,6 @@ HTTP_TRIGGER = "airflow.providers.http.triggers.http.HttpTrigger"
 
 class DeferrableDropsAuth(Scenario):
     name = "deferrable-drops-auth"
-    connection = "tyk_dev_orders"
     dag = TEAM_AUTH_DAG
     story = ("A team's HttpOperator passes its own auth_type and has worked on the workers for a year. They set "
              "deferrable=True to free worker slots, and every call now reaches the gateway with no credential — "
@@ -26,16 +25,15 @@ class DeferrableDropsAuth(Scenario):
     expected = Symptom("gateway", 400, "HTTP 400 Authorization field missing", "failed at gateway: HTTP 400")
     doctor_says = "triggerer does not load the sandbox's secrets backend"
 
-    def inject(self, ctx: Context) -> None:
+    def inject(self, ctx: ScenarioContext) -> None:
         ctx.runtime.restart(*TRIGGERER, {airflow_files.BACKEND_SETTING: ""})  # "": no secrets backend of its own
 
-    def revert(self, ctx: Context) -> None:
+    def revert(self, ctx: ScenarioContext) -> None:
         ctx.runtime.restart(*TRIGGERER, {})
 
 
 class TriggererImport(Scenario):
     name = "triggerer-import"
-    connection = "tyk_dev_orders"
     dag = TEAM_AUTH_DAG
     story = ("A team moved its auth module next to its DAGs, \"where the code is\". The workers still import it and "
              "every sync task passes; the first deferred task after the triggerer's restart fails — and in a plain "
@@ -48,7 +46,7 @@ class TriggererImport(Scenario):
                        f"the triggerer could not build {HTTP_TRIGGER}: ModuleNotFoundError")
     doctor_says = f"{airflow_files.TEAM_AUTH} in the DAG folder"
 
-    def inject(self, ctx: Context) -> None:
+    def inject(self, ctx: ScenarioContext) -> None:
         lib, dags = ctx.handoff.lib / airflow_files.TEAM_AUTH, ctx.handoff.dag_folder / airflow_files.TEAM_AUTH
         write_private(dags, lib.read_text())
         lib.unlink()

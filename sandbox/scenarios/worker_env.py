@@ -8,7 +8,7 @@ import json
 
 from sandbox.doctor import env_var_name
 from sandbox.errors import SandboxError
-from sandbox.scenarios.base import Context, Scenario, Symptom
+from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 
 WORKERS = ("airflow", "airflow-scheduler")  # the LocalExecutor's workers are forked by the scheduler
 IDP = ("keycloak", "keycloak")
@@ -18,27 +18,31 @@ FAKETIME_LIB = "/usr/lib/*/faketime/libfaketime.so.1"  # Debian's libfaketime
 
 class EnvShadowedConnection(Scenario):
     name = "env-shadowed-connection"
-    connection = "tyk_dev_orders"
     story = ("The UI shows the connection pointing at the gateway's orders route, and a test from the UI passes. "
              "Tasks still call the legacy route: the workers' environment defines the same connection id.")
-    cause = (f"an {env_var_name(connection)} variable in the workers' environment wins over the metastore, so tasks "
-             "use a connection nobody sees in the UI")
     fix = "unset the variable where the workers run and restart them (`sandbox repro revert` does here)"
-    expected = Symptom("connection", None, "/dev/orders-v1", "failed at connection: host is")
-    doctor_says = f"shadowed by the environment variable {env_var_name(connection)}"
+    expected = Symptom("connection", None, "-v1", "failed at connection: host is")
 
-    def inject(self, ctx: Context) -> None:
+    @property
+    def cause(self) -> str:  # type: ignore[override]
+        return (f"an {env_var_name(self.connection or 'ID')} variable in the workers' environment wins over the "
+                "metastore, so tasks use a connection nobody sees in the UI")
+
+    @property
+    def doctor_says(self) -> str:  # type: ignore[override]
+        return f"shadowed by the environment variable {env_var_name(self.connection)}"
+
+    def inject(self, ctx: ScenarioContext) -> None:
         legacy = ctx.routes()[self.connection]["url"] + "-v1"
         ctx.runtime.restart(*WORKERS, {env_var_name(self.connection): json.dumps(
             {"conn_type": "http", "host": legacy, "description": "set in the worker image in 2023"})})
 
-    def revert(self, ctx: Context) -> None:
+    def revert(self, ctx: ScenarioContext) -> None:
         ctx.runtime.restart(*WORKERS, {})
 
 
 class ProxyEnv(Scenario):
     name = "proxy-env"
-    connection = "tyk_dev_orders"
     story = ("One worker was rebuilt from the corporate base image: it sets HTTP_PROXY and HTTPS_PROXY, and a "
              "NO_PROXY that lists the Airflow API server (so tasks start) but not the IdP or the gateway. Tasks "
              "scheduled there fail before they reach Keycloak; on the other workers they pass.")
@@ -48,13 +52,13 @@ class ProxyEnv(Scenario):
     expected = Symptom("token", None, "unreachable: ProxyError", "failed at token")
     doctor_says = "HTTP_PROXY"
 
-    def inject(self, ctx: Context) -> None:
+    def inject(self, ctx: ScenarioContext) -> None:
         proxy = "http://127.0.0.1:1"  # nothing listens on port 1: the proxy refuses, at once and every time
         airflow_api = ctx.endpoints.inner("airflow").split("://", 1)[1]  # tasks report to it: it must stay direct
         ctx.runtime.restart(*WORKERS, {"HTTP_PROXY": proxy, "HTTPS_PROXY": proxy,
                                        "NO_PROXY": f"localhost,{airflow_api}"})
 
-    def revert(self, ctx: Context) -> None:
+    def revert(self, ctx: ScenarioContext) -> None:
         ctx.runtime.restart(*WORKERS, {})
 
 
@@ -68,7 +72,6 @@ def faketime_library() -> str:
 
 class ClockSkew(Scenario):
     name = "clock-skew"
-    connection = "tyk_dev_orders"
     story = ("The IdP's host lost its NTP sync and runs five minutes ahead. Its tokens are valid, correctly signed "
              "and carry the right claims, yet the gateway refuses every one of them.")
     cause = ("the token's `iat` (issued at) lies in the gateway's future: the IdP's clock is ahead, and the gateway "
@@ -81,10 +84,10 @@ class ClockSkew(Scenario):
     needs = ("the local runtime: Keycloak runs under Debian's libfaketime there; the official Keycloak image has no "
              "libfaketime, and a container's clock is the host's")
 
-    def inject(self, ctx: Context) -> None:
+    def inject(self, ctx: ScenarioContext) -> None:
         # The JVM keeps its monotonic clock (faking it stalls its timers); only the wall clock is ahead.
         ctx.runtime.restart(*IDP, {"LD_PRELOAD": faketime_library(), "FAKETIME": SKEW,
                                    "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
 
-    def revert(self, ctx: Context) -> None:
+    def revert(self, ctx: ScenarioContext) -> None:
         ctx.runtime.restart(*IDP, {})

@@ -22,6 +22,7 @@ from sandbox.repro import runnable
 from sandbox.runtime.docker import PROJECT_LABEL, project_name
 from sandbox.runtime.factory import make_runtime
 from sandbox.scenarios import CATALOGUE
+from sandbox.spec import load as load_spec
 from tests.integration.conftest import sandbox
 
 pytestmark = pytest.mark.integration
@@ -147,13 +148,13 @@ def test_the_issuer_scenario_is_named_by_doctor_until_reverted(dstack):
     try:
         p = dstack.cli("repro", sc.name, "--keep", "-o", "json", check=False, timeout=300)
         assert p.returncode == 0, p.stderr
-        p = dstack.cli("doctor", "-o", "json", "--connection", sc.connection, check=False)
+        p = dstack.cli("doctor", "-o", "json", "--connection", sc.on(load_spec()).connection, check=False)
         (d,) = json.loads(p.stdout)
         assert p.returncode == 1 and sc.doctor_says in d["verdict"], d["verdict"]
         assert "iss http://keycloak:8080/realms/dev" in d["verdict"]
     finally:
         dstack.cli("repro", "revert")
-    assert dstack.cli("doctor", "--connection", sc.connection, check=False).returncode == 0
+    assert dstack.cli("doctor", "--connection", sc.on(load_spec()).connection, check=False).returncode == 0
 
 
 def test_a_local_only_scenario_says_so(dstack):

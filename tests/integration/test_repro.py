@@ -13,6 +13,7 @@ import pytest
 
 from sandbox.repro import runnable
 from sandbox.scenarios import CATALOGUE
+from sandbox.spec import load as load_spec
 
 LOCAL = runnable("local")  # the suite's stack runs on the local runtime; tests/integration/test_docker.py has the rest
 
@@ -40,12 +41,12 @@ def test_a_kept_fault_is_named_by_doctor_until_reverted(stack, name):
     try:
         rc, (r,) = repro(stack, name, "--keep")
         assert rc == 0 and r["kept"] and r["green_after"] is None
-        p = stack.cli("doctor", "-o", "json", "--connection", sc.connection, check=False)
+        p = stack.cli("doctor", "-o", "json", "--connection", sc.on(load_spec()).connection, check=False)
         (d,) = json.loads(p.stdout)
         assert p.returncode == 1 and sc.doctor_says in d["verdict"], d["verdict"]
     finally:
         stack.cli("repro", "revert")
-    p = stack.cli("doctor", "-o", "json", "--connection", sc.connection, check=False)
+    p = stack.cli("doctor", "-o", "json", "--connection", sc.on(load_spec()).connection, check=False)
     assert p.returncode == 0, p.stdout
 
 

@@ -2,6 +2,7 @@
 
 import base64
 import json
+from pathlib import Path
 
 from sandbox.doctor import check_claims, env_var_name, netrc_login, proxied, shadowing, stale_tokens
 from sandbox.plan import AirflowConnection
@@ -99,3 +100,58 @@ def test_a_task_that_failed_before_any_call_is_a_task_symptom():
     seen = observed(row)
     assert seen.hop == "task" and CATALOGUE["triggerer-import"].expected.matches(seen)
     assert observed(SmokeRow("c", "dev", "orders", True, 200, hops)) is None
+
+
+# ---- the hop table's judges: each hop's verdict from plain data -------------------------------------------------
+def test_the_hops_are_a_table_in_the_order_a_call_takes_them():
+    from sandbox.doctor import HOP_CHECKS, HOPS
+
+    names = [f.__name__.strip("_").replace("_hop_of", "").replace("_hop", "") for f in HOP_CHECKS]
+    assert names == list(HOPS[:-1])  # the upstream is checked apart, whatever happened before
+
+
+def test_judge_connection_names_the_first_finding():
+    from sandbox.doctor import Seen, judge_connection
+    from sandbox.runtime.base import AirflowHandoff
+
+    handoff = AirflowHandoff(*(Path("/nonexistent") / n for n in ("v.json", "dags", "home", "lib")))
+    hop, verdict = judge_connection(Seen(WANT, None, {}, handoff))
+    assert not hop.ok and "tyk_dev_orders" in verdict and "sandbox apply" in verdict
+    shadowed = {"1 scheduler": {"AIRFLOW_CONN_TYK_DEV_ORDERS": "http://elsewhere"}}
+    hop, verdict = judge_connection(Seen(WANT, {"host": WANT.url}, shadowed, handoff))
+    assert not hop.ok and "AIRFLOW_CONN_TYK_DEV_ORDERS" in verdict
+
+
+def test_judge_secret():
+    from sandbox.doctor import judge_secret
+
+    assert judge_secret(WANT, "s3cret", []) == (judge_secret(WANT, "s3cret", [])[0], None)
+    assert judge_secret(WANT, "s3cret", [])[0].ok
+    hop, verdict = judge_secret(WANT, None, [])
+    assert not hop.ok and "No client secret for airflow" in verdict
+    hop, verdict = judge_secret(WANT, "s3cret", [("orders_token", 42)])
+    assert not hop.ok and "orders_token holds an access token that expired 42s ago" in verdict
+
+
+def test_judge_token_by_keycloaks_answer():
+    from sandbox.auth import TokenError
+    from sandbox.doctor import judge_token
+
+    hop, verdict = judge_token(WANT, None, 12.3)
+    assert hop.ok and verdict is None and "12 ms" in hop.detail
+    assert "will not grant airflow the scopes" in judge_token(WANT, TokenError("invalid_scope", 400), 1)[1]
+    assert "rotated in Keycloak" in judge_token(WANT, TokenError("unauthorized_client", 401), 1)[1]
+    hop, verdict = judge_token(WANT, TokenError("connection refused"), 1)
+    assert not hop.ok and "refused a token for airflow (connection refused)" in verdict
+
+
+def test_judge_claims_names_an_unfixed_hostname_before_the_issuer():
+    from sandbox.doctor import judge_claims
+
+    hop, verdict = judge_claims(WANT, GOOD, ISS, [])
+    assert hop.ok and verdict is None
+    inner = {**GOOD, "iss": "http://kc/realms/dev"}
+    hop, verdict = judge_claims(WANT, inner, "http://127.0.0.1:28081/realms/dev", ["iss differs"])
+    assert not hop.ok and "hostname is not fixed" in verdict
+    hop, verdict = judge_claims(WANT, GOOD, ISS, ["scope lacks orders.write"])
+    assert "would refuse airflow's token in dev: scope lacks orders.write" in verdict
