@@ -267,7 +267,18 @@ def parse(text: str, source: str = "<spec>") -> Spec:
     top = c.mapping(root, "", {"version", "environments", "services", "accounts", "grants"}, {"airflow"})
     if "version" in top and c.scalar(top["version"], "version", int) not in (1, None):
         c.add("version", top["version"], "only version 1 is known")
+    # each section checked on its own, every problem of every section collected before one error names them all
+    envs = _environments(c, top)
+    services = _services(c, top)
+    accounts = _accounts(c, top, envs)
+    grants = _grants(c, top, accounts, services)
+    airflow_account = _airflow_account(c, top, root, accounts)
+    if c.problems:
+        raise SpecError(source, c.problems)
+    return Spec(envs, services, accounts, tuple(grants), airflow_account, source)
 
+
+def _environments(c: _Checker, top: dict) -> dict[str, Environment]:
     envs: dict[str, Environment] = {}
     for name, _, node in c.named_mapping(top["environments"], "environments") if "environments" in top else []:
         f = c.mapping(node, f"environments.{name}", set(), {"token_lifespan"})
@@ -276,7 +287,10 @@ def parse(text: str, source: str = "<spec>") -> Spec:
             c.add(f"environments.{name}.token_lifespan", f["token_lifespan"],
                   f"{life} is out of range (10 to 86400 seconds)")
         envs[name] = Environment(name, life or DEFAULT_TOKEN_LIFESPAN)
+    return envs
 
+
+def _services(c: _Checker, top: dict) -> dict[str, Service]:
     services: dict[str, Service] = {}
     for name, _, node in c.named_mapping(top["services"], "services") if "services" in top else []:
         p = f"services.{name}"
@@ -289,7 +303,10 @@ def parse(text: str, source: str = "<spec>") -> Spec:
             if not r.startswith("/"):
                 c.add(f"{p}.routes[{i}]", rnode, f"{r!r} must start with '/'")
         services[name] = Service(name, upstream or BUNDLED, tuple(r for r, _ in routes))
+    return services
 
+
+def _accounts(c: _Checker, top: dict, envs: dict[str, Environment]) -> dict[str, Account]:
     accounts: dict[str, Account] = {}
     for name, _, node in c.named_mapping(top["accounts"], "accounts") if "accounts" in top else []:
         p = f"accounts.{name}"
@@ -300,7 +317,10 @@ def parse(text: str, source: str = "<spec>") -> Spec:
                 c.add(f"{p}.environments[{i}]", enode, f"no environment named {e!r}")
         accounts[name] = Account(name, tuple(e for e, _ in listed),
                                  c.scalar(f.get("description"), f"{p}.description", str, "") or "")
+    return accounts
 
+
+def _grants(c: _Checker, top: dict, accounts: dict[str, Account], services: dict[str, Service]) -> list[Grant]:
     grants: list[Grant] = []
     seen_pairs: dict[tuple[str, str], int] = {}
     # (env, service, scope) -> (account, grant index): each environment has its own gateway APIs
@@ -339,7 +359,10 @@ def parse(text: str, source: str = "<spec>") -> Spec:
                       f"grants[{clash[1]}]; the gateway maps a scope to one policy, so give each account its own")
         if account and service and rate:
             grants.append(Grant(account, service, tuple(s for s, _ in scopes), rate, quota))
+    return grants
 
+
+def _airflow_account(c: _Checker, top: dict, root, accounts: dict[str, Account]) -> str:
     airflow_account = "airflow"
     if "airflow" in top:
         f = c.mapping(top["airflow"], "airflow", {"account"}, set())
@@ -348,7 +371,4 @@ def parse(text: str, source: str = "<spec>") -> Spec:
             c.add("airflow.account", f["account"], f"no account named {airflow_account!r}")
     elif "airflow" not in accounts and accounts:
         c.add("airflow", root, "no 'airflow' section and no account named 'airflow' for Airflow's connections")
-
-    if c.problems:
-        raise SpecError(source, c.problems)
-    return Spec(envs, services, accounts, tuple(grants), airflow_account, source)
+    return airflow_account

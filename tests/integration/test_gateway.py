@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 
-from sandbox.apply.tyk import api_payload
+from sandbox.appliers.tyk import api_payload
 from sandbox.auth import decode_claims
 from sandbox.clients import TykGateway
 from sandbox.plan import AUDIENCE, Addresses, plan

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from sandbox.apply import airflow as airflow_apply
-from sandbox.apply import keycloak as keycloak_apply
-from sandbox.apply import tyk as tyk_apply
+from sandbox.appliers import airflow as airflow_apply
+from sandbox.appliers import keycloak as keycloak_apply
+from sandbox.appliers import tyk as tyk_apply
 from sandbox.plan import MANAGED, plan
 from sandbox.spec import load
 from tests.unit.test_plan import INPUTS

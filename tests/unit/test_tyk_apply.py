@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from sandbox.apply.tyk import api_managed, api_payload, differences, policy_managed, policy_payload
+from sandbox.appliers.tyk import api_managed, api_payload, differences, policy_managed, policy_payload
 from sandbox.call import gateway_refusal, hide_token
 from sandbox.doctor import explain_refusal
 from sandbox.plan import AUDIT_HEADERS, plan

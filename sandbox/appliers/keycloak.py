@@ -7,7 +7,7 @@ import time
 from keycloak import KeycloakAdmin
 from keycloak.exceptions import KeycloakError
 
-from sandbox.apply import Change, Step
+from sandbox.appliers import Change, Step
 from sandbox.plan import MANAGED, Desired, KeycloakClient, KeycloakScope
 
 AUDIENCE_MAPPER = "gateway-audience"

@@ -7,7 +7,7 @@ cache of a changed API is dropped too: it outlives re-created APIs (see NOTES on
 
 from __future__ import annotations
 
-from sandbox.apply import Change, Step
+from sandbox.appliers import Change, Step
 from sandbox.clients import TykGateway
 from sandbox.plan import MANAGED, Desired, TykApi, TykPolicy
 

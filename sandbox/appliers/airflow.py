@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from sandbox.apply import Change, Step
+from sandbox.appliers import Change, Step
 from sandbox.clients import AirflowApi
 from sandbox.plan import CONNECTION_MARK, MANAGED, AirflowConnection, Desired
 
