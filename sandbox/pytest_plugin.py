@@ -22,6 +22,7 @@ from sandbox import reconcile
 from sandbox.errors import SandboxError
 from sandbox.handle import Handle
 from sandbox.paths import SandboxPaths
+from sandbox.runtime.factory import RUNTIMES
 from sandbox.settings import Settings
 from sandbox.spec import load as load_spec
 
@@ -34,7 +35,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--sandbox-without", action="append", default=None,
                 help="leave a component out (repeatable); 'unavailable' leaves out what cannot be provisioned")
     g.addoption("--sandbox-keep", action="store_true", help="leave the sandbox running after the session")
-    g.addoption("--sandbox-runtime", choices=("local", "docker"), default=None,
+    g.addoption("--sandbox-runtime", choices=RUNTIMES, default=None,
                 help="runtime of a sandbox the session starts (default: as `sandbox up` chooses)")
     parser.addini("sandbox_spec", "spec file for the `sandbox` fixture (relative to the rootdir)")
     parser.addini("sandbox_home", "sandbox directory (relative to the rootdir)")

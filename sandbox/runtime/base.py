@@ -36,7 +36,7 @@ class ComponentStatus:
     secret: str | None = field(default=None, repr=False)
     # where the stack's other components reach it ('' = `url`): a container network's service name and port
     inner_url: str = ""
-    runtime: str = ""  # which runtime runs it: local | docker
+    runtime: str = ""  # which runtime runs it (runtime.factory.RUNTIMES)
 
 
 @dataclass

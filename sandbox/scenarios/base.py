@@ -17,6 +17,7 @@ from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
 from sandbox.plan import Addresses, plan
 from sandbox.runtime.base import AirflowHandoff, Endpoints, Runtime
+from sandbox.runtime.factory import RUNTIMES
 from sandbox.spec import Spec
 
 
@@ -112,7 +113,7 @@ class Scenario(ABC):
     expected: Symptom
     doctor_says: str  # a fragment of `sandbox doctor`'s verdict while the fault is in place
     dag: str | None = None  # the repro DAG that shows the bug (fixtures/dags/sandbox_repro.py); None: the smoke
-    runtimes: tuple[str, ...] = ("local", "docker")  # where it can be reproduced
+    runtimes: tuple[str, ...] = RUNTIMES  # where it can be reproduced (every runtime unless it says)
     needs: str = ""  # why not elsewhere, when `runtimes` is not every runtime
 
     def on(self, spec: Spec) -> Scenario:
