@@ -259,8 +259,7 @@ def repro_cmd(name: str | None, run_all: bool, keep: bool, spec_path: Path | Non
     from sandbox import repro
     from sandbox.scenarios.base import ScenarioContext
     if name == "list":  # each with the connection it breaks in this spec
-        the_spec = spec.load(spec_path)
-        scenarios = [s.on(the_spec) for s in repro.CATALOGUE.values()]
+        scenarios = repro.listed(spec.load(spec_path))
         if output == "json":
             render.dump_json([{"name": s.name, "connection": s.connection, "expected": s.expected, "cause": s.cause,
                                "fix": s.fix, "story": s.story, "runtimes": s.runtimes} for s in scenarios])

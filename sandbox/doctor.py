@@ -326,7 +326,8 @@ def judge_secret(want: AirflowConnection, secret: str | None, stale: list[tuple[
     if secret is None:
         return Hop("secret", False, f"{want.secret_key} is missing"), (
             f"No client secret for {want.client_id} in the secrets backend. Fix: `sandbox apply`.")
-    return Hop("secret", True, f"{want.secret_key} in the secrets backend"), None
+    return Hop("secret", True, f"{want.secret_key} in the secrets backend" if secret else
+               f"{want.secret_key} is missing"), None
 
 
 def judge_token(want: AirflowConnection, error: TokenError | None, ms: float) -> Judged:

@@ -79,13 +79,14 @@ def acquire(paths: SandboxPaths, settings: Settings, spec_path: Path | None, wit
     left_out.update({w: "left out by option" for w in without if w not in left_out})
     with file_lock(paths.holders_lock):
         wanted = [n for n in rt.component_names() if n not in without]
-        status = {s.name: s for s in rt.status()}
+        rows = rt.status()
+        status = {s.name: s for s in rows}
         attached = all(status[n].state == "running" and status[n].healthy for n in wanted)
         # "started": a holder brought it up, so the last holder stops it; a stack that was already running
         # when the first holder came (someone's `sandbox up`) is left running.
         holders = Holders.read(paths.holders)
         try:
-            started = start_and_seed(rt, spec, without, {}, progress, start=not attached)
+            started = start_and_seed(rt, spec, without, {}, progress, running=rows if attached else None)
         except BaseException:
             if not attached:  # it was not running before us: leave nothing behind a failed setup
                 rt.down()

@@ -8,6 +8,7 @@ reverted (its own revert, then `sandbox apply`) and the smoke must be green agai
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -19,6 +20,7 @@ from sandbox.plan import Addresses, plan
 from sandbox.runtime.base import Progress
 from sandbox.scenarios import CATALOGUE
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
+from sandbox.spec import Spec
 
 KEPT_FILE = ".repro-kept.json"
 
@@ -46,6 +48,20 @@ def scenario(name: str) -> Scenario:
     if name not in CATALOGUE:
         raise SandboxError(f"No scenario named {name!r}.", f"use one of: {', '.join(CATALOGUE)}.", exit_code=2)
     return CATALOGUE[name]
+
+
+def listed(spec: Spec) -> list[Scenario]:
+    """The catalogue, each scenario with the connection it breaks in `spec` (or, where the spec has none for it,
+    why not: the listing never fails on one scenario)."""
+    out = []
+    for sc in CATALOGUE.values():
+        try:
+            out.append(sc.on(spec))
+        except SandboxError as e:
+            unbound = copy.copy(sc)
+            unbound.connection = f"(none: {e.message.split(': ', 1)[-1]})"
+            out.append(unbound)
+    return out
 
 
 def runnable(runtime: str) -> list[str]:
@@ -107,7 +123,7 @@ def run(name: str, ctx: ScenarioContext, keep: bool = False, progress: Progress 
         progress(name, f"running {dag} for {sc.connection}")
         seen = observed(_smoke_one(ctx, sc))
         if keep:
-            _record_kept(ctx, name)
+            _record_kept(ctx, name, sc.connection)
     except BaseException:  # Ctrl-C or a failure half-way: nothing stays broken
         progress(name, "reverting")
         _revert(ctx, sc)
@@ -124,24 +140,29 @@ def run(name: str, ctx: ScenarioContext, keep: bool = False, progress: Progress 
                        keep, green, round(time.monotonic() - t0, 2))
 
 
-def _record_kept(ctx: ScenarioContext, name: str) -> None:
-    path = ctx.paths.home / KEPT_FILE
-    kept = kept_names(ctx)
-    write_private(path, json.dumps(sorted({*kept, name})))
+def _record_kept(ctx: ScenarioContext, name: str, connection: str) -> None:
+    """Which fault is kept, and on which connection: a revert takes it out of that one, whatever spec it is given."""
+    write_private(ctx.paths.home / KEPT_FILE, json.dumps({**_kept(ctx), name: connection}, sort_keys=True))
+
+
+def _kept(ctx: ScenarioContext) -> dict[str, str | None]:
+    try:
+        kept = json.loads((ctx.paths.home / KEPT_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {n: None for n in kept} if isinstance(kept, list) else kept  # a list: names only, as kept before
 
 
 def kept_names(ctx: ScenarioContext) -> list[str]:
-    try:
-        return json.loads((ctx.paths.home / KEPT_FILE).read_text())
-    except (OSError, ValueError):
-        return []
+    return sorted(_kept(ctx))
 
 
 def revert_kept(ctx: ScenarioContext) -> list[str]:
     """Take out every fault left in place with --keep; returns their names."""
-    names = kept_names(ctx)
+    kept = _kept(ctx)
+    names = sorted(kept)
     for name in names:
-        CATALOGUE[name].on(ctx.spec).revert(ctx)
+        CATALOGUE[name].on(ctx.spec, kept[name]).revert(ctx)
     ctx.apply()
     (ctx.paths.home / KEPT_FILE).unlink(missing_ok=True)
     return names

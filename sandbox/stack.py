@@ -20,10 +20,10 @@ class Started:
 
 
 def start_and_seed(rt: Runtime, spec: Spec | None, without: list[str], ports: dict[str, int], progress: Progress,
-                   start: bool = True) -> Started:
-    """`rt.up` (unless `start` is False: the stack runs already), then apply `spec` to what answers."""
-    results = rt.up(without, ports, progress) if start else []
-    rows = rt.status()
+                   running: list[ComponentStatus] | None = None) -> Started:
+    """`rt.up`, then apply `spec` to what answers; `running`: the status of a stack found running (not started)."""
+    results = [] if running is not None else rt.up(without, ports, progress)
+    rows = running if running is not None else rt.status()
     endpoints = Endpoints.of(rows)
     report = None
     if spec is not None:

@@ -209,6 +209,14 @@ class DockerRuntime(SkeletonRuntime):
         state.processes.pop(name, None)
         return self._remove(self.services_of(name), self._by_service())
 
+    def clear_for_start(self, name: str, state: State, progress: Progress) -> bool:
+        # what is left (a crashed container and its log) stays until its new containers are made: `start_component`
+        existing = self._by_service()
+        return any(s in existing for s in self.services_of(name))
+
+    def start_message(self, name: str, state: State) -> str:
+        return f"starting ({state.images[name]})"
+
     def check_startable(self, to_start: list[str], state: State, progress: Progress) -> None:
         for name in to_start:
             self._ensure_image(state.images[name], name, progress)
@@ -219,9 +227,14 @@ class DockerRuntime(SkeletonRuntime):
         self._services_now = self._services(state)
 
     def start_component(self, name: str, ctx: ComponentContext, state: State, progress: Progress) -> None:
-        progress(name, f"from {state.images[name]}")
+        self._remove(self.services_of(name), self._by_service())
         for svc in self.services_of(name):
             self._start_service(self._services_now[svc], {}, progress)
+
+    def after_wait(self, name: str, ctx: ComponentContext, state: State, res: Result, started: bool,
+                   progress: Progress) -> None:
+        if res.ok:  # a failed component's containers are not recorded: the sandbox does not run them
+            self.record(name, state)
 
     def record(self, name: str, state: State) -> None:
         with self._lock:
@@ -255,9 +268,13 @@ class DockerRuntime(SkeletonRuntime):
         existing[unit].remove(force=True)
         self._start_service(services[unit], extra_env, lambda c, m: None)
 
-    def seen(self, comp: Component, state: State, ctx: ComponentContext, secrets: dict[str, str]) -> Seen:
+    def observe(self) -> dict[str, object]:
+        return self._by_service()  # one snapshot of the containers (and one client) for every row
+
+    def seen(self, comp: Component, state: State, ctx: ComponentContext, secrets: dict[str, str],
+             view: object) -> Seen:
         name = comp.name
-        existing = self._by_service()
+        existing: dict = view  # type: ignore[assignment]
         st = "disabled" if name in state.disabled else self._component_state(name, existing)
         healthy, detail = None, state.images.get(name, "")
         if st in ("running", "crashed") and secrets:

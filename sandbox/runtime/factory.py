@@ -6,6 +6,8 @@ a new one gets SANDBOX_RUNTIME, else `docker` when an engine answers, else `loca
 
 from __future__ import annotations
 
+import dataclasses
+
 from sandbox import state as statefile
 from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
@@ -56,7 +58,8 @@ def down_everywhere(paths: SandboxPaths, force: bool = False, volumes: bool = Fa
     """`sandbox down`: the recorded runtime stops what it runs; then whatever the other runtime still runs in this
     sandbox's name, which the state file does not record (it was lost, or a switch overwrote it): processes that
     carry the sandbox's mark, containers that carry its project label. Nothing of the sandbox is left running."""
-    rt = make_runtime(paths, settings)
+    # down needs no ports: a malformed SANDBOX_PORTS must not keep anyone from stopping the stack
+    rt = make_runtime(paths, dataclasses.replace(settings or Settings.from_environment(), ports_text=""))
     stopped = rt.down(force=force, volumes=volumes)
     if rt.name == "docker":
         from sandbox import supervisor

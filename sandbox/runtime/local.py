@@ -58,14 +58,19 @@ class LocalRuntime(SkeletonRuntime):
             supervisor.terminate(supervisor.tree(records), self._grace(name))
         return bool(records)
 
-    def clear_leftovers(self, name: str, progress: Progress) -> None:
-        """End what is left of an earlier start of `name` that no record names: an orphaned JVM whose wrapper
-        died, LocalExecutor workers whose scheduler was killed. Otherwise they hold its ports and memory."""
+    def clear_for_start(self, name: str, state: State, progress: Progress) -> bool:
+        """A crashed component's recorded processes stop; then what an earlier start left that no record names
+        ends too: an orphaned JVM whose wrapper died, LocalExecutor workers whose scheduler was killed (otherwise
+        they hold its ports and memory)."""
+        crashed = self.stop_component(name, state)
+        if crashed:
+            progress(name, "crashed; restarting")
         leftovers = supervisor.owned_processes(self.paths.home, name)
         if leftovers:
             progress(name, f"ending {len(leftovers)} leftover process(es) of an earlier start: "
                            + ", ".join(f"pid {p.pid}" for p in leftovers[:4]))
             supervisor.terminate(leftovers, self._grace(name))
+        return crashed
 
     def check_startable(self, to_start: list[str], state: State, progress: Progress) -> None:
         """Missing prerequisites, and what is not provisioned yet (provisioned now)."""
@@ -127,7 +132,8 @@ class LocalRuntime(SkeletonRuntime):
         new.extra_env = dict(extra_env)
         state.processes[component] = [new if r is old else r for r in recs]
 
-    def seen(self, comp: Component, state: State, ctx: ComponentContext, secrets: dict[str, str]) -> Seen:
+    def seen(self, comp: Component, state: State, ctx: ComponentContext, secrets: dict[str, str],
+             view: object) -> Seen:
         name = comp.name
         st = "disabled" if name in state.disabled else self.component_state(name, state)
         healthy, detail = None, ""

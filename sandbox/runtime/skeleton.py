@@ -68,10 +68,15 @@ class SkeletonRuntime(Runtime):
 
     @abstractmethod
     def stop_component(self, name: str, state: State) -> bool:
-        """Stop what runs of `name` (left out, crashed, or failed); whether anything did. Drops its records."""
+        """Stop what runs of `name` (left out with --without); whether anything did. Drops its records."""
 
-    def clear_leftovers(self, name: str, progress: Progress) -> None:
-        """Before `name` starts: end what an earlier start left that no record names."""
+    @abstractmethod
+    def clear_for_start(self, name: str, state: State, progress: Progress) -> bool:
+        """`name` is not running and will start: clear what is left of an earlier start (now, or as it starts);
+        whether anything was (the start is then a restart)."""
+
+    def start_message(self, name: str, state: State) -> str:
+        return "starting"
 
     def check_startable(self, to_start: list[str], state: State, progress: Progress) -> None:
         """What can fail before anything starts, beyond taken ports: prerequisites, builds, images."""
@@ -108,9 +113,15 @@ class SkeletonRuntime(Runtime):
     def record(self, name: str, state: State) -> None:
         """After a health wait: refresh `state`'s records of `name` where the runtime learns them late."""
 
+    def observe(self) -> object:
+        """Once per `status`, before the components are looked at (in parallel): what they all read."""
+        return None
+
     @abstractmethod
-    def seen(self, comp: Component, state: State, ctx: ComponentContext, secrets: dict[str, str]) -> Seen:
-        """`status` of one component: its state, health (None: not checked), detail and live pids."""
+    def seen(self, comp: Component, state: State, ctx: ComponentContext, secrets: dict[str, str],
+             view: object) -> Seen:
+        """`status` of one component: its state, health (None: not checked), detail and live pids. `view`: what
+        `observe` returned."""
 
     def inner_url(self, name: str) -> str:
         """Where the stack's other components reach `name`, when not at its host URL."""
@@ -149,12 +160,8 @@ class SkeletonRuntime(Runtime):
         for name in without:
             if self.stop_component(name, state):
                 results[name] = UpResult(name, "stopped", 0.0, "left out with --without")
-        to_start, restarts = [n for n in wanted if n not in running], set()
-        for name in to_start:
-            if self.stop_component(name, state):
-                restarts.add(name)
-                progress(name, "crashed; restarting")
-            self.clear_leftovers(name, progress)
+        to_start = [n for n in wanted if n not in running]
+        restarts = {n for n in to_start if self.clear_for_start(n, state, progress)}
         self._save(state)
 
         startup.check_ports_free(self.components, to_start, state.ports)
@@ -166,7 +173,7 @@ class SkeletonRuntime(Runtime):
             comp = self.components[name]
             t0 = time.monotonic()
             if name not in running:
-                progress(name, "starting")
+                progress(name, self.start_message(name, state))
                 self.start_component(name, ctx, state, progress)
             res = wait_for(comp.health(ctx), comp.start_timeout, abort=self.died(name, state))
             self.after_wait(name, ctx, state, res, name not in running, progress)
@@ -234,9 +241,10 @@ class SkeletonRuntime(Runtime):
             portcheck.resolve(self.default_ports(), {}, self.env_ports)
         secrets = credentials.read(self.paths.secrets)
         ctx = ComponentContext(self.paths, ports, secrets)
+        view = self.observe()
 
         def one(comp: Component) -> ComponentStatus:
-            st, healthy, detail, pids = self.seen(comp, state, ctx, secrets)
+            st, healthy, detail, pids = self.seen(comp, state, ctx, secrets, view)
             login = comp.login
             return ComponentStatus(
                 name=comp.name, state=st, healthy=healthy, detail=detail, url=comp.url(ctx),

@@ -15,7 +15,7 @@ from sandbox.appliers.keycloak import CLIENT_LIFESPAN
 from sandbox.clients import Clients
 from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
-from sandbox.plan import Addresses, plan
+from sandbox.plan import Addresses, AirflowConnection, api_id_of, plan, policy_id
 from sandbox.runtime.base import AirflowHandoff, Endpoints, Runtime
 from sandbox.runtime.factory import RUNTIMES
 from sandbox.spec import Spec
@@ -88,8 +88,8 @@ class Pick:
     env: int = 0
     service: int = 0
 
-    def choose(self, spec: Spec) -> str:
-        granted = [c for c in plan(spec, Addresses.nowhere()).connections if c.scope]
+    def choose(self, spec: Spec) -> AirflowConnection:
+        granted = [c for c in connections_of(spec) if c.scope]
         envs = list(dict.fromkeys(c.env for c in granted))
         if self.env >= len(envs):
             raise SandboxError(f"This scenario needs {self.env + 1} environments with granted connections; "
@@ -100,13 +100,19 @@ class Pick:
             raise SandboxError(f"This scenario needs {self.service + 1} granted services in {envs[self.env]}; "
                                f"{spec.source} has {len(in_env)}.", "run it against a spec with more services.",
                                exit_code=2)
-        return in_env[self.service].conn_id
+        return in_env[self.service]
+
+
+def connections_of(spec: Spec) -> list[AirflowConnection]:
+    """The spec's connections; their ids, environments, services, clients and scopes (not their URLs)."""
+    return plan(spec, Addresses.nowhere()).connections
 
 
 class Scenario(ABC):
     name: str
     pick: Pick = Pick()  # which connection it breaks, of whatever spec it runs against
     connection: str = ""  # that connection's id, once `on(spec)` chose it
+    target: AirflowConnection | None = None  # and the connection itself: its realm, client, service, scopes
     story: str  # what happens, as a team would tell it
     cause: str
     fix: str
@@ -116,11 +122,30 @@ class Scenario(ABC):
     runtimes: tuple[str, ...] = RUNTIMES  # where it can be reproduced (every runtime unless it says)
     needs: str = ""  # why not elsewhere, when `runtimes` is not every runtime
 
-    def on(self, spec: Spec) -> Scenario:
-        """This scenario bound to the connection it breaks in `spec` (whose DAG run shows the symptom)."""
+    def on(self, spec: Spec, connection: str | None = None) -> Scenario:
+        """This scenario bound to the connection it breaks in `spec` (whose DAG run shows the symptom): the one it
+        picks, or `connection` (the one a kept fault was injected into)."""
+        try:
+            target = next(c for c in connections_of(spec) if c.conn_id == connection) if connection \
+                else self.pick.choose(spec)
+        except StopIteration:
+            raise SandboxError(f"{self.name} was kept on {connection}, which {spec.source} no longer has.",
+                               "revert with the spec it was injected with (--spec).", exit_code=2) from None
+        except SandboxError as e:
+            raise SandboxError(f"{self.name}: {e.message}", e.fix, exit_code=e.exit_code) from None
         bound = copy.copy(self)
-        bound.connection = self.pick.choose(spec)
+        bound.connection, bound.target = target.conn_id, target
         return bound
+
+    @property
+    def api_id(self) -> str:
+        """The gateway API of the connection it breaks."""
+        return api_id_of(self.target.env, self.target.service)
+
+    @property
+    def policy(self) -> str:
+        """Airflow's policy on that API."""
+        return policy_id(self.target.env, self.target.client_id, self.target.service)
 
     @abstractmethod
     def inject(self, ctx: ScenarioContext) -> None: ...

@@ -9,12 +9,15 @@ class IssuerMismatch(Scenario):
     cause = "the token's `iss` is not the issuer the gateway's API trusts (another host name for the same Keycloak)"
     fix = "use one issuer URL everywhere: Keycloak's --hostname and the API's allowed issuers (`sandbox apply`)"
     expected = Symptom("gateway", 401, "Key not authorized: invalid issuer claim", "failed at gateway: HTTP 401")
-    doctor_says = "The gateway does not match the spec: API "
+
+    @property
+    def doctor_says(self) -> str:  # type: ignore[override]
+        return f"The gateway does not match the spec: API {self.api_id} differs"
 
     def inject(self, ctx: ScenarioContext) -> None:
         gw = ctx.clients.tyk
-        api = gw.call("GET", "/apis/oas/dev-orders").json()
+        api = gw.call("GET", f"/apis/oas/{self.api_id}").json()
         jwt = api["x-tyk-api-gateway"]["server"]["authentication"]["securitySchemes"][SCHEME]
         jwt["allowedIssuers"] = [i.replace("127.0.0.1", "localhost") for i in jwt["allowedIssuers"]]
-        gw.call("PUT", "/apis/oas/dev-orders", json=api)
+        gw.call("PUT", f"/apis/oas/{self.api_id}", json=api)
         gw.reload()

@@ -8,10 +8,14 @@ class MissingScope(Scenario):
     cause = "the client no longer has a scope its connection asks for"
     fix = "give the client its scopes back (`sandbox apply` restores them from the spec)"
     expected = Symptom("token", None, "HTTP 400 invalid_scope", "failed at token")
-    doctor_says = "will not grant airflow the scopes its connection asks for"
+
+    @property
+    def doctor_says(self) -> str:  # type: ignore[override]
+        return f"will not grant {self.target.client_id} the scopes its connection asks for"
 
     def inject(self, ctx: ScenarioContext) -> None:
-        admin = ctx.keycloak("dev")
-        uuid = admin.get_client_id("airflow")
-        scope = next(s["id"] for s in admin.get_client_scopes() if s["name"] == "orders.write")
+        admin = ctx.keycloak(self.target.env)
+        uuid = admin.get_client_id(self.target.client_id)
+        removed = sorted(self.target.scope.split())[-1]  # one scope its connection asks for
+        scope = next(s["id"] for s in admin.get_client_scopes() if s["name"] == removed)
         admin.delete_client_default_client_scope(uuid, scope)

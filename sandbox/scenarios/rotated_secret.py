@@ -11,5 +11,5 @@ class RotatedSecret(Scenario):
     doctor_says = "it was rotated in Keycloak and Airflow still has the old one"
 
     def inject(self, ctx: ScenarioContext) -> None:
-        admin = ctx.keycloak("dev")
-        admin.generate_client_secrets(admin.get_client_id("airflow"))
+        admin = ctx.keycloak(self.target.env)
+        admin.generate_client_secrets(admin.get_client_id(self.target.client_id))

@@ -21,7 +21,7 @@ class EnvShadowedConnection(Scenario):
     story = ("The UI shows the connection pointing at the gateway's orders route, and a test from the UI passes. "
              "Tasks still call the legacy route: the workers' environment defines the same connection id.")
     fix = "unset the variable where the workers run and restart them (`sandbox repro revert` does here)"
-    expected = Symptom("connection", None, "-v1", "failed at connection: host is")
+    expected = Symptom("connection", None, "-v1", "failed at connection: host is")  # the legacy route: <route>-v1
 
     @property
     def cause(self) -> str:  # type: ignore[override]

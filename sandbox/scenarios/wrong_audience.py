@@ -15,7 +15,7 @@ class WrongAudience(Scenario):
     doctor_says = f"lacks '{AUDIENCE}'"  # the claims hop: "aud [...] lacks '<the gateway's audience>'"
 
     def inject(self, ctx: ScenarioContext) -> None:
-        admin = ctx.keycloak("dev")
-        uuid = admin.get_client_id("airflow")
+        admin = ctx.keycloak(self.target.env)
+        uuid = admin.get_client_id(self.target.client_id)
         mapper = next(m for m in admin.get_mappers_from_client(uuid) if m["name"] == AUDIENCE_MAPPER)
         admin.remove_client_mapper(uuid, mapper["id"])

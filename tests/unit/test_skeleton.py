@@ -68,6 +68,12 @@ class FakeRuntime(SkeletonRuntime):
         RUNNING.pop(name, None)
         return bool(had)
 
+    def clear_for_start(self, name, state, progress):
+        crashed = self.stop_component(name, state)
+        if crashed:
+            progress(name, "crashed; restarting")
+        return crashed
+
     def start_component(self, name, ctx, state, progress):
         self.calls.append(("start", name))
         RUNNING[name] = self.breaks.get(name, "healthy")
@@ -88,7 +94,10 @@ class FakeRuntime(SkeletonRuntime):
         self.calls.append(("replace", f"{process} {sorted(extra_env)}"))
         RUNNING[component] = self.breaks.get(component, "healthy")
 
-    def seen(self, comp, state, ctx, secrets):
+    def observe(self):
+        return dict(RUNNING)  # one snapshot for every row
+
+    def seen(self, comp, state, ctx, secrets, view):
         st = "disabled" if comp.name in state.disabled else self.component_state(comp.name, state)
         return st, (RUNNING.get(comp.name) == "healthy") if st != "stopped" else None, "", []
 
