@@ -1,4 +1,4 @@
-"""The components the local runtime runs, in the order they are listed to users."""
+"""The components every runtime runs, in the order they are listed to users."""
 
 from __future__ import annotations
 
