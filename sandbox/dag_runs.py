@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from sandbox.clients import AirflowApi
 from sandbox.errors import SandboxError
@@ -12,16 +13,27 @@ TASK_DONE = ("success", "failed", "skipped", "upstream_failed", "removed")
 
 
 def trigger(api: AirflowApi, dag_id: str, conf: dict | None, deadline: float) -> str:
-    """Unpause and trigger `dag_id`; returns the run id. A DAG file just written is waited for until parsed."""
+    """Unpause and trigger `dag_id`; returns the run id. A DAG file just written is waited for until parsed.
+
+    The run id is ours, so a POST that fails on the server (Airflow's SQLite, locked for its 5 s while a restarted
+    scheduler writes, answers 500) is sent again without ever making two runs: a second POST of a run that was
+    made after all answers 409."""
     s, base = api.s, api.base
+    run_id = f"manual__{datetime.now(UTC).isoformat()}"
+    retried = False
     while True:
         r = s.patch(f"{base}/dags/{dag_id}", json={"is_paused": False}, timeout=30)
         if r.status_code != 404:
             r.raise_for_status()
             # a DAG whose file was removed and put back is known (the PATCH passes) but has no parsed version to
             # run until the dag-processor sees the file again: the run is refused with 404 meanwhile
-            run = s.post(f"{base}/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}},
-                         timeout=30)
+            run = s.post(f"{base}/dags/{dag_id}/dagRuns",
+                         json={"dag_run_id": run_id, "logical_date": None, "conf": conf or {}}, timeout=30)
+            if run.status_code == 409 and retried:
+                return run_id
+            if run.status_code >= 500 and not retried:
+                retried = True
+                continue
             if run.status_code != 404:
                 run.raise_for_status()
                 return run.json()["dag_run_id"]

@@ -13,6 +13,6 @@ class CrossEnvironment(Scenario):
 
     def inject(self, ctx: ScenarioContext) -> None:
         routes = ctx.routes()
-        first = routes[Pick().choose(ctx.spec)]  # a connection of the first environment: another realm's
+        first = routes[Pick().choose(ctx.spec).conn_id]  # the first environment's: another realm's
         routes[self.connection].update(token_url=first["token_url"], credential_variable=first["credential_variable"])
         ctx.write_routes(routes)
