@@ -375,12 +375,11 @@ class Walk:
     token: str = ""
     claims_ok: bool = True
 
-    def add(self, judged: Judged) -> bool:
-        """Record a hop; the first verdict stands. Whether the walk can go on (a failed hop may still let it)."""
+    def add(self, judged: Judged) -> None:
+        """Record a hop; the first verdict stands."""
         hop, verdict = judged
         self.d.hops.append(hop)
         self.d.verdict = self.d.verdict or verdict or ""
-        return True
 
 
 def _connection_hop(w: Walk) -> bool:
@@ -389,7 +388,8 @@ def _connection_hop(w: Walk) -> bool:
         live = w.clients.airflow.call("GET", f"/connections/{w.want.conn_id}").json()
     except SandboxError:
         live = None
-    return w.add(judge_connection(Seen(w.want, live, airflow_environs(w.endpoints), w.handoff)))
+    w.add(judge_connection(Seen(w.want, live, airflow_environs(w.endpoints), w.handoff)))
+    return True  # a connection that differs from the spec is walked on: the later hops say what it does
 
 
 def _secret_hop(w: Walk) -> bool:
@@ -431,7 +431,8 @@ def _claims_hop(w: Walk) -> bool:
     problems = check_claims(claims, w.want, route.issuer, kids, decode_header(w.token).get("kid"), time.time(),
                             lifespan)
     w.claims_ok = not problems
-    return w.add(judge_claims(w.want, claims, route.issuer, problems))
+    w.add(judge_claims(w.want, claims, route.issuer, problems))
+    return True  # the gateway's own answer says whether it refuses
 
 
 def _gateway_hop_of(w: Walk) -> bool:

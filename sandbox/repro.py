@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from sandbox import smoke
 from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
-from sandbox.plan import Addresses, plan
 from sandbox.runtime.base import Progress
 from sandbox.scenarios import CATALOGUE
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
@@ -59,7 +58,7 @@ def listed(spec: Spec) -> list[Scenario]:
             out.append(sc.on(spec))
         except SandboxError as e:
             unbound = copy.copy(sc)
-            unbound.connection = f"(none: {e.message.split(': ', 1)[-1]})"
+            unbound.unbound_because = f"(none: {e.message.split(': ', 1)[-1]})"
             out.append(unbound)
     return out
 
@@ -80,7 +79,7 @@ def observed(row: smoke.SmokeRow) -> Symptom | None:
 
 def _smoke_one(ctx: ScenarioContext, sc: Scenario) -> smoke.SmokeRow:
     """The scenario's DAG for its connection: the smoke, or the repro DAG written the way the bug needs."""
-    conn = next(c for c in plan(ctx.spec, Addresses.of(ctx.endpoints)).connections if c.conn_id == sc.connection)
+    conn = sc.target  # bound: its id, environment and service are all the DAG runs need
     if sc.dag:
         return smoke.probe_dag(ctx.endpoints, sc.dag, conn.conn_id, conn.env, conn.service)
     (row,) = smoke.run(ctx.spec, ctx.endpoints, ctx.paths, conn.env, conn.service).rows

@@ -1,5 +1,6 @@
-"""What the environment tells every command, parsed in one place and read once at the edge (the CLI's group,
-the pytest plugin's configure) — then passed down, so no module below reads these variables again.
+"""What the environment tells every command, parsed in one place and read once at the edge (the CLI's group for
+each command, the pytest plugin once per session) — then passed down, so no module below reads these variables
+again.
 
 SANDBOX_PORTS (NAME=PORT,...), SANDBOX_WITHOUT (space-separated components), SANDBOX_RUNTIME (a new sandbox's
 runtime). SANDBOX_HOME and SANDBOX_CACHE are read by `SandboxPaths.resolve`; per-component variables (images, a

@@ -237,9 +237,8 @@ class DockerRuntime(SkeletonRuntime):
             self.record(name, state)
 
     def record(self, name: str, state: State) -> None:
-        with self._lock:
+        with self._lock:  # saved by the skeleton right after
             state.processes[name] = self._records(name)
-        self._save(state)
 
     def died(self, name: str, state: State):
         def check() -> str | None:
@@ -260,7 +259,7 @@ class DockerRuntime(SkeletonRuntime):
         return out[-lines:], "its containers"
 
     def replace_unit(self, component: str, unit: str, extra_env: dict[str, str], ctx: ComponentContext,
-                        state: State) -> None:
+                     state: State) -> None:
         existing = self._by_service()
         if unit not in existing or existing[unit].status != "running":
             raise SandboxError(f"{component} has no running container {unit}.", "run `sandbox up` first.")

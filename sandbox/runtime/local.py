@@ -119,7 +119,7 @@ class LocalRuntime(SkeletonRuntime):
         return supervisor.tail(self.log_path(name), lines), str(self.log_path(name))
 
     def replace_unit(self, component: str, unit: str, extra_env: dict[str, str], ctx: ComponentContext,
-                        state: State) -> None:
+                     state: State) -> None:
         comp = self.components[component]
         recs = state.processes.get(component, [])
         old = next((r for r in recs if r.name == unit and supervisor.alive(r)), None)

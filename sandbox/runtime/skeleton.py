@@ -106,7 +106,7 @@ class SkeletonRuntime(Runtime):
 
     @abstractmethod
     def replace_unit(self, component: str, unit: str, extra_env: dict[str, str], ctx: ComponentContext,
-                        state: State) -> None:
+                     state: State) -> None:
         """Stop one running unit of `component` (a process, a container) and start it again with `extra_env`
         added; refuses with the fix when it is not running."""
 
@@ -137,7 +137,7 @@ class SkeletonRuntime(Runtime):
                 return self._up(without, ports, progress)
 
     def _up(self, without: list[str], overrides: dict[str, int], progress: Progress) -> list[UpResult]:
-        state = statefile.load(self.paths.state) or State(runtime=self.name)
+        state = self._load()
         if state.runtime != self.name:
             # One recorded runtime per sandbox, which every later command obeys: a switch is refused while the
             # other runtime still runs something, and recorded once it does not (else `down` would not see us).

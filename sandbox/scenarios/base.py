@@ -111,8 +111,8 @@ def connections_of(spec: Spec) -> list[AirflowConnection]:
 class Scenario(ABC):
     name: str
     pick: Pick = Pick()  # which connection it breaks, of whatever spec it runs against
-    connection: str = ""  # that connection's id, once `on(spec)` chose it
-    target: AirflowConnection | None = None  # and the connection itself: its realm, client, service, scopes
+    target: AirflowConnection | None = None  # the connection it breaks, once `on(spec)` chose it
+    unbound_because: str = ""  # why a spec has no connection for it (the catalogue listing shows it instead)
     story: str  # what happens, as a team would tell it
     cause: str
     fix: str
@@ -134,8 +134,13 @@ class Scenario(ABC):
         except SandboxError as e:
             raise SandboxError(f"{self.name}: {e.message}", e.fix, exit_code=e.exit_code) from None
         bound = copy.copy(self)
-        bound.connection, bound.target = target.conn_id, target
+        bound.target = target
         return bound
+
+    @property
+    def connection(self) -> str:
+        """The id of the connection it breaks ('' before `on`, or why not where the spec has none)."""
+        return self.target.conn_id if self.target else self.unbound_because
 
     @property
     def api_id(self) -> str:
