@@ -21,13 +21,7 @@ from sandbox.clients import AirflowApi, keycloak_admin
 from sandbox.handle import Handle
 from sandbox.paths import SandboxPaths
 
-TEST_PORTS = {"keycloak": 29081, "keycloak-management": 29091, "redis": 29379, "tyk": 29082,
-              "airflow": 29080, "upstream": 29083}
-
-
-def pytest_configure(config):
-    # read by the runtime when the `sandbox` fixture starts the stack
-    os.environ["SANDBOX_PORTS"] = ",".join(f"{k}={v}" for k, v in TEST_PORTS.items())
+from tests.conftest import TEST_PORTS  # also in SANDBOX_PORTS, which the `sandbox` fixture's stack runs on
 
 
 def sandbox(*args: str, env: dict[str, str], check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:

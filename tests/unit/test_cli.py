@@ -58,16 +58,15 @@ def test_a_new_sandbox_takes_its_runtime_from_the_environment(tmp_path, monkeypa
     from sandbox.runtime.factory import choose
 
     paths = SandboxPaths(tmp_path / "home", tmp_path / "cache")
-    monkeypatch.setenv("SANDBOX_RUNTIME", "docker")
-    assert choose(paths) == "docker" and choose(paths, "local") == "local"
+    # SANDBOX_RUNTIME, as Settings hands it over; --runtime wins
+    assert choose(paths, given="docker") == "docker" and choose(paths, "local", given="docker") == "local"
     monkeypatch.setenv("SANDBOX_RUNTIME", "podman")
     r = run(tmp_path, "status")
     assert r.exit_code == 2 and "SANDBOX_RUNTIME=podman is not a runtime" in r.output
     # a sandbox keeps the runtime its state records
     paths.home.mkdir()
     paths.state.write_text(json.dumps({"version": 1, "runtime": "docker", "ports": {}, "processes": {}}))
-    monkeypatch.setenv("SANDBOX_RUNTIME", "local")
-    assert choose(paths) == "docker"
+    assert choose(paths, given="local") == "docker"
 
 
 def test_without_needs_dependency(tmp_path):
