@@ -20,7 +20,6 @@ from keycloak import KeycloakAdmin
 from sandbox.clients import AirflowApi, keycloak_admin
 from sandbox.handle import Handle
 from sandbox.paths import SandboxPaths
-
 from tests.conftest import TEST_PORTS  # also in SANDBOX_PORTS, which the `sandbox` fixture's stack runs on
 
 
