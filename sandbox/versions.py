@@ -37,6 +37,18 @@ UPSTREAM = "v2.26.0"  # go-httpbin: a real HTTP service whose /anything echoes t
 UPSTREAM_MODULE = "github.com/mccutchen/go-httpbin/v2"
 
 
+# OpenBao, the secrets vault, built from its v2.6.2 source like the gateway
+OPENBAO = "2.6.2"
+OPENBAO_COMMIT = "dd9c19c37a878cf4a81b18efb8d6f0599c7da923"
+OPENBAO_COMMIT_DATE = "2026-08-18T15:43:05Z"
+# `git archive` of the tag (../shared/third_party/openbao/SHA256SUMS); GitHub's tag tarball of the same commit has
+# another checksum, added here once it is known (no GitHub on this project's machines)
+OPENBAO_SOURCE_SHA256S = ("658ae2cb1013dc6b69147bc14d46a8f633dcf81607278265a43a3106fc152159",)
+# the wrappers/ folder of openbao/go-kms-wrapping at the commit OpenBao's six KMS wrapper tags name, for a Go module
+# proxy that refuses them (this project's does); elsewhere the proxy serves them and this is not needed
+OPENBAO_WRAPPERS_COMMIT = "af8b1885827f2a0e7806f002236ffab381c62de3"
+OPENBAO_WRAPPERS_SHA256 = "d1b9cd766d559381984f9bbd6c8db698c770752abae617ae5aaa10c1f1cd4122"
+
 # The docker runtime's images: the official ones, tagged with the versions above. `sandbox images build`
 # makes images of the same names' layout from package registries, tagged LOCAL_IMAGE_PREFIX/<component>:<tag>.
 IMAGES = {
@@ -45,6 +57,7 @@ IMAGES = {
     "tyk": f"tykio/tyk-gateway:{TYK}",
     "airflow": f"apache/airflow:{AIRFLOW}-python{AIRFLOW_PYTHON}",
     "upstream": f"mccutchen/go-httpbin:{UPSTREAM}",
+    "openbao": f"openbao/openbao:{OPENBAO}",
 }
 LOCAL_IMAGE_PREFIX = "airflow-tyk-sandbox"
 DEBIAN = "bookworm"  # base of the locally built images (its python3 is AIRFLOW_PYTHON)
@@ -69,6 +82,7 @@ def pins() -> list[Pin]:
         Pin("tyk", TYK, f"source tarball of commit {TYK_COMMIT[:12]}, built with Go"),
         Pin("redis", ">=" + ".".join(map(str, REDIS_MIN)), "redis-server on PATH (Debian: redis-server)"),
         Pin("upstream", UPSTREAM, f"Go module proxy {UPSTREAM_MODULE} (go-httpbin)"),
+        Pin("openbao", OPENBAO, f"source tarball of commit {OPENBAO_COMMIT[:12]}, built with Go"),
     ]
 
 

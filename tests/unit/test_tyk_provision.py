@@ -14,7 +14,8 @@ import pytest
 from sandbox import versions
 from sandbox.errors import SandboxError
 from sandbox.provision import sha256_of
-from sandbox.runtime.components import tyk_build
+from sandbox.runtime.components import go_source
+from sandbox.runtime.components.go_source import TYK
 
 OTHER = "0123456789abcdef0123456789abcdef01234567"
 
@@ -37,8 +38,8 @@ def provision(tmp_path: Path, source: str) -> subprocess.CompletedProcess:
 
 
 def test_the_commit_in_the_archive_header_is_read(tmp_path):
-    assert tyk_build.archive_commit(make_archive(tmp_path / "a.tar.gz", versions.TYK_COMMIT)) == versions.TYK_COMMIT
-    assert tyk_build.archive_commit(make_archive(tmp_path / "b.tar.gz", None)) is None
+    assert go_source.archive_commit(make_archive(tmp_path / "a.tar.gz", versions.TYK_COMMIT)) == versions.TYK_COMMIT
+    assert go_source.archive_commit(make_archive(tmp_path / "b.tar.gz", None)) is None
 
 
 def test_an_archive_of_another_commit_is_refused_naming_both(tmp_path):
@@ -56,10 +57,10 @@ def test_a_forged_header_is_no_proof(tmp_path):
     # the pinned commit in the pax comment, other content: refused before anything is unpacked
     archive = make_archive(tmp_path / "forged.tar.gz", versions.TYK_COMMIT)
     with pytest.raises(SandboxError, match="a header is no proof") as e:
-        tyk_build.check_source(archive, str(archive))
+        go_source.check_source(TYK, archive, str(archive))
     assert e.value.exit_code == 2
     with pytest.raises(SandboxError, match="plain http:// URL"):
-        tyk_build.fetch_archive("http://example.org/tyk.tar.gz", tmp_path / "downloads", lambda _m: None)
+        go_source.fetch_archive(TYK, "http://example.org/tyk.tar.gz", tmp_path / "downloads", lambda _m: None)
     assert not (tmp_path / "downloads").exists()
     # nothing half-built is left to be mistaken for a gateway
     assert not (tmp_path / "cache" / "tyk" / versions.TYK / ".provisioned").exists()
@@ -77,7 +78,7 @@ def test_not_an_archive(tmp_path):
     junk = tmp_path / "junk.tar.gz"
     junk.write_text("not a tarball")
     with pytest.raises(SandboxError, match="is not a readable .tar.gz archive"):
-        tyk_build.archive_commit(junk)
+        go_source.archive_commit(junk)
 
 
 def test_an_archive_without_go_mod_is_not_taken_for_the_source(tmp_path):
@@ -85,7 +86,7 @@ def test_an_archive_without_go_mod_is_not_taken_for_the_source(tmp_path):
     with tarfile.open(archive, "w:gz") as tar:
         tar.addfile(tarfile.TarInfo("something/README"), io.BytesIO(b""))
     with pytest.raises(SandboxError, match="does not look like the Tyk source"):
-        tyk_build.extract(archive, tmp_path / "out")
+        go_source.extract(TYK, archive, tmp_path / "out")
 
 
 @pytest.mark.parametrize("output, expected", [
@@ -97,9 +98,9 @@ def test_an_archive_without_go_mod_is_not_taken_for_the_source(tmp_path):
     ("gateway/api.go:12:2: undefined: foo\n", None),
 ])
 def test_a_refused_module_is_named_with_the_proxy_answer(output, expected):
-    assert tyk_build.refused_module(output) == expected
+    assert go_source.refused_module(output) == expected
 
 
 def test_ldflags_stamp_version_and_commit():
-    flags = tyk_build.build_ldflags(versions.TYK_COMMIT)
+    flags = TYK.ldflags
     assert f"build.Version={versions.TYK}" in flags and f"build.Commit={versions.TYK_COMMIT}" in flags

@@ -21,8 +21,9 @@ from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
 from sandbox.provision import Say, cached_build, is_done, require_tool
 from sandbox.readiness import Check, http_ok
-from sandbox.runtime.components import tyk_build
+from sandbox.runtime.components import go_source
 from sandbox.runtime.components.base import Component, ComponentContext, Login, ProcessSpec
+from sandbox.runtime.components.go_source import TYK
 from sandbox.runtime.components.upstream import GO_HINT
 
 ANALYTICS_TTL = 24 * 3600  # records must outlive the gap between a DAG run and `sandbox audit`
@@ -101,13 +102,13 @@ class Tyk(Component):
         def build(target: Path) -> None:
             go = require_tool("go", GO_HINT)
             work = target / "src"
-            if source == tyk_build.GOPROXY_SOURCE:
+            if source == go_source.GOPROXY_SOURCE:
                 src = _from_module_proxy(go, work, say)
             elif source:
                 src = _from_archive(source, cache, work, say)
             else:
                 try:
-                    src = _from_archive(tyk_build.DEFAULT_SOURCE, cache, work, say)
+                    src = _from_archive(TYK.default_source, cache, work, say)
                 except SandboxError as first:
                     say(f"{first.message} Trying the Go module proxy by commit instead.")
                     try:
@@ -117,8 +118,8 @@ class Tyk(Component):
                             f"No Tyk {versions.TYK} source could be had: {first.message} {second.message}",
                             "set SANDBOX_TYK_SOURCE to a local copy of the source tarball, or SANDBOX_TYK_HOME to "
                             "an installed gateway (see the README, \"Getting the Tyk gateway\").") from second
-            tyk_build.go_build(go, src, target / "tyk", versions.TYK_COMMIT, {**os.environ, "CGO_ENABLED": "0"}, say)
-            tyk_build.install_templates(src, target)
+            go_source.go_build(TYK, go, src, target / "tyk", {**os.environ, "CGO_ENABLED": "0"}, say)
+            shutil.copytree(src / "templates", target / "templates")  # read at run time (`template_path`)
             shutil.rmtree(work)
 
         cached_build(self.home(cache), build, say)
@@ -139,17 +140,7 @@ class Tyk(Component):
 
 
 def _from_archive(source: str, cache: Path, work: Path, say: Say) -> Path:
-    downloads = cache / "tyk" / "downloads"
-    archive = tyk_build.fetch_archive(source, downloads, say)
-    try:
-        tyk_build.check_source(archive, source)
-    except SandboxError:
-        if archive.parent == downloads:  # a bad download is not kept for the next build
-            archive.unlink(missing_ok=True)
-        raise
-    say(f"unpacking {archive.name} (commit {versions.TYK_COMMIT[:12]}, as pinned)")
-    work.mkdir(parents=True, exist_ok=True)
-    return tyk_build.extract(archive, work)
+    return go_source.from_archive(TYK, source, cache / "tyk" / "downloads", work, say)
 
 
 def _from_module_proxy(go: str, work: Path, say: Say) -> Path:
