@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=1000)
     args = ap.parse_args()
     with own_sandbox("gateway") as env:
-        cli(env, "up", "--spec", str(SPEC), "--without", "airflow")
+        cli(env, "up", "--spec", str(SPEC), "--without", "airflow", "--without", "openbao")
         status = {r["name"]: r for r in json.loads(cli(env, "status", "-o", "json")[1].stdout)}
         token = cli(env, "token", "airflow", "--env", "dev", "--spec", str(SPEC))[1].stdout.strip()
         through = requests.Session()

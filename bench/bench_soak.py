@@ -61,7 +61,7 @@ def main() -> None:
     with own_sandbox("soak") as env:
         samples: list[tuple[float, float, int]] = []  # (seconds since start, ms, status)
         lock = threading.Lock()
-        cli(env, "up", "--spec", str(SPEC), "--without", "airflow")
+        cli(env, "up", "--spec", str(SPEC), "--without", "airflow", "--without", "openbao")
         status = json.loads(cli(env, "status", "-o", "json")[1].stdout)
         urls = {r["name"]: r["url"] for r in status}
         secret = json.loads(Path(env["SANDBOX_HOME"], "secrets", "clients.json").read_text())["dev/airflow"]

@@ -24,8 +24,8 @@ from pathlib import Path
 import psutil
 from benchlib import PORTS, cli, save
 
-ALL = ["keycloak", "redis", "tyk", "airflow", "upstream"]
-DEPS = {"tyk": ["redis"]}
+ALL = ["keycloak", "redis", "tyk", "openbao", "airflow", "upstream"]
+DEPS = {"tyk": ["redis"], "airflow": ["openbao"]}
 OUT = Path(__file__).parent / "results" / "stack.json"
 
 

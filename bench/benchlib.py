@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-PORTS = "keycloak=30081,keycloak-management=30091,redis=30379,tyk=30082,airflow=30080,upstream=30083"
+PORTS = ("keycloak=30081,keycloak-management=30091,redis=30379,tyk=30082,airflow=30080,upstream=30083,"
+         "openbao=30200")
 
 
 def cli(env: dict, *args: str, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:

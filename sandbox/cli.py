@@ -295,9 +295,11 @@ def repro_cmd(name: str | None, run_all: bool, keep: bool, spec_path: Path | Non
 @cli.command()
 @click.option("--since", default=None, metavar="DURATION", help="Only calls of the last DURATION (30s, 15m, 2h, 1d).")
 @click.option("--dag", "dag_id", default=None, help="Only this DAG's calls.")
+@click.option("--secrets", "secrets_", is_flag=True, help="The vault's records instead: which identity read which "
+              "secret path, when (and what it was refused).")
 @click.option("-o", "--output", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
               help="Output format.")
-def audit(since: str | None, dag_id: str | None, output: str) -> None:
+def audit(since: str | None, dag_id: str | None, secrets_: bool, output: str) -> None:
     """Which DAG called which service: the gateway's records by DAG, task, API and status."""
     from sandbox import audit as audit_mod
     from sandbox.clients import Clients
@@ -305,6 +307,11 @@ def audit(since: str | None, dag_id: str | None, output: str) -> None:
         window = audit_mod.parse_duration(since) if since else None
     except ValueError as e:
         raise SandboxError(f"--since {e}.", "e.g. --since 15m.", exit_code=2) from e
+    if secrets_:
+        if dag_id:
+            raise SandboxError("--dag does not apply to --secrets (the vault knows identities, not DAGs).",
+                               "leave out --dag.", exit_code=2)
+        return _audit_secrets(window, output)
     endpoints = get_runtime().endpoints()
     records = audit_mod.read(Clients(endpoints).redis)
     rows = audit_mod.summarise(records, time.time() - window if window else None, dag_id)
@@ -314,6 +321,25 @@ def audit(since: str | None, dag_id: str | None, output: str) -> None:
         render.csv_rows(rows, audit_mod.AuditRow)
     else:
         render.audit(rows, len(records))
+
+
+def _audit_secrets(window: int | None, output: str) -> None:
+    from sandbox import vault_audit
+    from sandbox.clients import why_not_running
+    rt = get_runtime()
+    if why := why_not_running(rt.endpoints(), "openbao"):
+        raise SandboxError(f"The vault's records are read from the running vault, and {why}.", "run `sandbox up`.")
+    rows = vault_audit.summarise(vault_audit.records(tail(rt.log_path("openbao"), 200_000)),
+                                 time.time() - window if window else None)
+    if output == "json":
+        render.dump_json(rows)
+    elif output == "csv":
+        render.csv_rows(rows, vault_audit.SecretAccess)
+    else:
+        render.simple_table("vault access by identity and path", ["identity", "policies", "operation", "path",
+                                                                    "outcome", "count", "first seen", "last seen"],
+                            [[r.identity, r.policies, r.operation, r.path, r.outcome, str(r.count), r.first_seen,
+                              r.last_seen] for r in rows])
 
 
 @cli.command()

@@ -14,6 +14,7 @@ import requests
 
 from sandbox.errors import SandboxError
 from sandbox.runtime.base import Endpoints
+from sandbox.vault import Vault
 
 if TYPE_CHECKING:  # the library takes half a second to load: only commands that talk to Keycloak load it
     from keycloak import KeycloakAdmin
@@ -168,6 +169,16 @@ class Clients:
     def tyk(self) -> TykGateway:
         self._require("tyk")
         return TykGateway(self.endpoints.url("tyk"), self.endpoints.secret("tyk") or "")
+
+    @cached_property
+    def vault(self) -> Vault:
+        """The sandbox's own vault login (the root token of its one-time initialisation)."""
+        self._require("openbao")
+        token = self.endpoints.secret("openbao")
+        if not token:
+            raise SandboxError("The vault has no root token on record.", "run `sandbox up` (its first start "
+                               "initialises the vault).")
+        return Vault(self.endpoints.url("openbao"), token)
 
     @cached_property
     def redis(self) -> redis.Redis:

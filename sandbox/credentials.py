@@ -24,6 +24,8 @@ GENERATORS = {
     "keycloak_admin_password": lambda: _random.token_urlsafe(18),
     "tyk_secret": lambda: _random.token_urlsafe(24),
     "redis_password": lambda: _random.token_urlsafe(24),
+    # OpenBao's static seal key: 32 random bytes, hex (the vault unseals itself with it at every start)
+    "openbao_unseal_key": lambda: _random.token_bytes(32).hex(),
 }
 
 

@@ -7,7 +7,6 @@ backend) -> token (Keycloak) -> claims (what the gateway will check) -> gateway 
 from __future__ import annotations
 
 import ast
-import json
 import netrc
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from sandbox.runtime import crash
 from sandbox.runtime.base import AirflowHandoff, Endpoints
 from sandbox.runtime.components.airflow import HEALTH_KEYS, Airflow
 from sandbox.spec import Spec
+from sandbox.vault import Vault, VaultError
 
 CLOCK_SKEW = 30  # seconds of clock difference a gateway typically tolerates
 
@@ -315,8 +315,15 @@ def judge_connection(seen: Seen) -> Judged:
     return Hop("connection", True, f"metastore and {ROUTES_FILE} match the spec ({seen.want.url})"), None
 
 
-def judge_secret(want: AirflowConnection, secret: str | None, stale: list[tuple[str, int]]) -> Judged:
-    """The client secret as a task reads it, and tokens a DAG stored in Variables that have expired since."""
+def judge_secret(want: AirflowConnection, secret: str | None, stale: list[tuple[str, int]],
+                 refused: str | None = None) -> Judged:
+    """The client secret as a task reads it (from the vault, with Airflow's token), and tokens a DAG stored in
+    Variables that have expired since. `refused`: the vault's words when it would not answer Airflow."""
+    if refused:
+        return Hop("secret", False, refused), (
+            f"The vault did not give Airflow {want.client_id}'s client secret: {refused.rstrip('.')}. Fix: `sandbox "
+            "up` (it restarts a stopped or sealed vault and renews or remakes Airflow's vault token), then `sandbox "
+            "apply`.")
     if stale and secret is not None:
         key, age = stale[0]
         return Hop("secret", False, f"Variable {key} holds a token that expired {age}s ago"), (
@@ -325,8 +332,8 @@ def judge_secret(want: AirflowConnection, secret: str | None, stale: list[tuple[
             "the Variable.")
     if secret is None:
         return Hop("secret", False, f"{want.secret_key} is missing"), (
-            f"No client secret for {want.client_id} in the secrets backend. Fix: `sandbox apply`.")
-    return Hop("secret", True, f"{want.secret_key} in the secrets backend" if secret else
+            f"No client secret for {want.client_id} in the vault. Fix: `sandbox apply`.")
+    return Hop("secret", True, f"{want.secret_key} in the vault" if secret else
                f"{want.secret_key} is missing"), None
 
 
@@ -392,17 +399,29 @@ def _connection_hop(w: Walk) -> bool:
     return True  # a connection that differs from the spec is walked on: the later hops say what it does
 
 
-def _secret_hop(w: Walk) -> bool:
+def _vault_secret(w: Walk) -> tuple[str | None, str | None]:
+    """The client secret as Airflow's processes read it: from the vault, with Airflow's own token."""
+    if "openbao" not in w.endpoints.components:
+        return None, "the sandbox runs no vault"
     try:
-        w.secret = json.loads(w.handoff.variables.read_text()).get(w.want.secret_key)
-    except (OSError, ValueError):
-        w.secret = None
+        token = w.handoff.vault_token.read_text().strip()
+    except OSError:
+        return None, f"Airflow's vault token {w.handoff.vault_token} is missing"
+    try:
+        found = Vault(w.endpoints.url("openbao"), token).kv_get(f"variables/{w.want.secret_key}")
+    except VaultError as e:
+        return None, e.message
+    return (found or {}).get("value"), None
+
+
+def _secret_hop(w: Walk) -> bool:
+    w.secret, refused = _vault_secret(w)
     try:
         stale = stale_tokens(w.clients.airflow.call("GET", "/variables", params={"limit": 1000}).json()["variables"],
                              w.want.client_id, api_of(w.desired, w.want).issuer, time.time())
     except SandboxError:
         stale = []
-    w.add(judge_secret(w.want, w.secret, stale))
+    w.add(judge_secret(w.want, w.secret, stale, refused))
     return w.secret is not None
 
 

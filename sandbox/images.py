@@ -5,8 +5,8 @@ which), so the compose file runs either. What goes in:
 - a Debian base: `debootstrap --variant=minbase` from a Debian mirror, then `docker import`;
 - Redis and Python (bookworm), Java 21 (trixie) from Debian's packages, installed during the build;
 - Airflow from PyPI, every file checked against the lock's hashes (`sandbox/data/*.lock`);
-- Keycloak's zip from Maven Central; the Tyk gateway built from its pinned source and go-httpbin from the Go
-  module proxy, both by this machine's provisioning (`sandbox provision`).
+- Keycloak's zip from Maven Central; the Tyk gateway and OpenBao built from their pinned sources and go-httpbin
+  from the Go module proxy, all by this machine's provisioning (`sandbox provision`).
 A custom CA bundle (TLS-intercepting proxies) goes into the base, and pip, requests and curl are pointed at it.
 Docker's layer cache makes a second build of unchanged inputs take seconds.
 """
@@ -28,6 +28,7 @@ from sandbox import engine, versions
 from sandbox.errors import SandboxError
 from sandbox.provision import Say, require_tool, run
 from sandbox.runtime.components.keycloak import download_dist
+from sandbox.runtime.components.openbao import OpenBao
 from sandbox.runtime.components.tyk import Tyk
 from sandbox.runtime.components.upstream import Upstream
 
@@ -165,6 +166,10 @@ def _stage(name: str, context: Path, cache: Path, say: Say) -> Path:
         shutil.copy2(home / "tyk", context / "tyk")
         shutil.copytree(home / "templates", context / "templates")
         shutil.copyfile(compose_dir() / "tyk" / "tyk.conf", context / "tyk.conf")
+    elif name == "openbao":
+        bao = OpenBao()
+        _provisioned(bao, cache, say)
+        shutil.copy2(bao.binary(cache), context / "bao")
     elif name == "upstream":
         up = Upstream()
         _provisioned(up, cache, say)

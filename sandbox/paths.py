@@ -108,10 +108,16 @@ class SandboxPaths:
         return self.home / "airflow-lib"
 
     @property
-    def airflow_variables(self) -> Path:
-        """Variables served to Airflow's workers by the sandbox's secrets backend: secrets kept out of the metastore
-        (0600). A folder of their own: a container's Airflow mounts it, and sees no other client's secret."""
-        return self.home / "airflow-secrets" / "airflow-variables.json"
+    def airflow_vault_token(self) -> Path:
+        """The vault token of Airflow's processes, limited by its vault policy to Airflow's paths (0600). A folder
+        of its own: a container's Airflow mounts it, and sees nothing else of the home."""
+        return self.home / "airflow-secrets" / "vault-token"
+
+    @property
+    def vault_keys(self) -> Path:
+        """What OpenBao's one-time initialisation handed back: the root token (the sandbox's own vault login) and the
+        recovery key (0600). The key that unseals it is a sandbox secret (secrets.json)."""
+        return self.home / "secrets" / "openbao.json"
 
     @property
     def container_secrets(self) -> Path:

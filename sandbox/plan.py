@@ -152,8 +152,11 @@ def connection_id(env: str, service: str) -> str:
     return f"tyk_{env}_{service}"
 
 
+SECRET_PREFIX = "sandbox_client_secret_"
+
+
 def secret_key(env: str, client_id: str) -> str:
-    return f"sandbox_client_secret_{env}_{client_id}".replace("-", "_")
+    return f"{SECRET_PREFIX}{env}_{client_id}".replace("-", "_")
 
 
 def policy_id(env: str, account: str, service: str) -> str:

@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import requests
-from keycloak import KeycloakAdmin
 from keycloak.exceptions import KeycloakError
 
 from sandbox import airflow_files
@@ -20,6 +19,7 @@ from sandbox.appliers import Change, Step
 from sandbox.appliers import airflow as airflow_apply
 from sandbox.appliers import keycloak as keycloak_apply
 from sandbox.appliers import tyk as tyk_apply
+from sandbox.appliers import vault as vault_apply
 from sandbox.clients import Clients, why_not_running
 from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
@@ -108,7 +108,16 @@ def _apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: Airfl
             tyk_apply.make_live(live.tyk, changes)
     if "keycloak" not in c.skipped:
         with _live_errors("reading the client secrets from Keycloak"):
-            changes += _store_secrets(spec, c.desired, live.keycloak, paths, handoff)
+            secrets = keycloak_apply.client_secrets(live.keycloak, c.desired)
+        changes += _store_secrets(spec, secrets, paths)
+        if why := why_not_running(endpoints, "openbao"):
+            c.skipped["openbao"] = why
+        else:
+            with _live_errors("writing the client secrets into the vault"):
+                changes += vault_apply.store(
+                    live.vault, {secret_key(realm, cid): v for (realm, cid), v in secrets.items()
+                                 if cid == spec.airflow_account},
+                    {f"{realm}/{cid}": v for (realm, cid), v in secrets.items()})
     dag_files = _install_airflow_files(handoff, c.desired)
     if "airflow" not in c.skipped:
         with _live_errors("asking Airflow to re-parse the sandbox's DAGs"):
@@ -119,21 +128,14 @@ def _apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: Airfl
     return Report(changes, c.skipped, c.desired.counts(), time.monotonic() - t0)
 
 
-def _store_secrets(spec: Spec, desired: Desired, admin: KeycloakAdmin, paths: SandboxPaths,
-                   handoff: AirflowHandoff) -> list[Change]:
-    """Client secrets go to the CLI's file and, for Airflow's account only, to Airflow's secrets backend."""
-    secrets = keycloak_apply.client_secrets(admin, desired)
+def _store_secrets(spec: Spec, secrets: dict[tuple[str, str], str], paths: SandboxPaths) -> list[Change]:
+    """Every client secret goes to the CLI's file (Airflow's account's go to the vault, `vault_apply.store`)."""
     clients = {f"{realm}/{cid}": value for (realm, cid), value in sorted(secrets.items())}
-    airflow_vars = {secret_key(realm, cid): value for (realm, cid), value in sorted(secrets.items())
-                    if cid == spec.airflow_account}
-    changes = []
-    for path, data, what in ((paths.client_secrets, clients, "client secrets for the CLI"),
-                             (handoff.variables, airflow_vars, "Airflow's secrets backend")):
-        text = json.dumps(data, indent=2, sort_keys=True)
-        if not path.exists() or path.read_text() != text:
-            write_private(path, text)
-            changes.append(Change("sandbox", "update", "secrets", path.name, what))
-    return changes
+    text = json.dumps(clients, indent=2, sort_keys=True)
+    if paths.client_secrets.exists() and paths.client_secrets.read_text() == text:
+        return []
+    write_private(paths.client_secrets, text)
+    return [Change("sandbox", "update", "secrets", paths.client_secrets.name, "client secrets for the CLI")]
 
 
 def _install_airflow_files(handoff: AirflowHandoff, desired: Desired) -> list[Change]:

@@ -20,8 +20,11 @@ own Execution API round trip (~5 ms here) once, not per lookup. The token is sti
 A token that cannot be had is an authoritative refusal (AirflowSecretsBackendAccessDenied) naming the
 connection, the client and the IdP's words — never a silent fallback to the credential-less metastore copy.
 
-It also serves the Variables file (the client secrets kept out of the metastore), as LocalFilesystemBackend
-did. Installed beside `sandbox_auth` in the folder every Airflow process has on its PYTHONPATH.
+The client secret itself is read from the vault (OpenBao's KV v2 mount, `<mount>/data/variables/<key>`, field
+`value`, the layout of the HashiCorp provider's VaultBackend) with Airflow's own vault token, which its policy
+limits to those paths. A vault that refuses (sealed, the token expired or revoked, a path outside the policy)
+is a refusal naming the vault's words, never a fallback. Installed beside `sandbox_auth` in the folder every
+Airflow process has on its PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -38,11 +41,15 @@ BASE_TTL = 5.0  # seconds a connection resolved from the rest of the chain is re
 
 
 class SandboxSecretsBackend(BaseSecretsBackend):
-    def __init__(self, variables_file: str = "", routes_file: str = "", **_ignored):
+    def __init__(self, vault_url: str = "", vault_token_file: str = "", vault_mount: str = "airflow",
+                 routes_file: str = "", **_ignored):
         super().__init__()
-        self.variables_file = Path(variables_file) if variables_file else None
+        self.vault_url = vault_url.rstrip("/")
+        self.vault_token_file = Path(vault_token_file) if vault_token_file else None
+        self.vault_mount = vault_mount
         self.routes_file = Path(routes_file) if routes_file else Path(auth.__file__).parent / auth.ROUTES_FILE
         self._bases: dict[str, tuple[float, object]] = {}  # conn id -> (when, the chain's connection)
+        self._secrets: dict[str, tuple[float, str]] = {}  # variable -> (when, the vault's value)
 
     def _recent(self, conn_id: str):
         hit = self._bases.get(conn_id)
@@ -60,22 +67,59 @@ class SandboxSecretsBackend(BaseSecretsBackend):
             return {}
 
     def get_variable(self, key: str, team_name: str | None = None) -> str | None:
-        if self.variables_file is None:
+        """A route's client secret (`SandboxAuth` reads it as a Variable); any other key is the chain's."""
+        if key not in {r.get("credential_variable") for r in self._routes().values()}:
             return None
+        from airflow.sdk.exceptions import AirflowSecretsBackendAccessDenied
+
         try:
-            return json.loads(self.variables_file.read_text()).get(key)
-        except (OSError, ValueError):
-            return None
+            return self._client_secret(key)
+        except auth.TokenError as e:
+            raise AirflowSecretsBackendAccessDenied(f"{MARK} {e}") from e
+
+    def _client_secret(self, key: str) -> str:
+        """The client secret from the vault (reused for BASE_TTL), or a TokenError in the vault's words."""
+        hit = self._secrets.get(key)
+        if hit is not None and time.monotonic() - hit[0] < BASE_TTL:
+            return hit[1]
+        value = self._read_vault(key)
+        self._secrets[key] = (time.monotonic(), value)
+        return value
+
+    def _read_vault(self, key: str) -> str:
+        import requests
+
+        if not (self.vault_url and self.vault_token_file):
+            raise auth.TokenError("the sandbox's secrets backend has no vault configured (run `sandbox up`)")
+        try:
+            token = self.vault_token_file.read_text().strip()
+        except OSError as e:
+            raise auth.TokenError(f"Airflow's vault token {self.vault_token_file} cannot be read "
+                                  f"({e.strerror}; run `sandbox up`)") from e
+        url = f"{self.vault_url}/v1/{self.vault_mount}/data/variables/{key}"
+        try:
+            r = requests.get(url, headers={"X-Vault-Token": token}, timeout=5)
+        except requests.RequestException as e:
+            raise auth.TokenError(f"the vault at {self.vault_url} did not answer ({type(e).__name__})") from e
+        if r.status_code == 404:
+            raise auth.TokenError(f"no client secret {key} in the vault (run `sandbox apply`)")
+        if not r.ok:
+            try:
+                words = "; ".join(r.json().get("errors") or []) or r.reason
+            except ValueError:
+                words = r.reason
+            raise auth.TokenError(f"the vault refused Airflow's read of {self.vault_mount}/variables/{key}: "
+                                  f"{r.status_code} {words}")
+        value = r.json().get("data", {}).get("data", {}).get("value")
+        if value is None:
+            raise auth.TokenError(f"the vault's {self.vault_mount}/variables/{key} has no field `value`")
+        return value
 
     def _token(self, conn_id: str, route: dict) -> str:
         from airflow.sdk.exceptions import AirflowSecretsBackendAccessDenied
 
         try:
-            secret = self.get_variable(route["credential_variable"])
-            if secret is None:
-                raise auth.TokenError(f"no client secret for {route['client_id']} in {self.variables_file} "
-                                      "(run `sandbox apply`)")
-            return auth.helper(conn_id, route, lambda _key: secret).token()
+            return auth.helper(conn_id, route, self._client_secret).token()
         except auth.TokenError as e:
             raise AirflowSecretsBackendAccessDenied(f"{MARK} {conn_id}: {e}") from e
 

@@ -88,22 +88,22 @@ class Endpoints:
 class AirflowHandoff:
     """The files apply writes and the runtime's Airflow reads: the contract between them.
 
-    `variables`: Airflow Variables as JSON, served to Airflow's workers by the sandbox's secrets backend (the
-    client secrets, kept out of the metastore; 0600). `dag_folder`: Airflow's DAG folder (the smoke and repro
-    DAGs). `lib`: on PYTHONPATH of every Airflow process (the token helper, the secrets backend, the triggerer's
-    guard, the routes file; see sandbox/airflow_files.py). `home`: the HOME its task processes see (files such as
-    ~/.netrc are read from there).
+    `vault_token`: the vault token Airflow's processes read the client secrets with (written by OpenBao's
+    bootstrap, limited by a vault policy to Airflow's paths; 0600). `dag_folder`: Airflow's DAG folder (the smoke
+    and repro DAGs). `lib`: on PYTHONPATH of every Airflow process (the token helper, the secrets backend, the
+    triggerer's guard, the routes file; see sandbox/airflow_files.py). `home`: the HOME its task processes see
+    (files such as ~/.netrc are read from there).
     A runtime that runs Airflow elsewhere (a container) mounts these host paths where its Airflow reads them.
     """
 
-    variables: Path
+    vault_token: Path
     dag_folder: Path
     home: Path
     lib: Path
 
     @classmethod
     def of(cls, paths: SandboxPaths) -> AirflowHandoff:
-        return cls(paths.airflow_variables, paths.dags, paths.airflow_home_dir, paths.airflow_lib)
+        return cls(paths.airflow_vault_token, paths.dags, paths.airflow_home_dir, paths.airflow_lib)
 
 
 class Runtime(ABC):

@@ -100,8 +100,6 @@ class LocalRuntime(SkeletonRuntime):
 
     def after_wait(self, name: str, ctx: ComponentContext, state: State, res: Result, started: bool,
                    progress: Progress) -> None:
-        if res.ok and started:
-            self.components[name].post_start(ctx, lambda m: progress(name, m))
         self._checked[name] = res
 
     def after_failure(self, name: str, state: State) -> None:

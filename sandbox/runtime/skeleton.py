@@ -153,6 +153,8 @@ class SkeletonRuntime(Runtime):
         startup.check_port_changes(self.components, running, state.ports, requested)
         state.ports = portcheck.resolve(self.default_ports(), state.ports, requested)
         state.disabled = sorted(without)
+        healed = self._restart_unhealthy(running, state, secrets, progress)
+        running -= healed
         self.before_start(state, running)
         results: dict[str, UpResult] = {}
 
@@ -161,7 +163,7 @@ class SkeletonRuntime(Runtime):
             if self.stop_component(name, state):
                 results[name] = UpResult(name, "stopped", 0.0, "left out with --without")
         to_start = [n for n in wanted if n not in running]
-        restarts = {n for n in to_start if self.clear_for_start(n, state, progress)}
+        restarts = healed | {n for n in to_start if self.clear_for_start(n, state, progress)}
         self._save(state)
 
         startup.check_ports_free(self.components, to_start, state.ports)
@@ -176,6 +178,8 @@ class SkeletonRuntime(Runtime):
                 progress(name, self.start_message(name, state))
                 self.start_component(name, ctx, state, progress)
             res = wait_for(comp.health(ctx), comp.start_timeout, abort=self.died(name, state))
+            if res.ok and name not in running:  # what needs the running service, from the host, on any runtime
+                comp.post_start(ctx, lambda m: progress(name, m))
             self.after_wait(name, ctx, state, res, name not in running, progress)
             self._save(state)
             if not res.ok:
@@ -199,6 +203,20 @@ class SkeletonRuntime(Runtime):
             self._save(state)
             raise error
         return [results[n] for n in self.components if n in results]
+
+    def _restart_unhealthy(self, running: set[str], state: State, secrets: dict[str, str],
+                           progress: Progress) -> set[str]:
+        """Running components that a restart heals (a sealed vault unseals itself at start) and that are unhealthy
+        now: stopped here, so this `up` starts them again."""
+        ctx = ComponentContext(self.paths, state.ports, secrets)
+        out = set()
+        for name in sorted(running):
+            comp = self.components[name]
+            if comp.restart_heals and not (res := comp.health(ctx)()).ok:
+                progress(name, f"running but unhealthy ({res.detail}): restarting it")
+                self.stop_component(name, state)
+                out.add(name)
+        return out
 
     # ---- restart one process ---------------------------------------------------------------------
     def restart(self, component: str, unit: str, extra_env: dict[str, str]) -> None:
@@ -250,7 +268,7 @@ class SkeletonRuntime(Runtime):
                 name=comp.name, state=st, healthy=healthy, detail=detail, url=comp.url(ctx),
                 urls=comp.extra_urls(ctx), ports={k: ports[k] for k in comp.default_ports}, pids=pids,
                 username=login.username if login else None,
-                secret=secrets.get(login.secret_name) if login else None,
+                secret=comp.login_secret(ctx),
                 inner_url=self.inner_url(comp.name), runtime=self.name,
             )
 

@@ -27,7 +27,7 @@ from tests.integration.conftest import sandbox
 
 pytestmark = pytest.mark.integration
 PORTS = {"keycloak": 29781, "keycloak-management": 29791, "redis": 29779, "tyk": 29782, "airflow": 29780,
-         "upstream": 29783}
+         "upstream": 29783, "openbao": 29784}
 DOCKER = runnable("docker")
 
 
@@ -60,7 +60,7 @@ def dstack(tmp_path_factory):
 
 def test_up_starts_every_component_in_containers_and_smokes_green(dstack):
     assert {c["name"]: c["action"] for c in dstack.up["components"]} == {
-        n: "started" for n in ("keycloak", "redis", "tyk", "airflow", "upstream")}
+        n: "started" for n in ("keycloak", "redis", "tyk", "openbao", "airflow", "upstream")}
     assert dstack.up["smoke"]["ok"], dstack.up["smoke"]
     rows = json.loads(dstack.cli("status", "-o", "json").stdout)
     assert {r["runtime"] for r in rows} == {"docker"} and all(r["healthy"] for r in rows), rows
@@ -204,7 +204,7 @@ def test_logs_follow_the_containers(dstack):
 def test_down_leaves_no_container_or_network_and_keeps_volumes_unless_asked(dstack):
     client = engine.client()
     out = json.loads(dstack.cli("down", "-o", "json").stdout)
-    assert set(out["stopped"]) == {"keycloak", "redis", "tyk", "airflow", "upstream"}
+    assert set(out["stopped"]) == {"keycloak", "redis", "tyk", "openbao", "airflow", "upstream"}
     label = {"label": f"{PROJECT_LABEL}={dstack.project}"}
     assert dstack.containers() == []
     assert client.networks.list(filters=label) == []
@@ -224,7 +224,7 @@ def test_a_runtime_switch_leaves_nothing_no_command_can_stop(tmp_path):
     home = tmp_path / "switch"
     env = {**os.environ, "SANDBOX_HOME": str(home), "SANDBOX_PORTS": "upstream=29883"}
     env.pop("SANDBOX_WITHOUT", None)
-    only = [a for n in ("keycloak", "redis", "tyk", "airflow") for a in ("--without", n)]
+    only = [a for n in ("keycloak", "redis", "tyk", "openbao", "airflow") for a in ("--without", n)]
 
     def cli(*args, check=True):
         return sandbox(*args, env=env, check=check)

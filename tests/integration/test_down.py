@@ -15,7 +15,7 @@ from tests.integration.conftest import sandbox
 
 pytestmark = pytest.mark.integration
 PORTS = {"keycloak": 29581, "keycloak-management": 29591, "redis": 29579, "tyk": 29582, "airflow": 29580,
-         "upstream": 29583}
+         "upstream": 29583, "openbao": 29584}
 
 
 def test_down_leaves_no_process_and_frees_every_port(tmp_path):
@@ -27,14 +27,14 @@ def test_down_leaves_no_process_and_frees_every_port(tmp_path):
         status = json.loads(sandbox("status", "-o", "json", env=env).stdout)
         pids = {pid for row in status for pid in row["pids"]}
         assert {row["name"] for row in status if row["state"] == "running"} == {
-            "keycloak", "redis", "tyk", "airflow", "upstream"}
+            "keycloak", "redis", "tyk", "openbao", "airflow", "upstream"}
         # bystanders that look like a title-rewritten sandbox process (no environment at all): one working in the
         # home (not a component's folder), one of another uid in Airflow's data folder — neither is the sandbox's
         bystanders = [subprocess.Popen(["env", "-i", "/bin/sleep", "300"], cwd=home, start_new_session=True),
                       subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "-i",
                                         "/bin/sleep", "300"], cwd=home / "data" / "airflow", start_new_session=True)]
         out = json.loads(sandbox("down", "-o", "json", env=env).stdout)
-        assert set(out["stopped"]) == {"keycloak", "redis", "tyk", "airflow", "upstream"}
+        assert set(out["stopped"]) == {"keycloak", "redis", "tyk", "openbao", "airflow", "upstream"}
         assert [b.poll() for b in bystanders] == [None, None]  # both alive
         for b in bystanders:
             b.kill()

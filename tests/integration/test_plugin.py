@@ -16,7 +16,8 @@ from sandbox.runtime.local import LocalRuntime
 
 pytestmark = pytest.mark.integration
 CACHE = default_cache()  # read now: pytester replaces HOME while a test runs
-LIGHT = ["--sandbox-without=keycloak", "--sandbox-without=airflow", "--sandbox-without=tyk"]
+LIGHT = ["--sandbox-without=keycloak", "--sandbox-without=airflow", "--sandbox-without=tyk",
+         "--sandbox-without=openbao"]
 
 RECORDING_TEST = """
 import json, os

@@ -12,6 +12,7 @@ import requests
 from sandbox.auth import ClientCredentialsAuth, TokenError
 from sandbox.plan import AUDIENCE, Addresses, plan
 from sandbox.spec import fixture_path, load
+from sandbox.vault import Vault
 from tests.integration.conftest import TEST_PORTS, airflow_session, kc_admin
 
 pytestmark = pytest.mark.integration
@@ -89,9 +90,10 @@ def test_no_client_secret_in_airflow_connection_metadata(stack):
         assert not [v for v in secrets.values() if v in raw]
         assert routes[c["connection_id"]]["credential_variable"].startswith("sandbox_client_secret_")
     assert not [v for v in secrets.values() if v in json.dumps(routes)]
-    # the secret is served to tasks by the secrets backend, not stored in the metastore
-    variables = json.loads(stack.paths.airflow_variables.read_text())
-    assert variables == {f"sandbox_client_secret_{env}_airflow": secrets[f"{env}/airflow"] for env in ("dev", "prod")}
+    # the secret is in the vault, where Airflow's own token reads it; not in the metastore
+    vault = Vault(stack.status()["openbao"]["url"], stack.paths.airflow_vault_token.read_text())
+    for env in ("dev", "prod"):
+        assert vault.kv_get(f"variables/sandbox_client_secret_{env}_airflow") == {"value": secrets[f"{env}/airflow"]}
     assert s.get(f"{api}/variables/sandbox_client_secret_dev_airflow", timeout=10).status_code == 404
 
 

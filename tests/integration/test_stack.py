@@ -112,7 +112,8 @@ def test_taken_port_is_named_with_its_holder(stack, tmp_path):
     env = {**stack.env, "SANDBOX_HOME": str(tmp_path / "other"),
            "SANDBOX_PORTS": f"upstream={port},redis=29679"}
     try:
-        p = sandbox("up", "--without", "keycloak", "--without", "airflow", "--without", "tyk", env=env, check=False)
+        p = sandbox("up", "--without", "keycloak", "--without", "airflow", "--without", "tyk", "--without", "openbao",
+                    env=env, check=False)
     finally:
         holder.close()
     assert p.returncode == 1
@@ -128,7 +129,7 @@ def test_missing_java_is_named_before_anything_starts(stack, tmp_path):
     env = {**stack.env, "SANDBOX_HOME": str(tmp_path / "nojava"), "SANDBOX_JDK_DIRS": "", "PATH": no_java_path,
            "SANDBOX_PORTS": "keycloak=29181,keycloak-management=29191,redis=29179,upstream=29183"}
     env.pop("JAVA_HOME", None)
-    p = sandbox("up", "--without", "airflow", "--without", "tyk", env=env, check=False)
+    p = sandbox("up", "--without", "airflow", "--without", "tyk", "--without", "openbao", env=env, check=False)
     assert p.returncode == 1
     assert "Keycloak 26.7.3 needs Java 21 or newer, and none was found" in p.stderr
     assert "install a JDK 21+" in p.stderr

@@ -23,7 +23,7 @@ def test_logs_unknown_component(tmp_path):
     r = run(tmp_path, "logs", "nope")
     assert r.exit_code == 2
     assert "Unknown component 'nope' for logs." in r.output
-    assert "keycloak, redis, tyk, airflow, upstream" in r.output
+    assert "keycloak, redis, tyk, openbao, airflow, upstream" in r.output
     assert "Traceback" not in r.output
 
 

@@ -18,7 +18,7 @@ def ctx(tmp_path: Path) -> ComponentContext:
 
 
 def test_component_names_and_unique_default_ports():
-    assert NAMES == ("keycloak", "redis", "tyk", "airflow", "upstream")
+    assert NAMES == ("keycloak", "redis", "tyk", "openbao", "airflow", "upstream")
     ports = [p for c in all_components() for p in c.default_ports.values()]
     assert len(ports) == len(set(ports))
 
@@ -69,3 +69,29 @@ def test_tyk_hello_verdict():
     assert hello_complaint({"status": "pass", "details": {"redis": {"status": "pass"}}}) is None
     assert hello_complaint({"status": "warn", "details": {"redis": {"status": "fail"}}}) == \
         "tyk /hello: status=warn, redis=fail"
+
+
+def test_the_vault_runs_the_same_configuration_on_either_runtime():
+    import json
+
+    from sandbox.images import compose_dir
+    from sandbox.runtime.components.openbao import server_config
+
+    in_container = json.loads((compose_dir() / "openbao" / "openbao.json").read_text())
+    assert in_container == server_config("0.0.0.0:8200", "/openbao/file", "/run/secrets/openbao_unseal_key",
+                                         "http://openbao:8200")
+    local = server_config("127.0.0.1:1", "/s", "/k", "http://127.0.0.1:1")
+    # a real server: storage on disk, auto-unsealed by the static key, no UI, and no TLS only on loopback
+    assert "file" in local["storage"] and "static" in local["seal"] and local["ui"] is False
+    assert local["listener"][0]["tcp"]["address"].startswith("127.0.0.1:")
+
+
+def test_a_sealed_vault_is_not_healthy_and_an_uninitialised_one_may_start(monkeypatch):
+    from sandbox.runtime.components import openbao
+    from sandbox.vault import Vault
+
+    for code, body, ok, detail in ((200, {}, True, "unsealed"), (501, {}, True, "not initialised yet"),
+                                   (503, {"sealed": True}, False, "OpenBao is sealed")):
+        monkeypatch.setattr(Vault, "health", lambda self, c=code, b=body: (c, b))
+        res = openbao.health_of("http://127.0.0.1:1")()
+        assert (res.ok, res.detail) == (ok, detail)

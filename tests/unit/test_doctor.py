@@ -131,6 +131,9 @@ def test_judge_secret():
     assert not hop.ok and "No client secret for airflow" in verdict
     hop, verdict = judge_secret(WANT, "s3cret", [("orders_token", 42)])
     assert not hop.ok and "orders_token holds an access token that expired 42s ago" in verdict
+    sealed = "OpenBao refused GET /v1/airflow/data/variables/x: 503 Vault is sealed."
+    hop, verdict = judge_secret(WANT, None, [], sealed)
+    assert not hop.ok and "503 Vault is sealed" in hop.detail and "Fix: `sandbox up`" in verdict
 
 
 def test_judge_token_by_keycloaks_answer():

@@ -70,7 +70,7 @@ def test_keycloak_builds_on_a_debian_with_java_21():
 
 def test_every_component_has_a_recipe_keeping_the_official_entry_point():
     entry = {"keycloak": "/opt/keycloak/bin/kc.sh", "tyk": "/opt/tyk-gateway/tyk", "airflow": "/entrypoint",
-             "redis": "redis-server", "upstream": "/bin/go-httpbin"}
+             "redis": "redis-server", "upstream": "/bin/go-httpbin", "openbao": "ENTRYPOINT [\"bao\"]"}
     for name in versions.IMAGES:
         assert entry[name] in (images.compose_dir() / "images" / name / "Dockerfile").read_text(), name
 

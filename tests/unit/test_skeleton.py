@@ -31,7 +31,7 @@ class Fake(Component):
         return lambda: Result(self.name in ctx.ports and RUNNING.get(self.name) == "healthy", "not answering")
 
 
-RUNNING: dict[str, str] = {}  # what the fake world runs: name -> healthy | dead | silent
+RUNNING: dict[str, str] = {}  # what the fake world runs: name -> healthy | dead | silent | sealed (alive, unhealthy)
 
 
 class FakeRuntime(SkeletonRuntime):
@@ -60,7 +60,7 @@ class FakeRuntime(SkeletonRuntime):
     def component_state(self, name, state):
         if not state.processes.get(name):
             return "stopped"
-        return "running" if RUNNING.get(name) == "healthy" else "crashed"
+        return "running" if RUNNING.get(name) in ("healthy", "sealed") else "crashed"
 
     def stop_component(self, name, state):
         self.calls.append(("stop", name))
@@ -127,6 +127,15 @@ def test_a_crashed_component_is_stopped_and_restarted_and_a_left_out_one_stopped
     got = rt.up(["api"], {}, lambda c, m: said.append((c, m)))
     assert actions(got) == {"api": "stopped", "db": "restarted"} and ("db", "crashed; restarting") in said
     assert "api" not in RUNNING and statefile.load(rt.paths.state).disabled == ["api"]
+
+
+def test_a_running_but_unhealthy_component_a_restart_heals_is_restarted(rt):
+    rt.up([], {}, lambda *_: None)
+    rt.components["db"].restart_heals = True
+    RUNNING["db"] = "sealed"
+    said = []
+    assert actions(rt.up([], {}, lambda c, m: said.append((c, m)))) == {"db": "restarted", "api": "already-running"}
+    assert ("db", "running but unhealthy (not answering): restarting it") in said and RUNNING["db"] == "healthy"
 
 
 def test_without_refuses_leaving_out_what_another_needs(rt):

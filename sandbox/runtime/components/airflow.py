@@ -22,6 +22,7 @@ from sandbox.provision import Say, cached_build, is_done, run
 from sandbox.readiness import Check, http_ok
 from sandbox.runtime.components.base import Component, ComponentContext, Login, ProcessSpec
 from sandbox.supervisor import base_env
+from sandbox.vault import MOUNT
 
 SERVICES = ("scheduler", "dag-processor", "triggerer", "api-server")
 HEALTH_KEYS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
@@ -71,6 +72,7 @@ SETTINGS = {
 class Airflow(Component):
     name = "airflow"
     default_ports = {"airflow": 28080}
+    after = ("openbao",)  # its client secrets are in the vault, read with its own token
     start_timeout = 180.0
     # The API server's worker waits for idle keep-alive connections ([api] worker_timeout, 120 s) before it exits
     # on TERM; nothing of it needs a graceful end (the metastore is transactional), so KILL follows soon.
@@ -146,12 +148,12 @@ class Airflow(Component):
             # The sandbox's code (token helper, secrets backend, triggerer guard) for every process, triggerer included.
             "PYTHONPATH": str(ctx.handoff.lib),
             "AIRFLOW__WORKERS__SECRETS_BACKEND_KWARGS":
-                json.dumps({"variables_file": str(ctx.handoff.variables),
-                            "routes_file": str(ctx.handoff.lib / ROUTES_FILE)}),
+                json.dumps({"vault_url": ctx.url("openbao"), "vault_token_file": str(ctx.handoff.vault_token),
+                            "vault_mount": MOUNT, "routes_file": str(ctx.handoff.lib / ROUTES_FILE)}),
         }
 
     def host_folders(self, ctx: ComponentContext) -> dict[str, Path]:
-        return {"SANDBOX_DAGS": ctx.handoff.dag_folder, "SANDBOX_AIRFLOW_SECRETS": ctx.handoff.variables.parent,
+        return {"SANDBOX_DAGS": ctx.handoff.dag_folder, "SANDBOX_AIRFLOW_SECRETS": ctx.handoff.vault_token.parent,
                 "SANDBOX_AIRFLOW_WORKER_HOME": ctx.handoff.home, "SANDBOX_AIRFLOW_LIB": ctx.handoff.lib,
                 "SANDBOX_AIRFLOW_CONFIG": ctx.data_dir(self.name)}
 
@@ -161,8 +163,9 @@ class Airflow(Component):
         ctx.handoff.dag_folder.mkdir(parents=True, exist_ok=True)
         ctx.handoff.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         airflow_files.install_lib(ctx.handoff.lib)
-        if not ctx.handoff.variables.exists():
-            write_private(ctx.handoff.variables, "{}")
+        ctx.handoff.vault_token.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # the client secrets moved to the vault: a sandbox of an earlier version loses its copy of them here
+        (ctx.handoff.vault_token.parent / "airflow-variables.json").unlink(missing_ok=True)
         write_private(home / PASSWORDS, json.dumps({"admin": ctx.secrets["airflow_admin_password"]}))
 
     def prepare(self, ctx: ComponentContext, say: Say) -> None:

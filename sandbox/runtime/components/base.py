@@ -66,6 +66,8 @@ class Component(ABC):
     start_timeout: float = 120.0
     stop_grace: float = 8.0  # seconds between TERM and KILL when it stops
     login: Login | None = None
+    # an unhealthy but running instance is restarted by `up` (rather than waited for): a restart heals it
+    restart_heals: bool = False
     # (fragment of the line in its log that says why a process exited, the fix): what `up` says when it crashes
     crash_fixes: tuple[tuple[str, str], ...] = ()
 
@@ -112,6 +114,10 @@ class Component(ABC):
     def prepare_host(self, ctx: ComponentContext) -> None:
         """What the host holds for it, whichever runtime runs it (files it reads, folders it writes)."""
         return None
+
+    def login_secret(self, ctx: ComponentContext) -> str | None:
+        """The secret of its login (`status --show-secrets`, the CLI's clients)."""
+        return ctx.secrets.get(self.login.secret_name) if self.login else None
 
     def extra_urls(self, ctx: ComponentContext) -> dict[str, str]:
         return {}

@@ -1,0 +1,87 @@
+"""The vault on the session's stack: a real OpenBao server, unsealed, holding every account's secret; Airflow
+reads its own through its policy and nothing else; a restart loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import psutil
+import pytest
+
+from sandbox.vault import MOUNT, SANDBOX_MOUNT, Vault, VaultError
+
+pytestmark = pytest.mark.integration
+
+
+def _vaults(stack) -> tuple[Vault, Vault]:
+    row = stack.status()["openbao"]
+    return Vault(row["url"], row["secret"]), Vault(row["url"], stack.paths.airflow_vault_token.read_text().strip())
+
+
+def test_the_vault_is_unsealed_and_holds_every_account_secret(stack):
+    row = stack.status()["openbao"]
+    assert row["state"] == "running" and row["healthy"] and row["url"].startswith("http://127.0.0.1:")
+    root, _ = _vaults(stack)
+    code, body = root.health()
+    assert code == 200 and body["initialized"] and not body["sealed"]
+    clients = json.loads(stack.paths.client_secrets.read_text())
+    assert clients  # every account of the spec, both environments
+    for name, secret in clients.items():
+        assert root.kv_get(f"clients/{name}", SANDBOX_MOUNT) == {"secret": secret}, name
+    # a real server, not dev mode: storage on disk in the home, the audit device on
+    assert (stack.home / "data" / "openbao" / "storage").is_dir()
+    assert "sandbox/" in root.call("GET", "sys/audit")["data"]
+
+
+def test_airflow_reads_its_own_secrets_and_is_refused_the_rest(stack):
+    root, airflow = _vaults(stack)
+    clients = json.loads(stack.paths.client_secrets.read_text())
+    assert airflow.kv_get("variables/sandbox_client_secret_dev_airflow") == {"value": clients["dev/airflow"]}
+    for attempt in (lambda: airflow.kv_get("clients/dev/airflow", SANDBOX_MOUNT),  # another mount
+                    lambda: airflow.kv_put("variables/planted", {"value": "x"}),  # its own, but writing
+                    lambda: airflow.call("GET", "sys/policies/acl/airflow-worker")):
+        with pytest.raises(VaultError) as e:
+            attempt()
+        assert e.value.status == 403 and "permission denied" in e.value.message
+    token = airflow.call("GET", "auth/token/lookup-self")["data"]
+    assert token["policies"] == ["airflow-worker"] and token["period"] > 0
+    # the vault's audit records say who read what, and what was refused, and show no secret
+    out = stack.cli("audit", "--secrets", "-o", "json").stdout
+    rows = json.loads(out)
+    mine = [r for r in rows if r["identity"] == "token-airflow"]
+    assert {"airflow/data/variables/sandbox_client_secret_dev_airflow", "sandbox/data/clients/dev/airflow"} <= {
+        r["path"] for r in mine}
+    assert any(r["path"] == "sandbox/data/clients/dev/airflow" and "permission denied" in r["outcome"] for r in mine)
+    assert not [v for v in clients.values() if v in out] and root.token not in out
+
+
+def test_no_secret_file_for_airflow_remains(stack):
+    handed = stack.paths.airflow_vault_token.parent
+    assert sorted(p.name for p in handed.iterdir()) == ["vault-token"]
+    assert oct(stack.paths.airflow_vault_token.stat().st_mode & 0o777) == "0o600"
+    secrets = list(json.loads(stack.paths.client_secrets.read_text()).values())
+    # nothing Airflow's processes read holds a client secret: their files, the DAG and lib folders, the metastore
+    folders = [stack.home / "data" / "airflow", stack.handle.handoff.lib, stack.handle.handoff.dag_folder, handed]
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file() and path.stat().st_size < 50_000_000:
+                data = path.read_bytes()
+                assert not [s for s in secrets if s.encode() in data], path
+
+
+def test_a_restarted_vault_comes_back_unsealed_with_everything(stack):
+    root, airflow = _vaults(stack)
+    before = root.kv_get("variables/sandbox_client_secret_prod_airflow", MOUNT)
+    pid = stack.status()["openbao"]["pids"][0]
+    os.killpg(pid, signal.SIGKILL)
+    psutil.wait_procs([psutil.Process(pid)], timeout=10) if psutil.pid_exists(pid) else None
+    assert stack.status()["openbao"]["state"] == "crashed"
+    out = json.loads(stack.cli(*stack.up_args()).stdout)
+    assert {c["name"]: c["action"] for c in out["components"]}["openbao"] in ("started", "restarted")
+    assert root.health()[0] == 200  # unsealed by its static key, nobody typed anything
+    assert root.kv_get("variables/sandbox_client_secret_prod_airflow", MOUNT) == before
+    # Airflow's token survived (renewed, not replaced): its processes need no restart
+    assert airflow.kv_get("variables/sandbox_client_secret_prod_airflow") == before
+    assert stack.paths.airflow_vault_token.read_text().strip() == airflow.token
