@@ -113,11 +113,11 @@ class SandboxPaths:
         of its own: a container's Airflow mounts it, and sees nothing else of the home."""
         return self.home / "airflow-secrets" / "vault-token"
 
-    @property
-    def vault_keys(self) -> Path:
-        """What OpenBao's one-time initialisation handed back: the root token (the sandbox's own vault login) and the
-        recovery key (0600). The key that unseals it is a sandbox secret (secrets.json)."""
-        return self.home / "secrets" / "openbao.json"
+    def vault_keys(self, runtime: str) -> Path:
+        """What the one-time initialisation of the runtime's vault handed back: the root token (the sandbox's own
+        vault login) and the recovery key (0600). One per runtime: the local runtime's vault (storage in the home)
+        and the docker runtime's (a volume) are two vaults. The key that unseals them is a sandbox secret."""
+        return self.home / "secrets" / f"openbao-{runtime}.json"
 
     @property
     def container_secrets(self) -> Path:

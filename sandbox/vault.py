@@ -12,7 +12,7 @@ import requests
 
 from sandbox.errors import SandboxError
 
-MOUNT = "airflow"  # the KV v2 mount of Airflow's secrets (the HashiCorp provider's default mount point)
+MOUNT = "airflow"  # the KV v2 mount of Airflow's secrets (the HashiCorp provider's `mount_point`; its default: secret)
 SANDBOX_MOUNT = "sandbox"  # the KV v2 mount of every account's client secret, which Airflow may not read
 AIRFLOW_POLICY = "airflow-worker"
 # Airflow's processes read, and only read, what the HashiCorp provider's VaultBackend reads: its connections and

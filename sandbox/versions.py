@@ -42,8 +42,10 @@ OPENBAO = "2.6.2"
 OPENBAO_COMMIT = "dd9c19c37a878cf4a81b18efb8d6f0599c7da923"
 OPENBAO_COMMIT_DATE = "2026-08-18T15:43:05Z"
 # `git archive` of the tag (../shared/third_party/openbao/SHA256SUMS); GitHub's tag tarball of the same commit has
-# another checksum, added here once it is known (no GitHub on this project's machines)
+# other bytes (no GitHub on this project's machines to pin them), so the tree it holds is pinned too: any archive
+# of exactly these files is accepted (go_source.tree_digest)
 OPENBAO_SOURCE_SHA256S = ("658ae2cb1013dc6b69147bc14d46a8f633dcf81607278265a43a3106fc152159",)
+OPENBAO_TREE_SHA256 = "b36e6e768ab7bab9614992549cfa4744176a9cda106d4810a3a77dd6ff67739e"
 # the wrappers/ folder of openbao/go-kms-wrapping at the commit OpenBao's six KMS wrapper tags name, for a Go module
 # proxy that refuses them (this project's does); elsewhere the proxy serves them and this is not needed
 OPENBAO_WRAPPERS_COMMIT = "af8b1885827f2a0e7806f002236ffab381c62de3"

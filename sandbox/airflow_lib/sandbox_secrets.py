@@ -90,7 +90,9 @@ class SandboxSecretsBackend(BaseSecretsBackend):
         import requests
 
         if not (self.vault_url and self.vault_token_file):
-            raise auth.TokenError("the sandbox's secrets backend has no vault configured (run `sandbox up`)")
+            # an Airflow process started by an earlier version of the sandbox (its secrets lived in a file then)
+            raise auth.TokenError("this Airflow process was started without the sandbox's vault settings (an "
+                                  "earlier version of the sandbox started it): run `sandbox down`, then `sandbox up`")
         try:
             token = self.vault_token_file.read_text().strip()
         except OSError as e:

@@ -120,7 +120,7 @@ class DockerRuntime(SkeletonRuntime):
     def _variables(self, state: State) -> dict[str, str]:
         """The compose file's variables for this sandbox, from what each component says of itself (ports, host
         folders, settings) and what this runtime chose (images, the secrets' folder, Airflow's uid)."""
-        ctx = ComponentContext(self.paths, {**self.default_ports(), **state.ports}, {})
+        ctx = ComponentContext(self.paths, {**self.default_ports(), **state.ports}, {}, runtime=self.name)
         out = {port_variable(k): str(v) for k, v in ctx.ports.items()}
         for comp in self.components.values():
             out.update({k: str(v) for k, v in comp.host_folders(ctx).items()})
@@ -291,7 +291,7 @@ class DockerRuntime(SkeletonRuntime):
 
     def _prepare_host(self, state: State, secrets: dict[str, str]) -> None:
         """What the containers read from the host, made first (a folder Docker makes for a missing one is root's)."""
-        ctx = ComponentContext(self.paths, state.ports, secrets)
+        ctx = ComponentContext(self.paths, state.ports, secrets, runtime=self.name)
         for comp in self.components.values():
             comp.prepare_host(ctx)
         self._write_container_secrets(secrets)

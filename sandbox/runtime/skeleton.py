@@ -169,7 +169,7 @@ class SkeletonRuntime(Runtime):
         startup.check_ports_free(self.components, to_start, state.ports)
         self.check_startable(to_start, state, progress)
         self.prepare_host(state, secrets)
-        ctx = ComponentContext(self.paths, state.ports, secrets)
+        ctx = ComponentContext(self.paths, state.ports, secrets, runtime=self.name)
 
         def bring_up(name: str) -> None:
             comp = self.components[name]
@@ -178,8 +178,10 @@ class SkeletonRuntime(Runtime):
                 progress(name, self.start_message(name, state))
                 self.start_component(name, ctx, state, progress)
             res = wait_for(comp.health(ctx), comp.start_timeout, abort=self.died(name, state))
-            if res.ok and name not in running:  # what needs the running service, from the host, on any runtime
-                comp.post_start(ctx, lambda m: progress(name, m))
+            if res.ok:  # what needs the running service, from the host, on any runtime
+                if name not in running:
+                    comp.post_start(ctx, lambda m: progress(name, m))
+                comp.ensure(ctx, lambda m: progress(name, m))
             self.after_wait(name, ctx, state, res, name not in running, progress)
             self._save(state)
             if not res.ok:
@@ -208,7 +210,7 @@ class SkeletonRuntime(Runtime):
                            progress: Progress) -> set[str]:
         """Running components that a restart heals (a sealed vault unseals itself at start) and that are unhealthy
         now: stopped here, so this `up` starts them again."""
-        ctx = ComponentContext(self.paths, state.ports, secrets)
+        ctx = ComponentContext(self.paths, state.ports, secrets, runtime=self.name)
         out = set()
         for name in sorted(running):
             comp = self.components[name]
@@ -224,7 +226,8 @@ class SkeletonRuntime(Runtime):
         comp = self.components[component]
         with private_umask(), file_lock(self.paths.lock):
             state = self._load()
-            ctx = ComponentContext(self.paths, state.ports, credentials.read(self.paths.secrets))
+            secrets = credentials.read(self.paths.secrets)
+            ctx = ComponentContext(self.paths, state.ports, secrets, runtime=self.name)
             self.replace_unit(component, unit, extra_env, ctx, state)
             self._save(state)
             res = wait_for(comp.health(ctx), comp.start_timeout, abort=self.died(component, state))
@@ -258,7 +261,7 @@ class SkeletonRuntime(Runtime):
         ports = {**self.default_ports(), **state.ports} if state.ports else \
             portcheck.resolve(self.default_ports(), {}, self.env_ports)
         secrets = credentials.read(self.paths.secrets)
-        ctx = ComponentContext(self.paths, ports, secrets)
+        ctx = ComponentContext(self.paths, ports, secrets, runtime=self.name)
         view = self.observe()
 
         def one(comp: Component) -> ComponentStatus:

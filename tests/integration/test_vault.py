@@ -85,3 +85,16 @@ def test_a_restarted_vault_comes_back_unsealed_with_everything(stack):
     # Airflow's token survived (renewed, not replaced): its processes need no restart
     assert airflow.kv_get("variables/sandbox_client_secret_prod_airflow") == before
     assert stack.paths.airflow_vault_token.read_text().strip() == airflow.token
+
+
+def test_up_remakes_a_revoked_airflow_token_while_the_vault_runs(stack):
+    root, airflow = _vaults(stack)
+    root.call("POST", "auth/token/revoke", {"token": airflow.token})
+    with pytest.raises(VaultError) as e:
+        airflow.kv_get("variables/sandbox_client_secret_dev_airflow")
+    assert e.value.status == 403
+    out = json.loads(stack.cli(*stack.up_args()).stdout)
+    assert {c["name"]: c["action"] for c in out["components"]}["openbao"] == "already-running"
+    _, remade = _vaults(stack)
+    assert remade.token != airflow.token
+    assert remade.kv_get("variables/sandbox_client_secret_dev_airflow")["value"]

@@ -104,3 +104,36 @@ def test_a_refused_module_is_named_with_the_proxy_answer(output, expected):
 def test_ldflags_stamp_version_and_commit():
     flags = TYK.ldflags
     assert f"build.Version={versions.TYK}" in flags and f"build.Commit={versions.TYK_COMMIT}" in flags
+
+
+def test_another_packing_of_the_pinned_tree_is_accepted_and_a_changed_file_is_not(tmp_path):
+    import dataclasses
+    import gzip
+
+    def pack(path: Path, files: dict[str, bytes], fmt: int, level: int) -> Path:
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w", format=fmt) as tar:
+            for name, data in files.items():
+                info = tarfile.TarInfo(f"bao-1/{name}")
+                info.size, info.mode, info.mtime = len(data), 0o755 if name == "run.sh" else 0o644, 1
+                tar.addfile(info, io.BytesIO(data))
+        path.write_bytes(gzip.compress(raw.getvalue(), compresslevel=level))
+        return path
+
+    files = {"go.mod": b"module x\n", "main.go": b"package main\n", "run.sh": b"#!/bin/sh\n"}
+    a = pack(tmp_path / "a.tar.gz", files, tarfile.PAX_FORMAT, 9)  # as `git archive` packs
+    b = pack(tmp_path / "b.tar.gz", dict(reversed(files.items())), tarfile.GNU_FORMAT, 1)  # as another tool does
+    assert sha256_of(a) != sha256_of(b) and go_source.tree_digest(a) == go_source.tree_digest(b)
+    release = dataclasses.replace(go_source.OPENBAO, sha256s=(sha256_of(a),), tree_sha256=go_source.tree_digest(a))
+    go_source.check_source(release, b, str(b))  # same files: accepted
+    changed = pack(tmp_path / "c.tar.gz", {**files, "main.go": b"package evil\n"}, tarfile.PAX_FORMAT, 9)
+    with pytest.raises(SandboxError, match="is not the pinned"):
+        go_source.check_source(release, changed, str(changed))
+
+
+def test_the_shared_openbao_archive_holds_the_pinned_tree():
+    shared = Path(__file__).resolve().parents[3] / "shared" / "third_party" / "openbao" / "openbao-2.6.2.tar.gz"
+    if not shared.is_file():  # CI and this project's machines have ../shared beside the clone
+        pytest.fail(f"{shared} is missing: the pinned tree cannot be checked")
+    assert sha256_of(shared) in versions.OPENBAO_SOURCE_SHA256S
+    assert go_source.tree_digest(shared) == versions.OPENBAO_TREE_SHA256

@@ -30,6 +30,7 @@ class ComponentContext:
     paths: SandboxPaths
     ports: dict[str, int]
     secrets: dict[str, str]
+    runtime: str = ""  # which runtime runs it (a component's state may differ per runtime: the vault's storage)
 
     @property
     def cache(self) -> Path:
@@ -91,6 +92,11 @@ class Component(ABC):
 
     def post_start(self, ctx: ComponentContext, say: Say) -> None:
         """Once healthy after a start: per-sandbox changes that need the running service."""
+        return None
+
+    def ensure(self, ctx: ComponentContext, say: Say) -> None:
+        """Once healthy, at every `up` (started now or already running): idempotent upkeep of what it must hold
+        (the vault's mounts, policy and Airflow's token), so `up` repairs what a running instance lost."""
         return None
 
     @abstractmethod

@@ -8,6 +8,7 @@ the checksum differs. Go modules the program needs come from the Go module proxy
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 import tarfile
@@ -45,6 +46,9 @@ class Release:
     cold_build: str  # how long a cold build takes here
     ldflags: str
     tags: str = ""
+    # the SHA-256 of the tree the archive holds (tree_digest): accepts another packing of the same commit's files
+    # (GitHub's tag tarball and a `git archive` of the tag differ in their bytes, not in their files)
+    tree_sha256: str = ""
 
     @property
     def archive_name(self) -> str:
@@ -64,7 +68,8 @@ OPENBAO = Release(
     f"https://github.com/openbao/openbao/archive/refs/tags/v{versions.OPENBAO}.tar.gz", "SANDBOX_OPENBAO_SOURCE",
     "SANDBOX_OPENBAO_HOME to a folder holding an OpenBao binary `bao`", "about 5 minutes on two cores",
     f"-s -w -X {_BAO_PKG}.fullVersion={versions.OPENBAO} -X {_BAO_PKG}.GitCommit={versions.OPENBAO_COMMIT} "
-    f"-X {_BAO_PKG}.CommitDate={versions.OPENBAO_COMMIT_DATE}", tags="openbao")
+    f"-X {_BAO_PKG}.CommitDate={versions.OPENBAO_COMMIT_DATE}", tags="openbao",
+    tree_sha256=versions.OPENBAO_TREE_SHA256)
 
 
 def archive_commit(path: Path) -> str | None:
@@ -77,10 +82,34 @@ def archive_commit(path: Path) -> str | None:
                            "point the source variable at the release's source tarball.") from e
 
 
+def tree_digest(path: Path) -> str:
+    """The SHA-256 of the files a tar.gz holds, read without unpacking: each regular file's path below the top
+    folder, whether it is executable, and its content's SHA-256; each link's path and target; in name order."""
+    entries = []
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for m in tar:
+                name = m.name.split("/", 1)[1] if "/" in m.name else ""
+                if not name:
+                    continue
+                if m.isfile():
+                    content = hashlib.sha256(tar.extractfile(m).read()).hexdigest()  # type: ignore[union-attr]
+                    entries.append(f"f {name} {'x' if m.mode & 0o111 else '-'} {content}")
+                elif m.issym() or m.islnk():
+                    entries.append(f"l {name} {m.linkname}")
+    except (tarfile.TarError, OSError) as e:
+        raise SandboxError(f"The source {path} is not a readable .tar.gz archive ({e}).",
+                           "point the source variable at the release's source tarball.") from e
+    return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()
+
+
 def check_source(release: Release, path: Path, source: str) -> None:
-    """The archive is the pinned one, byte for byte, before anything of it is unpacked."""
+    """The archive is the pinned one, byte for byte — or holds the pinned tree, file for file — before anything
+    of it is unpacked."""
     found = sha256_of(path)
     if found in release.sha256s:
+        return
+    if release.tree_sha256 and tree_digest(path) == release.tree_sha256:
         return
     commit = archive_commit(path)
     said = (f" (its header names commit {commit}, " + ("the pinned one: a header is no proof)" if commit ==

@@ -2,9 +2,10 @@
 
 Not dev mode: storage on disk under the sandbox's home, the listener on loopback, an audit device on. It unseals
 itself at every start with a static key (OpenBao's `seal "static"`), a sandbox secret kept 0600 in the home, so
-`down` + `up` brings it back unsealed with what it held. The first start initialises it once; the root token it
-hands back is the sandbox's own login (0600, `paths.vault_keys`). Every start then makes sure of the audit device,
-the KV v2 mount Airflow reads, Airflow's read-only policy and Airflow's own token (renewed, or made anew).
+`down` + `up` brings it back unsealed with what it held. The first `up` initialises it once; the root token it
+hands back is the sandbox's own login (0600, `paths.vault_keys(runtime)`: each runtime's vault is its own). Every
+`up` then makes sure of the two KV v2 mounts, Airflow's read-only policy and Airflow's own token (renewed, or made
+anew when it expired, was revoked or its file is gone). The audit device is declared in its configuration.
 
 Where the binary comes from, in the order a user should try:
 1. SANDBOX_OPENBAO_HOME: a folder holding an OpenBao `bao` binary of this version.
@@ -84,26 +85,37 @@ def health_of(url: str) -> Check:
     return check
 
 
+RESET = ("reset the vault's storage — local runtime: `sandbox down`, then delete <home>/data/openbao/storage; "
+         "docker: `sandbox down --volumes` — then `sandbox up` (apply writes the client secrets into it again)")
+
+
 def bootstrap(url: str, keys_file: Path, airflow_token_file: Path, say: Say) -> None:
-    """Initialise once, then (each start) Airflow's mounts, policy and token. Idempotent."""
+    """Initialise once, then (each `up`) Airflow's mounts, policy and token. Idempotent."""
     v = Vault(url)
     if not v.initialised():
         say("initialising the vault (once; its root token is kept 0600 in the home)")
         out = v.initialise()
+        if keys_file.is_file():  # keys of a vault whose storage is gone: kept beside, never overwritten
+            keys_file.rename(keys_file.with_name(f"{keys_file.stem}.replaced-{int(time.time())}.json"))
         write_private(keys_file, json.dumps({"root_token": out["root_token"],
                                              "recovery_key": (out.get("recovery_keys_b64") or [""])[0]}, indent=2))
     elif not keys_file.is_file():
         raise SandboxError(f"OpenBao's storage is initialised, but its root token file {keys_file} is missing.",
-                           "run `sandbox down --volumes` (it resets the vault's storage with the rest), then "
-                           "`sandbox up`.")
-    v.token = json.loads(keys_file.read_text())["root_token"]
+                           RESET + ".")
+    v.token = root_token(keys_file)
     deadline = time.monotonic() + 30
     while (code := v.health()[0]) != 200:  # it unseals itself right after initialisation
         if time.monotonic() > deadline:
             raise SandboxError(f"OpenBao did not become active after initialisation (sys/health {code}).",
                                "see `sandbox logs openbao`.")
         time.sleep(0.2)
-    v.ensure_kv2(MOUNT)
+    try:
+        v.ensure_kv2(MOUNT)
+    except VaultError as e:
+        if e.status == 403:
+            raise SandboxError(f"The vault refuses the root token in {keys_file}: it belongs to another "
+                               "initialisation of the vault.", RESET + ".") from e
+        raise
     v.ensure_kv2(SANDBOX_MOUNT)
     v.put_policy(AIRFLOW_POLICY, AIRFLOW_POLICY_TEXT)
     token = airflow_token_file.read_text().strip() if airflow_token_file.is_file() else ""
@@ -184,18 +196,19 @@ class OpenBao(Component):
 
     def processes(self, ctx: ComponentContext) -> list[ProcessSpec]:
         data = ctx.data_dir(self.name)
-        return [ProcessSpec("bao", [str(self.binary(ctx.cache)), "server", f"-config={data / 'openbao.json'}"],
+        # named as its container is: `restart("openbao", "openbao")` means the same on either runtime
+        return [ProcessSpec("openbao", [str(self.binary(ctx.cache)), "server", f"-config={data / 'openbao.json'}"],
                             env={"HOME": str(data)}, cwd=data)]
 
-    def post_start(self, ctx: ComponentContext, say: Say) -> None:
-        bootstrap(ctx.url("openbao"), ctx.paths.vault_keys, ctx.handoff.vault_token, say)
+    def ensure(self, ctx: ComponentContext, say: Say) -> None:
+        bootstrap(ctx.url("openbao"), ctx.paths.vault_keys(ctx.runtime), ctx.handoff.vault_token, say)
 
     def health(self, ctx: ComponentContext) -> Check:
         return health_of(ctx.url("openbao"))
 
     def login_secret(self, ctx: ComponentContext) -> str | None:
         try:
-            return root_token(ctx.paths.vault_keys)
+            return root_token(ctx.paths.vault_keys(ctx.runtime))
         except SandboxError:
             return None
 
