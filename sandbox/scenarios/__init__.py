@@ -14,6 +14,7 @@ from sandbox.scenarios.jwks import PlainJwksUrl, SigningKeyRotation
 from sandbox.scenarios.missing_scope import MissingScope
 from sandbox.scenarios.rotated_secret import RotatedSecret
 from sandbox.scenarios.triggerer import DeferrableDropsAuth, TriggererImport
+from sandbox.scenarios.vault import VaultSealed, VaultTokenExpired
 from sandbox.scenarios.worker_env import ClockSkew, EnvShadowedConnection, ProxyEnv
 from sandbox.scenarios.wrong_audience import WrongAudience
 
@@ -21,4 +22,5 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in (
     ExpiredToken(), RotatedSecret(), SigningKeyRotation(), IssuerMismatch(), WrongAudience(), MissingScope(),
     CrossEnvironment(), RateLimited(), QuotaExhausted(), BasicAuthClobbersBearer(), NetrcOverride(), PlainJwksUrl(),
     EnvShadowedConnection(), ProxyEnv(), ClockSkew(), ContainerVsHostIssuer(), TokenExpiresMidTask(),
-    ExtraSentAsHeader(), DeferrableDropsAuth(), StaleQuotaAfterReseed(), TriggererImport())}
+    ExtraSentAsHeader(), DeferrableDropsAuth(), StaleQuotaAfterReseed(), TriggererImport(), VaultSealed(),
+    VaultTokenExpired())}
