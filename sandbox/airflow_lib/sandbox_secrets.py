@@ -102,7 +102,7 @@ class SandboxSecretsBackend(BaseSecretsBackend):
         try:
             r = requests.get(url, headers={"X-Vault-Token": token}, timeout=5)
         except requests.RequestException as e:
-            raise auth.TokenError(f"the vault at {self.vault_url} did not answer ({type(e).__name__})") from e
+            raise auth.TokenError(f"the vault at {self.vault_url} unreachable: {type(e).__name__}") from e
         if r.status_code == 404:
             raise auth.TokenError(f"no client secret {key} in the vault (run `sandbox apply`)")
         if not r.ok:

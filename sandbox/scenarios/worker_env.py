@@ -44,11 +44,12 @@ class EnvShadowedConnection(Scenario):
 class ProxyEnv(Scenario):
     name = "proxy-env"
     story = ("One worker was rebuilt from the corporate base image: it sets HTTP_PROXY and HTTPS_PROXY, and a "
-             "NO_PROXY that lists the Airflow API server (so tasks start) but not the IdP or the gateway. Tasks "
-             "scheduled there fail before they reach Keycloak; on the other workers they pass.")
+             "NO_PROXY that lists the Airflow API server (so tasks start) but not the vault, the IdP or the gateway. "
+             "Tasks scheduled there fail before they have a token; on the other workers they pass.")
     cause = ("requests sends the task's calls through the proxy named in HTTP(S)_PROXY, because NO_PROXY does not "
-             "list the IdP's and the gateway's host")
-    fix = "add the IdP's and the gateway's hosts to NO_PROXY on every worker (or unset the proxy) and restart them"
+             "list the vault's, the IdP's and the gateway's hosts")
+    fix = ("add the vault's, the IdP's and the gateway's hosts to NO_PROXY on every worker (or unset the proxy) and "
+           "restart them")
     expected = Symptom("token", None, "unreachable: ProxyError", "failed at token")
     doctor_says = "HTTP_PROXY"
 

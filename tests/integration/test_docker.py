@@ -209,7 +209,7 @@ def test_down_leaves_no_container_or_network_and_keeps_volumes_unless_asked(dsta
     assert dstack.containers() == []
     assert client.networks.list(filters=label) == []
     assert {v.name for v in client.volumes.list(filters=label)} == {
-        f"{dstack.project}_{v}" for v in ("keycloak-data", "tyk-apps", "tyk-policies", "airflow-home")}
+        f"{dstack.project}_{v}" for v in ("keycloak-data", "tyk-apps", "tyk-policies", "airflow-home", "openbao-data")}
     # kept volumes: realms, clients, APIs, policies and connections are all still there after the next up
     again = json.loads(dstack.cli("up", "-o", "json", "--no-apply").stdout)
     assert {c["action"] for c in again["components"]} == {"started"}
