@@ -255,4 +255,4 @@ def test_a_runtime_switch_leaves_nothing_no_command_can_stop(tmp_path):
         project = project_name(home)
         assert not engine.client().containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={project}"})
     finally:
-        cli("down", "--force", check=False)
+        cli("down", "--force", "--volumes", check=False)  # the docker half made volumes: none is left behind
