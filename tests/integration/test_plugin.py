@@ -64,11 +64,12 @@ def test_a_session_starts_the_stack_and_stops_it(light):
     run, rt = light
     result, recs = run()
     result.assert_outcomes(passed=1)
-    assert recs[0]["attached"] is False and recs[0]["left_out"] == ["airflow", "keycloak", "tyk"]
+    assert recs[0]["attached"] is False and recs[0]["left_out"] == ["airflow", "keycloak", "openbao", "tyk"]
     # what is left out is said where nobody misses it: the report header and the terminal summary
-    result.stdout.fnmatch_lines(["sandbox: LEAVING OUT keycloak, airflow, tyk: *"])
+    result.stdout.fnmatch_lines(["sandbox: LEAVING OUT keycloak, airflow, tyk, openbao: *"])
     result.stdout.fnmatch_lines(["*sandbox: components left out*", "airflow: left out by option",
-                                 "keycloak: left out by option", "tyk: left out by option"])
+                                 "keycloak: left out by option", "openbao: left out by option",
+                                 "tyk: left out by option"])
     assert running(rt) == set()
     assert not [p for p in recs[0]["upstream_pids"]
                 if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]

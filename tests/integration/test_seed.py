@@ -57,7 +57,8 @@ def test_hand_made_drift_is_shown_by_plan_and_repaired_by_apply(stack):
     applied = json.loads(stack.cli("apply", "-o", "json").stdout)["changes"]
     # plus the CLI's copy of the secrets: the re-created client has a new one
     assert {(c["system"], c["action"], c["kind"], c["name"]) for c in applied} == \
-        planned | {("sandbox", "update", "secrets", "clients.json")}
+        planned | {("sandbox", "update", "secrets", "clients.json"),
+                   ("openbao", "update", "secret", "sandbox/clients/dev/reporting")}  # its new secret, in the vault
     assert json.loads(stack.cli("plan", "-o", "json").stdout)["changes"] == []
     claims = json.loads(stack.cli("token", "airflow", "--env", "dev", "-o", "json").stdout)["claims"]
     assert "billing.read" in claims["scope"].split()
