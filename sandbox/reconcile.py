@@ -109,15 +109,14 @@ def _apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: Airfl
     if "keycloak" not in c.skipped:
         with _live_errors("reading the client secrets from Keycloak"):
             secrets = keycloak_apply.client_secrets(live.keycloak, c.desired)
-        changes += _store_secrets(spec, secrets, paths)
+        changes += _store_secrets(secrets, paths)
         if why := why_not_running(endpoints, "openbao"):
             c.skipped["openbao"] = why
-        else:
-            with _live_errors("writing the client secrets into the vault"):
-                changes += vault_apply.store(
-                    live.vault, {secret_key(realm, cid): v for (realm, cid), v in secrets.items()
-                                 if cid == spec.airflow_account},
-                    {f"{realm}/{cid}": v for (realm, cid), v in secrets.items()})
+        else:  # the vault's refusals are SandboxErrors in OpenBao's words already (sandbox.vault)
+            changes += vault_apply.store(
+                live.vault, {secret_key(realm, cid): v for (realm, cid), v in secrets.items()
+                             if cid == spec.airflow_account},
+                {f"{realm}/{cid}": v for (realm, cid), v in secrets.items()})
     dag_files = _install_airflow_files(handoff, c.desired)
     if "airflow" not in c.skipped:
         with _live_errors("asking Airflow to re-parse the sandbox's DAGs"):
@@ -128,7 +127,7 @@ def _apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: Airfl
     return Report(changes, c.skipped, c.desired.counts(), time.monotonic() - t0)
 
 
-def _store_secrets(spec: Spec, secrets: dict[tuple[str, str], str], paths: SandboxPaths) -> list[Change]:
+def _store_secrets(secrets: dict[tuple[str, str], str], paths: SandboxPaths) -> list[Change]:
     """Every client secret goes to the CLI's file (Airflow's account's go to the vault, `vault_apply.store`)."""
     clients = {f"{realm}/{cid}": value for (realm, cid), value in sorted(secrets.items())}
     text = json.dumps(clients, indent=2, sort_keys=True)

@@ -75,11 +75,13 @@ class Vault:
         return self.call("POST", "sys/init", {"recovery_shares": 1, "recovery_threshold": 1})
 
     # ---- configuration (root) --------------------------------------------------------------------
-    def ensure_kv2(self, mount: str) -> None:
-        mounts = self.call("GET", "sys/mounts") or {}
-        have = mounts.get("data", mounts).get(f"{mount}/")
-        if have is None:
-            self.call("POST", f"sys/mounts/{mount}", {"type": "kv", "options": {"version": "2"}})
+    def ensure_kv2(self, *mounts: str) -> None:
+        """Each of `mounts` a KV v2 mount: the mounts listed once, the missing ones made."""
+        listed = self.call("GET", "sys/mounts") or {}
+        have = listed.get("data", listed)
+        for mount in mounts:
+            if f"{mount}/" not in have:
+                self.call("POST", f"sys/mounts/{mount}", {"type": "kv", "options": {"version": "2"}})
 
     def put_policy(self, name: str, text: str) -> None:
         self.call("POST", f"sys/policies/acl/{name}", {"policy": text})

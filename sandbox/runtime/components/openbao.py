@@ -27,7 +27,7 @@ from sandbox import versions
 from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
 from sandbox.provision import Say, cached_build, is_done, require_tool, run, sha256_of
-from sandbox.readiness import Check, Result
+from sandbox.readiness import Check, Result, wait_for
 from sandbox.runtime.components import go_source
 from sandbox.runtime.components.base import Component, ComponentContext, Login, ProcessSpec
 from sandbox.runtime.components.go_source import OPENBAO
@@ -103,20 +103,21 @@ def bootstrap(url: str, keys_file: Path, airflow_token_file: Path, say: Say) -> 
         raise SandboxError(f"OpenBao's storage is initialised, but its root token file {keys_file} is missing.",
                            RESET + ".")
     v.token = root_token(keys_file)
-    deadline = time.monotonic() + 30
-    while (code := v.health()[0]) != 200:  # it unseals itself right after initialisation
-        if time.monotonic() > deadline:
-            raise SandboxError(f"OpenBao did not become active after initialisation (sys/health {code}).",
-                               "see `sandbox logs openbao`.")
-        time.sleep(0.2)
+
+    def active() -> Result:  # it unseals itself right after initialisation
+        code = v.health()[0]
+        return Result(code == 200, f"sys/health {code}")
+
+    if not (res := wait_for(active, 30, interval=0.2)).ok:
+        raise SandboxError(f"OpenBao did not become active after initialisation ({res.detail}).",
+                           "see `sandbox logs openbao`.")
     try:
-        v.ensure_kv2(MOUNT)
+        v.ensure_kv2(MOUNT, SANDBOX_MOUNT)
     except VaultError as e:
         if e.status == 403:
             raise SandboxError(f"The vault refuses the root token in {keys_file}: it belongs to another "
                                "initialisation of the vault.", RESET + ".") from e
         raise
-    v.ensure_kv2(SANDBOX_MOUNT)
     v.put_policy(AIRFLOW_POLICY, AIRFLOW_POLICY_TEXT)
     token = airflow_token_file.read_text().strip() if airflow_token_file.is_file() else ""
     if not (token and v.renew(token)):
