@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from keycloak import KeycloakAdmin
@@ -28,6 +29,29 @@ def mapper_payload(audience: str) -> dict:
     return {"name": AUDIENCE_MAPPER, "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
             "config": {"included.custom.audience": audience, "access.token.claim": "true",
                        "id.token.claim": "false", "introspection.token.claim": "true"}}
+
+
+# Client secret rotation with overlap (Keycloak's preview feature `client-secret-rotation`, which the sandbox's
+# Keycloak is built with): a client policy of the realm applies this profile to every confidential client, so a
+# regenerated client's old secret stays valid as its "rotated secret" until `sandbox rotate` invalidates it (or,
+# should rotate die half-way, until ROTATED_BACKSTOP passes). A secret's own lifetime is long: expiring one is
+# `sandbox rotate`'s decision, never a surprise (its expiry is kept in int seconds since 1970: a few years at most).
+ROTATION = "sandbox-secret-rotation"  # the profile's and the policy's name
+SECRET_LIFETIME = 2 * 365 * 86400
+ROTATED_BACKSTOP = 3600
+
+
+def rotation_profile() -> dict:
+    return {"name": ROTATION, "description": "managed by airflow-tyk-sandbox: keep a rotated secret valid for "
+            "the rotation's grace period", "executors": [{"executor": "secret-rotation", "configuration": {
+                "expiration-period": str(SECRET_LIFETIME), "rotated-expiration-period": str(ROTATED_BACKSTOP),
+                "remaining-rotation-period": "86400"}}]}
+
+
+def rotation_policy() -> dict:
+    return {"name": ROTATION, "description": "managed by airflow-tyk-sandbox", "enabled": True,
+            "conditions": [{"condition": "client-access-type", "configuration": {"type": ["confidential"]}}],
+            "profiles": [ROTATION]}
 
 
 # A client's own access-token lifespan, overriding the realm's (the spec sets lifespans per environment only)
@@ -57,7 +81,8 @@ def steps(admin: KeycloakAdmin, desired: Desired) -> list[Step]:
         if name not in live_realms:
             out.append(Step(Change("keycloak", "create", "realm", name, f"token lifespan {r.access_token_lifespan}s"),
                             lambda r=r: _create_realm(admin, realm_payload(r.realm, r.access_token_lifespan))))
-            # a new realm holds nothing yet: all its scopes and clients are to be created
+            # a new realm holds nothing yet: its rotation policy, all its scopes and clients are to be created
+            out.append(_rotation_step(admin, name, "create"))
             out += [_create_scope_step(admin, s) for s in desired.scopes if s.realm == name]
             out += [_create_client_step(admin, c) for c in desired.clients if c.realm == name]
             continue
@@ -68,8 +93,41 @@ def steps(admin: KeycloakAdmin, desired: Desired) -> list[Step]:
             out.append(Step(Change("keycloak", "update", "realm", name,
                                    f"token lifespan {live.get('accessTokenLifespan')}s -> {r.access_token_lifespan}s"),
                             lambda r=r: admin.update_realm(r.realm, realm_payload(r.realm, r.access_token_lifespan))))
+        if not _rotation_in_place(admin, name):
+            out.append(_rotation_step(admin, name, "update"))
         out += _realm_contents(admin, name, desired)
     return out
+
+
+def _policies_url(realm: str, kind: str) -> str:
+    return f"admin/realms/{realm}/client-policies/{kind}"
+
+
+def _get(admin: KeycloakAdmin, path: str) -> dict:
+    r = admin.connection.raw_get(path)
+    r.raise_for_status()
+    return r.json()
+
+
+def _rotation_in_place(admin: KeycloakAdmin, realm: str) -> bool:
+    profiles = _get(admin, _policies_url(realm, "profiles")).get("profiles") or []
+    policies = _get(admin, _policies_url(realm, "policies")).get("policies") or []
+    return any(p.get("name") == ROTATION for p in profiles) and any(
+        p.get("name") == ROTATION and p.get("enabled") and ROTATION in (p.get("profiles") or []) for p in policies)
+
+
+def _ensure_rotation(admin: KeycloakAdmin, realm: str) -> None:
+    """The realm's rotation profile and policy, beside whatever other profiles and policies it has."""
+    for kind, mine in (("profiles", rotation_profile()), ("policies", rotation_policy())):
+        url = _policies_url(realm, kind)
+        others = [p for p in _get(admin, url).get(kind) or [] if p.get("name") != ROTATION]
+        admin.connection.raw_put(url, data=json.dumps({kind: [*others, mine]})).raise_for_status()
+
+
+def _rotation_step(admin: KeycloakAdmin, realm: str, action: str) -> Step:
+    return Step(Change("keycloak", action, "client-policy", f"{realm}/{ROTATION}",
+                       "old client secrets stay valid through a rotation's grace"),
+                lambda: _ensure_rotation(admin, realm))
 
 
 def _create_realm(admin: KeycloakAdmin, payload: dict) -> None:

@@ -15,11 +15,27 @@ from tests.unit.test_plan import INPUTS
 DESIRED = plan(load(), INPUTS)
 
 
+class Answer:
+    def __init__(self, body: dict):
+        self.body = body
+
+    def raise_for_status(self) -> None:
+        pass
+
+    def json(self) -> dict:
+        return self.body
+
+
 class LiveKeycloak:
     """The admin client's read side, over realms given as data."""
 
     def __init__(self, realms: dict[str, dict]):
         self.realms, self.current = realms, "master"
+        self.connection = self  # the client-policy endpoints are read raw
+
+    def raw_get(self, path: str):
+        _, _, realm, _, kind = path.split("/")  # admin/realms/<realm>/client-policies/<kind>
+        return Answer({kind: self.realms[realm].get(kind, [])})
 
     def get_realms(self):
         return [{"realm": n} for n in self.realms]
@@ -44,7 +60,9 @@ def converged_keycloak() -> LiveKeycloak:
                            "scopes": [{"id": f"id-{s.name}", **keycloak_apply.scope_payload(s)}
                                       for s in DESIRED.scopes if s.realm == r.realm],
                            "clients": [{"id": f"id-{c.client_id}", **keycloak_apply.client_payload(c)}
-                                       for c in DESIRED.clients if c.realm == r.realm]}
+                                       for c in DESIRED.clients if c.realm == r.realm],
+                           "profiles": [keycloak_apply.rotation_profile()],
+                           "policies": [keycloak_apply.rotation_policy()]}
     return LiveKeycloak(realms)
 
 
@@ -64,12 +82,15 @@ def test_keycloak_each_drift_is_one_step():
     airflow["attributes"] = {**airflow["attributes"], keycloak_apply.CLIENT_LIFESPAN: "1"}
     airflow["defaultClientScopes"] = [s for s in airflow["defaultClientScopes"] if s != "billing.read"]
     dev["clients"] = [c for c in dev["clients"] if c["clientId"] != "reporting"]
+    live.realms["prod"]["policies"] = [{**keycloak_apply.rotation_policy(), "enabled": False}]
     live.realms["old"] = {"realm": "old", "attributes": {MANAGED: "true"}, "scopes": [], "clients": []}
     assert changes(keycloak_apply.steps(live, DESIRED)) == [
         ("delete", "realm", "old", ""),
         ("update", "realm", "dev", "token lifespan 60s -> 300s"),
         ("update", "client", "dev/airflow", "scopes +['billing.read'] -[]; token lifespan override 1s"),
         ("create", "client", "dev/reporting", "scopes orders.export"),
+        ("update", "client-policy", "prod/sandbox-secret-rotation",
+         "old client secrets stay valid through a rotation's grace"),
     ]
 
 

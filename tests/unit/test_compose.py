@@ -230,3 +230,13 @@ def test_entrypoints_and_secrets_parse():
     kc = SERVICES["keycloak"]
     assert kc.entrypoint[:2] == ["bash", "-c"] and "$(cat /run/secrets/keycloak_admin_password)" in kc.entrypoint[2]
     assert kc.command[0] == "start" and SERVICES["upstream"].entrypoint is None
+
+
+def test_keycloak_is_built_with_the_same_options_everywhere():
+    # the local build, the local image and compose's start must agree: client secret rotation is one of them
+    from sandbox.runtime.components.keycloak import BUILD_OPTIONS
+    command = SERVICES["keycloak"].command
+    dockerfile = (compose_dir() / "images" / "keycloak" / "Dockerfile").read_text()
+    assert "--features=client-secret-rotation" in BUILD_OPTIONS
+    for option in BUILD_OPTIONS:
+        assert option in command and option in dockerfile, option

@@ -9,6 +9,7 @@ Two things make a new sandbox's Keycloak start in about half the time (see bench
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -26,8 +27,9 @@ from sandbox.readiness import Check, http_ok, wait_for
 from sandbox.runtime.components.base import Component, ComponentContext, Login, ProcessSpec
 
 PURPOSE = f"Keycloak {versions.KEYCLOAK}"
-# Build-time options, baked in by `kc.sh build` so `start --optimized` skips the slow augmentation.
-BUILD_OPTIONS = ["--db=dev-file", "--health-enabled=true"]
+# Build-time options, baked in by `kc.sh build` so `start --optimized` skips the slow augmentation. Client secret
+# rotation (a preview feature) keeps a regenerated client's old secret valid until `sandbox rotate` retires it.
+BUILD_OPTIONS = ["--db=dev-file", "--health-enabled=true", "--features=client-secret-rotation"]
 HEAP = "-Xms128m -Xmx768m"  # the default (70% of RAM) would let one sandbox claim gigabytes
 # C1 only: on two cores the C2 compiler's start-up work costs more than it ever pays back in a sandbox.
 JVM_FLAGS = "-XX:TieredStopAtLevel=1"
@@ -66,7 +68,9 @@ class Keycloak(Component):
         return {"SANDBOX_KEYCLOAK_HOSTNAME": ctx.url("keycloak")}
 
     def dist(self, cache: Path) -> Path:
-        return cache / "keycloak" / versions.KEYCLOAK
+        # the build options are baked in: a build made with others is another build
+        options = hashlib.sha256(" ".join(BUILD_OPTIONS).encode()).hexdigest()[:8]
+        return cache / "keycloak" / f"{versions.KEYCLOAK}-{options}"
 
     def provisioned(self, cache: Path) -> bool:
         return is_done(self.dist(cache))
