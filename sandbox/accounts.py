@@ -35,5 +35,6 @@ def auth_for(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, account: str
     check_account(spec, account, env)
     if why := clients.why_not_running(endpoints, "keycloak"):
         raise SandboxError(f"No token without Keycloak: {why}.", "run `sandbox up`.")
+    client_secret(paths, env, account)  # a missing secret is said now, not at the first call
     return ClientCredentialsAuth(clients.token_url(endpoints.url("keycloak"), env), account,
-                                 client_secret(paths, env, account))
+                                 lambda: client_secret(paths, env, account))  # re-read: `sandbox rotate` changes it

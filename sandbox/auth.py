@@ -62,8 +62,10 @@ def decode_header(token: str) -> dict:
 
 
 class ClientCredentialsAuth(requests.auth.AuthBase):
-    def __init__(self, token_url: str, client_id: str, client_secret: str, scope: str = "",
+    def __init__(self, token_url: str, client_id: str, client_secret, scope: str = "",
                  clock=time.time, session: requests.Session | None = None):
+        # client_secret: the secret, or a function that reads it where it lives (at every token request, so a
+        # long-running helper takes a rotated secret without a restart)
         self.token_url, self.client_id, self.client_secret, self.scope = token_url, client_id, client_secret, scope
         self.clock = clock
         self.session = session or requests.Session()
@@ -91,7 +93,8 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             return self._token  # type: ignore[return-value]
 
     def _fetch(self) -> None:
-        data = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret}
+        secret = self.client_secret() if callable(self.client_secret) else self.client_secret
+        data = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": secret}
         if self.scope:
             data["scope"] = self.scope
         try:

@@ -293,6 +293,38 @@ def repro_cmd(name: str | None, run_all: bool, keep: bool, spec_path: Path | Non
 
 
 @cli.command()
+@click.argument("accounts", nargs=-1, metavar="[ACCOUNT]...")
+@click.option("--env", "env", default=None, help="Only this environment (Keycloak realm); default: every one.")
+@click.option("--signing-key", is_flag=True, help="Rotate the realms' signing keys instead of client secrets: new "
+              "key passive, gateway told, new key active, old key retired after the longest token lifespan.")
+@click.option("--now", is_flag=True, help="No grace: the old secret or key stops working at once (shows the "
+              "failures a rotation without overlap causes).")
+@SPEC
+@OUTPUT
+def rotate(accounts: tuple[str, ...], env: str | None, signing_key: bool, now: bool, spec_path: Path | None,
+           output: str) -> None:
+    """Rotate client secrets (of ACCOUNTs, default every one) or signing keys, with no failed call."""
+    from sandbox import rotation
+    the_spec = spec.load(spec_path)
+    if signing_key and accounts:
+        raise SandboxError("A signing key belongs to a realm, not to an account.",
+                           "leave out the accounts (use --env for one realm), or leave out --signing-key.",
+                           exit_code=2)
+    progress = render.ProgressPrinter()
+    endpoints = get_runtime().endpoints()
+    if signing_key:
+        done = rotation.rotate_signing_keys(endpoints, rotation.realm_targets(the_spec, env), now, progress)
+    else:
+        done = rotation.rotate_secrets(the_spec, endpoints, _paths(), rotation.secret_targets(the_spec, list(accounts),
+                                                                                                env), now, progress)
+    if output == "json":
+        render.dump_json(done)
+    else:
+        render.simple_table("rotated", ["kind", "name", "old", "new", "overlap (s)", "took (s)"],
+                            [[r.kind, r.name, r.old, r.new, f"{r.grace_s:.0f}", f"{r.seconds:.1f}"] for r in done])
+
+
+@cli.command()
 @click.option("--since", default=None, metavar="DURATION", help="Only calls of the last DURATION (30s, 15m, 2h, 1d).")
 @click.option("--dag", "dag_id", default=None, help="Only this DAG's calls.")
 @click.option("--secrets", "secrets_", is_flag=True, help="The vault's records instead: which identity read which "
@@ -426,8 +458,13 @@ def down(force: bool, volumes: bool, output: str) -> None:
 @click.option("-o", "--output", type=click.Choice(["table", "json", "env"]), default="table",
               show_default=True, help="Output format.")
 @click.option("--show-secrets", is_flag=True, help="Show logins unmasked.")
-def status(output: str, show_secrets: bool) -> None:
+@click.option("--credentials", is_flag=True, help="Each credential the sandbox manages instead: where it lives "
+              "and its age (client secrets, signing keys, Airflow's vault token).")
+@SPEC
+def status(output: str, show_secrets: bool, credentials: bool, spec_path: Path | None) -> None:
     """Show each component's state, health, URL and login."""
+    if credentials:
+        return _credentials(spec_path, output)
     rows = get_runtime().status()
     if output == "json":
         render.dump_json(render.status_dicts(rows, show_secrets))
@@ -435,6 +472,18 @@ def status(output: str, show_secrets: bool) -> None:
         render.status_env(rows, show_secrets)
     else:
         render.status_table(rows, show_secrets)
+
+
+def _credentials(spec_path: Path | None, output: str) -> None:
+    from sandbox import rotation
+    rows = rotation.inventory(spec.load(spec_path), get_runtime().endpoints(), _paths())
+    if output == "json":
+        render.dump_json(rows)
+    elif output == "env":
+        raise SandboxError("--credentials has no env output.", "use -o table or -o json.", exit_code=2)
+    else:
+        render.simple_table("credentials", ["kind", "name", "lives in", "age", "note"],
+                            [[c.kind, c.name, c.lives_in, render.age(c.age_s), c.detail] for c in rows])
 
 
 @cli.command()

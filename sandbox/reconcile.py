@@ -107,16 +107,7 @@ def _apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: Airfl
         with _live_errors("reloading the Tyk gateway"):
             tyk_apply.make_live(live.tyk, changes)
     if "keycloak" not in c.skipped:
-        with _live_errors("reading the client secrets from Keycloak"):
-            secrets = keycloak_apply.client_secrets(live.keycloak, c.desired)
-        changes += _store_secrets(secrets, paths)
-        if why := why_not_running(endpoints, "openbao"):
-            c.skipped["openbao"] = why
-        else:  # the vault's refusals are SandboxErrors in OpenBao's words already (sandbox.vault)
-            changes += vault_apply.store(
-                live.vault, {secret_key(realm, cid): v for (realm, cid), v in secrets.items()
-                             if cid == spec.airflow_account},
-                {f"{realm}/{cid}": v for (realm, cid), v in secrets.items()})
+        changes += distribute_secrets(spec, endpoints, paths, live, c.desired, c.skipped)
     dag_files = _install_airflow_files(handoff, c.desired)
     if "airflow" not in c.skipped:
         with _live_errors("asking Airflow to re-parse the sandbox's DAGs"):
@@ -125,6 +116,23 @@ def _apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: Airfl
                     live.airflow.reparse(airflow_files.REPARSE[ch.name])
     changes += dag_files
     return Report(changes, c.skipped, c.desired.counts(), time.monotonic() - t0)
+
+
+def distribute_secrets(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, live: Clients, desired: Desired,
+                       skipped: dict[str, str]) -> list[Change]:
+    """Every client's current secret, read from Keycloak, written where its readers read it: the vault (Airflow's
+    processes, and every account's) and the CLI's file. Only what changed is written (apply, and rotate)."""
+    with _live_errors("reading the client secrets from Keycloak"):
+        secrets = keycloak_apply.client_secrets(live.keycloak, desired)
+    changes = _store_secrets(secrets, paths)
+    if why := why_not_running(endpoints, "openbao"):
+        skipped["openbao"] = why
+    else:  # the vault's refusals are SandboxErrors in OpenBao's words already (sandbox.vault)
+        changes += vault_apply.store(
+            live.vault, {secret_key(realm, cid): v for (realm, cid), v in secrets.items()
+                         if cid == spec.airflow_account},
+            {f"{realm}/{cid}": v for (realm, cid), v in secrets.items()})
+    return changes
 
 
 def _store_secrets(secrets: dict[tuple[str, str], str], paths: SandboxPaths) -> list[Change]:

@@ -98,6 +98,13 @@ def status_env(rows: list[ComponentStatus], show_secrets: bool) -> None:
             print(f"{key}_SECRET={shlex.quote(r['secret'])}")
 
 
+def age(seconds: int | None) -> str:
+    if seconds is None:
+        return "unknown"
+    d, h, m, s = seconds // 86400, seconds % 86400 // 3600, seconds % 3600 // 60, seconds % 60
+    return f"{d}d {h}h" if d else f"{h}h {m}m" if h else f"{m}m {s}s" if m else f"{s}s"
+
+
 def simple_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     t = Table(title=title, title_justify="left")
     for c in columns:

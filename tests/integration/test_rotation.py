@@ -1,0 +1,150 @@
+"""`sandbox rotate` on the session's stack, under load: every client secret and then every realm's signing key
+rotated while clients of the gateway and a DAG calling every connection in a loop keep calling — not one call
+refused; afterwards the old secret and the retired key are refused. And the same without grace (`--now`): the
+gateway's unknown-kid window, named by doctor."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+
+import pytest
+import requests
+
+from sandbox import dag_runs
+from sandbox.clients import TykGateway, jwks_url, token_url
+from sandbox.spec import fixture_path
+
+pytestmark = pytest.mark.integration
+LOAD_DAG = "rotation_load"
+STOP = "rotation_load_stop"
+# (account, env, service, seconds between calls): beside the DAG's calls, within every grant's rate limit
+CLIENTS = [("airflow", "dev", "orders", 1.5), ("airflow", "dev", "billing", 0.25), ("airflow", "prod", "orders", 1.5),
+           ("airflow", "prod", "billing", 0.25), ("reporting", "dev", "orders", 3.0)]
+
+
+@dataclass
+class Load:
+    """Gateway clients calling on a schedule, each with the CLI's token helper (it re-reads a rotated secret)."""
+
+    codes: list[tuple[str, int, str]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self, sandbox, account: str, env: str, service: str, pause: float) -> None:
+        s = sandbox.session(env, service, as_=account)
+        while not self.stop.is_set():
+            try:
+                r = s.get("get", timeout=10)
+                self.codes.append((f"{env}/{service} as {account}", r.status_code, r.text[:200]))
+            except Exception as e:  # noqa: BLE001 - a token refused, a timeout: each is a failed call
+                self.codes.append((f"{env}/{service} as {account}", 0, repr(e)[:200]))
+            self.stop.wait(pause)
+
+
+def _token(keycloak: str, realm: str, client: str, secret: str) -> requests.Response:
+    return requests.post(token_url(keycloak, realm), data={"grant_type": "client_credentials", "client_id": client,
+                                                           "client_secret": secret}, timeout=10)
+
+
+def _kids(keycloak: str, realm: str) -> set[str]:
+    return {k["kid"] for k in requests.get(jwks_url(keycloak, realm), timeout=10).json()["keys"]}
+
+
+def _set_stop(api, value: bool) -> None:
+    api.call("DELETE", f"/variables/{STOP}", ok404=True)
+    if value:
+        api.call("POST", "/variables", json={"key": STOP, "value": "1"})
+
+
+def test_rotating_every_secret_and_key_under_load_fails_no_call(stack, sandbox):
+    keycloak, gateway = stack.status()["keycloak"]["url"], stack.status()["tyk"]["url"]
+    api = sandbox.clients.airflow
+    _set_stop(api, False)
+    shutil.copy(fixture_path(f"dags/{LOAD_DAG}.py"), stack.handle.handoff.dag_folder)
+    run_id = dag_runs.trigger(api, LOAD_DAG, None, time.monotonic() + 120)
+    deadline = time.monotonic() + 120
+    while {t["state"] for t in api.call("GET", f"/dags/{LOAD_DAG}/dagRuns/{run_id}/taskInstances").json()[
+            "task_instances"]} != {"running"}:
+        assert time.monotonic() < deadline, "the load DAG's tasks did not all start"
+        time.sleep(1)
+    load = Load()
+    threads = [threading.Thread(target=load.run, args=(sandbox, *c), daemon=True) for c in CLIENTS]
+    for t in threads:
+        t.start()
+    old_secrets = json.loads(stack.paths.client_secrets.read_text())
+    old_kids = {realm: _kids(keycloak, realm) for realm in ("dev", "prod")}
+    try:
+        time.sleep(5)
+        secrets = json.loads(stack.cli("rotate", "-o", "json").stdout)
+        assert {r["name"] for r in secrets} == {"dev/airflow", "prod/airflow", "dev/reporting"}
+        assert all(r["grace_s"] > 0 for r in secrets)
+        # a token of the old key, fetched (with the new secret) before the keys turn
+        old_key_token = sandbox.token("airflow", "dev")
+        keys = json.loads(stack.cli("rotate", "--signing-key", "-o", "json", timeout=900).stdout)
+        assert {r["name"] for r in keys} == {"dev", "prod"}
+        time.sleep(5)
+    finally:
+        load.stop.set()
+        _set_stop(api, True)
+        for t in threads:
+            t.join(30)
+    state = dag_runs.wait(api, LOAD_DAG, run_id, time.monotonic() + 120, 120)
+    calls = {t["task_id"]: t["state"] for t in api.call(
+        "GET", f"/dags/{LOAD_DAG}/dagRuns/{run_id}/taskInstances").json()["task_instances"]}
+    _set_stop(api, False)
+    assert state == "success", calls
+    refused = [c for c in load.codes if not 200 <= c[1] < 300]
+    assert not refused and len(load.codes) > 500, (len(load.codes), refused[:5])
+
+    new_secrets = json.loads(stack.paths.client_secrets.read_text())
+    for name, old in old_secrets.items():
+        realm, client = name.split("/")
+        assert new_secrets[name] != old
+        r = _token(keycloak, realm, client, old)  # the old secret: refused by Keycloak now
+        assert r.status_code == 401 and r.json()["error"] == "unauthorized_client", r.text
+        assert _token(keycloak, realm, client, new_secrets[name]).ok
+    for r in keys:
+        now_kids = _kids(keycloak, r["name"])
+        assert r["new"] in now_kids and not now_kids & old_kids[r["name"]], (r, now_kids, old_kids)
+    # the retired key's token is refused at the gateway
+    refused = requests.get(f"{gateway}/dev/orders/get", headers={"Authorization": f"Bearer {old_key_token}"},
+                           timeout=10)
+    assert refused.status_code in (401, 403), refused.text
+    # the ages: every secret and key is minutes old, the vault token is known
+    creds = json.loads(stack.cli("status", "--credentials", "-o", "json").stdout)
+    young = {(c["kind"], c["name"]) for c in creds if c["age_s"] is not None and c["age_s"] < 900}
+    assert {("client-secret", n) for n in old_secrets} | {("signing-key", "dev"), ("signing-key", "prod")} <= young
+    assert any(c["kind"] == "vault-token" and c["age_s"] is not None for c in creds)
+
+
+def test_a_key_rotated_without_grace_opens_the_unknown_kid_window_and_doctor_names_it(stack, sandbox):
+    keycloak, gateway = stack.status()["keycloak"]["url"], stack.status()["tyk"]["url"]
+    old_token = sandbox.token("airflow", "dev")
+    assert requests.get(f"{gateway}/dev/orders/get", headers={"Authorization": f"Bearer {old_token}"},
+                        timeout=10).ok  # the gateway has the realm's keys cached
+    out = json.loads(stack.cli("rotate", "--signing-key", "--env", "dev", "--now", "-o", "json").stdout)
+    assert [(r["name"], r["grace_s"]) for r in out] == [("dev", 0.0)]
+    fresh = requests.post(token_url(keycloak, "dev"), data={
+        "grant_type": "client_credentials", "client_id": "airflow",
+        "client_secret": json.loads(stack.paths.client_secrets.read_text())["dev/airflow"]}, timeout=10).json()[
+        "access_token"]
+    gw = TykGateway(gateway, stack.status()["tyk"]["secret"])
+    try:
+        # the window: a token of the new key is refused, one of the removed key still passes
+        r = requests.get(f"{gateway}/dev/orders/get", headers={"Authorization": f"Bearer {fresh}"}, timeout=10)
+        assert r.status_code == 403 and "Key not authorized" in r.text, r.text
+        assert requests.get(f"{gateway}/dev/orders/get", headers={"Authorization": f"Bearer {old_token}"},
+                            timeout=10).ok
+        p = stack.cli("doctor", "--connection", "tyk_dev_orders", "-o", "json", check=False)
+        assert p.returncode == 1
+        assert "cached JWKS" in json.dumps(json.loads(p.stdout)), p.stdout
+    finally:
+        for api_id in gw.apis():  # doctor's fix: the gateway fetches the realm's keys again
+            gw.forget_jwks(api_id)
+    assert requests.get(f"{gateway}/dev/orders/get", headers={"Authorization": f"Bearer {fresh}"}, timeout=10).ok
+    # the removed key's token, unexpired, is refused now that the gateway has the current keys
+    r = requests.get(f"{gateway}/dev/orders/get", headers={"Authorization": f"Bearer {old_token}"}, timeout=10)
+    assert r.status_code in (401, 403), r.text
