@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from sandbox import reconcile
 from sandbox.appliers.keycloak import CLIENT_LIFESPAN
-from sandbox.clients import Clients
+from sandbox.clients import Clients, why_not_running
 from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
 from sandbox.plan import Addresses, plan
@@ -92,6 +92,10 @@ def invalidate_rotated(admin, realm: str, uuid: str) -> None:
 
 def rotate_secrets(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, targets: list[tuple[str, str]],
                    now: bool, say) -> list[Rotated]:
+    vault = endpoints.components.get("openbao")
+    if vault is not None and vault.state != "disabled" and (why := why_not_running(endpoints, "openbao")):
+        raise SandboxError(f"Airflow reads the client secrets from the vault, and {why}: a rotation now would leave "
+                           "it the old secret once that is invalidated.", "run `sandbox up`, then rotate again.")
     live = Clients(endpoints)
     admin = live.keycloak
     t0 = time.monotonic()
@@ -122,10 +126,12 @@ def rotate_secrets(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, target
 
 
 # ---- signing keys ------------------------------------------------------------------------------------
-def signing_keys(keys: list[dict]) -> list[dict]:
-    """The realm's RS256 signing keys that sign now (`GET /keys`' entries: kid, providerId, status…)."""
+def signing_keys(keys: list[dict], statuses: tuple[str, ...] = ("ACTIVE",)) -> list[dict]:
+    """The realm's RS256 signing keys (`GET /keys`' entries: kid, providerId, status…) that sign now, or (with
+    PASSIVE) also those that only verify — a rotation retires both: a passive key left by an interrupted rotation
+    would otherwise stay published for ever."""
     return [k for k in keys if k.get("algorithm") == "RS256" and k.get("use", "SIG") == "SIG"
-            and k.get("status") == "ACTIVE"]
+            and k.get("status") in statuses]
 
 
 def longest_lifespan(realm: dict, clients: list[dict]) -> int:
@@ -141,10 +147,13 @@ def _set_active(admin, component_id: str, active: bool) -> None:
     admin.update_component(component_id, c)
 
 
-def _flush_gateway(live: Clients) -> None:
+def _flush_gateway(live: Clients, say) -> None:
+    if live.endpoints.components["tyk"].state == "disabled":
+        return  # left out of this sandbox: no cache to flush
     for api_id in live.tyk.apis():
         if api_id:
             live.tyk.forget_jwks(api_id)
+    say("tyk", "JWKS caches flushed: the gateway fetches the realms' keys again")
 
 
 @dataclass
@@ -162,8 +171,9 @@ def rotate_signing_keys(endpoints: Endpoints, realms: list[str], now: bool, say)
     work = []
     for realm in realms:  # 1. a new key per realm: passive (or, now, active at once)
         admin.change_current_realm(realm)
-        old = signing_keys(admin.get_keys().get("keys") or [])
-        priority = max([int(k.get("providerPriority") or 0) for k in old] or [100]) + 1
+        keys = admin.get_keys().get("keys") or []
+        old = signing_keys(keys, ("ACTIVE", "PASSIVE"))
+        priority = max([int(k.get("providerPriority") or 0) for k in signing_keys(keys)] or [100]) + 1
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         new_id = admin.create_component({
             "name": f"{KEY_NAME}{stamp}", "providerId": "rsa-generated", "providerType": KEY_PROVIDER,
@@ -182,8 +192,7 @@ def rotate_signing_keys(endpoints: Endpoints, realms: list[str], now: bool, say)
             say("keycloak", f"{r.realm}: old key {', '.join(k['kid'] for k in r.old)} removed at once; the gateway "
                 "was not told")
         return _key_results(work, 0.0, t0)
-    _flush_gateway(live)  # 2. the gateway fetches the JWKS again, new kid included, before any token carries it
-    say("tyk", "JWKS caches flushed: the gateway knows the new keys")
+    _flush_gateway(live, say)  # 2. the gateway fetches the JWKS again, new kid included, before any token has it
     wait = 0
     for r in work:  # 3. the new key signs; the old one only verifies
         admin.change_current_realm(r.realm)
@@ -202,9 +211,9 @@ def rotate_signing_keys(endpoints: Endpoints, realms: list[str], now: bool, say)
         admin.change_current_realm(r.realm)
         for k in r.old:
             admin.delete_component(k["providerId"])
-    _flush_gateway(live)
+    say("keycloak", "old keys removed")
+    _flush_gateway(live, say)
     admin.change_current_realm("master")
-    say("keycloak", "old keys removed; the gateway's JWKS flushed again")
     return _key_results(work, grace, t0)
 
 
