@@ -30,7 +30,7 @@ from sandbox.plan import Addresses, plan
 from sandbox.privacy import private_umask
 from sandbox.runtime.base import AirflowHandoff, Endpoints
 from sandbox.spec import Spec
-from sandbox.vault import VaultError
+from sandbox.vault import SANDBOX_MOUNT, VaultError
 
 SECRET_GRACE = 15.0  # seconds the old secret stays valid after the new one is in the vault
 CLOCK_SKEW = 10.0  # added to the longest token lifespan before the old key goes
@@ -121,7 +121,8 @@ def rotate_secrets(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, target
         say("keycloak", "the old secrets are invalidated")
     admin.change_current_realm("master")
     secs = round(time.monotonic() - t0, 1)
-    return [Rotated("client-secret", f"{realm}/{account}", "", "", 0.0 if now else SECRET_GRACE, secs)
+    return [Rotated("client-secret", f"{realm}/{account}", "invalidated " + ("at once" if now else "after the grace"),
+                    f"vault {SANDBOX_MOUNT}/clients/{realm}/{account}", 0.0 if now else SECRET_GRACE, secs)
             for realm, account in targets]
 
 
