@@ -10,7 +10,7 @@ from sandbox.scenarios.expired_token import ExpiredToken
 from sandbox.scenarios.gateway_limits import QuotaExhausted, RateLimited, StaleQuotaAfterReseed
 from sandbox.scenarios.header_style import BasicAuthClobbersBearer, NetrcOverride
 from sandbox.scenarios.issuer_mismatch import IssuerMismatch
-from sandbox.scenarios.jwks import PlainJwksUrl, SigningKeyRotation
+from sandbox.scenarios.jwks import PlainJwksUrl, RotationWithoutGrace, SigningKeyRotation
 from sandbox.scenarios.missing_scope import MissingScope
 from sandbox.scenarios.rotated_secret import RotatedSecret
 from sandbox.scenarios.triggerer import DeferrableDropsAuth, TriggererImport
@@ -23,4 +23,4 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in (
     CrossEnvironment(), RateLimited(), QuotaExhausted(), BasicAuthClobbersBearer(), NetrcOverride(), PlainJwksUrl(),
     EnvShadowedConnection(), ProxyEnv(), ClockSkew(), ContainerVsHostIssuer(), TokenExpiresMidTask(),
     ExtraSentAsHeader(), DeferrableDropsAuth(), StaleQuotaAfterReseed(), TriggererImport(), VaultSealed(),
-    VaultTokenExpired())}
+    VaultTokenExpired(), RotationWithoutGrace())}

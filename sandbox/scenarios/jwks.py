@@ -7,6 +7,7 @@ import requests
 from sandbox.appliers.tyk import SCHEME
 from sandbox.errors import SandboxError
 from sandbox.plan import api_id_of
+from sandbox.rotation import rotate_signing_keys
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 
 ROTATED_KEY = "sandbox-repro-rotated-key"  # the key provider the rotation adds
@@ -72,3 +73,27 @@ class PlainJwksUrl(Scenario):
         if first.status_code != 200:
             raise SandboxError(f"{self.name}: the first call after the change should pass, it got HTTP "
                                f"{first.status_code} {first.text[:200]}.")
+
+
+class RotationWithoutGrace(Scenario):
+    name = "rotation-without-grace"
+    story = ("The platform team rotated the realm's signing key the quick way: a new key, active at once, and the old "
+             "one deleted in the same change. Keycloak is happy; every call through the gateway is refused — while "
+             "a long-running job that still holds an old token keeps working.")
+    cause = ("the new key signed tokens before the gateway had it: its cached JWKS holds only the deleted key (it "
+             "does not refetch on an unknown `kid`), so new tokens are refused and old ones still pass")
+    fix = ("rotate with overlap — `sandbox rotate --signing-key`: new key passive, the gateway's JWKS refreshed, then "
+           "active, the old key retired after the longest token lifespan; now: flush the gateway's JWKS cache "
+           "(`DELETE /tyk/cache/jwks/<api>`)")
+    expected = Symptom("gateway", 403, "HTTP 403 Key not authorized", "failed at gateway: HTTP 403")
+    doctor_says = "cached JWKS"
+
+    def inject(self, ctx: ScenarioContext) -> None:
+        # what `sandbox rotate --signing-key --now` does: the baseline's call made the gateway cache the old keys
+        rotate_signing_keys(ctx.endpoints, [self.target.env], True, lambda *_: None)
+
+    def revert(self, ctx: ScenarioContext) -> None:
+        # the new key stays (a rotation is not undone): the gateway is made to fetch it
+        for api_id in ctx.clients.tyk.apis():
+            if api_id:
+                ctx.clients.tyk.forget_jwks(api_id)
