@@ -50,7 +50,8 @@ def _token(keycloak: str, realm: str, client: str, secret: str) -> requests.Resp
 
 
 def _kids(keycloak: str, realm: str) -> set[str]:
-    return {k["kid"] for k in requests.get(jwks_url(keycloak, realm), timeout=10).json()["keys"]}
+    """The realm's published signing keys (its encryption key is not rotated)."""
+    return {k["kid"] for k in requests.get(jwks_url(keycloak, realm), timeout=10).json()["keys"] if k["use"] == "sig"}
 
 
 def _set_stop(api, value: bool) -> None:
