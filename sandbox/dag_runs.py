@@ -23,6 +23,9 @@ def trigger(api: AirflowApi, dag_id: str, conf: dict | None, deadline: float) ->
     retried = False
     while True:
         r = s.patch(f"{base}/dags/{dag_id}", json={"is_paused": False}, timeout=30)
+        if r.status_code >= 500 and time.monotonic() < deadline:  # the same locked SQLite: the PATCH is idempotent
+            time.sleep(1)
+            continue
         if r.status_code != 404:
             r.raise_for_status()
             # a DAG whose file was removed and put back is known (the PATCH passes) but has no parsed version to

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import pytest
 from keycloak import KeycloakAdmin
 
+from sandbox.rotation import invalidate_rotated
 from tests.integration.conftest import airflow_session, kc_admin
 
 pytestmark = pytest.mark.integration
@@ -55,7 +56,9 @@ def test_green_stack_every_checked_hop_is_healthy(stack):
 def test_rotated_secret_is_named(stack):
     with injected(stack, "tyk_dev_orders"):
         a = admin(stack)
-        a.generate_client_secrets(a.get_client_id("airflow"))  # rotated centrally; Airflow still has the old one
+        uuid = a.get_client_id("airflow")
+        a.generate_client_secrets(uuid)  # rotated centrally, the old secret invalidated at once (no grace)
+        invalidate_rotated(a, "dev", uuid)  # Airflow still has the old one
         rc, (d,) = doctor(stack, "--connection", "tyk_dev_orders")
         assert rc == 1
         assert hop(d, "token")["ok"] is False and "HTTP 401" in hop(d, "token")["detail"]

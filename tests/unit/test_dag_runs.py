@@ -23,12 +23,12 @@ class Resp:
 class Api:
     base = "http://airflow/api/v2"
 
-    def __init__(self, posts: list[int]):
-        self.posts, self.bodies = list(posts), []
+    def __init__(self, posts: list[int], patches: list[int] = ()):
+        self.posts, self.bodies, self.patches = list(posts), [], list(patches)
         self.s = self
 
     def patch(self, url, json, timeout):
-        return Resp(200)
+        return Resp(self.patches.pop(0) if self.patches else 200)
 
     def post(self, url, json, timeout):
         self.bodies.append(json)
@@ -49,3 +49,9 @@ def test_a_second_server_error_is_raised():
         dag_runs.trigger(Api([500, 500]), "d", None, time.monotonic() + 5)
     with pytest.raises(requests.HTTPError):  # a conflict on the first POST is someone else's run: not ours
         dag_runs.trigger(Api([409]), "d", None, time.monotonic() + 5)
+
+
+def test_a_locked_database_answering_the_unpause_with_500_is_waited_out():
+    api = Api([200], patches=[500, 500])
+    assert dag_runs.trigger(api, "d", None, time.monotonic() + 10).startswith("manual__")
+    assert not api.patches and len(api.bodies) == 1
