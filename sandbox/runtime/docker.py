@@ -46,7 +46,7 @@ def remove_project(client, project: str, volumes: bool = False) -> bool:
     """Stop and remove every container (and the network; `volumes`: the volumes) labelled with `project`, whatever
     any state file says. Whether there was any container."""
     label = {"label": f"{PROJECT_LABEL}={project}"}
-    containers = client.containers.list(all=True, filters=label)
+    containers = client.containers.list(all=True, filters=label, ignore_removed=True)
     for c in containers:  # all at once: each stop waits out its own grace
         threading.Thread(target=c.stop, kwargs={"timeout": STOP_TIMEOUT}, daemon=True).start()
     for c in containers:
@@ -112,7 +112,10 @@ class DockerRuntime(SkeletonRuntime):
         return [s for s in names if s == component or s.startswith(component + "-")]
 
     def _containers(self, all_: bool = True) -> list:
-        return self.client.containers.list(all=all_, filters={"label": f"{PROJECT_LABEL}={self.project}"})
+        # docker-py lists, then inspects each container: one removed in between (a one-shot's, another command's)
+        # would fail the whole listing with NotFound — an `up` failed that way once in the suite
+        return self.client.containers.list(all=all_, filters={"label": f"{PROJECT_LABEL}={self.project}"},
+                                           ignore_removed=True)
 
     def _by_service(self) -> dict[str, object]:
         return {c.labels.get(SERVICE_LABEL): c for c in self._containers()}
