@@ -476,11 +476,11 @@ def status(output: str, show_secrets: bool, credentials: bool, spec_path: Path |
 
 def _credentials(spec_path: Path | None, output: str) -> None:
     from sandbox import rotation
+    if output == "env":
+        raise SandboxError("--credentials has no env output.", "use -o table or -o json.", exit_code=2)
     rows = rotation.inventory(spec.load(spec_path), get_runtime().endpoints(), _paths())
     if output == "json":
         render.dump_json(rows)
-    elif output == "env":
-        raise SandboxError("--credentials has no env output.", "use -o table or -o json.", exit_code=2)
     else:
         render.simple_table("credentials", ["kind", "name", "lives in", "age", "note"],
                             [[c.kind, c.name, c.lives_in, render.age(c.age_s), c.detail] for c in rows])

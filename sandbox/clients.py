@@ -122,6 +122,12 @@ class TykGateway:
     def forget_jwks(self, api_id: str) -> None:
         self.call("DELETE", f"/cache/jwks/{api_id}", ok404=True)
 
+    def forget_all_jwks(self) -> None:
+        """Every API fetches its JWKS again at its next call (Tyk does not on an unknown `kid`)."""
+        for api_id in self.apis():
+            if api_id:
+                self.forget_jwks(api_id)
+
 
 def error_text(r: requests.Response) -> str:
     """The gateway's own words for a refusal: the `error` (or `message`) of its JSON body."""

@@ -29,12 +29,12 @@ from sandbox.paths import SandboxPaths
 from sandbox.plan import Addresses, plan
 from sandbox.privacy import private_umask
 from sandbox.runtime.base import AirflowHandoff, Endpoints
+from sandbox.runtime.components.keycloak import KEY_PROVIDER
 from sandbox.spec import Spec
 from sandbox.vault import SANDBOX_MOUNT, VaultError
 
 SECRET_GRACE = 15.0  # seconds the old secret stays valid after the new one is in the vault
 CLOCK_SKEW = 10.0  # added to the longest token lifespan before the old key goes
-KEY_PROVIDER = "org.keycloak.keys.KeyProvider"
 KEY_NAME = "sandbox-rs256-"  # + the UTC time it was made: the key's age, for `status --credentials`
 SECRET_CREATED = "client.secret.creation.time"  # Keycloak's attribute: epoch seconds the secret was made
 
@@ -151,9 +151,7 @@ def _set_active(admin, component_id: str, active: bool) -> None:
 def _flush_gateway(live: Clients, say) -> None:
     if live.endpoints.components["tyk"].state == "disabled":
         return  # left out of this sandbox: no cache to flush
-    for api_id in live.tyk.apis():
-        if api_id:
-            live.tyk.forget_jwks(api_id)
+    live.tyk.forget_all_jwks()
     say("tyk", "JWKS caches flushed: the gateway fetches the realms' keys again")
 
 

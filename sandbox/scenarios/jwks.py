@@ -8,10 +8,10 @@ from sandbox.appliers.tyk import SCHEME
 from sandbox.errors import SandboxError
 from sandbox.plan import api_id_of
 from sandbox.rotation import rotate_signing_keys
+from sandbox.runtime.components.keycloak import KEY_PROVIDER
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 
 ROTATED_KEY = "sandbox-repro-rotated-key"  # the key provider the rotation adds
-KEY_PROVIDER = "org.keycloak.keys.KeyProvider"
 
 
 def _api_id(ctx: ScenarioContext, conn_id: str) -> str:
@@ -93,7 +93,4 @@ class RotationWithoutGrace(Scenario):
         rotate_signing_keys(ctx.endpoints, [self.target.env], True, lambda *_: None)
 
     def revert(self, ctx: ScenarioContext) -> None:
-        # the new key stays (a rotation is not undone): the gateway is made to fetch it
-        for api_id in ctx.clients.tyk.apis():
-            if api_id:
-                ctx.clients.tyk.forget_jwks(api_id)
+        ctx.clients.tyk.forget_all_jwks()  # the new key stays (a rotation is not undone): the gateway fetches it
