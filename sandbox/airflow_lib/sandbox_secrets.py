@@ -25,6 +25,12 @@ The client secret itself is read from the vault (OpenBao's KV v2 mount, `<mount>
 limits to those paths. A vault that refuses (sealed, the token expired or revoked, a path outside the policy)
 is a refusal naming the vault's words, never a fallback. Installed beside `sandbox_auth` in the folder every
 Airflow process has on its PYTHONPATH.
+
+A team's own `[secrets] backend` (HashiCorp's VaultBackend, say) keeps working: Airflow's workers use it only when
+`[workers] secrets_backend` is unset, and the sandbox sets that to this class, so this one asks the team's backend
+in its place — first, as Airflow would — for every connection and variable, with Airflow's own semantics: an error
+of the team's backend is Airflow's chain's to handle (logged at DEBUG, the next backend answers), so what a
+team's production Airflow does, the sandbox's does.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ class SandboxSecretsBackend(BaseSecretsBackend):
         self.routes_file = Path(routes_file) if routes_file else Path(auth.__file__).parent / auth.ROUTES_FILE
         self._bases: dict[str, tuple[float, object]] = {}  # conn id -> (when, the chain's connection)
         self._secrets: dict[str, tuple[float, str]] = {}  # variable -> (when, the vault's value)
+        self._team_backend = None  # the team's [secrets] backend once built; False: none is configured
 
     def _recent(self, conn_id: str):
         hit = self._bases.get(conn_id)
@@ -69,7 +76,8 @@ class SandboxSecretsBackend(BaseSecretsBackend):
     def get_variable(self, key: str, team_name: str | None = None) -> str | None:
         """A route's client secret (`SandboxAuth` reads it as a Variable); any other key is the chain's."""
         if key not in {r.get("credential_variable") for r in self._routes().values()}:
-            return None
+            team = self._team()  # errors are the chain's, as if the team's backend stood here
+            return team.get_variable(key, team_name) if team else None
         from airflow.sdk.exceptions import AirflowSecretsBackendAccessDenied
 
         try:
@@ -136,16 +144,38 @@ class SandboxSecretsBackend(BaseSecretsBackend):
             return attrs.evolve(base)  # a copy: the one remembered for BASE_TTL is not the caller's to change
         return attrs.evolve(base, password=added["password"], extra=added["extra"])
 
+    def _team(self):
+        """The team's `[secrets] backend`, built once per process as Airflow builds it (None when unset)."""
+        if self._team_backend is None:
+            from airflow.sdk.configuration import conf
+            from airflow.sdk.definitions.connection import Connection
+            from airflow.sdk.exceptions import AirflowSecretsBackendAccessDenied
+
+            try:
+                backend = conf._get_custom_secret_backend(worker_mode=False)
+            except Exception as e:  # noqa: BLE001 - a broken setting is a refusal, not a silent skip
+                raise AirflowSecretsBackendAccessDenied(
+                    f"{MARK} the team's [secrets] backend could not be built: {type(e).__name__}: {e}") from e
+            if backend is not None and not isinstance(backend, SandboxSecretsBackend):
+                backend._set_connection_class(Connection)
+            else:
+                backend = False
+            self._team_backend = backend
+        return self._team_backend or None
+
     def _others(self) -> list:
         from airflow.sdk.execution_time.supervisor import ensure_secrets_backend_loaded
 
-        return [b for b in ensure_secrets_backend_loaded() if not isinstance(b, SandboxSecretsBackend)]
+        team = self._team()
+        return [*([team] if team else []),
+                *(b for b in ensure_secrets_backend_loaded() if not isinstance(b, SandboxSecretsBackend))]
 
     # ---- connections -----------------------------------------------------------------------------
     def get_connection(self, conn_id: str, team_name: str | None = None):
         route = self._routes().get(conn_id)
-        if route is None:
-            return None  # not the sandbox's: the rest of the chain answers
+        if route is None:  # not the sandbox's: the team's backend, then the rest of the chain answers
+            team = self._team()
+            return team.get_connection(conn_id) if team else None
         if (base := self._recent(conn_id)) is not None:
             return self._credentialed(base, conn_id, route)
         from airflow.sdk.exceptions import AirflowSecretsBackendAccessDenied
@@ -161,26 +191,33 @@ class SandboxSecretsBackend(BaseSecretsBackend):
                 return self._credentialed(self._remember(conn_id, base), conn_id, route)
         return None
 
+    @staticmethod
+    async def _ask(backend, conn_id: str):
+        """A backend's connection without blocking the event loop (its async method where it has one)."""
+        import asyncio
+        import inspect
+
+        method = getattr(backend, "aget_connection", None)
+        if method is None:
+            return await asyncio.to_thread(backend.get_connection, conn_id)
+        base = method(conn_id)
+        return await base if inspect.isawaitable(base) else base
+
     async def aget_connection(self, conn_id: str):
         """The triggerer's path: the same, without blocking its event loop."""
         import asyncio
-        import inspect
 
         from airflow.sdk.exceptions import AirflowSecretsBackendAccessDenied
 
         route = self._routes().get(conn_id)
         if route is None:
-            return None
+            team = self._team()
+            return await self._ask(team, conn_id) if team else None
         if (base := self._recent(conn_id)) is not None:
             return await asyncio.to_thread(self._credentialed, base, conn_id, route)
         for backend in self._others():
             try:
-                method = getattr(backend, "aget_connection", None)
-                if method is not None:
-                    base = method(conn_id)
-                    base = await base if inspect.isawaitable(base) else base
-                else:
-                    base = await asyncio.to_thread(backend.get_connection, conn_id)
+                base = await self._ask(backend, conn_id)
             except AirflowSecretsBackendAccessDenied:
                 raise
             except Exception:  # noqa: BLE001

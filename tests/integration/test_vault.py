@@ -99,3 +99,41 @@ def test_up_remakes_a_revoked_airflow_token_while_the_vault_runs(stack):
     _, remade = _vaults(stack)
     assert remade.token != airflow.token
     assert remade.kv_get("variables/sandbox_client_secret_dev_airflow")["value"]
+
+
+def test_a_teams_own_vault_backend_keeps_serving_its_tasks(stack, sandbox_run_dag):
+    """Airflow's workers use `[secrets] backend` only while `[workers] secrets_backend` is unset, and the sandbox sets
+    that: its backend asks the team's in Airflow's place, for the team's own connections and variables and for a
+    sandbox route the team moved into the vault (the credential still added)."""
+    import shutil
+
+    from sandbox.runtime.factory import make_runtime
+    from sandbox.scenarios.base import ScenarioContext
+    from sandbox.scenarios.vault import TEAM_POLICY, VaultSilentFallback
+    from sandbox.scenarios.worker_env import WORKERS
+    from sandbox.spec import fixture_path
+    from sandbox.spec import load as load_spec
+
+    rt = make_runtime(stack.paths)
+    ctx = ScenarioContext(load_spec(), rt.endpoints(), rt.paths, rt.handoff(), rt)
+    team = VaultSilentFallback().on(ctx.spec)  # its helpers: the route moved into the vault, the team's token
+    root, _ = _vaults(stack)
+    try:
+        token = team.move_to_vault(ctx)
+        root.put_policy(TEAM_POLICY, f'path "{MOUNT}/data/connections/*" {{ capabilities = ["read"] }}\n'
+                                     f'path "{MOUNT}/data/variables/team_*" {{ capabilities = ["read"] }}\n')
+        root.kv_put("connections/team_warehouse", {"conn_type": "http", "host": "warehouse.team.example",
+                                                   "login": "etl", "password": "from-the-team-vault"})
+        root.kv_put("variables/team_bucket", {"value": "s3://team-bucket"})
+        ctx.clients.airflow.call("DELETE", f"/connections/{team.connection}")  # the team keeps it in the vault only
+        rt.restart(*WORKERS, team.team_env(ctx, token, variables_path="variables"))
+        shutil.copy(fixture_path("dags/team_vault_backend.py"), ctx.handoff.dag_folder)
+        result = sandbox_run_dag("team_vault_backend", timeout=240)
+        assert result["state"] == "success", result
+        assert result["tasks"] == {"read_team_secrets": "success", "operator": "success", "sensor": "success"}, result
+    finally:
+        (ctx.handoff.dag_folder / "team_vault_backend.py").unlink(missing_ok=True)
+        team.revert(ctx)
+        root.kv_delete("connections/team_warehouse")
+        root.kv_delete("variables/team_bucket")
+        ctx.apply()  # the metastore copy back, as repro reverts
