@@ -18,7 +18,7 @@ import psutil
 import redis
 import requests
 
-from sandbox import airflow_files
+from sandbox import airflow_files, team_vault
 from sandbox.appliers import airflow as airflow_apply
 from sandbox.appliers.tyk import SCHEME, api_payload, differences, policy_payload
 from sandbox.auth import ROUTES_FILE, ClientCredentialsAuth, TokenError, decode_claims, decode_header, routes
@@ -203,6 +203,8 @@ class Seen:
     live: dict | None
     environs: dict[str, dict[str, str]]
     handoff: AirflowHandoff
+    team: team_vault.TeamBackend | None = None  # a [secrets] backend the team set in Airflow's environment
+    team_read: team_vault.VaultRead | None = None  # its read of the connection, repeated from the host
 
 
 Finding = tuple[str, str] | None  # (the hop's detail, the verdict with its fix)
@@ -255,6 +257,10 @@ def _unimportable(s: Seen) -> Finding:
             f"{s.handoff.lib}).")
 
 
+def _team_backend(s: Seen) -> Finding:
+    return team_vault.judge(s.want.conn_id, s.team, s.team_read, (s.live or {}).get("host"))
+
+
 def _missing(s: Seen) -> Finding:
     if s.live is not None:
         return None
@@ -301,7 +307,7 @@ def _route_drift(s: Seen) -> Finding:
 
 # in this order: the first finding is the connection hop's verdict
 CONNECTION_CHECKS: tuple[Callable[[Seen], Finding], ...] = (
-    _proxied, _shadowed, _without_backend, _missing, _netrc, _login, _drift, _route_drift, _unimportable)
+    _proxied, _shadowed, _without_backend, _team_backend, _missing, _netrc, _login, _drift, _route_drift, _unimportable)
 
 
 # ---- the hops: each gathers what it looks at, then a judge of plain data says the hop and the verdict --------------
@@ -395,7 +401,10 @@ def _connection_hop(w: Walk) -> bool:
         live = w.clients.airflow.call("GET", f"/connections/{w.want.conn_id}").json()
     except SandboxError:
         live = None
-    w.add(judge_connection(Seen(w.want, live, airflow_environs(w.endpoints), w.handoff)))
+    environs = airflow_environs(w.endpoints)
+    team = team_vault.configured(environs)
+    got = team_vault.read(team, w.want.conn_id, lambda url: as_components_call(w.endpoints, url)) if team else None
+    w.add(judge_connection(Seen(w.want, live, environs, w.handoff, team, got)))
     return True  # a connection that differs from the spec is walked on: the later hops say what it does
 
 

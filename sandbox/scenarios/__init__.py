@@ -14,7 +14,7 @@ from sandbox.scenarios.jwks import PlainJwksUrl, RotationWithoutGrace, SigningKe
 from sandbox.scenarios.missing_scope import MissingScope
 from sandbox.scenarios.rotated_secret import RotatedSecret
 from sandbox.scenarios.triggerer import DeferrableDropsAuth, TriggererImport
-from sandbox.scenarios.vault import VaultSealed, VaultTokenExpired
+from sandbox.scenarios.vault import KvVersionMismatch, VaultSealed, VaultSilentFallback, VaultTokenExpired
 from sandbox.scenarios.worker_env import ClockSkew, EnvShadowedConnection, ProxyEnv
 from sandbox.scenarios.wrong_audience import WrongAudience
 
@@ -23,4 +23,4 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in (
     CrossEnvironment(), RateLimited(), QuotaExhausted(), BasicAuthClobbersBearer(), NetrcOverride(), PlainJwksUrl(),
     EnvShadowedConnection(), ProxyEnv(), ClockSkew(), ContainerVsHostIssuer(), TokenExpiresMidTask(),
     ExtraSentAsHeader(), DeferrableDropsAuth(), StaleQuotaAfterReseed(), TriggererImport(), VaultSealed(),
-    VaultTokenExpired(), RotationWithoutGrace())}
+    VaultTokenExpired(), RotationWithoutGrace(), VaultSilentFallback(), KvVersionMismatch())}

@@ -158,3 +158,42 @@ def test_judge_claims_names_an_unfixed_hostname_before_the_issuer():
     assert not hop.ok and "hostname is not fixed" in verdict
     hop, verdict = judge_claims(WANT, GOOD, ISS, ["scope lacks orders.write"])
     assert "would refuse airflow's token in dev: scope lacks orders.write" in verdict
+
+
+def test_a_teams_vault_backend_is_read_from_the_workers_environment_and_its_paths_follow_the_provider():
+    from sandbox import team_vault as tv
+
+    kwargs = {"url": "http://openbao:8200", "mount_point": "airflow", "kv_engine_version": 1, "token": "t"}
+    envs = {"1 scheduler": {tv.BACKEND_VAR: tv.VAULT_BACKEND, tv.KWARGS_VAR: json.dumps(kwargs)},
+            "2 api-server": {}, "3 scheduler worker": {tv.BACKEND_VAR: tv.VAULT_BACKEND, tv.KWARGS_VAR: "not json"}}
+    team = tv.configured(envs)
+    assert (team.cls, team.processes, team.kwargs) == (tv.VAULT_BACKEND, 2, kwargs)
+    assert tv.configured({"1 scheduler": {}}) is None
+    assert tv.read_path(kwargs, "c") == ("airflow/connections/c", 1)
+    assert tv.read_path({}, "c") == ("secret/data/connections/c", 2)  # the provider's defaults
+    assert tv.read_path({"connections_path": ["team/conns", "common"], "kv_engine_version": "2"}, "c") == \
+        ("secret/data/team/conns/c", 2)
+    assert tv.read_path({"connections_path": None}, "c") is None
+    # another backend, or a login other than a token: not repeated from the host
+    assert tv.read(tv.TeamBackend("x.AwsBackend", 1, kwargs), "c", lambda u: (u, {})) is None
+    assert tv.read(tv.TeamBackend(tv.VAULT_BACKEND, 1, {**kwargs, "auth_type": "approle"}), "c",
+                   lambda u: (u, {})) is None
+
+
+def test_a_teams_vault_backend_that_gives_nothing_is_named_with_where_the_task_went_instead():
+    from sandbox import team_vault as tv
+
+    team = tv.TeamBackend(tv.VAULT_BACKEND, 1, {})
+    found = tv.VaultRead("airflow/data/connections/c", 2, 200, "OK", {"host": "h"})
+    assert tv.judge("c", team, found, "http://legacy") is None
+    assert tv.judge("c", team, tv.VaultRead("p", 2, 404, "Not Found"), None) is None  # not the team's to serve
+    assert tv.judge("c", None, None, None) is None
+    assert tv.judge("c", team, tv.VaultRead("p", 2, None, "its token ...", checked=False), None) is None
+    detail, verdict = tv.judge("c", team, tv.VaultRead("airflow/data/connections/c", 2, 403, "permission denied"),
+                               "http://gw/orders-v1")
+    assert "403 permission denied" in detail and "logs that at DEBUG" in verdict
+    assert "from the metastore instead (http://gw/orders-v1)" in verdict
+    _, verdict = tv.judge("c", team, tv.VaultRead("p", 2, 503, "Vault is sealed"), None)
+    assert "(503 Vault is sealed)" in verdict and "`conn_id isn't defined`" in verdict
+    _, verdict = tv.judge("c", team, tv.VaultRead("airflow/connections/c", 1, 404, f"{tv.V2_ONLY} engine."), None)
+    assert "KV version 1" in verdict and "kv_engine_version 2" in verdict
