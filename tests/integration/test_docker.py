@@ -157,6 +157,29 @@ def test_the_issuer_scenario_is_named_by_doctor_until_reverted(dstack):
     assert dstack.cli("doctor", "--connection", sc.connection, check=False).returncode == 0
 
 
+def test_rotate_swaps_every_client_secret_inside_the_containers_and_the_smoke_stays_green(dstack):
+    """`sandbox rotate` on the docker runtime: Airflow's containers read the new secret from the vault with no
+    restart; the old one is refused by Keycloak afterwards."""
+    import requests
+
+    from sandbox.clients import token_url
+
+    paths = SandboxPaths.resolve(dstack.home)
+    old = json.loads(paths.client_secrets.read_text())
+    out = json.loads(dstack.cli("rotate", "-o", "json", timeout=300).stdout)
+    assert {r["name"] for r in out if r["kind"] == "client-secret"} == set(old), out
+    new = json.loads(paths.client_secrets.read_text())
+    keycloak = f"http://127.0.0.1:{PORTS['keycloak']}"
+    for name, secret in old.items():
+        realm, client = name.split("/")
+        assert new[name] != secret
+        r = requests.post(token_url(keycloak, realm), data={"grant_type": "client_credentials", "client_id": client,
+                                                            "client_secret": secret}, timeout=10)
+        assert r.status_code == 401, r.text
+    smoke = json.loads(dstack.cli("smoke", "-o", "json", check=False, timeout=600).stdout)
+    assert smoke["ok"], smoke
+
+
 def test_a_local_only_scenario_says_so(dstack):
     p = dstack.cli("repro", "clock-skew", check=False)
     assert p.returncode == 2 and "clock-skew needs the local runtime" in " ".join(p.stderr.split())
