@@ -205,15 +205,42 @@ def up(runtime: str | None, images: str, without: tuple[str, ...], ports: tuple[
 
 @cli.command("plan")
 @SPEC
-@OUTPUT
-def plan_cmd(spec_path: Path | None, output: str) -> None:
+@click.option("--base", "base_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="With -o md: compare with this spec (the pull request's base) instead of what the gateway "
+                   "enforces now; needs no running sandbox.")
+@click.option("-o", "--output", type=click.Choice(["table", "json", "md"]), default="table", show_default=True,
+              help="Output format; md: the access changes, written for the reviewer of a pull request.")
+def plan_cmd(spec_path: Path | None, base_path: Path | None, output: str) -> None:
     """Show what `apply` would create, update or delete in each system. Changes nothing."""
     from sandbox import reconcile
+    if output == "md":
+        _access_plan(spec.load(spec_path), base_path)
+        return
+    if base_path is not None:
+        raise SandboxError("--base compares two specs' access, which only -o md shows.",
+                           "run `sandbox plan -o md --base BASE_SPEC`.", exit_code=2)
     report = reconcile.plan_report(spec.load(spec_path), get_runtime().endpoints())
     if output == "json":
         render.dump_json(report)
     else:
         render.changes(report, applied=False)
+
+
+def _access_plan(wanted: spec.Spec, base_path: Path | None) -> None:
+    from sandbox import access
+    from sandbox.clients import Clients, why_not_running
+    from sandbox.plan import Addresses, plan
+    after = access.of_desired(plan(wanted, Addresses.nowhere()))
+    if base_path is not None:
+        before, label = access.of_desired(plan(spec.load(base_path), Addresses.nowhere())), f"`{base_path}`"
+    else:
+        endpoints = get_runtime().endpoints()
+        if why := why_not_running(endpoints, "tyk"):
+            raise SandboxError(f"The access plan compares the spec with what the gateway enforces, and {why}.",
+                               "run `sandbox up`, or compare with another spec: `sandbox plan -o md --base FILE`.")
+        gw = Clients(endpoints).tyk
+        before, label = access.of_gateway(gw.policies(), gw.apis()), "what the gateway enforces now"
+    sys.stdout.write(access.markdown(access.diff(before, after), label, f"`{wanted.source}`"))
 
 
 @cli.command("apply")
@@ -392,6 +419,22 @@ def doctor(env: str | None, connection: str | None, spec_path: Path | None, outp
         render.diagnoses(results)
     if not all(d.ok for d in results):
         sys.exit(1)
+
+
+@cli.command("map")
+@SPEC
+@click.option("-o", "--output", type=click.Choice(["md", "json", "csv", "svg"]), default="md", show_default=True,
+              help="Markdown for a control document, JSON or CSV for tools, an SVG picture.")
+def map_cmd(spec_path: Path | None, output: str) -> None:
+    """The trust boundaries: every grant as an edge (DAG, connection, account, scopes, policy, API, upstream), where
+    each secret lives and its age, checked against the live systems."""
+    from sandbox import map_render, trust_map
+    rt = get_runtime()
+    m = trust_map.gather(spec.load(spec_path), rt.endpoints(), rt.paths)
+    if output == "json":
+        render.dump_json(m.as_dict())
+    else:
+        sys.stdout.write({"md": map_render.markdown, "csv": map_render.to_csv, "svg": map_render.svg}[output](m))
 
 
 @cli.command()

@@ -1,0 +1,83 @@
+"""`sandbox map` on the session's stack: every grant an edge checked against the live systems, with the last
+smoke's verdict and the DAGs the gateway saw; a policy deleted by hand is drift; every format parses."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from sandbox.clients import TykGateway
+from sandbox.plan import Addresses, plan
+from sandbox.spec import load as load_spec
+
+pytestmark = pytest.mark.integration
+CONNECTIONS = {"tyk_dev_orders", "tyk_dev_billing", "tyk_prod_orders", "tyk_prod_billing"}
+
+
+def _map(stack, fmt: str = "json"):
+    out = stack.cli("map", "-o", fmt).stdout
+    return json.loads(out) if fmt == "json" else out
+
+
+def test_every_grant_is_an_edge_checked_against_the_live_systems(stack):
+    stack.cli("smoke")
+    m = _map(stack)
+    want = plan(load_spec(), Addresses.nowhere()).policies
+    assert {(e["env"], e["account"], e["service"], e["policy"]) for e in m["edges"]} == {
+        (p.env, p.account, p.service, p.policy_id) for p in want}
+    by_conn = {e["connection"]: e for e in m["edges"] if e["connection"]}
+    assert set(by_conn) == CONNECTIONS
+    assert all(e["state"] == "ok" and e["smoke"] == "ok" and not e["drift"] for e in by_conn.values()), by_conn
+    # the smoke's own calls, from the gateway's audit records
+    assert {d["dag"] for d in by_conn["tyk_dev_orders"]["dags"]} >= {"sandbox_smoke_dev"}
+    assert {d["dag"] for d in by_conn["tyk_prod_billing"]["dags"]} >= {"sandbox_smoke_prod"}
+    assert all(e["secret_age_s"] is not None for e in m["edges"])
+    assert m["checked"]["drift"].startswith("Keycloak, Tyk and Airflow compared")
+
+
+def test_a_policy_deleted_by_hand_is_drift_on_exactly_its_edge(stack):
+    row = stack.status()["tyk"]
+    gw = TykGateway(row["url"], row["secret"])
+    gw.call("DELETE", "/policies/dev-airflow-billing")
+    gw.reload()
+    try:
+        m = _map(stack)
+        drifted = {e["policy"]: e["drift"] for e in m["edges"] if e["drift"]}
+        assert list(drifted) == ["dev-airflow-billing"], drifted
+        assert drifted["dev-airflow-billing"][0].startswith("tyk: create policy dev-airflow-billing"), drifted
+        assert "## Drift from the spec" in _map(stack, "md")
+    finally:
+        stack.cli("apply")
+    assert not any(e["drift"] for e in _map(stack)["edges"])
+
+
+def test_markdown_csv_and_svg_parse_and_name_every_connection(stack):
+    md = _map(stack, "md")
+    table = [line for line in md.splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + 5 and all(c in md for c in CONNECTIONS)
+    rows = list(csv.DictReader(io.StringIO(_map(stack, "csv"))))
+    assert {r["connection"] for r in rows} == CONNECTIONS | {"-"}
+    root = ET.fromstring(_map(stack, "svg"))
+    texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+    assert all(c in texts for c in CONNECTIONS)
+
+
+def test_the_access_plan_of_a_spec_edit_names_exactly_its_changes(stack, tmp_path):
+    from sandbox.spec import fixture_path
+
+    text = fixture_path("sandbox.yaml").read_text()
+    edited = tmp_path / "edited.yaml"  # a grant added, a rate lowered
+    text = text.replace("    scopes: [billing.read]\n    rate: 20/s", "    scopes: [billing.read]\n    rate: 5/s")
+    edited.write_text(text.replace("\nairflow:\n", "  - account: reporting\n    service: billing\n"
+                                                  "    scopes: [billing.export]\n    rate: 1/s\n\nairflow:\n"))
+    want = ["| dev | airflow | billing | **rate lowered** | 20/s | 5/s |",
+            "| dev | reporting | billing | **gains access** | - | billing.export; rate 1/s; quota none |",
+            "| prod | airflow | billing | **rate lowered** | 20/s | 5/s |"]
+    for base in ([], ["--base", str(fixture_path("sandbox.yaml"))]):  # against the gateway, and against the base spec
+        md = stack.cli("plan", "-o", "md", "--spec", str(edited), *base).stdout
+        assert [line for line in md.splitlines() if line.startswith("| ") and "environment" not in line] == want, md
+    assert "No access changes" in stack.cli("plan", "-o", "md").stdout
