@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-PORTS = ("keycloak=30081,keycloak-management=30091,redis=30379,tyk=30082,airflow=30080,upstream=30083,"
+PORTS = ("ui=30090,keycloak=30081,keycloak-management=30091,redis=30379,tyk=30082,airflow=30080,upstream=30083,"
          "openbao=30200")
 
 

@@ -184,7 +184,7 @@ def up(runtime: str | None, images: str, without: tuple[str, ...], ports: tuple[
     progress = render.ProgressPrinter()
     without = without or _settings().without
     started = start_and_seed(rt, the_spec, list(without), port_mod.parse_overrides(",".join(ports)), progress)
-    results, rows, report, smoked = started.results, started.rows, started.report, None
+    results, rows, report, smoked = started.results, _with_ui(started.rows, rt), started.report, None
     if the_spec is not None and not no_smoke and not ({"airflow", "keycloak", "tyk", "upstream"} & set(without)):
         progress("smoke", "a real DAG run per environment, every connection through the gateway")
         smoked = smoke.run(the_spec, started.endpoints, rt.paths)
@@ -508,13 +508,41 @@ def status(output: str, show_secrets: bool, credentials: bool, spec_path: Path |
     """Show each component's state, health, URL and login."""
     if credentials:
         return _credentials(spec_path, output)
-    rows = get_runtime().status()
+    rt = get_runtime()
+    rows = _with_ui(rt.status(), rt)
     if output == "json":
         render.dump_json(render.status_dicts(rows, show_secrets))
     elif output == "env":
         render.status_env(rows, show_secrets)
     else:
         render.status_table(rows, show_secrets)
+
+
+def _with_ui(rows: list, rt: Runtime) -> list:
+    """The stack's rows and the sandbox's page (served from the host, on either runtime)."""
+    from sandbox.ui import lifecycle
+    return [*rows, lifecycle.status_row(rt.paths, rt.name)]
+
+
+@cli.command()
+@click.option("--url", "url_only", is_flag=True, help="Print only the page's link (with its token), nothing else.")
+def ui(url_only: bool) -> None:
+    """Open the sandbox's page in a browser (where one exists) and print its link, token included."""
+    from sandbox.ui import lifecycle
+    link = lifecycle.link(_paths())
+    if url_only:
+        print(link)
+        return
+    import os
+    import webbrowser
+    opened = False
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform == "darwin":  # a desktop
+        try:
+            opened = webbrowser.open(link)
+        except webbrowser.Error:
+            opened = False
+    render.out.print(("Opened " if opened else "No browser here; open ") + link
+                     + ("" if opened else " (the token is the sandbox's: keep the link to yourself)"))
 
 
 def _credentials(spec_path: Path | None, output: str) -> None:

@@ -140,6 +140,20 @@ class SandboxPaths:
         """The last `sandbox smoke` report (also read by the test handle)."""
         return self.home / "smoke.json"
 
+    @property
+    def smoke_verdicts(self) -> Path:
+        """Each connection's latest smoke verdict, whichever smoke (all, one environment, one service) gave it."""
+        return self.home / "smoke-verdicts.json"
+
+    @property
+    def ui(self) -> Path:
+        """The sandbox's page server: its pid and port (its token is in the secrets folder)."""
+        return self.home / "ui.json"
+
+    @property
+    def ui_token(self) -> Path:
+        return self.home / "secrets" / "ui-token"
+
     # ---- test sessions holding the sandbox ----------------------------------------------------------
     @property
     def holders_lock(self) -> Path:

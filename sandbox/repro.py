@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from sandbox import smoke
 from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
+from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import Progress
 from sandbox.scenarios import CATALOGUE
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
@@ -145,8 +146,13 @@ def _record_kept(ctx: ScenarioContext, name: str, connection: str) -> None:
 
 
 def _kept(ctx: ScenarioContext) -> dict[str, str | None]:
+    return kept_at(ctx.paths)
+
+
+def kept_at(paths: SandboxPaths) -> dict[str, str | None]:
+    """The faults kept in place in the sandbox at `paths`: name -> the connection they were put into."""
     try:
-        kept = json.loads((ctx.paths.home / KEPT_FILE).read_text())
+        kept = json.loads((paths.home / KEPT_FILE).read_text())
     except (OSError, ValueError):
         return {}
     return {n: None for n in kept} if isinstance(kept, list) else kept  # a list: names only, as kept before

@@ -81,7 +81,24 @@ def run(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, env: str | None =
     calls = max((sum(h.get("ms") or 0 for h in r.hops) for r in rows), default=0) / 1000
     report = SmokeReport(all(r.ok for r in rows), rows, round(seconds, 2), round(calls, 3), runs)
     write_private(paths.smoke_result, json.dumps(asdict(report), indent=2))
+    _remember_verdicts(paths, rows)
     return report
+
+
+def _remember_verdicts(paths: SandboxPaths, rows: list[SmokeRow]) -> None:
+    verdicts = verdicts_of(paths)
+    now = time.time()
+    verdicts.update({r.connection: {"ok": r.ok, "verdict": r.verdict, "at": now} for r in rows})
+    write_private(paths.smoke_verdicts, json.dumps(verdicts, indent=2, sort_keys=True))
+
+
+def verdicts_of(paths: SandboxPaths) -> dict[str, dict]:
+    """connection -> {"ok", "verdict", "at" (epoch seconds)}: each one's latest smoke, of any smoke run."""
+    try:
+        raw = json.loads(paths.smoke_verdicts.read_text())
+    except (OSError, ValueError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
 
 
 def probe_dag(endpoints: Endpoints, dag: str, conn_id: str, env: str, service: str,

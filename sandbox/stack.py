@@ -29,4 +29,8 @@ def start_and_seed(rt: Runtime, spec: Spec | None, without: list[str], ports: di
     if spec is not None:
         progress("apply", f"seeding from {spec.source}")
         report = reconcile.apply(spec, endpoints, rt.paths)
+        # the sandbox's page runs with a seeded stack (a bare `up --no-apply` starts only the components)
+        from sandbox.ui import lifecycle
+
+        lifecycle.ensure(rt.paths, spec.source, progress)
     return Started(results, rows, endpoints, report)

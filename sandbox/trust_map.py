@@ -137,18 +137,18 @@ def _iso(seconds: float) -> str:
 
 
 def mark(edge_list: list[Edge], changes: list[Change], secret_ages: dict[str, int | None],
-         smoke_rows: list[dict], smoke_at: float | None, calls: list[dict]) -> None:
-    """Add the evidence to each edge. `secret_ages`: '<env>/<account>' -> seconds; `smoke_rows`: the last smoke's
-    rows (connection, ok, verdict); `calls`: audit records reduced to {"api", "account" (or None), "dag", "when"}."""
-    smoke = {r["connection"]: r for r in smoke_rows}
+         verdicts: dict[str, dict], calls: list[dict]) -> None:
+    """Add the evidence to each edge. `secret_ages`: '<env>/<account>' -> seconds; `verdicts`: each connection's
+    latest smoke ({"ok", "verdict", "at"}); `calls`: audit records reduced to {"api", "account" (or None), "dag",
+    "when"}."""
     for e in edge_list:
         e.drift = [f"{c.system}: {c.action} {c.kind} {c.name}" + (f" ({c.detail})" if c.detail else "")
                    for c in changes if _touches(c, e)]
         e.secret_age_s = secret_ages.get(f"{e.env}/{e.account}")
-        row = smoke.get(e.connection or "")
+        row = verdicts.get(e.connection or "")
         if row is not None:
             e.smoke = "ok" if row["ok"] else f"failed at {row.get('verdict') or 'an unknown hop'}"
-            e.smoke_at = _iso(smoke_at) if smoke_at else ""
+            e.smoke_at = _iso(row["at"]) if row.get("at") else ""
         seen: dict[str, list[float]] = {}
         for c in calls:
             if c["api"] == e.api and c["account"] in (None, e.account) and e.connection:
@@ -170,50 +170,67 @@ def audit_calls(records: list[dict]) -> list[dict]:
     return out
 
 
-def gather(spec: Spec, endpoints, paths) -> TrustMap:
-    """The map of `spec` with the live evidence of the sandbox at `paths`."""
-    from sandbox import audit, reconcile, rotation, smoke
-    from sandbox.clients import Clients, why_not_running
-    from sandbox.errors import SandboxError
-    from sandbox.plan import Addresses, plan
+@dataclass
+class Evidence:
+    """What the live systems say about the spec's edges, apart from the smoke (read from its file at each look)."""
 
-    desired = plan(spec, Addresses.of(endpoints))
-    out = edges(spec, desired)
-    checked: dict[str, str] = {}
+    changes: list[Change] = field(default_factory=list)
+    ages: dict[str, int | None] = field(default_factory=dict)
+    calls: list[dict] = field(default_factory=list)
+    checked: dict[str, str] = field(default_factory=dict)
+
+
+def evidence(spec: Spec, endpoints, paths) -> Evidence:
+    """Drift, secret ages and audit records of the sandbox at `paths`; each part on its own."""
+    from sandbox import audit, reconcile, rotation
+    from sandbox.clients import Clients, why_not_running
+
+    ev = Evidence()
     live = Clients(endpoints)
-    changes: list[Change] = []
     try:
         collected = reconcile.collect(spec, endpoints, live)
-        changes = [s.change for s in collected.steps]
-        checked["drift"] = "Keycloak, Tyk and Airflow compared with the spec" + (
+        ev.changes = [s.change for s in collected.steps]
+        ev.checked["drift"] = "Keycloak, Tyk and Airflow compared with the spec" + (
             "; not compared: " + "; ".join(f"{k} ({v})" for k, v in collected.skipped.items())
             if collected.skipped else "")
     except Exception as e:  # noqa: BLE001 - one part of the evidence; the map stands without it
-        checked["drift"] = f"not compared: {_why(e)}"
-    ages: dict[str, int | None] = {}
+        ev.checked["drift"] = f"not compared: {_why(e)}"
     if why := why_not_running(endpoints, "keycloak"):
-        checked["secrets"] = f"ages unknown: {why}"
+        ev.checked["secrets"] = f"ages unknown: {why}"
     else:
         try:
-            ages = {c.name: c.age_s for c in rotation.inventory(spec, endpoints, paths) if c.kind == "client-secret"}
-            checked["secrets"] = "ages from Keycloak (client.secret.creation.time)"
-        except (SandboxError, Exception) as e:  # noqa: BLE001
-            checked["secrets"] = f"ages unknown: {_why(e)}"
-    report = smoke.last(paths)
-    smoke_at = paths.smoke_result.stat().st_mtime if report is not None else None
-    rows = [{"connection": r.connection, "ok": r.ok, "verdict": r.verdict} for r in report.rows] if report else []
-    checked["smoke"] = f"the last smoke, {_iso(smoke_at)}" if smoke_at else "no smoke run yet (`sandbox smoke`)"
-    calls: list[dict] = []
-    if why := why_not_running(endpoints, "redis"):
-        checked["audit"] = f"not read: {why}"
-    else:
-        try:
-            calls = audit_calls(audit.read(live.redis))
-            checked["audit"] = f"{len(calls)} DAG calls in the gateway's analytics records (kept 24 h)"
+            ev.ages = {c.name: c.age_s for c in rotation.inventory(spec, endpoints, paths) if c.kind == "client-secret"}
+            ev.checked["secrets"] = "ages from Keycloak (client.secret.creation.time)"
         except Exception as e:  # noqa: BLE001
-            checked["audit"] = f"not read: {_why(e)}"
-    mark(out, changes, ages, rows, smoke_at, calls)
+            ev.checked["secrets"] = f"ages unknown: {_why(e)}"
+    if why := why_not_running(endpoints, "redis"):
+        ev.checked["audit"] = f"not read: {why}"
+    else:
+        try:
+            ev.calls = audit_calls(audit.read(live.redis))
+            ev.checked["audit"] = f"{len(ev.calls)} DAG calls in the gateway's analytics records (kept 24 h)"
+        except Exception as e:  # noqa: BLE001
+            ev.checked["audit"] = f"not read: {_why(e)}"
+    return ev
+
+
+def assemble(spec: Spec, endpoints, ev: Evidence, verdicts: dict[str, dict]) -> TrustMap:
+    """The map of `spec` with evidence `ev` and the connections' latest smoke verdicts."""
+    from sandbox.plan import Addresses, plan
+
+    out = edges(spec, plan(spec, Addresses.of(endpoints)))
+    mark(out, ev.changes, ev.ages, verdicts, ev.calls)
+    checked = {**ev.checked, "smoke": (
+        f"each connection's latest smoke, the last {_iso(max(v['at'] for v in verdicts.values()))}"
+        if verdicts else "no smoke run yet (`sandbox smoke`)")}
     return TrustMap(str(spec.source), _iso(time.time()), out, checked)
+
+
+def gather(spec: Spec, endpoints, paths) -> TrustMap:
+    """The map of `spec` with the live evidence of the sandbox at `paths`."""
+    from sandbox import smoke
+
+    return assemble(spec, endpoints, evidence(spec, endpoints, paths), smoke.verdicts_of(paths))
 
 
 def _why(e: Exception) -> str:

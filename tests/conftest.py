@@ -12,5 +12,5 @@ os.environ.setdefault("SANDBOX_RUNTIME", "local")
 # before it configures, because the plugin reads the environment once, early (its report header): set in
 # tests/integration/conftest.py it came too late, and a fresh home started on the default ports.
 TEST_PORTS = {"keycloak": 29081, "keycloak-management": 29091, "redis": 29379, "tyk": 29082,
-              "airflow": 29080, "upstream": 29083, "openbao": 29200}
+              "airflow": 29080, "upstream": 29083, "openbao": 29200, "ui": 29090}
 os.environ["SANDBOX_PORTS"] = ",".join(f"{k}={v}" for k, v in TEST_PORTS.items())

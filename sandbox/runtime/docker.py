@@ -32,7 +32,7 @@ from sandbox.readiness import Result
 from sandbox.runtime import compose
 from sandbox.runtime.base import Progress, ProvisionResult
 from sandbox.runtime.components.base import Component, ComponentContext
-from sandbox.runtime.skeleton import Seen, SkeletonRuntime
+from sandbox.runtime.skeleton import HOST_PORTS, Seen, SkeletonRuntime
 from sandbox.state import ProcessRecord, State
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -124,7 +124,7 @@ class DockerRuntime(SkeletonRuntime):
         """The compose file's variables for this sandbox, from what each component says of itself (ports, host
         folders, settings) and what this runtime chose (images, the secrets' folder, Airflow's uid)."""
         ctx = ComponentContext(self.paths, {**self.default_ports(), **state.ports}, {}, runtime=self.name)
-        out = {port_variable(k): str(v) for k, v in ctx.ports.items()}
+        out = {port_variable(k): str(v) for k, v in ctx.ports.items() if k not in HOST_PORTS}  # the page: host's
         for comp in self.components.values():
             out.update({k: str(v) for k, v in comp.host_folders(ctx).items()})
             out.update(comp.compose_settings(ctx))

@@ -60,7 +60,10 @@ def down_everywhere(paths: SandboxPaths, force: bool = False, volumes: bool = Fa
     carry the sandbox's mark, containers that carry its project label. Nothing of the sandbox is left running."""
     # down needs no ports: a malformed SANDBOX_PORTS must not keep anyone from stopping the stack
     rt = make_runtime(paths, dataclasses.replace(settings or Settings.from_environment(), ports_text=""))
-    stopped = rt.down(force=force, volumes=volumes)
+    from sandbox.ui import lifecycle
+
+    stopped = ["ui"] if paths.home.exists() and lifecycle.stop(paths) else []  # the page first: it watches the rest
+    stopped += rt.down(force=force, volumes=volumes)
     if rt.name == "docker":
         from sandbox import supervisor
 

@@ -31,6 +31,8 @@ from sandbox.state import State
 # what a runtime says of one component in `status`: state, healthy, detail, pids
 Seen = tuple[str, bool | None, str, list[int]]
 
+HOST_PORTS = {"ui": 28090}  # the sandbox's page (`sandbox ui`), a process of the host whatever the runtime
+
 
 class SkeletonRuntime(Runtime):
     def __init__(self, paths: SandboxPaths, env_ports: dict[str, int] | None = None,
@@ -46,7 +48,8 @@ class SkeletonRuntime(Runtime):
         return list(self.components)
 
     def default_ports(self) -> dict[str, int]:
-        return {k: v for c in self.components.values() for k, v in c.default_ports.items()}
+        """Every component's ports, and the sandbox's own page (served from the host on either runtime)."""
+        return {**{k: v for c in self.components.values() for k, v in c.default_ports.items()}, **HOST_PORTS}
 
     def _save(self, state: State) -> None:
         with self._lock:

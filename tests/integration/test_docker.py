@@ -27,7 +27,7 @@ from tests.integration.conftest import sandbox
 
 pytestmark = pytest.mark.integration
 PORTS = {"keycloak": 29781, "keycloak-management": 29791, "redis": 29779, "tyk": 29782, "airflow": 29780,
-         "upstream": 29783, "openbao": 29784}
+         "upstream": 29783, "openbao": 29784, "ui": 29790}
 DOCKER = runnable("docker")
 
 

@@ -15,7 +15,7 @@ from tests.integration.conftest import sandbox
 
 pytestmark = pytest.mark.integration
 PORTS = {"keycloak": 29581, "keycloak-management": 29591, "redis": 29579, "tyk": 29582, "airflow": 29580,
-         "upstream": 29583, "openbao": 29584}
+         "upstream": 29583, "openbao": 29584, "ui": 29590}
 
 
 def test_down_leaves_no_process_and_frees_every_port(tmp_path):
@@ -23,18 +23,18 @@ def test_down_leaves_no_process_and_frees_every_port(tmp_path):
     env = {**os.environ, "SANDBOX_HOME": str(home), "SANDBOX_PORTS": ",".join(f"{k}={v}" for k, v in PORTS.items())}
     env.pop("SANDBOX_WITHOUT", None)
     try:
-        sandbox("up", "--no-apply", "-o", "json", env=env)
+        sandbox("up", "--no-smoke", "-o", "json", env=env)  # seeded: the sandbox's page runs too
         status = json.loads(sandbox("status", "-o", "json", env=env).stdout)
         pids = {pid for row in status for pid in row["pids"]}
         assert {row["name"] for row in status if row["state"] == "running"} == {
-            "keycloak", "redis", "tyk", "openbao", "airflow", "upstream"}
+            "keycloak", "redis", "tyk", "openbao", "airflow", "upstream", "ui"}
         # bystanders that look like a title-rewritten sandbox process (no environment at all): one working in the
         # home (not a component's folder), one of another uid in Airflow's data folder — neither is the sandbox's
         bystanders = [subprocess.Popen(["env", "-i", "/bin/sleep", "300"], cwd=home, start_new_session=True),
                       subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "-i",
                                         "/bin/sleep", "300"], cwd=home / "data" / "airflow", start_new_session=True)]
         out = json.loads(sandbox("down", "-o", "json", env=env).stdout)
-        assert set(out["stopped"]) == {"keycloak", "redis", "tyk", "openbao", "airflow", "upstream"}
+        assert set(out["stopped"]) == {"keycloak", "redis", "tyk", "openbao", "airflow", "upstream", "ui"}
         assert [b.poll() for b in bystanders] == [None, None]  # both alive
         for b in bystanders:
             b.kill()

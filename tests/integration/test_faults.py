@@ -23,7 +23,7 @@ from tests.integration.conftest import sandbox
 
 pytestmark = pytest.mark.integration
 PORTS = {"keycloak": 29681, "keycloak-management": 29691, "redis": 29679, "tyk": 29682, "airflow": 29680,
-         "upstream": 29683, "openbao": 29684}
+         "upstream": 29683, "openbao": 29684, "ui": 29690}
 
 
 @pytest.fixture(scope="module")

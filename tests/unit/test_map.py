@@ -52,12 +52,12 @@ def test_evidence_marks_only_the_edges_it_is_about():
     es = _edges()
     changes = [Change("tyk", "create", "policy", "dev-airflow-orders"), Change("keycloak", "update", "client",
                                                                              "prod/airflow", "scopes")]
-    rows = [{"connection": "tyk_dev_billing", "ok": False, "verdict": "gateway: HTTP 403 Key not authorized"},
-            {"connection": "tyk_prod_orders", "ok": True, "verdict": ""}]
+    rows = {"tyk_dev_billing": {"ok": False, "verdict": "gateway: HTTP 403 Key not authorized", "at": 1000.0},
+            "tyk_prod_orders": {"ok": True, "verdict": "", "at": 1000.0}}
     calls = [{"api": "dev-billing", "account": "airflow", "dag": "billing_daily", "when": 100.0},
              {"api": "dev-billing", "account": None, "dag": "billing_daily", "when": 160.0},
              {"api": "dev-orders", "account": "reporting", "dag": "export", "when": 5.0}]
-    trust_map.mark(es, changes, {"dev/airflow": 42}, rows, 1000.0, calls)
+    trust_map.mark(es, changes, {"dev/airflow": 42}, rows, calls)
     by = {(e.env, e.account, e.service): e for e in es}
     assert by["dev", "airflow", "orders"].state == "drift" and by["dev", "airflow", "orders"].drift == [
         "tyk: create policy dev-airflow-orders"]
@@ -72,7 +72,7 @@ def test_evidence_marks_only_the_edges_it_is_about():
 
 def test_the_map_renders_as_markdown_csv_and_an_svg_that_names_every_connection():
     es = _edges()
-    trust_map.mark(es, [Change("tyk", "delete", "api", "prod-billing")], {}, [], None,
+    trust_map.mark(es, [Change("tyk", "delete", "api", "prod-billing")], {}, {},
                    [{"api": "dev-orders", "account": "airflow", "dag": "orders_hourly", "when": 1.0}])
     m = trust_map.TrustMap("sandbox.yaml", "2026-12-01T00:00:00+00:00", es, {"drift": "compared"})
     md = map_render.markdown(m)

@@ -117,7 +117,7 @@ def test_up_starts_in_dependency_order_then_finds_everything_running(rt):
     assert [c for c in rt.calls if c[0] == "start"] == [("start", "db"), ("start", "api")]
     assert actions(rt.up([], {}, lambda *_: None)) == {"db": "already-running", "api": "already-running"}
     state = statefile.load(rt.paths.state)
-    assert state.runtime == "fake" and state.ports == {"db": 30001, "api": 30002}
+    assert state.runtime == "fake" and state.ports == {"db": 30001, "api": 30002, "ui": 28090}  # and the page's
 
 
 def test_a_crashed_component_is_stopped_and_restarted_and_a_left_out_one_stopped(rt):

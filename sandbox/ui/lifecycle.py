@@ -1,0 +1,143 @@
+"""Start, find, stop and describe the page's server: a process of the host (marked as the sandbox's, working in
+`<home>/data/ui`, logging to `<home>/logs/ui.log`), recorded in `<home>/ui.json`; its token lives 0600 in the
+secrets folder and is kept across restarts, so a bookmarked link keeps working."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from sandbox import state as statefile
+from sandbox import supervisor
+from sandbox.credentials import write_private
+from sandbox.errors import SandboxError
+from sandbox.paths import SandboxPaths
+from sandbox.ports import HOST, holder, is_free
+from sandbox.provision import file_lock
+from sandbox.runtime.base import ComponentStatus, Progress
+from sandbox.runtime.skeleton import HOST_PORTS
+from sandbox.state import ProcessRecord
+
+NAME = "ui"
+START_TIMEOUT = 20.0
+
+
+def token(paths: SandboxPaths) -> str:
+    """The page's token, made once per sandbox."""
+    try:
+        return paths.ui_token.read_text().strip()
+    except OSError:
+        value = secrets.token_urlsafe(24)
+        write_private(paths.ui_token, value)
+        return value
+
+
+def port_of(paths: SandboxPaths) -> int:
+    """The page's port: the one the sandbox's state resolved (SANDBOX_PORTS / --port ui=…), else the default."""
+    try:
+        st = statefile.load(paths.state)
+    except (OSError, ValueError, KeyError):
+        st = None
+    return (st.ports if st else {}).get(NAME, HOST_PORTS[NAME])
+
+
+def url(port: int) -> str:
+    return f"http://{HOST}:{port}/"
+
+
+def _record(paths: SandboxPaths) -> ProcessRecord | None:
+    try:
+        raw = json.loads(paths.ui.read_text())
+        return ProcessRecord(**raw)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return requests.get(f"{url(port)}healthz", timeout=2).text == "ok"
+    except requests.RequestException:
+        return False
+
+
+def running(paths: SandboxPaths) -> tuple[ProcessRecord, int] | None:
+    """The live server's record and port, or None."""
+    rec = _record(paths)
+    if rec is None or not supervisor.alive(rec):
+        return None
+    port = int(rec.cmd[rec.cmd.index("--port") + 1]) if "--port" in rec.cmd else port_of(paths)
+    return rec, port
+
+
+def ensure(paths: SandboxPaths, spec_path: Path | None, progress: Progress) -> str:
+    """The page's server running (idempotent): 'already-running' or 'started'."""
+    with file_lock(paths.home / ".ui.lock"):  # two `up`s at once start one server
+        found = running(paths)
+        cmd = [sys.executable, "-m", "sandbox.ui.server", "--home", str(paths.home), "--port", str(port_of(paths)),
+               *(["--spec", str(Path(spec_path).resolve())] if spec_path and Path(spec_path).is_file() else [])]
+        if found is not None and found[0].cmd == cmd and _healthy(found[1]):
+            return "already-running"
+        if found is not None:
+            supervisor.terminate(supervisor.tree([found[0]]))
+        port = port_of(paths)
+        if not is_free(port):
+            raise SandboxError(f"Port {port} (ui) is taken by {holder(port)}.",
+                               "stop that process, or give the page another port: sandbox up --port ui=<free port>.")
+        token(paths)
+        folder = paths.home / "data" / NAME
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        progress(NAME, f"starting the sandbox's page on {url(port)}")
+        rec = supervisor.spawn(NAME, cmd, {"PYTHONPATH": _package_root()}, folder, paths.home / "logs" / "ui.log",
+                               paths.home)
+        write_private(paths.ui, json.dumps(rec.__dict__))
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if _healthy(port):
+                return "started"
+            if not supervisor.alive(rec):
+                break
+            time.sleep(0.1)
+        raise SandboxError(f"The sandbox's page did not start on port {port}.",
+                           f"see {paths.home / 'logs' / 'ui.log'}; then `sandbox up` again.")
+
+
+def _package_root() -> str:
+    return str(Path(__file__).resolve().parents[2])
+
+
+def stop(paths: SandboxPaths) -> bool:
+    """Stop the page's server (by its record, and any process of the sandbox working in its folder)."""
+    rec = _record(paths)
+    procs = supervisor.tree([rec]) if rec is not None else []
+    procs += [p for p in supervisor.owned_processes(paths.home, NAME) if p.pid not in {q.pid for q in procs}]
+    paths.ui.unlink(missing_ok=True)
+    if not procs:
+        return False
+    supervisor.terminate(procs, grace=3.0)
+    return True
+
+
+def status_row(paths: SandboxPaths, runtime: str) -> ComponentStatus:
+    """The page as a row of `sandbox status` (its token is the row's masked secret)."""
+    found = running(paths)
+    if found is None:
+        return ComponentStatus(NAME, "stopped", None, "the sandbox's page (`sandbox up` starts it)",
+                               url(port_of(paths)), runtime=runtime)
+    rec, port = found
+    healthy = _healthy(port)
+    return ComponentStatus(NAME, "running", healthy, "the sandbox's page: `sandbox ui` opens it" if healthy else
+                           "not answering", url(port), ports={NAME: port}, pids=[rec.pid], username="token",
+                           secret=token(paths), runtime=runtime)
+
+
+def link(paths: SandboxPaths) -> str:
+    """The page's URL with its token (what `sandbox ui --url` prints); refuses when it is not running."""
+    found = running(paths)
+    if found is None:
+        raise SandboxError("The sandbox's page is not running.", "run `sandbox up` (it starts with the stack).")
+    return f"{url(found[1])}?token={token(paths)}"

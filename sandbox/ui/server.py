@@ -1,0 +1,199 @@
+"""The page's HTTP server (Starlette on uvicorn), on 127.0.0.1 only.
+
+Protection, as notebook servers do it: a per-sandbox token, given once in the URL (`sandbox ui` prints it), then
+kept in an HttpOnly, SameSite=Strict cookie named for the port; an API client may send it as `X-Sandbox-Token`.
+Every request must name this server as its Host (no DNS rebinding), and a request that carries an Origin must
+come from this page: a foreign site can neither read nor start anything. `/healthz` alone answers without the token,
+and says nothing but "ok". Every asset is served from the package: the page works with no internet.
+
+    python -m sandbox.ui.server --home HOME --port PORT [--spec FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import threading
+from importlib import resources
+from pathlib import Path
+from urllib.parse import urlencode
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route
+
+from sandbox.paths import SandboxPaths
+from sandbox.ports import HOST
+from sandbox.ui import lifecycle
+from sandbox.ui.hub import Hub
+
+ASSETS = {"app.js": "text/javascript", "app.css": "text/css"}
+SAFE = ("GET", "HEAD")
+
+
+def _asset(name: str) -> str:
+    return resources.files("sandbox.ui").joinpath("static", name).read_text()
+
+
+class Guard:
+    """Which requests may pass: the token, this server's own Host and Origin."""
+
+    def __init__(self, token: str, port: int):
+        self.token, self.port = token, port
+        self.cookie = f"sandbox_ui_{port}"
+        self.hosts = {f"{HOST}:{port}", f"localhost:{port}"}
+        self.origins = {f"http://{h}" for h in self.hosts}
+
+    def _has_token(self, request: Request) -> bool:
+        given = request.headers.get("x-sandbox-token") or request.cookies.get(self.cookie) or ""
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    def refuse(self, request: Request) -> Response | None:
+        if request.headers.get("host", "") not in self.hosts:
+            return PlainTextResponse("This server answers only as 127.0.0.1 or localhost.", 403)
+        origin = request.headers.get("origin")
+        if origin is not None and origin not in self.origins:
+            return _error(403, f"A request from {origin} is refused: only this page may call this server.",
+                          "open the page itself (`sandbox ui`).")
+        if request.method not in SAFE and origin is None and not request.headers.get("x-sandbox-token"):
+            return _error(403, "A change needs the page's Origin or the X-Sandbox-Token header.",
+                          "use the page's buttons, or send X-Sandbox-Token.")
+        if not self._has_token(request):
+            if request.url.path.startswith("/api/"):
+                return _error(401, "This sandbox's page needs its token.", "run `sandbox ui --url` for the link.")
+            return HTMLResponse(NEEDS_TOKEN, 401)
+        return None
+
+
+NEEDS_TOKEN = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>airflow-tyk-sandbox</title>
+<link rel="icon" href="data:,"></head>
+<body><h1>This sandbox's page needs its token</h1><p>Run <code>sandbox ui</code> (or <code>sandbox ui --url</code>)
+to open it with its link.</p></body></html>"""
+
+
+def _error(status: int, message: str, fix: str) -> JSONResponse:
+    return JSONResponse({"error": message, "fix": fix}, status)
+
+
+def build(paths: SandboxPaths, port: int, spec_path: Path | None, hub: Hub | None = None) -> Starlette:
+    hub = hub or Hub(paths, spec_path)
+    guard = Guard(lifecycle.token(paths), port)
+
+    async def index(request: Request) -> Response:
+        given = request.query_params.get("token")
+        if given is not None:  # the link's token: into the cookie, out of the address bar and the history
+            if not hmac.compare_digest(given.encode(), guard.token.encode()):
+                return HTMLResponse(NEEDS_TOKEN, 401)
+            rest = {k: v for k, v in request.query_params.items() if k != "token"}
+            response = RedirectResponse("/" + (f"?{urlencode(rest)}" if rest else ""), 303)
+            response.set_cookie(guard.cookie, guard.token, httponly=True, samesite="strict", path="/")
+            return response
+        if (refused := guard.refuse(request)) is not None:
+            return refused
+        return HTMLResponse(_asset("index.html"), headers={"Cache-Control": "no-store"})
+
+    async def asset(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in ASSETS:
+            return PlainTextResponse("not found", 404)
+        return Response(_asset(name), media_type=ASSETS[name])
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    def guarded(handler):
+        async def wrapped(request: Request) -> Response:
+            if (refused := guard.refuse(request)) is not None:
+                return refused
+            return await handler(request)
+
+        return wrapped
+
+    async def state(request: Request) -> Response:
+        _, text = hub.snapshot()
+        return Response(text or "{}", media_type="application/json")
+
+    async def events(request: Request) -> Response:
+        async def stream():
+            seen = 0  # version 0: no snapshot yet; the first one is sent as soon as it exists
+            while not await request.is_disconnected():
+                version, text = await asyncio.to_thread(hub.wait_change, seen, 10.0)
+                if version != seen and text:
+                    seen = version
+                    yield f"data: {text}\n\n"
+                else:
+                    yield ": keep-alive\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    async def reveal(request: Request) -> Response:
+        name = request.path_params["name"]
+        rows = {r.name: r for r in await asyncio.to_thread(hub.runtime().status)}
+        if name not in rows or not rows[name].secret:
+            return _error(404, f"{name} has no login secret.", "pick a component with a login.")
+        return JSONResponse({"name": name, "secret": rows[name].secret}, headers={"Cache-Control": "no-store"})
+
+    def job(kind: str, work) -> Response:
+        started = hub.start(kind, "", work)
+        return JSONResponse(started, 409 if "refused" in started else 202)
+
+    async def run_smoke(request: Request) -> Response:
+        return job("smoke", hub.do_smoke)
+
+    async def run_doctor(request: Request) -> Response:
+        return job("doctor", hub.do_doctor)
+
+    async def run_repro(request: Request) -> Response:
+        name = request.path_params["name"]
+        from sandbox.scenarios import CATALOGUE
+
+        if name not in CATALOGUE:
+            return _error(404, f"No scenario named {name!r}.", f"use one of: {', '.join(CATALOGUE)}.")
+        started = hub.start("repro", name, lambda say: hub.do_repro(name, say))
+        return JSONResponse(started, 409 if "refused" in started else 202)
+
+    async def run_revert(request: Request) -> Response:
+        return job("revert", hub.do_revert)
+
+    routes = [
+        Route("/", index), Route("/healthz", healthz), Route("/static/{name}", guarded(asset)),
+        Route("/api/state", guarded(state)), Route("/api/events", guarded(events)),
+        Route("/api/secret/{name}", guarded(reveal)),
+        Route("/api/smoke", guarded(run_smoke), methods=["POST"]),
+        Route("/api/doctor", guarded(run_doctor), methods=["POST"]),
+        Route("/api/repro/{name}", guarded(run_repro), methods=["POST"]),
+        Route("/api/revert", guarded(run_revert), methods=["POST"]),
+    ]
+    app = Starlette(routes=routes)
+    app.state.hub = hub
+    return app
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--home", required=True, type=Path)
+    ap.add_argument("--port", required=True, type=int)
+    ap.add_argument("--spec", type=Path, default=None)
+    args = ap.parse_args()
+    import uvicorn
+
+    paths = SandboxPaths.resolve(args.home)
+    hub = Hub(paths, args.spec)
+    threading.Thread(target=hub.loop, daemon=True, name="refresh").start()
+    uvicorn.run(build(paths, args.port, args.spec, hub), host=HOST, port=args.port, log_level="warning",
+                access_log=False, timeout_graceful_shutdown=1)
+
+
+if __name__ == "__main__":
+    main()
+
