@@ -84,7 +84,11 @@ def test_nothing_is_published_beyond_loopback(dstack):
                 for spec in (c.attrs["NetworkSettings"]["Ports"] or {}).values() for b in (spec or [])]
     assert bindings, "nothing published"
     assert {b["HostIp"] for _, b in bindings} == {"127.0.0.1"}, bindings
-    assert {int(b["HostPort"]) for _, b in bindings} == set(PORTS.values())
+    assert {int(b["HostPort"]) for _, b in bindings} == {v for k, v in PORTS.items() if k != "ui"}
+    # the sandbox's page is a process of the host, on loopback too
+    (pid,) = {r["name"]: r for r in json.loads(dstack.cli("status", "-o", "json").stdout)}["ui"]["pids"]
+    listening = [c.laddr for c in psutil.Process(pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    assert [(a.ip, a.port) for a in listening] == [("127.0.0.1", PORTS["ui"])], listening
 
 
 def test_the_compose_file_validates_and_its_secrets_folder_left_unset_stops_it(dstack):
