@@ -3,6 +3,7 @@ share, so a stack the CLI brings up and one a test session brings up are the sam
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from sandbox import reconcile
@@ -32,5 +33,8 @@ def start_and_seed(rt: Runtime, spec: Spec | None, without: list[str], ports: di
         # the sandbox's page runs with a seeded stack (a bare `up --no-apply` starts only the components)
         from sandbox.ui import lifecycle
 
-        lifecycle.ensure(rt.paths, spec.source, progress)
+        t0 = time.monotonic()
+        action = lifecycle.ensure(rt.paths, spec.source, progress)
+        if running is None:
+            results = [*results, UpResult("ui", action, round(time.monotonic() - t0, 2))]
     return Started(results, rows, endpoints, report)

@@ -62,13 +62,14 @@ class Edge:
 
     @property
     def state(self) -> str:
-        """drift | failing | ok | unchecked | no grant: what a reviewer looks at first."""
-        if self.drift:
-            return "drift"
+        """no grant | failing | drift | ok | unchecked: what a reviewer looks at first (a failing call before the
+        drift that may explain it: the drift is listed beside it)."""
         if self.policy is None:
             return "no grant"  # the gateway refuses this connection's token, by the spec
         if self.smoke.startswith("failed"):
             return "failing"
+        if self.drift:
+            return "drift"
         return "ok" if self.smoke == "ok" else "unchecked"  # another account's edge is not smoked: unchecked
 
     def as_dict(self) -> dict:

@@ -18,6 +18,7 @@ from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
 from sandbox.ports import HOST, holder, is_free
+from sandbox.privacy import private_umask
 from sandbox.provision import file_lock
 from sandbox.runtime.base import ComponentStatus, Progress
 from sandbox.runtime.skeleton import HOST_PORTS
@@ -92,8 +93,9 @@ def ensure(paths: SandboxPaths, spec_path: Path | None, progress: Progress) -> s
         folder = paths.home / "data" / NAME
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         progress(NAME, f"starting the sandbox's page on {url(port)}")
-        rec = supervisor.spawn(NAME, cmd, {"PYTHONPATH": _package_root()}, folder, paths.home / "logs" / "ui.log",
-                               paths.home)
+        with private_umask():  # what it writes is the user's alone, as for every process of the sandbox
+            rec = supervisor.spawn(NAME, cmd, {"PYTHONPATH": _package_root()}, folder,
+                                   paths.home / "logs" / "ui.log", paths.home)
         write_private(paths.ui, json.dumps(rec.__dict__))
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -125,9 +127,11 @@ def stop(paths: SandboxPaths) -> bool:
 def status_row(paths: SandboxPaths, runtime: str) -> ComponentStatus:
     """The page as a row of `sandbox status` (its token is the row's masked secret)."""
     found = running(paths)
-    if found is None:
-        return ComponentStatus(NAME, "stopped", None, "the sandbox's page (`sandbox up` starts it)",
-                               url(port_of(paths)), runtime=runtime)
+    if found is None:  # recorded but gone is a crash, as for every component; `down` removes the record
+        crashed = _record(paths) is not None
+        return ComponentStatus(NAME, "crashed" if crashed else "stopped", None,
+                               "its process ended (`sandbox up` restarts it)" if crashed else
+                               "the sandbox's page (`sandbox up` starts it)", url(port_of(paths)), runtime=runtime)
     rec, port = found
     healthy = _healthy(port)
     return ComponentStatus(NAME, "running", healthy, "the sandbox's page: `sandbox ui` opens it" if healthy else

@@ -60,7 +60,7 @@ def dstack(tmp_path_factory):
 
 def test_up_starts_every_component_in_containers_and_smokes_green(dstack):
     assert {c["name"]: c["action"] for c in dstack.up["components"]} == {
-        n: "started" for n in ("keycloak", "redis", "tyk", "openbao", "airflow", "upstream")}
+        n: "started" for n in ("keycloak", "redis", "tyk", "openbao", "airflow", "upstream", "ui")}
     assert dstack.up["smoke"]["ok"], dstack.up["smoke"]
     rows = json.loads(dstack.cli("status", "-o", "json").stdout)
     assert {r["runtime"] for r in rows} == {"docker"} and all(r["healthy"] for r in rows), rows
@@ -230,8 +230,10 @@ def test_logs_follow_the_containers(dstack):
 
 def test_down_leaves_no_container_or_network_and_keeps_volumes_unless_asked(dstack):
     client = engine.client()
+    ui_pids = {r["name"]: r for r in json.loads(dstack.cli("status", "-o", "json").stdout)}["ui"]["pids"]
     out = json.loads(dstack.cli("down", "-o", "json").stdout)
-    assert set(out["stopped"]) == {"keycloak", "redis", "tyk", "openbao", "airflow", "upstream"}
+    assert set(out["stopped"]) == {"keycloak", "redis", "tyk", "openbao", "airflow", "upstream", "ui"}
+    assert ui_pids and not [p for p in ui_pids if psutil.pid_exists(p)]  # the page, a host process, stopped too
     label = {"label": f"{PROJECT_LABEL}={dstack.project}"}
     assert dstack.containers() == []
     assert client.networks.list(filters=label) == []

@@ -97,7 +97,8 @@ def test_killed_component_is_detected_and_only_it_restarts(stack):
     out = json.loads(stack.cli(*stack.up_args()).stdout)
     actions = {c["name"]: c["action"] for c in out["components"]}
     assert actions == {"keycloak": "already-running", "redis": "already-running", "tyk": "already-running",
-                       "openbao": "already-running", "airflow": "restarted", "upstream": "already-running"}
+                       "openbao": "already-running", "airflow": "restarted", "upstream": "already-running",
+                       "ui": "already-running"}
     now = stack.status()
     for name in ("keycloak", "redis", "tyk", "openbao", "upstream"):
         assert now[name]["pids"] == before[name]["pids"]
