@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sandbox.appliers.tyk import SCHEME, api_managed, policy_managed
+from sandbox.audit import tag_value
 from sandbox.plan import Desired
 from sandbox.trust_map import per
 
@@ -45,10 +46,6 @@ def of_desired(desired: Desired) -> dict[tuple[str, str, str], Grant]:
     return out
 
 
-def _tag(tags: list[str], prefix: str) -> str | None:
-    return next((t[len(prefix):] for t in tags if t.startswith(prefix)), None)
-
-
 def of_gateway(policies: dict[str, dict], apis: dict[str, dict]) -> dict[tuple[str, str, str], Grant]:
     """What the gateway enforces: its managed policies (their tags name the grant) and the scopes each managed API
     maps to them."""
@@ -63,7 +60,7 @@ def of_gateway(policies: dict[str, dict], apis: dict[str, dict]) -> dict[tuple[s
     out = {}
     for pid, pol in policies.items():
         tags = [str(t) for t in pol.get("tags") or []]
-        env, account, service = _tag(tags, "env-"), _tag(tags, "account-"), _tag(tags, "service-")
+        env, account, service = (tag_value(tags, f"{k}-") for k in ("env", "account", "service"))
         if not (policy_managed(pol) and env and account and service):
             continue
         out[env, account, service] = Grant(env, account, service, tuple(sorted(scopes.get(pid, ()))),

@@ -45,11 +45,11 @@ def decode(raw: bytes) -> dict:
     return msgpack.unpackb(raw, raw=False, timestamp=3, strict_map_key=False)
 
 
-def _tag(tags: list[str], prefix: str) -> str | None:
+def tag_value(tags: list[str], prefix: str) -> str | None:
     return next((t[len(prefix):] for t in tags if t.startswith(prefix)), None)
 
 
-def _seconds(ts) -> float:
+def seconds_of(ts) -> float:
     """A record's TimeStamp, however the encoder wrote it, as epoch seconds."""
     if isinstance(ts, datetime):
         return ts.timestamp()
@@ -77,11 +77,11 @@ def summarise(records: list[dict], since: float | None = None, dag: str | None =
     groups: dict[tuple[str, str, str, int], list[tuple[float, float]]] = {}
     for rec in records:
         tags = [str(t) for t in rec.get("Tags") or []]
-        dag_id = _tag(tags, DAG_TAG)
-        when = _seconds(rec.get("TimeStamp"))
+        dag_id = tag_value(tags, DAG_TAG)
+        when = seconds_of(rec.get("TimeStamp"))
         if dag_id is None or (dag is not None and dag_id != dag) or (since is not None and when < since):
             continue
-        key = (dag_id, _tag(tags, TASK_TAG) or "", str(rec.get("APIID", "")), int(rec.get("ResponseCode", 0)))
+        key = (dag_id, tag_value(tags, TASK_TAG) or "", str(rec.get("APIID", "")), int(rec.get("ResponseCode", 0)))
         groups.setdefault(key, []).append((when, float(rec.get("RequestTime", 0))))
     rows = []
     for (dag_id, task, api, status), seen in sorted(groups.items()):

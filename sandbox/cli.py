@@ -296,7 +296,7 @@ def repro_cmd(name: str | None, run_all: bool, keep: bool, spec_path: Path | Non
     if not name and not run_all:
         raise SandboxError("Name a scenario, or give --all.", "`sandbox repro list` shows the catalogue.", exit_code=2)
     rt = get_runtime()
-    ctx = ScenarioContext(spec.load(spec_path), rt.endpoints(), rt.paths, rt.handoff(), rt)
+    ctx = ScenarioContext.of(spec.load(spec_path), rt)
     if name == "revert":
         reverted = repro.revert_kept(ctx)
         render.out.print(f"Reverted {', '.join(reverted) or 'nothing (no fault kept)'}; the spec is applied again.")

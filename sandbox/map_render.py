@@ -9,6 +9,7 @@ import io
 import xml.etree.ElementTree as ET
 from urllib.parse import urlsplit
 
+from sandbox.render import age
 from sandbox.trust_map import Edge, TrustMap
 
 COLOURS = {"ok": "#2e7d32", "failing": "#c62828", "drift": "#ef6c00", "unchecked": "#757575", "no grant": "#c62828"}
@@ -18,12 +19,7 @@ FIELDS = ("state", "DAGs seen calling", "connection", "account", "scopes", "poli
 
 
 def _age(seconds: int | None) -> str:
-    if seconds is None:
-        return "age unknown"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit} old"
-    return f"{seconds} s old"
+    return "age unknown" if seconds is None else f"{age(seconds)} old"  # as `status --credentials` writes an age
 
 
 def _dags(e: Edge) -> str:

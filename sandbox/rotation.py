@@ -242,9 +242,9 @@ def _key_age(name: str, now: float) -> int | None:
     return int(now - made)
 
 
-def inventory(spec: Spec, endpoints: Endpoints, paths: SandboxPaths) -> list[Credential]:
-    """Every credential the sandbox manages, where it lives and how old it is."""
-    live = Clients(endpoints)
+def inventory(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, live: Clients | None = None) -> list[Credential]:
+    """Every credential the sandbox manages, where it lives and how old it is (`live`: clients already logged in)."""
+    live = live or Clients(endpoints)
     admin = live.keycloak
     now = time.time()
     out = []

@@ -159,15 +159,15 @@ def mark(edge_list: list[Edge], changes: list[Change], secret_ages: dict[str, in
 
 def audit_calls(records: list[dict]) -> list[dict]:
     """The gateway's analytics records that a DAG made, reduced to what the map needs."""
-    from sandbox.audit import DAG_TAG, _seconds, _tag
+    from sandbox.audit import DAG_TAG, seconds_of, tag_value
 
     out = []
     for rec in records:
         tags = [str(t) for t in rec.get("Tags") or []]
-        dag = _tag(tags, DAG_TAG)
+        dag = tag_value(tags, DAG_TAG)
         if dag is not None:
-            out.append({"api": str(rec.get("APIID", "")), "account": _tag(tags, "account-"), "dag": dag,
-                        "when": _seconds(rec.get("TimeStamp"))})
+            out.append({"api": str(rec.get("APIID", "")), "account": tag_value(tags, "account-"), "dag": dag,
+                        "when": seconds_of(rec.get("TimeStamp"))})
     return out
 
 
@@ -200,7 +200,8 @@ def evidence(spec: Spec, endpoints, paths) -> Evidence:
         ev.checked["secrets"] = f"ages unknown: {why}"
     else:
         try:
-            ev.ages = {c.name: c.age_s for c in rotation.inventory(spec, endpoints, paths) if c.kind == "client-secret"}
+            ev.ages = {c.name: c.age_s for c in rotation.inventory(spec, endpoints, paths, live)
+                       if c.kind == "client-secret"}
             ev.checked["secrets"] = "ages from Keycloak (client.secret.creation.time)"
         except Exception as e:  # noqa: BLE001
             ev.checked["secrets"] = f"ages unknown: {_why(e)}"

@@ -45,6 +45,11 @@ class ScenarioContext:
     handoff: AirflowHandoff
     runtime: Runtime  # for faults that need a process restarted with another environment
 
+    @classmethod
+    def of(cls, spec: Spec, rt: Runtime) -> ScenarioContext:
+        """The live sandbox `rt` runs, for scenarios of `spec`."""
+        return cls(spec, rt.endpoints(), rt.paths, rt.handoff(), rt)
+
     @cached_property
     def clients(self) -> Clients:
         return Clients(self.endpoints)

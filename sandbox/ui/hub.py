@@ -21,6 +21,7 @@ from pathlib import Path
 from sandbox import map_render, repro, smoke, trust_map
 from sandbox.paths import SandboxPaths
 from sandbox.runtime.factory import make_runtime
+from sandbox.scenarios.base import ScenarioContext, connections_of
 from sandbox.spec import Spec
 from sandbox.spec import load as load_spec
 
@@ -187,10 +188,7 @@ class Hub:
         return {"started": f"{kind} {name}".strip()}
 
     def _ctx(self):
-        from sandbox.scenarios.base import ScenarioContext
-
-        rt = self.runtime()
-        return ScenarioContext(self.spec(), rt.endpoints(), rt.paths, rt.handoff(), rt)
+        return ScenarioContext.of(self.spec(), self.runtime())
 
     def do_smoke(self, say) -> dict:
         spec, rt = self.spec(), self.runtime()
@@ -222,14 +220,13 @@ class Hub:
         names = repro.revert_kept(ctx)
         with self.lock:
             self.parts["repro"] = {}
-        targets = [c for c in trust_map.edges(ctx.spec, _plan(ctx)) if c.connection in kept]
         ok = True
-        for e in targets:
-            say(f"smoke of {e.connection}")
-            (row,) = smoke.run(ctx.spec, ctx.endpoints, self.paths, e.env, e.service).rows
-            say(f"{'✓' if row.ok else '✗'} {e.connection}" + ("" if row.ok else f": {row.verdict}"))
+        for c in (c for c in connections_of(ctx.spec) if c.conn_id in kept):
+            say(f"smoke of {c.conn_id}")
+            (row,) = smoke.run(ctx.spec, ctx.endpoints, self.paths, c.env, c.service).rows
+            say(f"{'✓' if row.ok else '✗'} {c.conn_id}" + ("" if row.ok else f": {row.verdict}"))
             ok &= row.ok
-            self._doctor(ctx, e.connection, say)
+            self._doctor(ctx, c.conn_id, say)
         return {"ok": ok, "reverted": names}
 
     def do_doctor(self, say) -> dict:
@@ -249,8 +246,3 @@ class Hub:
         self._set(doctor=verdicts)
         return all(d.ok for d in found)
 
-
-def _plan(ctx):
-    from sandbox.plan import Addresses, plan
-
-    return plan(ctx.spec, Addresses.of(ctx.endpoints))

@@ -115,7 +115,7 @@ def test_a_teams_own_vault_backend_keeps_serving_its_tasks(stack, sandbox_run_da
     from sandbox.spec import load as load_spec
 
     rt = make_runtime(stack.paths)
-    ctx = ScenarioContext(load_spec(), rt.endpoints(), rt.paths, rt.handoff(), rt)
+    ctx = ScenarioContext.of(load_spec(), rt)
     team = VaultSilentFallback().on(ctx.spec)  # its helpers: the route moved into the vault, the team's token
     root, _ = _vaults(stack)
     try:
