@@ -95,3 +95,19 @@ def test_a_sealed_vault_is_not_healthy_and_an_uninitialised_one_may_start(monkey
         monkeypatch.setattr(Vault, "health", lambda self, c=code, b=body: (c, b))
         res = openbao.health_of("http://127.0.0.1:1")()
         assert (res.ok, res.detail) == (ok, detail)
+
+
+def test_a_renewed_master_realm_key_is_new_and_shaped_as_keycloak_imports_it():
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from sandbox.runtime.components.keycloak import rsa_key_config
+
+    one, two = rsa_key_config("master"), rsa_key_config("master")
+    key = serialization.load_der_private_key(base64.b64decode(one["privateKey"][0]), None)  # PKCS#8 DER
+    cert = x509.load_der_x509_certificate(base64.b64decode(one["certificate"][0]))
+    assert key.key_size == 2048 and cert.subject.rfc4514_string() == "CN=master"
+    assert cert.public_key().public_numbers() == key.public_key().public_numbers()
+    assert one["privateKey"] != two["privateKey"]

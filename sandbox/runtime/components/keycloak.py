@@ -151,8 +151,7 @@ class Keycloak(Component):
             return
         say("setting this sandbox's admin password and master realm keys")
         template_pw = (self.dist(ctx.cache) / TEMPLATE_PASSWORD).read_text()
-        set_admin_password(ctx.url("keycloak"), template_pw, ctx.secrets["keycloak_admin_password"])
-        renew_master_keys(ctx.url("keycloak"), ctx.secrets["keycloak_admin_password"])
+        personalise(ctx.url("keycloak"), template_pw, ctx.secrets["keycloak_admin_password"])
         marker.unlink()
 
     def health(self, ctx: ComponentContext) -> Check:
@@ -189,22 +188,29 @@ def _start_command(dist: Path, jdk: Jdk, data: Path, http_port: int, mgmt_port: 
     return cmd, env
 
 
-def set_admin_password(base_url: str, current: str, new: str) -> None:
-    """Replace the master admin's password through the admin REST API (idempotent)."""
-    token_url = clients.token_url(base_url, "master")
+def _token(base_url: str, password: str) -> str | None:
+    """An admin-cli token of the master admin, or None when the password is refused."""
+    r = requests.post(clients.token_url(base_url, "master"), data={
+        "grant_type": "password", "client_id": "admin-cli", "username": "admin", "password": password}, timeout=30)
+    return r.json()["access_token"] if r.ok else None
 
-    def token(pw: str) -> str | None:
-        r = requests.post(token_url, data={"grant_type": "password", "client_id": "admin-cli",
-                                           "username": "admin", "password": pw}, timeout=30)
-        return r.json()["access_token"] if r.ok else None
 
-    tok = token(current)
-    if tok is None:
-        if token(new) is not None:
-            return  # already done by an earlier, interrupted start
+def personalise(base_url: str, template_password: str, password: str) -> None:
+    """A Keycloak started from the template database made this sandbox's own (idempotent, so an interrupted start
+    finishes it next time): the admin's password replaced, and the master realm's keys (which sign admin tokens)
+    replaced too — otherwise every sandbox of one cache would share them, and an admin token of one would be valid
+    in another. Two logins in all: a just-started Keycloak answers its first calls slowly."""
+    tok = _token(base_url, template_password)
+    if tok is not None:
+        _set_password(base_url, tok, password)
+    elif (tok := _token(base_url, password)) is None:
         raise SandboxError("Keycloak's admin login failed with both the template's and the sandbox's password.",
                            "run `sandbox down`, delete the sandbox's data/keycloak folder, and `sandbox up`.")
-    headers = {"Authorization": f"Bearer {tok}"}
+    renew_master_keys(base_url, tok, password)
+
+
+def _set_password(base_url: str, token: str, new: str) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
     users = requests.get(f"{base_url}/admin/realms/master/users", params={"username": "admin", "exact": "true"},
                          headers=headers, timeout=30).json()
     r = requests.put(f"{base_url}/admin/realms/master/users/{users[0]['id']}/reset-password", headers=headers,
@@ -215,25 +221,40 @@ def set_admin_password(base_url: str, current: str, new: str) -> None:
 
 KEY_PROVIDER = "org.keycloak.keys.KeyProvider"
 RENEWED = "-sandbox"  # suffix of this sandbox's own key providers (idempotent: a second run finds them)
+# A generated RSA provider's replacement carries a key made here and imported: Keycloak makes its own keys with the
+# C1 compiler only (JVM_FLAGS), about a second per RSA key on two cores; OpenSSL takes milliseconds.
+IMPORTED = {"rsa-generated": "rsa", "rsa-enc-generated": "rsa-enc"}
 
 
-def _admin_token(base_url: str, password: str) -> str:
-    r = requests.post(clients.token_url(base_url, "master"), data={
-        "grant_type": "password", "client_id": "admin-cli", "username": "admin", "password": password}, timeout=30)
-    r.raise_for_status()
-    return r.json()["access_token"]
+def rsa_key_config(realm: str) -> dict[str, list[str]]:
+    """A new 2048-bit RSA key and its self-signed certificate (CN=<realm>, as Keycloak makes them), in the form an
+    imported RSA key provider's config takes: base64 DER, PKCS#8."""
+    import base64
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, realm)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=3650)).sign(key, hashes.SHA256()))
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    return {"privateKey": [base64.b64encode(der).decode()],
+            "certificate": [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()]}
 
 
-def renew_master_keys(base_url: str, admin_password: str) -> None:
-    """Every sandbox starts from one template database, whose master realm keys (which sign admin tokens) would
-    be the same in all of them: replace each key provider with a new one of the same kind, then remove the
-    template's. (An admin token of one sandbox must not be valid in another.)"""
+def renew_master_keys(base_url: str, token: str, admin_password: str) -> None:
+    """Every sandbox starts from one template database, whose master realm keys would be the same in all of them:
+    add a provider of the same kind with a new key for each, then (with a token the new keys signed) remove the
+    template's. `token`: a master admin token valid now."""
     admin = f"{base_url}/admin/realms/master"
-
-    def headers() -> dict[str, str]:  # a token signed by the keys in force now
-        return {"Authorization": f"Bearer {_admin_token(base_url, admin_password)}"}
-
-    h = headers()
+    h = {"Authorization": f"Bearer {token}"}
     realm_id = requests.get(admin, headers=h, timeout=30).json()["id"]
     old = [c for c in requests.get(f"{admin}/components", params={"type": KEY_PROVIDER}, headers=h, timeout=30).json()
            if not c["name"].endswith(RENEWED)]
@@ -241,13 +262,18 @@ def renew_master_keys(base_url: str, admin_password: str) -> None:
         conf = c.get("config", {})
         keep = {k: conf[k] for k in ("algorithm", "keySize", "secretSize", "keyUse") if k in conf}
         prio = str(int((conf.get("priority") or ["100"])[0]) + 1)
+        provider = IMPORTED.get(c["providerId"], c["providerId"])
+        key = rsa_key_config("master") if provider != c["providerId"] else {}
         r = requests.post(f"{admin}/components", headers=h, timeout=30, json={
-            "name": c["name"] + RENEWED, "providerId": c["providerId"], "providerType": KEY_PROVIDER,
-            "parentId": realm_id, "config": {**keep, "priority": [prio]}})
+            "name": c["name"] + RENEWED, "providerId": provider, "providerType": KEY_PROVIDER,
+            "parentId": realm_id, "config": {**keep, **key, "priority": [prio]}})
         if r.status_code not in (201, 409):
             raise SandboxError(f"Renewing Keycloak's master realm key {c['name']} failed: HTTP {r.status_code} "
                                f"{r.text[:200]}", "`sandbox down`, delete data/keycloak, `sandbox up`.")
-    h = headers()  # signed with the new keys: the template's can go now
+    if not old:
+        return
+    new = _token(base_url, admin_password)  # signed with the new keys: the template's can go now
+    h = {"Authorization": f"Bearer {new}"}
     for c in old:
         requests.delete(f"{admin}/components/{c['id']}", headers=h, timeout=30).raise_for_status()
 
