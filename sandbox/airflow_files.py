@@ -24,6 +24,7 @@ TOKEN_HELPER = "sandbox_auth.py"  # the module name Airflow's processes import
 BACKEND = "sandbox_secrets.SandboxSecretsBackend"  # [workers] secrets_backend
 BACKEND_SETTING = "AIRFLOW__WORKERS__SECRETS_BACKEND"  # where Airflow's processes are given it
 TRIGGERER_MODULE = "sandbox_triggerer"  # python -m sandbox_triggerer: the triggerer
+SERVICES_MODULE = "sandbox_services"  # python -m sandbox_services: the four services, Airflow imported once
 SMOKE_DAG = "sandbox_smoke.py"
 PROBE_MODULE = "sandbox_probe.py"
 REPRO_DAG = "sandbox_repro.py"
@@ -44,6 +45,8 @@ def lib_code() -> dict[str, tuple[str, str]]:
                                "the workers' secrets backend: the credential travels with the connection"),
         f"{TRIGGERER_MODULE}.py": ((LIB_SOURCES / f"{TRIGGERER_MODULE}.py").read_text(),
                                    "the triggerer, kept up when one trigger cannot be built"),
+        f"{SERVICES_MODULE}.py": ((LIB_SOURCES / f"{SERVICES_MODULE}.py").read_text(),
+                                  "Airflow's services forked from one process that imported Airflow once"),
     }
 
 

@@ -68,10 +68,18 @@ def airflow_environs(endpoints: Endpoints) -> dict[str, dict[str, str]]:
         try:
             p = psutil.Process(pid)
             for q in [p, *p.children(recursive=True)]:
-                out[f"{q.pid} {' '.join(q.cmdline()[1:3])}"] = q.environ()
+                out[f"{q.pid} {process_label(q.cmdline(), q.name())}"] = q.environ()
         except psutil.Error:
             continue
     return out
+
+
+def process_label(cmdline: list[str], name: str) -> str:
+    """How doctor names an Airflow process: its command (`…/airflow scheduler`), or for a service forked by the
+    launcher (whose command line all four share) the name the service took (`scheduler`)."""
+    if cmdline[1:3] == ["-m", airflow_files.SERVICES_MODULE]:
+        return name
+    return " ".join(cmdline[1:3])
 
 
 def proxied(url: str, environs: dict[str, dict[str, str]]) -> list[str]:

@@ -10,6 +10,7 @@ parent died, every process of a sandbox, and its component, can be found.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import psutil
 
+from sandbox.errors import SandboxError
 from sandbox.state import ProcessRecord
 
 OWNER_VAR = "SANDBOX_OWNER"
@@ -43,6 +45,64 @@ def spawn(name: str, cmd: list[str], env: dict[str, str], cwd: Path, log: Path, 
             start_new_session=True,  # own process group: survives the CLI, and TERM reaches all its children
         )
     return ProcessRecord(name=name, pid=proc.pid, create_time=psutil.Process(proc.pid).create_time(), cmd=cmd)
+
+
+def spawn_forked(launcher: str, cmd: list[str], units: list[tuple[str, list[str]]], env: dict[str, str], cwd: Path,
+                 log: Path, owner: Path, timeout: float = 120.0) -> list[ProcessRecord]:
+    """Start `units` (name, the command each stands for) through one launcher process that loads what they share
+    once and forks each (Airflow's `sandbox_services`): it reports "name pid" lines on a pipe, then exits. Records
+    as `spawn` makes them, one per unit, each the leader of its own session. SandboxError when the launcher exits
+    before reporting them all (its log says why)."""
+    log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    read_end, write_end = os.pipe()
+    full_env = {**base_env(), **env, OWNER_VAR: str(owner), "SANDBOX_PIDS_FD": str(write_end)}
+    try:
+        with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab", buffering=0) as out:
+            for name, unit_cmd in units:
+                out.write(f"\n=== sandbox: starting {name}: {' '.join(unit_cmd)} (forked by {launcher})\n".encode())
+            proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(write_end,))
+    finally:
+        os.close(write_end)
+    data = _read_until_eof(read_end, time.monotonic() + timeout)  # EOF: the launcher and its children closed it
+    if proc.poll() is None:  # it hangs (or the deadline passed): it starts nothing more
+        proc.kill()
+    code = proc.wait()
+    pids = {name: int(pid) for name, pid in (line.split() for line in data.decode().splitlines() if line.strip())}
+    missing = [name for name, _ in units if name not in pids]
+    if missing:
+        terminate([p for p in map(_alive_pid, pids.values()) if p is not None], 2.0)
+        raise SandboxError(f"process {launcher} exited with {code} before starting {', '.join(missing)}")
+    return [ProcessRecord(name=name, pid=pids[name], create_time=_create_time(pids[name]), cmd=unit_cmd)
+            for name, unit_cmd in units]
+
+
+def _read_until_eof(fd: int, deadline: float) -> bytes:
+    chunks = []
+    with os.fdopen(fd, "rb", buffering=0) as pipe:
+        while (left := deadline - time.monotonic()) > 0:
+            if not select.select([pipe], [], [], left)[0]:
+                break
+            chunk = pipe.read(4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _alive_pid(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
+
+
+def _create_time(pid: int) -> float:
+    """0 for a child that already exited: its record then says it is dead, and `up` reads the log for why."""
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return 0.0
 
 
 def _process(rec: ProcessRecord) -> psutil.Process | None:

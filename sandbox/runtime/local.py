@@ -88,7 +88,16 @@ class LocalRuntime(SkeletonRuntime):
         recs = []
         with self._lock:
             state.starting = sorted({*state.starting, name})
-        for proc in comp.processes(ctx):
+        units = comp.processes(ctx)
+        if (launcher := comp.launcher(ctx, units)) is not None:
+            recs = supervisor.spawn_forked(launcher.name, launcher.cmd, [(u.name, u.cmd) for u in units],
+                                           launcher.env, self._cwd(name, launcher), self.log_path(name),
+                                           self.paths.home)
+            units = []
+            with self._lock:
+                state.processes[name] = list(recs)
+            self._save(state)
+        for proc in units:
             recs.append(supervisor.spawn(proc.name, proc.cmd, proc.env, self._cwd(name, proc),
                                          self.log_path(name), self.paths.home))
             with self._lock:

@@ -197,3 +197,12 @@ def test_a_teams_vault_backend_that_gives_nothing_is_named_with_where_the_task_w
     assert "(503 Vault is sealed)" in verdict and "`conn_id isn't defined`" in verdict
     _, verdict = tv.judge("c", team, tv.VaultRead("airflow/connections/c", 1, 404, f"{tv.V2_ONLY} engine."), None)
     assert "KV version 1" in verdict and "kv_engine_version 2" in verdict
+
+
+def test_a_forked_airflow_service_is_named_by_its_own_name():
+    from sandbox.doctor import process_label
+
+    assert process_label(["/v/bin/python3", "/v/bin/airflow", "scheduler", "--skip-serve-logs"], "airflow") == \
+        "/v/bin/airflow scheduler"
+    assert process_label(["/v/bin/python", "-m", "sandbox_services", "scheduler", "triggerer"], "triggerer") == \
+        "triggerer"

@@ -90,6 +90,11 @@ class Component(ABC):
     @abstractmethod
     def processes(self, ctx: ComponentContext) -> list[ProcessSpec]: ...
 
+    def launcher(self, ctx: ComponentContext, units: list[ProcessSpec]) -> ProcessSpec | None:
+        """One process that starts `units` together (loads once what they share, forks each, reports their pids:
+        `supervisor.spawn_forked`), or None: each starts on its own. A unit restarted alone starts on its own."""
+        return None
+
     def post_start(self, ctx: ComponentContext, say: Say) -> None:
         """Once healthy after a start: per-sandbox changes that need the running service."""
         return None
