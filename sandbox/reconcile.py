@@ -93,6 +93,9 @@ def _apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: Airfl
     live = Clients(endpoints)  # one login per system, for the diff, the steps and the secrets after
     with _live_errors("reading the live systems"):
         c = collect(spec, endpoints, live)
+    # The DAG folder first: Airflow's processor finds a new file only at its next look (every 5 s), and parses it
+    # while the live steps run, so the smoke after a first apply need not wait for it.
+    dag_files = _install_airflow_files(handoff, c.desired)
     for step in c.steps:
         try:
             step.run()
@@ -108,7 +111,6 @@ def _apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: Airfl
             tyk_apply.make_live(live.tyk, changes)
     if "keycloak" not in c.skipped:
         changes += distribute_secrets(spec, endpoints, paths, live, c.desired, c.skipped)
-    dag_files = _install_airflow_files(handoff, c.desired)
     if "airflow" not in c.skipped:
         with _live_errors("asking Airflow to re-parse the sandbox's DAGs"):
             for ch in dag_files:  # the smoke follows the spec at once

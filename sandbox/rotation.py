@@ -28,8 +28,8 @@ from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
 from sandbox.plan import Addresses, plan
 from sandbox.privacy import private_umask
+from sandbox.realm_keys import KEY_PROVIDER
 from sandbox.runtime.base import AirflowHandoff, Endpoints
-from sandbox.runtime.components.keycloak import KEY_PROVIDER
 from sandbox.spec import Spec
 from sandbox.vault import SANDBOX_MOUNT, VaultError
 

@@ -10,6 +10,7 @@ from keycloak.exceptions import KeycloakError
 
 from sandbox.appliers import Change, Step
 from sandbox.plan import MANAGED, Desired, KeycloakClient, KeycloakScope
+from sandbox.realm_keys import new_realm_keys
 
 AUDIENCE_MAPPER = "gateway-audience"
 # Without `basic` the token loses `sub`; Keycloak adds `service_account` to every service-account client.
@@ -80,7 +81,8 @@ def steps(admin: KeycloakAdmin, desired: Desired) -> list[Step]:
     for name, r in wanted.items():
         if name not in live_realms:
             out.append(Step(Change("keycloak", "create", "realm", name, f"token lifespan {r.access_token_lifespan}s"),
-                            lambda r=r: _create_realm(admin, realm_payload(r.realm, r.access_token_lifespan))))
+                            lambda r=r: _create_realm(admin, {**realm_payload(r.realm, r.access_token_lifespan),
+                                                              "components": new_realm_keys(r.realm)})))
             # a new realm holds nothing yet: its rotation policy, all its scopes and clients are to be created
             out.append(_rotation_step(admin, name, "create"))
             out += [_create_scope_step(admin, s) for s in desired.scopes if s.realm == name]

@@ -7,8 +7,8 @@ import requests
 from sandbox.appliers.tyk import SCHEME
 from sandbox.errors import SandboxError
 from sandbox.plan import api_id_of
+from sandbox.realm_keys import KEY_PROVIDER
 from sandbox.rotation import rotate_signing_keys
-from sandbox.runtime.components.keycloak import KEY_PROVIDER
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 
 ROTATED_KEY = "sandbox-repro-rotated-key"  # the key provider the rotation adds

@@ -103,7 +103,7 @@ def test_a_renewed_master_realm_key_is_new_and_shaped_as_keycloak_imports_it():
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
-    from sandbox.runtime.components.keycloak import rsa_key_config
+    from sandbox.realm_keys import rsa_key_config
 
     one, two = rsa_key_config("master"), rsa_key_config("master")
     key = serialization.load_der_private_key(base64.b64decode(one["privateKey"][0]), None)  # PKCS#8 DER

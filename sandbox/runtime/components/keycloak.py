@@ -24,6 +24,7 @@ from sandbox.errors import SandboxError
 from sandbox.java import Jdk, find_jdk
 from sandbox.provision import Say, cached_build, is_done, require_tool, run, sha256_of
 from sandbox.readiness import Check, http_ok, wait_for
+from sandbox.realm_keys import IMPORTED, KEY_PROVIDER, rsa_key_config
 from sandbox.runtime.components.base import Component, ComponentContext, Login, ProcessSpec
 
 PURPOSE = f"Keycloak {versions.KEYCLOAK}"
@@ -219,34 +220,7 @@ def _set_password(base_url: str, token: str, new: str) -> None:
         raise SandboxError(f"Setting Keycloak's admin password failed: HTTP {r.status_code} {r.text[:200]}")
 
 
-KEY_PROVIDER = "org.keycloak.keys.KeyProvider"
 RENEWED = "-sandbox"  # suffix of this sandbox's own key providers (idempotent: a second run finds them)
-# A generated RSA provider's replacement carries a key made here and imported: Keycloak makes its own keys with the
-# C1 compiler only (JVM_FLAGS), about a second per RSA key on two cores; OpenSSL takes milliseconds.
-IMPORTED = {"rsa-generated": "rsa", "rsa-enc-generated": "rsa-enc"}
-
-
-def rsa_key_config(realm: str) -> dict[str, list[str]]:
-    """A new 2048-bit RSA key and its self-signed certificate (CN=<realm>, as Keycloak makes them), in the form an
-    imported RSA key provider's config takes: base64 DER, PKCS#8."""
-    import base64
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, realm)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=3650)).sign(key, hashes.SHA256()))
-    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    return {"privateKey": [base64.b64encode(der).decode()],
-            "certificate": [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()]}
 
 
 def renew_master_keys(base_url: str, token: str, admin_password: str) -> None:
