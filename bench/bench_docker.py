@@ -1,11 +1,11 @@
 """The docker runtime against the local one on the same machine, in one run; and the image build, cold and cached.
 
-    python bench/bench_docker.py [--skip-cold]
+    python bench/bench_docker.py [--skip-cold] [--repeat 3]
 
 1. `sandbox images build` cold: the sandbox's images, their Debian bases and Docker's build cache removed first
    (debootstrap, apt, pip, Maven all run); then again with nothing changed (cached).
-2. `sandbox up` (start, apply, smoke) in a fresh home on each runtime, one after the other on the same ports:
-   the whole command, and each component's time to healthy.
+2. `sandbox up` (start, apply, smoke) in a fresh home on each runtime, one after the other on the same ports,
+   alternated `--repeat` times: the whole command (p50), and each component's time to healthy (p50).
 Needs a Docker engine. Writes bench/results/docker.json and prints a Markdown table.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -36,13 +37,23 @@ def up(runtime: str) -> dict:
                       "-o", "json")
         out = json.loads(p.stdout)
         assert out["smoke"]["ok"], out["smoke"]
-        return {"up_wall_s": round(wall, 1), "components_s": {c["name"]: round(c["seconds"], 1)
-                                                               for c in out["components"]}}
+        return {"up_wall_s": round(wall, 1), "apply_s": round(out["apply"]["seconds"], 1),
+                "smoke_s": round(out["smoke"]["seconds"], 1),
+                "components_s": {c["name"]: round(c["seconds"], 1) for c in out["components"]}}
+
+
+def p50(runs: list[dict]) -> dict:
+    med = lambda xs: round(statistics.median(xs), 1)  # noqa: E731
+    return {"up_wall_s": med([r["up_wall_s"] for r in runs]), "apply_s": med([r["apply_s"] for r in runs]),
+            "smoke_s": med([r["smoke_s"] for r in runs]),
+            "components_s": {n: med([r["components_s"][n] for r in runs]) for n in runs[0]["components_s"]},
+            "all_up_wall_s": [r["up_wall_s"] for r in runs]}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--skip-cold", action="store_true", help="only the cached build")
+    ap.add_argument("--repeat", type=int, default=1, help="`up` on each runtime, alternated, this many times")
     args = ap.parse_args()
     env = dict(os.environ)
     client = engine.client()
@@ -56,7 +67,11 @@ def main() -> None:
         assert set(actions.values()) == {"built"}, actions
     result["build_cached_s"], actions = build(env)
     assert set(actions.values()) == {"cached"}, actions
-    result["up"] = {rt: up(rt) for rt in ("local", "docker")}
+    runs: dict[str, list[dict]] = {"local": [], "docker": []}
+    for _ in range(args.repeat):
+        for rt in runs:
+            runs[rt].append(up(rt))
+    result["up"] = {rt: p50(r) for rt, r in runs.items()}
     save(OUT, result)
     u = result["up"]
     print("\n| measure | local | docker |\n|---|---|---|")

@@ -43,6 +43,7 @@ def main() -> None:
         "ratio_wall_p50": med([a["wall_s"] / b["wall_s"] for a, b in pairs]),
         "target_ratio": 0.8,
         "sandbox_cpu_s": {c: med([a["cpu_s"].get(c, 0.0) for a, _ in pairs]) for c in components},
+        "sandbox_cli_and_launcher_cpu_s": med([a.get("cli_and_launcher_cpu_s", 0.0) for a, _ in pairs]),
         "sandbox_cpu_total_s": med([a["cpu_total_s"] for a, _ in pairs]),
         "airflow_standalone_cpu_s": med([b["cpu_total_s"] for _, b in pairs]),
         "all": [{"sandbox": a["wall_s"], "standalone": b["wall_s"]} for a, b in pairs],
