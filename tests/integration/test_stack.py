@@ -89,7 +89,10 @@ def test_up_again_is_a_no_op(stack):
 def test_killed_component_is_detected_and_only_it_restarts(stack):
     before = stack.status()
     # Kill one of Airflow's four processes: the component counts as crashed as a whole.
-    triggerer = next(pid for pid in before["airflow"]["pids"] if "triggerer" in " ".join(psutil.Process(pid).cmdline()))
+    # found as `pgrep triggerer` would: by its name (a forked service's command line is its launcher's), or by
+    # its own command (one started alone)
+    triggerer = next(pid for pid in before["airflow"]["pids"] if psutil.Process(pid).name() == "triggerer"
+                     or psutil.Process(pid).cmdline()[1:3] == ["-m", "sandbox_triggerer"])
     os.killpg(triggerer, signal.SIGKILL)
     psutil.wait_procs([psutil.Process(triggerer)], timeout=10) if psutil.pid_exists(triggerer) else None
     after_kill = stack.status()["airflow"]
