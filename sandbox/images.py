@@ -27,7 +27,7 @@ from pathlib import Path
 from sandbox import engine, versions
 from sandbox.errors import SandboxError
 from sandbox.provision import Say, require_tool, run
-from sandbox.runtime.components.keycloak import download_dist
+from sandbox.runtime.components.keycloak import TEMPLATE_DB, Keycloak, download_dist
 from sandbox.runtime.components.openbao import OpenBao
 from sandbox.runtime.components.tyk import Tyk
 from sandbox.runtime.components.upstream import Upstream
@@ -176,6 +176,13 @@ def _stage(name: str, context: Path, cache: Path, say: Say) -> Path:
         shutil.copy2(up.binary(cache), context / "go-httpbin")
     elif name == "keycloak":
         _keycloak_dist(context / "keycloak", say)
+        # the template database (the master realm made once per cache): a new volume starts as a copy of it, and the
+        # sandbox makes it its own at the first start (Keycloak.post_start), as locally — not a schema made anew
+        keycloak = Keycloak()
+        _provisioned(keycloak, cache, say)
+        db = context / "template-data" / "h2"
+        db.mkdir(parents=True)
+        shutil.copyfile(keycloak.dist(cache) / TEMPLATE_DB, db / TEMPLATE_DB.name)
     elif name == "airflow":
         (context / "requirements.lock").write_text(versions.airflow_lock_text())
     return context

@@ -147,13 +147,20 @@ class Keycloak(Component):
         return [ProcessSpec("keycloak", cmd, env)]
 
     def post_start(self, ctx: ComponentContext, say: Say) -> None:
+        """A Keycloak started from the template database is made this sandbox's own. Locally a marker says so (the
+        copy was made by `prepare`); in a container (the sandbox's image carries the template, and a new volume
+        starts as a copy of it) the template's password still logging in does."""
         marker = ctx.data_dir(self.name) / ROTATE_MARKER
-        if not marker.exists():
+        template = self.dist(ctx.cache) / TEMPLATE_PASSWORD
+        url, password = ctx.url("keycloak"), ctx.secrets["keycloak_admin_password"]
+        if ctx.runtime == "local":
+            if not marker.exists():
+                return
+        elif not template.is_file() or not _from_template(url, template.read_text(), password):
             return
         say("setting this sandbox's admin password and master realm keys")
-        template_pw = (self.dist(ctx.cache) / TEMPLATE_PASSWORD).read_text()
-        personalise(ctx.url("keycloak"), template_pw, ctx.secrets["keycloak_admin_password"])
-        marker.unlink()
+        personalise(url, template.read_text(), password)
+        marker.unlink(missing_ok=True)
 
     def health(self, ctx: ComponentContext) -> Check:
         return http_ok(ctx.url("keycloak-management") + "/health/ready")
@@ -208,6 +215,19 @@ def personalise(base_url: str, template_password: str, password: str) -> None:
         raise SandboxError("Keycloak's admin login failed with both the template's and the sandbox's password.",
                            "run `sandbox down`, delete the sandbox's data/keycloak folder, and `sandbox up`.")
     renew_master_keys(base_url, tok, password)
+
+
+def _from_template(base_url: str, template_password: str, password: str) -> bool:
+    """Whether a container's Keycloak still has the template's admin (its volume is a new copy of the image's
+    data); False when it has the sandbox's (personalised before, or an image without the template)."""
+    if _token(base_url, template_password) is not None:
+        return True
+    if _token(base_url, password) is None:
+        raise SandboxError("Keycloak's admin login fails with the sandbox's password and with this machine's "
+                           "template's: its image was built from another Keycloak template.",
+                           "rebuild it (`sandbox images build keycloak`), then `sandbox down --volumes` and "
+                           "`sandbox up`.")
+    return False
 
 
 def _set_password(base_url: str, token: str, new: str) -> None:
