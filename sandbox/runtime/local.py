@@ -20,7 +20,7 @@ from sandbox.readiness import Result
 from sandbox.runtime.base import Progress, ProvisionResult
 from sandbox.runtime.components.base import Component, ComponentContext, ProcessSpec
 from sandbox.runtime.skeleton import Seen, SkeletonRuntime
-from sandbox.state import State
+from sandbox.state import ProcessRecord, State
 
 STRAY_GRACE = 3.0  # for processes of the sandbox no record names (lost state, orphans)
 
@@ -85,24 +85,24 @@ class LocalRuntime(SkeletonRuntime):
     def start_component(self, name: str, ctx: ComponentContext, state: State, progress: Progress) -> None:
         comp = self.components[name]
         comp.prepare(ctx, lambda m: progress(name, m))
-        recs = []
+        recs: list[ProcessRecord] = []
         with self._lock:
             state.starting = sorted({*state.starting, name})
+        def record(started: list[ProcessRecord]) -> None:  # saved as each starts: a crash mid-way leaves no orphan
+            recs.extend(started)
+            with self._lock:
+                state.processes[name] = list(recs)
+            self._save(state)
+
         units = comp.processes(ctx)
-        if (launcher := comp.launcher(ctx, units)) is not None:
-            recs = supervisor.spawn_forked(launcher.name, launcher.cmd, [(u.name, u.cmd) for u in units],
+        if (launcher := comp.launcher(ctx, units)) is not None:  # all at once, what they share loaded once
+            record(supervisor.spawn_forked(launcher.name, launcher.cmd, [(u.name, u.cmd) for u in units],
                                            launcher.env, self._cwd(name, launcher), self.log_path(name),
-                                           self.paths.home)
-            units = []
-            with self._lock:
-                state.processes[name] = list(recs)
-            self._save(state)
-        for proc in units:
-            recs.append(supervisor.spawn(proc.name, proc.cmd, proc.env, self._cwd(name, proc),
-                                         self.log_path(name), self.paths.home))
-            with self._lock:
-                state.processes[name] = list(recs)
-            self._save(state)
+                                           self.paths.home))
+        else:
+            for u in units:
+                record([supervisor.spawn(u.name, u.cmd, u.env, self._cwd(name, u), self.log_path(name),
+                                         self.paths.home)])
         with self._lock:
             state.starting = [n for n in state.starting if n != name]
         self._save(state)
