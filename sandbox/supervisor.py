@@ -34,16 +34,24 @@ def base_env() -> dict[str, str]:
     return {k: v for k in KEPT_VARS if (v := os.environ.get(k)) is not None}
 
 
-def spawn(name: str, cmd: list[str], env: dict[str, str], cwd: Path, log: Path, owner: Path) -> ProcessRecord:
+def _start(cmd: list[str], env: dict[str, str], cwd: Path, log: Path, owner: Path, headlines: list[str],
+           pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+    """One process of the sandbox: its mark in the environment, its output appended to the component's log after
+    `headlines`, a session of its own."""
     log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     full_env = {**base_env(), **env, OWNER_VAR: str(owner)}
     # logs may echo configuration: readable by the owner only
     with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab", buffering=0) as out:
-        out.write(f"\n=== sandbox: starting {name}: {' '.join(cmd)}\n".encode())
-        proc = subprocess.Popen(
+        out.write("".join(f"\n=== sandbox: {line}\n" for line in headlines).encode())
+        return subprocess.Popen(
             cmd, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,  # own process group: survives the CLI, and TERM reaches all its children
+            pass_fds=pass_fds,
         )
+
+
+def spawn(name: str, cmd: list[str], env: dict[str, str], cwd: Path, log: Path, owner: Path) -> ProcessRecord:
+    proc = _start(cmd, env, cwd, log, owner, [f"starting {name}: {' '.join(cmd)}"])
     return ProcessRecord(name=name, pid=proc.pid, create_time=psutil.Process(proc.pid).create_time(), cmd=cmd)
 
 
@@ -53,15 +61,11 @@ def spawn_forked(launcher: str, cmd: list[str], units: list[tuple[str, list[str]
     once and forks each (Airflow's `sandbox_services`): it reports "name pid" lines on a pipe, then exits. Records
     as `spawn` makes them, one per unit, each the leader of its own session. SandboxError when the launcher exits
     before reporting them all (its log says why)."""
-    log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     read_end, write_end = os.pipe()
-    full_env = {**base_env(), **env, OWNER_VAR: str(owner), "SANDBOX_PIDS_FD": str(write_end)}
     try:
-        with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab", buffering=0) as out:
-            for name, unit_cmd in units:
-                out.write(f"\n=== sandbox: starting {name}: {' '.join(unit_cmd)} (forked by {launcher})\n".encode())
-            proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(write_end,))
+        proc = _start(cmd, {**env, "SANDBOX_PIDS_FD": str(write_end)}, cwd, log, owner,
+                      [f"starting {name}: {' '.join(unit_cmd)} (forked by {launcher})" for name, unit_cmd in units],
+                      pass_fds=(write_end,))
     finally:
         os.close(write_end)
     data = _read_until_eof(read_end, time.monotonic() + timeout)  # EOF: the launcher and its children closed it

@@ -153,13 +153,14 @@ class Keycloak(Component):
         marker = ctx.data_dir(self.name) / ROTATE_MARKER
         template = self.dist(ctx.cache) / TEMPLATE_PASSWORD
         url, password = ctx.url("keycloak"), ctx.secrets["keycloak_admin_password"]
+        token = None  # a login with the template's password, when this start already made one
         if ctx.runtime == "local":
             if not marker.exists():
                 return
-        elif not template.is_file() or not _from_template(url, template.read_text(), password):
+        elif not template.is_file() or (token := _template_login(url, template.read_text(), password)) is None:
             return
         say("setting this sandbox's admin password and master realm keys")
-        personalise(url, template.read_text(), password)
+        personalise(url, template.read_text(), password, token)
         marker.unlink(missing_ok=True)
 
     def health(self, ctx: ComponentContext) -> Check:
@@ -203,12 +204,13 @@ def _token(base_url: str, password: str) -> str | None:
     return r.json()["access_token"] if r.ok else None
 
 
-def personalise(base_url: str, template_password: str, password: str) -> None:
+def personalise(base_url: str, template_password: str, password: str, template_token: str | None = None) -> None:
     """A Keycloak started from the template database made this sandbox's own (idempotent, so an interrupted start
     finishes it next time): the admin's password replaced, and the master realm's keys (which sign admin tokens)
     replaced too — otherwise every sandbox of one cache would share them, and an admin token of one would be valid
-    in another. Two logins in all: a just-started Keycloak answers its first calls slowly."""
-    tok = _token(base_url, template_password)
+    in another. Two logins in all (`template_token`: the first, made already): a just-started Keycloak answers its
+    first calls slowly."""
+    tok = template_token or _token(base_url, template_password)
     if tok is not None:
         _set_password(base_url, tok, password)
     elif (tok := _token(base_url, password)) is None:
@@ -217,17 +219,17 @@ def personalise(base_url: str, template_password: str, password: str) -> None:
     renew_master_keys(base_url, tok, password)
 
 
-def _from_template(base_url: str, template_password: str, password: str) -> bool:
-    """Whether a container's Keycloak still has the template's admin (its volume is a new copy of the image's
-    data); False when it has the sandbox's (personalised before, or an image without the template)."""
-    if _token(base_url, template_password) is not None:
-        return True
+def _template_login(base_url: str, template_password: str, password: str) -> str | None:
+    """A token of the template's admin while a container's Keycloak still has it (its volume is a new copy of the
+    image's data); None when it has the sandbox's (personalised before, or an image without the template)."""
+    if (token := _token(base_url, template_password)) is not None:
+        return token
     if _token(base_url, password) is None:
         raise SandboxError("Keycloak's admin login fails with the sandbox's password and with this machine's "
                            "template's: its image was built from another Keycloak template.",
                            "rebuild it (`sandbox images build keycloak`), then `sandbox down --volumes` and "
                            "`sandbox up`.")
-    return False
+    return None
 
 
 def _set_password(base_url: str, token: str, new: str) -> None:
