@@ -17,6 +17,8 @@ import pytest
 import requests
 
 from sandbox.credentials import load_or_create
+from sandbox.paths import default_cache
+from sandbox.runtime.components.keycloak import TEMPLATE_PASSWORD, Keycloak
 from sandbox.state import State, save
 from sandbox.supervisor import belongs
 from tests.integration.conftest import sandbox
@@ -361,3 +363,9 @@ def test_two_sandboxes_from_one_cache_sign_admin_tokens_with_keys_of_their_own(e
     sandbox("up", "--no-smoke", env=env)  # the tests before may have left this stack down
     mine, other = kids(status(env)["keycloak"]["url"]), kids(stack.status()["keycloak"]["url"])
     assert mine and other and not mine & other
+    # and the template's admin password logs in to neither: each has its own from its first start
+    template = (Keycloak().dist(default_cache()) / TEMPLATE_PASSWORD).read_text()
+    for url in (status(env)["keycloak"]["url"], stack.status()["keycloak"]["url"]):
+        r = requests.post(f"{url}/realms/master/protocol/openid-connect/token", timeout=10, data={
+            "grant_type": "password", "client_id": "admin-cli", "username": "admin", "password": template})
+        assert r.status_code == 400 and "Invalid user credentials" in r.text, r.text

@@ -4,7 +4,8 @@ Two things make a new sandbox's Keycloak start in about half the time (see bench
 - `kc.sh build` at provisioning bakes the build-time options in, so `start --optimized` skips augmentation;
 - provisioning also starts Keycloak once to create a template database (the master realm, its schema),
   which every new sandbox copies instead of creating its own. The template's admin password is random
-  per cache; on a sandbox's first start it is replaced at once with the sandbox's own.
+  per cache; a sandbox's copy gets the sandbox's own password and master realm keys before it is first
+  opened (keycloak_copy.py), or, in a container, at its first start (`personalise`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sandbox.provision import Say, cached_build, is_done, require_tool, run, sha
 from sandbox.readiness import Check, http_ok, wait_for
 from sandbox.realm_keys import IMPORTED, KEY_PROVIDER, rsa_key_config
 from sandbox.runtime.components.base import Component, ComponentContext, Login, ProcessSpec
+from sandbox.runtime.components.keycloak_copy import make_own_copy
 
 PURPOSE = f"Keycloak {versions.KEYCLOAK}"
 # Build-time options, baked in by `kc.sh build` so `start --optimized` skips the slow augmentation. Client secret
@@ -129,14 +131,12 @@ class Keycloak(Component):
         return {**os.environ, "JAVA_HOME": str(jdk.home), "PATH": f"{jdk.home / 'bin'}:{os.environ['PATH']}"}
 
     def prepare(self, ctx: ComponentContext, say: Say) -> None:
-        data = ctx.data_dir(self.name)
-        db = data / "data" / "h2" / "keycloakdb.mv.db"
+        db = ctx.data_dir(self.name) / "data" / "h2" / "keycloakdb.mv.db"
         if not db.exists():
-            # the marker first: a crash after the copy must still lead to the password change
-            data.mkdir(parents=True, exist_ok=True)
-            (data / ROTATE_MARKER).write_text("the admin password is still the template's\n")
-            db.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.dist(ctx.cache) / TEMPLATE_DB, db)
+            say("copying the template database, with this sandbox's admin password and master realm keys")
+            dist = self.dist(ctx.cache)
+            make_own_copy(dist / TEMPLATE_DB, db, ctx.secrets["keycloak_admin_password"], dist,
+                          find_jdk(versions.KEYCLOAK_MIN_JAVA, PURPOSE))
 
     def processes(self, ctx: ComponentContext) -> list[ProcessSpec]:
         jdk = find_jdk(versions.KEYCLOAK_MIN_JAVA, PURPOSE)
@@ -147,9 +147,10 @@ class Keycloak(Component):
         return [ProcessSpec("keycloak", cmd, env)]
 
     def post_start(self, ctx: ComponentContext, say: Say) -> None:
-        """A Keycloak started from the template database is made this sandbox's own. Locally a marker says so (the
-        copy was made by `prepare`); in a container (the sandbox's image carries the template, and a new volume
-        starts as a copy of it) the template's password still logging in does."""
+        """A container's Keycloak started from the template database is made this sandbox's own (the sandbox's image
+        carries the template, and a new volume starts as a copy of it): the template's password still logging in
+        says so. A local copy was made the sandbox's own before it started (`prepare`); the marker is that of a
+        copy made by an earlier version of the sandbox, whose first start was interrupted."""
         marker = ctx.data_dir(self.name) / ROTATE_MARKER
         template = self.dist(ctx.cache) / TEMPLATE_PASSWORD
         url, password = ctx.url("keycloak"), ctx.secrets["keycloak_admin_password"]
