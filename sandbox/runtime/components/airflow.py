@@ -59,6 +59,10 @@ SETTINGS = {
     "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
     "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
     "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",  # another listener we do not need
+    # Each service would load Alembic and compare the schema's revision with the code's at its start (~0.65
+    # CPU-s each, four services): the sandbox has the database migrated before any service starts (a migrated
+    # template copy, or `db migrate` for another version's; in containers, airflow-init).
+    "AIRFLOW__DATABASE__CHECK_MIGRATIONS": "False",
     # A task whose process died (a killed scheduler's workers, a laptop closed mid-run) fails visibly within
     # about a minute instead of five: a sandbox's runs are short, and nobody should wait on a dead one.
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
