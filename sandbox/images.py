@@ -3,7 +3,7 @@
 Each image keeps the official image's layout and entry point (compose/images/<component>/Dockerfile says
 which), so the compose file runs either. What goes in:
 - a Debian base: `debootstrap --variant=minbase` from a Debian mirror, then `docker import`;
-- Redis and Python (bookworm), Java 21 (trixie) from Debian's packages, installed during the build;
+- Redis and Python (bookworm), Java 25 (trixie) from Debian's packages, installed during the build;
 - Airflow from PyPI, every file checked against the lock's hashes (`sandbox/data/*.lock`);
 - Keycloak's zip from Maven Central; the Tyk gateway and OpenBao built from their pinned sources and go-httpbin
   from the Go module proxy, all by this machine's provisioning (`sandbox provision`).

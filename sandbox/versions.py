@@ -65,7 +65,7 @@ IMAGES = {
 }
 LOCAL_IMAGE_PREFIX = "airflow-tyk-sandbox"
 DEBIAN = "bookworm"  # base of the locally built images (its python3 is AIRFLOW_PYTHON)
-DEBIAN_FOR_JAVA = "trixie"  # Keycloak needs Java 21, which bookworm does not package
+DEBIAN_FOR_JAVA = "trixie"  # Keycloak needs Java 21+ (its image: 25, for the AOT cache); bookworm packages neither
 
 
 def local_image(component: str) -> str:

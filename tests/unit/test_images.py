@@ -62,10 +62,11 @@ def test_every_image_sets_a_user_other_than_root():
         assert users and users[-1].split(":")[0] not in ("0", "root"), name
 
 
-def test_keycloak_builds_on_a_debian_with_java_21():
+def test_keycloak_builds_on_a_debian_with_java_25_and_its_aot_cache():
     assert images.suite_of("keycloak") == versions.DEBIAN_FOR_JAVA
     assert {images.suite_of(c) for c in versions.IMAGES if c != "keycloak"} == {versions.DEBIAN}
-    assert "openjdk-21-jre-headless" in (images.compose_dir() / "images" / "keycloak" / "Dockerfile").read_text()
+    recipe = (images.compose_dir() / "images" / "keycloak" / "Dockerfile").read_text()
+    assert "openjdk-25-jre-headless" in recipe and "train-aot" in recipe and "-XX:AOTCache=" in recipe
 
 
 def test_every_component_has_a_recipe_keeping_the_official_entry_point():
