@@ -298,8 +298,14 @@ def repro_cmd(name: str | None, run_all: bool, keep: bool, spec_path: Path | Non
     rt = get_runtime()
     ctx = ScenarioContext.of(spec.load(spec_path), rt)
     if name == "revert":
-        reverted = repro.revert_kept(ctx)
-        render.out.print(f"Reverted {', '.join(reverted) or 'nothing (no fault kept)'}; the spec is applied again.")
+        kept = repro.revert_kept(ctx)
+        render.out.print(f"Reverted {', '.join(sorted(kept)) or 'nothing (no fault kept)'}; the spec is applied again.")
+        say = render.ProgressPrinter()
+        rows = repro.prove_reverted(ctx, kept, lambda m: say("repro", m))
+        for row in rows:  # each connection a fault was in: its smoke verdict is green again, or says why not
+            render.out.print(f"{'✓' if row.ok else '✗'} {row.connection}" + ("" if row.ok else f": {row.verdict}"))
+        if not all(r.ok for r in rows):
+            sys.exit(1)
         return
     if run_all and keep:
         raise SandboxError("--keep leaves one fault in place; it does not go with --all.",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from sandbox import smoke
@@ -19,7 +20,7 @@ from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import Progress
 from sandbox.scenarios import CATALOGUE
-from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
+from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom, connections_of
 from sandbox.spec import Spec
 
 KEPT_FILE = ".repro-kept.json"
@@ -162,15 +163,26 @@ def kept_names(ctx: ScenarioContext) -> list[str]:
     return sorted(_kept(ctx))
 
 
-def revert_kept(ctx: ScenarioContext) -> list[str]:
-    """Take out every fault left in place with --keep; returns their names."""
+def revert_kept(ctx: ScenarioContext) -> dict[str, str | None]:
+    """Take out every fault left in place with --keep; returns them: name -> the connection each was in."""
     kept = _kept(ctx)
-    names = sorted(kept)
-    for name in names:
+    for name in sorted(kept):
         CATALOGUE[name].on(ctx.spec, kept[name]).revert(ctx)
     ctx.apply()
     (ctx.paths.home / KEPT_FILE).unlink(missing_ok=True)
-    return names
+    return kept
+
+
+def prove_reverted(ctx: ScenarioContext, kept: dict[str, str | None],
+                   say: Callable[[str], None]) -> list[smoke.SmokeRow]:
+    """The smoke of each connection a reverted fault was in, so its verdict — which `status`, the map and the page
+    show — is green again (or says why not) instead of the fault's until the next smoke."""
+    rows = []
+    for c in (c for c in connections_of(ctx.spec) if c.conn_id in set(kept.values())):
+        say(f"smoke of {c.conn_id}")
+        rows += [r for r in smoke.run(ctx.spec, ctx.endpoints, ctx.paths, c.env, c.service).rows
+                 if r.connection == c.conn_id]
+    return rows
 
 
 def as_dict(r: ReproResult) -> dict:

@@ -21,7 +21,7 @@ from pathlib import Path
 from sandbox import map_render, repro, smoke, trust_map
 from sandbox.paths import SandboxPaths
 from sandbox.runtime.factory import make_runtime
-from sandbox.scenarios.base import ScenarioContext, connections_of
+from sandbox.scenarios.base import ScenarioContext
 from sandbox.spec import Spec
 from sandbox.spec import load as load_spec
 
@@ -215,19 +215,15 @@ class Hub:
 
     def do_revert(self, say) -> dict:
         ctx = self._ctx()
-        kept = dict(self.parts.get("repro") or {})
         say("taking the kept fault out, then `sandbox apply`")
-        names = repro.revert_kept(ctx)
+        kept = repro.revert_kept(ctx)
         with self.lock:
             self.parts["repro"] = {}
-        ok = True
-        for c in (c for c in connections_of(ctx.spec) if c.conn_id in kept):
-            say(f"smoke of {c.conn_id}")
-            (row,) = smoke.run(ctx.spec, ctx.endpoints, self.paths, c.env, c.service).rows
-            say(f"{'✓' if row.ok else '✗'} {c.conn_id}" + ("" if row.ok else f": {row.verdict}"))
-            ok &= row.ok
-            self._doctor(ctx, c.conn_id, say)
-        return {"ok": ok, "reverted": names}
+        rows = repro.prove_reverted(ctx, kept, say)
+        for row in rows:
+            say(f"{'✓' if row.ok else '✗'} {row.connection}" + ("" if row.ok else f": {row.verdict}"))
+            self._doctor(ctx, row.connection, say)
+        return {"ok": all(r.ok for r in rows), "reverted": sorted(kept)}
 
     def do_doctor(self, say) -> dict:
         ctx = self._ctx()

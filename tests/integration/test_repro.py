@@ -13,6 +13,7 @@ import pytest
 
 from sandbox.repro import runnable
 from sandbox.scenarios import CATALOGUE
+from sandbox.smoke import verdicts_of
 from sandbox.spec import load as load_spec
 
 LOCAL = runnable("local")  # the suite's stack runs on the local runtime; tests/integration/test_docker.py has the rest
@@ -45,7 +46,10 @@ def test_a_kept_fault_is_named_by_doctor_until_reverted(stack, name):
         (d,) = json.loads(p.stdout)
         assert p.returncode == 1 and sc.doctor_says in d["verdict"], d["verdict"]
     finally:
-        stack.cli("repro", "revert")
+        reverted = stack.cli("repro", "revert")
+    # the revert proves the connection with its smoke: its verdict (status, map, page) is green again at once
+    assert f"✓ {sc.connection}" in reverted.stdout, reverted.stdout
+    assert verdicts_of(stack.paths)[sc.connection]["ok"]
     p = stack.cli("doctor", "-o", "json", "--connection", sc.connection, check=False)
     assert p.returncode == 0, p.stdout
 
