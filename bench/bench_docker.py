@@ -5,7 +5,9 @@
 1. `sandbox images build` cold: the sandbox's images, their Debian bases and Docker's build cache removed first
    (debootstrap, apt, pip, Maven all run); then again with nothing changed (cached).
 2. `sandbox up` (start, apply, smoke) in a fresh home on each runtime, one after the other on the same ports,
-   alternated `--repeat` times: the whole command (p50), and each component's time to healthy (p50).
+   alternated `--repeat` times: the whole command (p50), and each component's time to healthy (p50);
+3. after each round, a bare `airflow standalone` to healthy (bench/startup_once.py): the yardstick that says how fast the
+   machine was, since its speed drifts by more than the targets' margins within a day.
 Needs a Docker engine. Writes bench/results/docker.json and prints a Markdown table.
 """
 
@@ -15,6 +17,8 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -50,6 +54,13 @@ def p50(runs: list[dict]) -> dict:
             "all_up_wall_s": [r["up_wall_s"] for r in runs]}
 
 
+def standalone() -> float:
+    """A bare `airflow standalone` to healthy (bench/startup_once.py): the yardstick of the machine's speed now."""
+    p = subprocess.run([sys.executable, str(Path(__file__).parent / "startup_once.py"), "standalone"],
+                       capture_output=True, text=True, check=True)
+    return json.loads(p.stdout.strip().splitlines()[-1])["wall_s"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--skip-cold", action="store_true", help="only the cached build")
@@ -68,15 +79,20 @@ def main() -> None:
     result["build_cached_s"], actions = build(env)
     assert set(actions.values()) == {"cached"}, actions
     runs: dict[str, list[dict]] = {"local": [], "docker": []}
+    yardstick = []  # the machine's speed drifts within a day: a bare `airflow standalone` each round says how fast
     for _ in range(args.repeat):
         for rt in runs:
             runs[rt].append(up(rt))
+        yardstick.append(standalone())
     result["up"] = {rt: p50(r) for rt, r in runs.items()}
+    result["yardstick_airflow_standalone_s"] = statistics.median(yardstick)
     save(OUT, result)
     u = result["up"]
     print("\n| measure | local | docker |\n|---|---|---|")
     print(f"| `sandbox up` (start, apply, smoke), fresh home | {u['local']['up_wall_s']} s | "
           f"{u['docker']['up_wall_s']} s |")
+    print(f"| yardstick: a bare `airflow standalone` to healthy, same rounds | "
+          f"{result['yardstick_airflow_standalone_s']} s | |")
     loc, dock = u["local"]["components_s"], u["docker"]["components_s"]
     for name in loc:
         print(f"| {name} healthy after | {loc[name]} s | {dock[name]} s |")
