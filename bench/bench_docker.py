@@ -6,8 +6,8 @@
    (debootstrap, apt, pip, Maven all run); then again with nothing changed (cached).
 2. `sandbox up` (start, apply, smoke) in a fresh home on each runtime, one after the other on the same ports,
    alternated `--repeat` times: the whole command (p50), and each component's time to healthy (p50);
-3. after each round, a bare `airflow standalone` to healthy (bench/startup_once.py): the yardstick that says how fast the
-   machine was, since its speed drifts by more than the targets' margins within a day.
+3. after each round, a bare `airflow standalone` to healthy (bench/startup_once.py): the yardstick that says how fast
+   the machine was, since its speed drifts by more than the targets' margins within a day.
 Needs a Docker engine. Writes bench/results/docker.json and prints a Markdown table.
 """
 
