@@ -17,11 +17,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+from bench_startup import once
 from benchlib import cli, own_sandbox, save
 
 from sandbox import engine, images, versions
@@ -54,13 +53,6 @@ def p50(runs: list[dict]) -> dict:
             "all_up_wall_s": [r["up_wall_s"] for r in runs]}
 
 
-def standalone() -> float:
-    """A bare `airflow standalone` to healthy (bench/startup_once.py): the yardstick of the machine's speed now."""
-    p = subprocess.run([sys.executable, str(Path(__file__).parent / "startup_once.py"), "standalone"],
-                       capture_output=True, text=True, check=True)
-    return json.loads(p.stdout.strip().splitlines()[-1])["wall_s"]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--skip-cold", action="store_true", help="only the cached build")
@@ -83,7 +75,7 @@ def main() -> None:
     for _ in range(args.repeat):
         for rt in runs:
             runs[rt].append(up(rt))
-        yardstick.append(standalone())
+        yardstick.append(once("standalone")["wall_s"])  # bench/startup_once.py, as bench_startup runs it
     result["up"] = {rt: p50(r) for rt, r in runs.items()}
     result["yardstick_airflow_standalone_s"] = statistics.median(yardstick)
     save(OUT, result)

@@ -177,8 +177,8 @@ def prove_reverted(ctx: ScenarioContext, kept: dict[str, str | None],
                    say: Callable[[str], None]) -> list[smoke.SmokeRow]:
     """The smoke of each connection a reverted fault was in, so its verdict — which `status`, the map and the page
     show — is green again (or says why not) instead of the fault's until the next smoke."""
-    rows = []
-    for c in (c for c in connections_of(ctx.spec) if c.conn_id in set(kept.values())):
+    rows, broken = [], set(kept.values())
+    for c in (c for c in connections_of(ctx.spec) if c.conn_id in broken):
         say(f"smoke of {c.conn_id}")
         rows += [r for r in smoke.run(ctx.spec, ctx.endpoints, ctx.paths, c.env, c.service).rows
                  if r.connection == c.conn_id]

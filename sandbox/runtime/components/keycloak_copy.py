@@ -62,8 +62,8 @@ ARGON2 = {"hashIterations": 5, "algorithm": "argon2",
 
 def own_copy_sql(password: str, realm: str = "master", username: str = "admin") -> str:
     """The script that makes a template copy this sandbox's own: the admin's password, then every key of the realm.
-    Each statement is followed by a check that it changed what it should (a division by zero stops the script), so
-    a template of another shape fails loudly instead of being left half the template's."""
+    Each UPDATE is preceded by a check that it finds at least one row to change (a division by zero stops the
+    script), so a template of another shape fails loudly instead of being left half the template's."""
     realm_id = f"(SELECT ID FROM REALM WHERE NAME = {_lit(realm)})"
     user = f"(SELECT ID FROM USER_ENTITY WHERE USERNAME = {_lit(username)} AND REALM_ID = {realm_id})"
     cred = f"FROM CREDENTIAL WHERE TYPE = 'password' AND USER_ID = {user}"
@@ -102,6 +102,8 @@ def make_own_copy(template_db: Path, db: Path, password: str, dist: Path, jdk: J
     """`db` (…/h2/keycloakdb.mv.db) as a copy of `template_db` with this sandbox's password and keys. Written beside
     and renamed into place, so an interrupted start leaves no copy still the template's."""
     work = db.parent.with_name(db.parent.name + ".new")
+    aot = dist / TOOL_AOT
+    recording = Path(f"{aot}.{os.getpid()}")  # written aside, renamed: two sandboxes may record at once
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
@@ -109,10 +111,9 @@ def make_own_copy(template_db: Path, db: Path, password: str, dist: Path, jdk: J
         script = work / "own.sql"  # a password hash and private keys: 0600, and gone when done
         write_private(script, own_copy_sql(password))
         (h2_jar,) = (dist / "lib" / "lib" / "main").glob("com.h2database.h2-*.jar")
-        aot = dist / TOOL_AOT
         flags = list(TOOL_FLAGS)
         if jdk.major >= 25:  # the AOT cache: recorded by the first run, used by every later one
-            flags.append(f"-XX:AOTCache={aot}" if aot.is_file() else f"-XX:AOTCacheOutput={aot}.{os.getpid()}")
+            flags.append(f"-XX:AOTCache={aot}" if aot.is_file() else f"-XX:AOTCacheOutput={recording}")
         r = subprocess.run([str(jdk.java), *flags, "-cp", str(h2_jar), "org.h2.tools.RunScript",
                             "-url", f"jdbc:h2:file:{work / DB_NAME};NON_KEYWORDS=VALUE", "-user", "", "-password", "",
                             "-script", str(script)], capture_output=True, text=True)
@@ -121,10 +122,10 @@ def make_own_copy(template_db: Path, db: Path, password: str, dist: Path, jdk: J
                                f"{_cause(r.stderr or r.stdout)}",
                                f"delete {dist} (the cached Keycloak), run `sandbox provision keycloak`, then "
                                "`sandbox up`.")
-        if (recorded := Path(f"{aot}.{os.getpid()}")).is_file():
-            os.replace(recorded, aot)
+        if recording.is_file():
+            os.replace(recording, aot)
         db.parent.mkdir(parents=True, exist_ok=True)
         os.replace(work / db.name, db)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        Path(f"{dist / TOOL_AOT}.{os.getpid()}").unlink(missing_ok=True)
+        recording.unlink(missing_ok=True)
