@@ -86,6 +86,24 @@ def _fill(value, env: Mapping[str, str]):
     return value
 
 
+def variables(components, ctx, host_ports: set[str]) -> dict[str, str]:
+    """The compose file's variables every runtime that reads it sets, from what each component says of itself:
+    ports (`host_ports`: served from the host, not from a container), host folders, settings."""
+    out = {port_variable(k): str(v) for k, v in ctx.ports.items() if k not in host_ports}
+    for comp in components:
+        out.update({k: str(v) for k, v in comp.host_folders(ctx).items()})
+        out.update(comp.compose_settings(ctx))
+    return out
+
+
+def port_variable(port_name: str) -> str:
+    return "SANDBOX_" + port_name.upper().replace("-", "_") + "_PORT"
+
+
+def image_variable(component: str) -> str:
+    return f"SANDBOX_IMAGE_{component.upper()}"
+
+
 def raw(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 

@@ -80,12 +80,7 @@ def project_name(home: Path) -> str:
     return f"sandbox-{slug[:20]}-{hashlib.sha256(str(home).encode()).hexdigest()[:6]}"
 
 
-def port_variable(port_name: str) -> str:
-    return "SANDBOX_" + port_name.upper().replace("-", "_") + "_PORT"
-
-
-def image_variable(component: str) -> str:
-    return f"SANDBOX_IMAGE_{component.upper()}"
+port_variable, image_variable = compose.port_variable, compose.image_variable
 
 
 class DockerRuntime(SkeletonRuntime):
@@ -124,10 +119,7 @@ class DockerRuntime(SkeletonRuntime):
         """The compose file's variables for this sandbox, from what each component says of itself (ports, host
         folders, settings) and what this runtime chose (images, the secrets' folder, Airflow's uid)."""
         ctx = ComponentContext(self.paths, {**self.default_ports(), **state.ports}, {}, runtime=self.name)
-        out = {port_variable(k): str(v) for k, v in ctx.ports.items() if k not in HOST_PORTS}  # the page: host's
-        for comp in self.components.values():
-            out.update({k: str(v) for k, v in comp.host_folders(ctx).items()})
-            out.update(comp.compose_settings(ctx))
+        out = compose.variables(self.components.values(), ctx, set(HOST_PORTS))  # the page: the host's
         return {**out, "SANDBOX_CONTAINER_SECRETS": str(self.paths.container_secrets),
                 "SANDBOX_AIRFLOW_UID": str(airflow_uid()),
                 **{image_variable(c): ref for c, ref in state.images.items()}}
