@@ -96,6 +96,7 @@ def _apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: Airfl
     # The DAG folder first: Airflow's processor finds a new file only at its next look (every 5 s), and parses it
     # while the live steps run, so the smoke after a first apply need not wait for it.
     dag_files = _install_airflow_files(handoff, c.desired)
+    endpoints.publish()
     for step in c.steps:
         try:
             step.run()

@@ -121,6 +121,7 @@ def run(name: str, ctx: ScenarioContext, keep: bool = False, progress: Progress 
     try:
         progress(name, "injecting the fault")
         sc.inject(ctx)
+        ctx.endpoints.publish()  # what the fault wrote into Airflow's files, where its tasks read them
         progress(name, f"running {dag} for {sc.connection}")
         seen = observed(_smoke_one(ctx, sc))
         if keep:

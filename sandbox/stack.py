@@ -25,7 +25,7 @@ def start_and_seed(rt: Runtime, spec: Spec | None, without: list[str], ports: di
     """`rt.up`, then apply `spec` to what answers; `running`: the status of a stack found running (not started)."""
     results = [] if running is not None else rt.up(without, ports, progress)
     rows = running if running is not None else rt.status()
-    endpoints = Endpoints.of(rows)
+    endpoints = rt.endpoints(rows)
     report = None
     if spec is not None:
         progress("apply", f"seeding from {spec.source}")

@@ -61,10 +61,13 @@ class Endpoints:
     """What clients need to reach the stack, the same whichever runtime runs it."""
 
     components: dict[str, ComponentStatus]
+    # makes what was just written into the handoff's folders visible to the runtime's Airflow: nothing where Airflow
+    # reads them where they are (a process, a bind mount); a copy into the cluster on kubernetes
+    publish: Callable[[], None] = field(default=lambda: None, repr=False, compare=False)
 
     @classmethod
-    def of(cls, rows: list[ComponentStatus]) -> Endpoints:
-        return cls({s.name: s for s in rows})
+    def of(cls, rows: list[ComponentStatus], publish: Callable[[], None] | None = None) -> Endpoints:
+        return cls({s.name: s for s in rows}, *([publish] if publish else []))
 
     def url(self, name: str) -> str:
         return self.components[name].url
@@ -151,8 +154,14 @@ class Runtime(ABC):
                         yield name, line.rstrip("\n")
                 time.sleep(0.3)
 
-    def endpoints(self) -> Endpoints:
-        return Endpoints.of(self.status())
+    def endpoints(self, rows: list[ComponentStatus] | None = None) -> Endpoints:
+        """Where the stack answers: from `rows` (a status just taken), else from a new one."""
+        return Endpoints.of(self.status() if rows is None else rows, self.publish_handoff)
+
+    def publish_handoff(self) -> None:
+        """Make what was just written into the handoff's folders visible to this runtime's Airflow: nothing to do
+        where Airflow reads them in place (its processes, bind mounts)."""
+        return None
 
     def handoff(self) -> AirflowHandoff:
         return AirflowHandoff.of(self.paths)
