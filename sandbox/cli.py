@@ -72,9 +72,10 @@ class Invocation:
     settings: Settings
 
 
-def get_runtime(name: str | None = None, images: str = "auto") -> Runtime:
+def get_runtime(name: str | None = None, images: str = "auto", context: str | None = None,
+                namespace: str | None = None) -> Runtime:
     """The runtime of the sandbox the group's --home chose (the one it runs on, unless `name` says another)."""
-    return make_runtime(_paths(), _settings(), name, images)
+    return make_runtime(_paths(), _settings(), name, images, context, namespace)
 
 
 def _invocation() -> Invocation:
@@ -157,11 +158,16 @@ def provision(components: tuple[str, ...], output: str) -> None:
 
 @cli.command()
 @click.option("--runtime", type=click.Choice(RUNTIMES), default=None,
-              help="local (native processes) or docker (containers). Default: the one the sandbox runs on; for a "
-                   "new sandbox SANDBOX_RUNTIME, else docker when an engine answers, else local.")
+              help="local (native processes), docker (containers) or kubernetes (a cluster in your kubeconfig). "
+                   "Default: the one the sandbox runs on; for a new sandbox SANDBOX_RUNTIME, else docker when an "
+                   "engine answers, else local.")
 @click.option("--images", type=click.Choice(IMAGE_CHOICES), default="auto", show_default=True,
               help="docker runtime: official images, or local ones `sandbox images build` made; auto takes the "
                    "official image where this engine has it, else a local one (SANDBOX_IMAGE_<COMPONENT> wins).")
+@click.option("--context", default=None, help="kubernetes runtime: the kubeconfig context (env SANDBOX_KUBE_CONTEXT; "
+              "default the current one, recorded by name).")
+@click.option("--namespace", default=None, help="kubernetes runtime: the namespace (env SANDBOX_KUBE_NAMESPACE; "
+              "default one per sandbox home, like the docker runtime's project).")
 @click.option("--without", multiple=True, type=click.Choice(NAMES),
               help="Leave a component out (repeatable; env SANDBOX_WITHOUT, space-separated).")
 @click.option("--port", "ports", multiple=True, metavar="NAME=PORT",
@@ -171,14 +177,15 @@ def provision(components: tuple[str, ...], output: str) -> None:
 @click.option("--no-smoke", is_flag=True, help="Seed, but skip the smoke run that proves every connection.")
 @SPEC
 @OUTPUT
-def up(runtime: str | None, images: str, without: tuple[str, ...], ports: tuple[str, ...], show_secrets: bool,
-       no_apply: bool, no_smoke: bool, spec_path: Path | None, output: str) -> None:
+def up(runtime: str | None, images: str, context: str | None, namespace: str | None, without: tuple[str, ...],
+       ports: tuple[str, ...], show_secrets: bool, no_apply: bool, no_smoke: bool, spec_path: Path | None,
+       output: str) -> None:
     """Start the stack (idempotent: starts only what is not running), wait until healthy, seed it from the spec,
     and smoke it: a green `up` means every connection works end to end."""
     from sandbox import smoke
     from sandbox.stack import start_and_seed
 
-    rt = get_runtime(runtime, images)
+    rt = get_runtime(runtime, images, context, namespace)
     t0 = time.monotonic()
     the_spec = None if no_apply else spec.load(spec_path)  # a bad spec stops `up` before anything starts
     progress = render.ProgressPrinter()
@@ -489,8 +496,8 @@ def call_cmd(account: str, service: str, path: str, env: str, method: str, data:
 @cli.command()
 @click.option("--force", is_flag=True, help="Also works without a (readable) state file: stops every "
               "process marked as this sandbox's and resets the state.")
-@click.option("--volumes", is_flag=True, help="docker runtime: also remove the sandbox's container volumes "
-              "(Keycloak's and Airflow's databases); the next `up` starts them empty.")
+@click.option("--volumes", is_flag=True, help="Also remove the sandbox's container volumes (docker) or its claims "
+              "and namespace (kubernetes): Keycloak's and Airflow's databases; the next `up` starts them empty.")
 @OUTPUT
 def down(force: bool, volumes: bool, output: str) -> None:
     """Stop every component of the sandbox; nothing is left running. Data and secrets are kept."""

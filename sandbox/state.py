@@ -31,6 +31,7 @@ class State:
     # recorded processes, all alive, are then not the whole component
     starting: list[str] = field(default_factory=list)
     images: dict[str, str] = field(default_factory=dict)  # docker runtime: the image each component runs
+    cluster: dict[str, str] = field(default_factory=dict)  # kubernetes runtime: its context and namespace
 
     def to_json(self) -> str:
         return json.dumps({"version": STATE_VERSION, **asdict(self)}, indent=2)
@@ -56,6 +57,7 @@ def load(path: Path) -> State | None:
             },
             starting=[str(x) for x in raw.get("starting", [])],
             images={str(k): str(v) for k, v in (raw.get("images") or {}).items()},
+            cluster={str(k): str(v) for k, v in (raw.get("cluster") or {}).items()},
         )
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise SandboxError(

@@ -14,7 +14,7 @@ from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import Runtime
 from sandbox.settings import Settings
 
-RUNTIMES = ("local", "docker")
+RUNTIMES = ("local", "docker", "kubernetes")
 IMAGE_CHOICES = ("auto", "official", "local")
 
 
@@ -39,7 +39,7 @@ def choose(paths: SandboxPaths, asked: str | None = None, given: str | None = No
 
 
 def make_runtime(paths: SandboxPaths, settings: Settings | None = None, name: str | None = None,
-                 images: str = "auto") -> Runtime:
+                 images: str = "auto", context: str | None = None, namespace: str | None = None) -> Runtime:
     """The runtime for the sandbox at `paths`; `settings`: what the environment said (read from it if not given)."""
     settings = settings or Settings.from_environment()
     name = choose(paths, name, settings.runtime)
@@ -48,6 +48,10 @@ def make_runtime(paths: SandboxPaths, settings: Settings | None = None, name: st
         from sandbox.runtime.docker import DockerRuntime
 
         return DockerRuntime(paths, settings.ports, images)
+    if name == "kubernetes":
+        from sandbox.runtime.kubernetes import KubernetesRuntime
+
+        return KubernetesRuntime(paths, settings.ports, context, namespace, settings, images)
     from sandbox.runtime.local import LocalRuntime
 
     return LocalRuntime(paths, settings.ports)

@@ -1,0 +1,509 @@
+"""The kubernetes runtime: the compose file's services as Deployments, Jobs and Services in one namespace.
+
+`kube_manifests` translates the same compose file the docker runtime runs (so a service differs between the two
+runtimes only where a cluster must: claims instead of volumes, a Secret instead of secret files); this module
+applies it with `kubectl` (server-side apply: no last-applied copy of a Secret in an annotation), waits with the
+components' own health checks through forwards to 127.0.0.1 (`forwarder`), and hands back the same endpoints.
+Inside the cluster components reach each other by the compose names, as in the compose network.
+
+kubectl comes from SANDBOX_KUBECTL, else PATH; the cluster from SANDBOX_KUBE_CONTEXT (else kubeconfig's current
+context); the namespace from SANDBOX_KUBE_NAMESPACE, else one per sandbox home (the docker runtime's project name).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import io
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from sandbox import credentials, supervisor, versions
+from sandbox import state as statefile
+from sandbox.errors import SandboxError
+from sandbox.images import compose_dir
+from sandbox.paths import SandboxPaths
+from sandbox.provision import file_lock
+from sandbox.readiness import Result
+from sandbox.runtime import compose
+from sandbox.runtime import kube_manifests as km
+from sandbox.runtime.base import Progress, ProvisionResult
+from sandbox.runtime.components.base import Component, ComponentContext
+from sandbox.runtime.docker import project_name
+from sandbox.runtime.skeleton import HOST_PORTS, Seen, SkeletonRuntime
+from sandbox.settings import Settings
+from sandbox.state import ProcessRecord, State
+
+AIRFLOW_UID = 50000  # the image's airflow user: no host folder is bind-mounted, so no host uid to match
+FAILING = ("CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "CreateContainerConfigError",
+           "CreateContainerError", "InvalidImageName")
+FORWARDER = "forwarder"  # its log's name in the home's logs
+JOB_TIMEOUT_S = 600
+
+
+def _epoch(stamp: str) -> float:
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+class KubernetesRuntime(SkeletonRuntime):
+    name = "kubernetes"
+
+    def __init__(self, paths: SandboxPaths, env_ports: dict[str, int] | None = None, context: str | None = None,
+                 namespace: str | None = None, settings: Settings | None = None, images: str = "auto"):
+        """`context`/`namespace`: asked for (`up --context/--namespace`); else where the sandbox runs (its state);
+        else SANDBOX_KUBE_CONTEXT/NAMESPACE (`settings`); else the current context and a namespace of the home's."""
+        super().__init__(paths, env_ports)
+        self.images = images
+        self.kubectl_bin = os.environ.get("SANDBOX_KUBECTL") or shutil.which("kubectl") or "kubectl"
+        try:
+            recorded = (statefile.load(paths.state) or State()).cluster
+        except SandboxError:
+            recorded = {}
+        settings = settings or Settings()
+        self.asked = {k: v for k, v in (("context", context), ("namespace", namespace)) if v}
+        self.context = context or recorded.get("context") or settings.kube_context
+        self.namespace = namespace or recorded.get("namespace") or settings.kube_namespace or project_name(paths.home)
+        self.compose_file = compose_dir() / "docker-compose.yml"
+        self._tr: km.Translation | None = None
+
+    # ---- kubectl ---------------------------------------------------------------------------------
+    def kubectl(self, *args: str, stdin: str | bytes | None = None, timeout: float = 120,
+                check: bool = True) -> str:
+        cmd = [self.kubectl_bin, *(["--context", self.context] if self.context else []), "-n", self.namespace, *args]
+        try:
+            done = subprocess.run(cmd, input=stdin.encode() if isinstance(stdin, str) else stdin,
+                                  capture_output=True, timeout=timeout)
+        except FileNotFoundError as e:
+            raise SandboxError("kubectl is not installed (the kubernetes runtime drives the cluster with it).",
+                               "install kubectl, or set SANDBOX_KUBECTL to its path.") from e
+        except subprocess.TimeoutExpired as e:
+            raise SandboxError(f"kubectl {' '.join(args[:3])} did not answer in {timeout:.0f}s.",
+                               "check the cluster (`kubectl get nodes`).") from e
+        if check and done.returncode != 0:
+            why = done.stderr.decode(errors="replace").strip().splitlines()
+            raise SandboxError(f"kubectl {' '.join(args[:3])} failed: {why[-1] if why else done.returncode}.",
+                               "check the cluster and the context (`kubectl config current-context`).")
+        return done.stdout.decode(errors="replace")
+
+    def apply(self, objects: list[dict]) -> None:
+        if objects:
+            self.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager", km.PROJECT, "-f", "-",
+                         stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
+
+    def _selector(self, component: str | None = None) -> str:
+        sel = f"{km.PART_OF}={km.PROJECT}"
+        return f"{sel},{km.COMPONENT}={component}" if component else sel
+
+    def snapshot(self, component: str | None = None) -> list[dict]:
+        out = self.kubectl("get", "deployments,jobs,pods", "-l", self._selector(component), "-o", "json",
+                           check=False)
+        try:
+            return json.loads(out)["items"]
+        except (ValueError, KeyError):
+            return []
+
+    # ---- the translation -------------------------------------------------------------------------
+    def _variables(self, state: State) -> dict[str, str]:
+        ctx = ComponentContext(self.paths, {**self.default_ports(), **state.ports}, {}, runtime=self.name)
+        return {**compose.variables(self.components.values(), ctx, set(HOST_PORTS)),
+                "SANDBOX_CONTAINER_SECRETS": str(self.paths.container_secrets),  # the compose file's; unused here
+                "SANDBOX_AIRFLOW_UID": str(AIRFLOW_UID),
+                **{compose.image_variable(c): ref for c, ref in (state.images or self.choose_images()).items()}}
+
+    def translation(self, state: State, secrets: dict[str, str]) -> km.Translation:
+        services = compose.load(self.compose_file, self._variables(state))
+        repo = {}
+        for svc in services.values():
+            for v in svc.volumes:
+                src = Path(v.source)
+                if not v.named and src.is_dir() and compose_dir() in src.parents:
+                    repo[src] = {f.name: f.read_text() for f in sorted(src.iterdir()) if f.is_file()}
+        return km.Translation(services, self.namespace, self._component_of, secrets, repo)
+
+    def _component_of(self, service: str) -> str:
+        return next(n for n in self.components if service == n or service.startswith(n + "-"))
+
+    def units_of(self, component: str) -> list[str]:
+        names = compose.raw(self.compose_file)["services"]
+        return [s for s in names if self._component_of(s) == component and not s.endswith("-init")]
+
+    # ---- images ----------------------------------------------------------------------------------
+    def choose_images(self) -> dict[str, str]:
+        """Per component: SANDBOX_IMAGE_<C>; else the official image with `--images official` (a cluster that
+        pulls from the registries); else the project's own, which `sandbox images build` makes and `sandbox
+        provision` loads into a kind cluster (another cluster: push them where it pulls from, and name them in
+        SANDBOX_IMAGE_<C>)."""
+        return {n: os.environ.get(compose.image_variable(n))
+                or (versions.IMAGES[n] if self.images == "official" else versions.local_image(n))
+                for n in self.components}
+
+    def resolved_context(self) -> str:
+        """The context by name (recorded so: a later change of kubeconfig's current context moves nothing)."""
+        if not self.context:
+            self.context = self.kubectl("config", "current-context").strip()
+        return self.context
+
+    def missing_images(self, images: dict[str, str]) -> dict[str, list[str]]:
+        """Image → the schedulable nodes that do not hold it (what the nodes report: their kubelet's image list)."""
+        return lacking(json.loads(self.kubectl("get", "nodes", "-o", "json"))["items"], images)
+
+    def provision(self, only: list[str], progress: Progress) -> list[ProvisionResult]:
+        """The images on every schedulable node: loaded with `kind load` into a kind cluster (from this machine's
+        engine), else named with the fix."""
+        self.check_names(only, "provision")
+        images = self.choose_images()
+        wanted = {n: images[n] for n in only or self.components}
+        missing = self.missing_images(wanted)
+        out = []
+        for name, ref in wanted.items():
+            t0 = time.monotonic()
+            if ref not in missing:
+                out.append(ProvisionResult(name, True, "cached", time.monotonic() - t0, ref))
+                continue
+            try:
+                progress(name, f"loading {ref} into {', '.join(missing[ref])}")
+                self._kind_load(ref, missing[ref])
+                out.append(ProvisionResult(name, True, "provisioned", time.monotonic() - t0, ref))
+            except SandboxError as e:
+                out.append(ProvisionResult(name, False, "failed", time.monotonic() - t0, e.message))
+        return out
+
+    def _kind_load(self, ref: str, nodes: list[str]) -> None:
+        context = self.resolved_context()
+        cluster = context.removeprefix("kind-") if context.startswith("kind-") else ""
+        if not cluster:
+            raise SandboxError(f"The cluster's nodes lack {ref}, and context {context!r} is not a kind cluster.",
+                               "push the image where the cluster pulls from and name it in SANDBOX_IMAGE_<COMPONENT>, "
+                               "or use `--images official` where the cluster reaches the registries.")
+        kind = os.environ.get("SANDBOX_KIND") or shutil.which("kind") or "kind"
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = Path(tmp) / "image.tar"
+            for cmd, env in ((["docker", "save", ref, "-o", str(archive)], {}),
+                             ([kind, "load", "image-archive", str(archive), "--name", cluster, "--nodes",
+                               ",".join(nodes)], {"DOCKER_HOST": os.environ["SANDBOX_KIND_DOCKER_HOST"]}
+                              if os.environ.get("SANDBOX_KIND_DOCKER_HOST") else {})):
+                done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+                if done.returncode != 0:
+                    why = (done.stderr.strip().splitlines() or [str(done.returncode)])[-1]
+                    raise SandboxError(f"Loading {ref} into kind cluster {cluster} failed at `{cmd[0]} {cmd[1]}`: "
+                                       f"{why}.", "build it first (`sandbox images build`), then `sandbox provision`.")
+
+    # ---- the skeleton's hooks --------------------------------------------------------------------
+    def component_state(self, name: str, state: State) -> str:
+        return self._state_of(name, self.snapshot(name))
+
+    def _state_of(self, name: str, items: list[dict]) -> str:
+        mine = [i for i in items if i["metadata"].get("labels", {}).get(km.COMPONENT) == name]
+        deployments = {i["metadata"]["name"] for i in mine if i["kind"] == "Deployment"}
+        units = self.units_of(name)
+        if not deployments & set(units):
+            return "stopped"
+        if not set(units) <= deployments or self._failing(mine):
+            return "crashed"
+        return "running"
+
+    @staticmethod
+    def _failing(items: list[dict]) -> str | None:
+        for pod in (i for i in items if i["kind"] == "Pod"):
+            for cs in (pod.get("status", {}).get("containerStatuses") or []) + \
+                    (pod.get("status", {}).get("initContainerStatuses") or []):
+                waiting = (cs.get("state") or {}).get("waiting") or {}
+                if waiting.get("reason") in FAILING:
+                    return f"pod {pod['metadata']['name']}: {waiting['reason']} ({waiting.get('message', '')[:200]})"
+            if pod.get("status", {}).get("phase") == "Failed":
+                return f"pod {pod['metadata']['name']} failed"
+        return None
+
+    def before_start(self, state: State, running: set[str]) -> None:
+        """One place per sandbox: a context and namespace asked for while it runs elsewhere are refused. And the
+        images it starts from."""
+        state.images = {**self.choose_images(), **{n: state.images[n] for n in running if n in state.images}}
+        self.resolved_context()
+        where = {"context": self.context, "namespace": self.namespace}
+        moved = {k: v for k, v in self.asked.items() if state.cluster.get(k, v) != v}
+        if moved and (running or any(state.processes.values())):
+            raise SandboxError(f"This sandbox runs in context {state.cluster['context']}, namespace "
+                               f"{state.cluster['namespace']}.",
+                               "run `sandbox down` first, then `sandbox up` with the new --context/--namespace.",
+                               exit_code=2)
+        state.cluster = where
+
+    def stop_component(self, name: str, state: State) -> bool:
+        state.processes.pop(name, None)
+        had = bool(self.snapshot(name))
+        self.kubectl("delete", "deployments,jobs,services,secrets,configmaps", "-l", self._selector(name),
+                     "--wait=false", "--ignore-not-found")
+        return had
+
+    def clear_for_start(self, name: str, state: State, progress: Progress) -> bool:
+        had = [i for i in self.snapshot(name) if i["kind"] in ("Deployment", "Job")]
+        if had:
+            self.kubectl("delete", "deployments,jobs", "-l", self._selector(name), "--ignore-not-found")
+        return bool(had)
+
+    def start_message(self, name: str, state: State) -> str:
+        return f"starting in namespace {self.namespace} ({state.images[name]})"
+
+    def check_startable(self, to_start: list[str], state: State, progress: Progress) -> None:
+        self.kubectl("auth", "can-i", "create", "deployments")
+        if missing := self.missing_images({n: state.images[n] for n in to_start}):
+            ref, nodes = next(iter(missing.items()))
+            raise SandboxError(f"The cluster's node(s) {', '.join(nodes)} lack the image {ref}.",
+                               "run `sandbox provision` (it loads the images into a kind cluster), then `sandbox up`.")
+
+    def prepare_host(self, state: State, secrets: dict[str, str]) -> None:
+        ctx = ComponentContext(self.paths, state.ports, secrets, runtime=self.name)
+        for comp in self.components.values():
+            comp.prepare_host(ctx)
+        self.apply([{"apiVersion": "v1", "kind": "Namespace",
+                     "metadata": {"name": self.namespace, "labels": {km.PART_OF: km.PROJECT}}}])
+        self._tr = self.translation(state, secrets)
+        self._ensure_forwarder(state)
+
+    def start_component(self, name: str, ctx: ComponentContext, state: State, progress: Progress) -> None:
+        tr = self._tr
+        assert tr is not None
+        self.apply(tr.storage(name))
+        if tr.publish_plan(name):
+            self.kubectl("rollout", "status", f"deployment/{km.files_unit(name)}", "--timeout=300s", timeout=310)
+            self.publish(name)
+        for job in tr.jobs(name):
+            unit = job["metadata"]["name"]
+            self.kubectl("delete", "job", unit, "--ignore-not-found")
+            self.apply([job])
+            progress(name, f"{unit}: {' '.join(job['spec']['template']['spec']['containers'][0].get('args', []))}")
+            self._wait_job(unit)
+        self.apply(tr.workloads(name))
+
+    def _wait_job(self, unit: str) -> None:
+        deadline = time.monotonic() + JOB_TIMEOUT_S
+        while time.monotonic() < deadline:
+            job = json.loads(self.kubectl("get", "job", unit, "-o", "json"))
+            conds = {c["type"]: c["status"] for c in job.get("status", {}).get("conditions") or []}
+            if conds.get("Complete") == "True":
+                return
+            if conds.get("Failed") == "True" or (why := self._failing(self.snapshot_unit(unit))):
+                tail = self.kubectl("logs", f"job/{unit}", "--tail=15", check=False)
+                raise SandboxError(f"{unit} failed{': ' + why if why else ''}:\n{tail}")
+            time.sleep(0.5)
+        raise SandboxError(f"{unit} did not complete in {JOB_TIMEOUT_S}s.", f"see `kubectl logs job/{unit}`.")
+
+    def snapshot_unit(self, unit: str) -> list[dict]:
+        out = self.kubectl("get", "pods", "-l", f"{km.UNIT}={unit}", "-o", "json", check=False)
+        try:
+            return json.loads(out)["items"]
+        except (ValueError, KeyError):
+            return []
+
+    # ---- files from the host ---------------------------------------------------------------------
+    def publish_handoff(self) -> None:
+        self.publish("airflow")
+
+    def publish(self, component: str) -> None:
+        """The component's host folders, copied into its files claim (what a bind mount shows at once): extracted
+        in place, then whatever the host no longer has is removed (a subPath mount keeps its folder: no swap)."""
+        tr = self._tr or self.translation(self._load(), credentials.read(self.paths.secrets))
+        plan = tr.publish_plan(component)
+        if not plan:
+            return
+        buf = io.BytesIO()
+        keep = []
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for p in plan:
+                tar.add(p.host, arcname=p.sub_path, filter=_anonymous)
+                keep += [p.sub_path, *(f"{p.sub_path}/{f.relative_to(p.host)}" for f in sorted(p.host.rglob("*")))]
+        digest = hashlib.sha256(buf.getvalue()).hexdigest()
+        mark = self.paths.data(component) / ".published"
+        if mark.exists() and mark.read_text() == digest:
+            return
+        prune = " ".join(f"find {shlex.quote(p.sub_path)} -mindepth 1 -depth | grep -vxF -f /tmp/keep | "
+                         "while read -r f; do rm -rf \"$f\"; done;" for p in plan)
+        script = (f"set -e; cd {km.FILES_MOUNT}; tar -x --no-same-owner -f - <&0; "
+                  f"printf '%s\\n' {' '.join(shlex.quote(k) for k in keep)} > /tmp/keep; {prune}")
+        self.kubectl("exec", "-i", f"deployment/{km.files_unit(component)}", "--", "sh", "-c", script,
+                     stdin=buf.getvalue())
+        credentials.write_private(mark, digest)
+
+    # ---- forwards --------------------------------------------------------------------------------
+    def _forward_args(self, state: State) -> list[str]:
+        tr = self._tr
+        assert tr is not None
+        by_service: dict[str, list[str]] = {}
+        for comp in self.components:
+            for service, host, port in tr.forwards(comp):
+                by_service.setdefault(service, []).append(f"{host}:{port}")
+        return [f"{s}:{','.join(p)}" for s, p in sorted(by_service.items())]
+
+    def _forwarder_alive(self, state: State) -> bool:
+        return any(supervisor.alive(r) for r in state.processes.get(FORWARDER, []))
+
+    def _ensure_forwarder(self, state: State) -> None:
+        args = self._forward_args(state)
+        recs = state.processes.get(FORWARDER, [])
+        if recs and supervisor.alive(recs[0]) and recs[0].cmd[-len(args):] == args:
+            return
+        if recs:
+            supervisor.terminate(supervisor.tree(recs), grace=2)
+        cmd = [sys.executable, "-m", "sandbox.runtime.forwarder", "--kubectl", self.kubectl_bin,
+               "--context", self.context, "--namespace", self.namespace, *args]
+        folder = self.paths.data(FORWARDER)
+        folder.mkdir(parents=True, exist_ok=True)
+        env = {"KUBECONFIG": os.environ["KUBECONFIG"]} if "KUBECONFIG" in os.environ else {}
+        state.processes[FORWARDER] = [supervisor.spawn(FORWARDER, cmd, env, folder, self.paths.log(FORWARDER),
+                                                       self.paths.home)]
+
+    # ---- waiting, records, logs ------------------------------------------------------------------
+    def after_wait(self, name: str, ctx: ComponentContext, state: State, res: Result, started: bool,
+                   progress: Progress) -> None:
+        if res.ok:
+            self.record(name, state)
+
+    def record(self, name: str, state: State) -> None:
+        recs = []
+        for pod in self.snapshot(name):
+            if pod["kind"] != "Pod" or pod["metadata"]["labels"].get(km.UNIT) not in self.units_of(name):
+                continue
+            c = pod["spec"]["containers"][0]
+            recs.append(ProcessRecord(pod["metadata"]["name"], 0, _epoch(pod["metadata"]["creationTimestamp"]),
+                                      c.get("command", []) + c.get("args", [])))
+        with self._lock:
+            state.processes[name] = recs
+
+    def died(self, name: str, state: State):
+        return lambda: self._failing(self.snapshot(name))
+
+    def tail(self, name: str, lines: int) -> tuple[list[str], str]:
+        out = self.kubectl("logs", "-l", self._selector(name), "--all-containers", "--prefix", f"--tail={lines}",
+                           "--max-log-requests=20", check=False)
+        return out.splitlines()[-lines:], f"`kubectl -n {self.namespace} logs -l {self._selector(name)}`"
+
+    def replace_unit(self, component: str, unit: str, extra_env: dict[str, str], ctx: ComponentContext,
+                     state: State) -> None:
+        if unit not in self.units_of(component):
+            raise SandboxError(f"{component} has no unit {unit}.", "run `sandbox status`.")
+        tr = self.translation(state, ctx.secrets)
+        deployment = next(w for w in tr.workloads(component) if w["metadata"]["name"] == unit)
+        env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        env[:] = [e for e in env if e["name"] not in extra_env] + [{"name": k, "value": v}
+                                                                   for k, v in extra_env.items()]
+        deployment["spec"]["template"]["metadata"]["annotations"] = {"sandbox/extra-env": ",".join(sorted(extra_env))}
+        self.apply([deployment])
+        self.kubectl("rollout", "status", f"deployment/{unit}", "--timeout=300s", timeout=310)
+
+    def observe(self) -> list[dict]:
+        return self.snapshot()
+
+    def seen(self, comp: Component, state: State, ctx: ComponentContext, secrets: dict[str, str],
+             view: object) -> Seen:
+        items: list[dict] = view  # type: ignore[assignment]
+        name = comp.name
+        st = "disabled" if name in state.disabled else self._state_of(name, items)
+        pods = [i for i in items if i["kind"] == "Pod" and i["metadata"]["labels"].get(km.COMPONENT) == name
+                and i["metadata"]["labels"].get(km.UNIT) in self.units_of(name)]
+        nodes = sorted({p["spec"].get("nodeName", "?") for p in pods})
+        detail = f"{len(pods)} pod(s) on {', '.join(nodes)}" if pods else ""
+        healthy = None
+        if st in ("running", "crashed") and secrets:
+            res: Result = comp.health(ctx)()
+            healthy = res.ok
+            if not res.ok:
+                detail = f"{detail}; {res.detail}"
+        if st == "crashed":
+            detail = self._failing(items) or detail
+        return st, healthy, detail, []
+
+    def inner_url(self, name: str) -> str:
+        return self.components[name].inner_url()
+
+    # ---- down ------------------------------------------------------------------------------------
+    def down(self, force: bool = False, volumes: bool = False) -> list[str]:
+        if not self.paths.home.exists():
+            return []
+        with file_lock(self.paths.lock):
+            state = self._state_for_down(force)
+            items = self.snapshot()
+            stopped = [n for n in self.components if self._state_of(n, items) != "stopped"]
+            if strays := supervisor.owned_processes(self.paths.home):
+                supervisor.terminate(strays, grace=2)
+            kinds = "deployments,jobs,pods,services,secrets,configmaps" + (",persistentvolumeclaims" if volumes else "")
+            self.kubectl("delete", kinds, "-l", self._selector(), "--ignore-not-found", "--wait=true",
+                         "--timeout=120s", check=False, timeout=130)
+            if volumes:
+                self.kubectl("delete", "namespace", self.namespace, "--ignore-not-found", "--timeout=120s",
+                             check=False, timeout=130)
+            (self.paths.data("airflow") / ".published").unlink(missing_ok=True)
+            self._forget_processes(state)
+            return stopped
+
+    def log_path(self, component: str) -> Path:
+        path = self.paths.log(component)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = self.kubectl("logs", "-l", self._selector(component), "--all-containers", "--prefix", "--tail=-1",
+                            "--max-log-requests=20", check=False)
+        credentials.write_private(path, text)
+        return path
+
+    def follow(self, components: list[str]) -> Iterator[tuple[str, str]]:
+        procs = {c: subprocess.Popen(
+            [self.kubectl_bin, *(["--context", self.context] if self.context else []), "-n", self.namespace,
+             "logs", "-f", "-l", self._selector(c), "--all-containers", "--prefix", "--since=1s",
+             "--max-log-requests=20"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            for c in components}
+        import queue
+        import threading
+
+        lines: queue.Queue[tuple[str, str]] = queue.Queue()
+
+        def pump(c: str, p: subprocess.Popen) -> None:
+            for line in p.stdout:  # type: ignore[union-attr]
+                lines.put((c, line.rstrip("\n")))
+
+        for c, p in procs.items():
+            threading.Thread(target=pump, args=(c, p), daemon=True).start()
+        try:
+            while True:
+                yield lines.get()
+        finally:
+            for p in procs.values():
+                p.terminate()
+
+    def compose_variables(self) -> dict[str, str]:
+        return self._variables(statefile.load(self.paths.state) or State(runtime=self.name))
+
+
+
+def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Files as nobody's in particular: the pod's user extracts them as its own (mode kept: the token stays 0600)."""
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def _short(ref: str) -> str:
+    """An image reference as Docker shortens it (a node reports docker.io/library/redis:7 for redis:7)."""
+    for prefix in ("docker.io/library/", "docker.io/"):
+        if ref.startswith(prefix):
+            return ref[len(prefix):]
+    return ref
+
+
+def lacking(nodes: list[dict], images: dict[str, str]) -> dict[str, list[str]]:
+    """Image → the schedulable nodes (no NoSchedule taint: not kind's control plane) whose image list lacks it."""
+    out: dict[str, list[str]] = {}
+    for node in nodes:
+        if any(t.get("effect") == "NoSchedule" for t in node["spec"].get("taints") or []):
+            continue
+        held = {_short(n) for i in node["status"].get("images") or [] for n in i.get("names") or []}
+        for ref in images.values():
+            if _short(ref) not in held:
+                out.setdefault(ref, []).append(node["metadata"]["name"])
+    return out
