@@ -63,6 +63,8 @@ def shadowing(conn_id: str, environs: dict[str, dict[str, str]]) -> list[str]:
 
 
 def airflow_environs(endpoints: Endpoints) -> dict[str, dict[str, str]]:
+    if (declared := endpoints.environs()) is not None:
+        return declared
     out = {}
     for pid in endpoints.components["airflow"].pids:
         try:

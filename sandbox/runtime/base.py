@@ -64,10 +64,20 @@ class Endpoints:
     # makes what was just written into the handoff's folders visible to the runtime's Airflow: nothing where Airflow
     # reads them where they are (a process, a bind mount); a copy into the cluster on kubernetes
     publish: Callable[[], None] = field(default=lambda: None, repr=False, compare=False)
+    # Airflow's processes' environments as the runtime declares them (label -> variables), where the host cannot
+    # read them from the processes themselves (a cluster's pods); None: doctor reads the processes (`pids`)
+    environs: Callable[[], dict[str, dict[str, str]] | None] = field(default=lambda: None, repr=False,
+                                                                     compare=False)
 
     @classmethod
-    def of(cls, rows: list[ComponentStatus], publish: Callable[[], None] | None = None) -> Endpoints:
-        return cls({s.name: s for s in rows}, *([publish] if publish else []))
+    def of(cls, rows: list[ComponentStatus], publish: Callable[[], None] | None = None,
+           environs: Callable[[], dict[str, dict[str, str]] | None] | None = None) -> Endpoints:
+        out = cls({s.name: s for s in rows})
+        if publish:
+            out.publish = publish
+        if environs:
+            out.environs = environs
+        return out
 
     def url(self, name: str) -> str:
         return self.components[name].url
@@ -156,11 +166,16 @@ class Runtime(ABC):
 
     def endpoints(self, rows: list[ComponentStatus] | None = None) -> Endpoints:
         """Where the stack answers: from `rows` (a status just taken), else from a new one."""
-        return Endpoints.of(self.status() if rows is None else rows, self.publish_handoff)
+        return Endpoints.of(self.status() if rows is None else rows, self.publish_handoff, self.airflow_environs)
 
     def publish_handoff(self) -> None:
         """Make what was just written into the handoff's folders visible to this runtime's Airflow: nothing to do
         where Airflow reads them in place (its processes, bind mounts)."""
+        return None
+
+    def airflow_environs(self) -> dict[str, dict[str, str]] | None:
+        """Each Airflow process's environment where the host cannot read the processes (label -> variables);
+        None: it can, from their pids."""
         return None
 
     def handoff(self) -> AirflowHandoff:

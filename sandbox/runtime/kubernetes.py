@@ -421,6 +421,14 @@ class KubernetesRuntime(SkeletonRuntime):
             detail = self._failing(items) or detail
         return st, healthy, detail, []
 
+    def airflow_environs(self) -> dict[str, dict[str, str]]:
+        """What each Airflow Deployment gives its pods (the cluster runs them; /proc here shows none of them)."""
+        found = json.loads(self.kubectl("get", "deployments", "-l", self._selector("airflow"), "-o", "json"))
+        return {f"{d['metadata']['name']} (deployment)": {e["name"]: e.get("value", "")
+                                                          for e in d["spec"]["template"]["spec"]["containers"][0]
+                                                          .get("env") or []}
+                for d in found["items"] if d["metadata"]["name"] in self.units_of("airflow")}
+
     def inner_url(self, name: str) -> str:
         return self.components[name].inner_url()
 
