@@ -97,15 +97,18 @@ class Translation:
     """The objects of every service of one compose file, and what the runtime publishes into the claims.
 
     `component_of`: compose service → component; `secrets`: the sandbox's secret values (only those a component
-    reads end up in its Secret); `repo_folders`: a repository folder's files (name → text), for its ConfigMap."""
+    reads end up in its Secret); `repo_folders`: a repository folder's files (name → text), for its ConfigMap;
+    `grace`: a component's seconds between TERM and KILL."""
 
     def __init__(self, services: Mapping[str, compose.Service], namespace: str, component_of,
-                 secrets: Mapping[str, str], repo_folders: Mapping[Path, Mapping[str, str]]):
+                 secrets: Mapping[str, str], repo_folders: Mapping[Path, Mapping[str, str]],
+                 grace: Mapping[str, float] | None = None):
         self.services = services
         self.namespace = namespace
         self.component_of = component_of
         self.secret_values = secrets
         self.repo_folders = {Path(k): v for k, v in repo_folders.items()}
+        self.grace = grace or {}  # component -> seconds between TERM and KILL (the pods' default is 30)
 
     # ---- per service ----------------------------------------------------------------------------
     def _mounts(self, svc: compose.Service) -> tuple[list[dict], list[dict], list[dict]]:
@@ -167,12 +170,15 @@ class Translation:
 
     def pod_spec(self, svc: compose.Service, restart: str = "Always") -> dict:
         volumes, mounts, seeds = self._mounts(svc)
+        grace = self.grace.get(self.component_of(svc.name))
         spec: dict = {"hostname": svc.name, "restartPolicy": restart, "automountServiceAccountToken": False,
                       "enableServiceLinks": False,  # else every Service adds env (REDIS_PORT=tcp://…) to each pod
                       "securityContext": _security(svc.user), "containers": [self._container(svc, mounts)],
                       "volumes": volumes}
         if seeds:
             spec["initContainers"] = seeds
+        if grace is not None:
+            spec["terminationGracePeriodSeconds"] = int(grace)
         return spec
 
     def workload(self, svc: compose.Service) -> dict:

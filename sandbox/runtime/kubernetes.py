@@ -127,7 +127,8 @@ class KubernetesRuntime(SkeletonRuntime):
                 src = Path(v.source)
                 if not v.named and src.is_dir() and compose_dir() in src.parents:
                     repo[src] = {f.name: f.read_text() for f in sorted(src.iterdir()) if f.is_file()}
-        return km.Translation(services, self.namespace, self._component_of, secrets, repo)
+        return km.Translation(services, self.namespace, self._component_of, secrets, repo,
+                              {n: c.stop_grace for n, c in self.components.items()})
 
     def _component_of(self, service: str) -> str:
         return next(n for n in self.components if service == n or service.startswith(n + "-"))

@@ -94,6 +94,7 @@ def test_container_runs_what_compose_runs(tr):
         uid, _, gid = (svc.user or "").partition(":")
         assert spec["securityContext"].get("runAsUser") == (int(uid) if uid else None)
         assert spec["enableServiceLinks"] is False and spec["automountServiceAccountToken"] is False
+        assert spec["terminationGracePeriodSeconds"] == int(COMPONENTS[tr.component_of(svc.name)].stop_grace)
 
 
 def test_healthchecks_become_readiness_probes():
