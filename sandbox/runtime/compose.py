@@ -9,6 +9,7 @@ swarm: its file bind-mounted read-only at /run/secrets/<name>.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -94,6 +95,13 @@ def variables(components, ctx, host_ports: set[str]) -> dict[str, str]:
         out.update({k: str(v) for k, v in comp.host_folders(ctx).items()})
         out.update(comp.compose_settings(ctx))
     return out
+
+
+def project_name(home: Path) -> str:
+    """One Compose project per sandbox home (a cluster namespace too): readable, a valid DNS label, and distinct for
+    two homes of the same name."""
+    slug = re.sub(r"[^a-z0-9]+", "-", home.name.lower()).strip("-") or "sandbox"
+    return f"sandbox-{slug[:20]}-{hashlib.sha256(str(home).encode()).hexdigest()[:6]}"
 
 
 def port_variable(port_name: str) -> str:

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import queue
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -74,13 +73,7 @@ def hand_over(folder: Path, uid: int, gid: int) -> None:
             os.lchown(path, uid, gid)
 
 
-def project_name(home: Path) -> str:
-    """One Compose project per sandbox home: readable, and distinct for two homes of the same name."""
-    slug = re.sub(r"[^a-z0-9]+", "-", home.name.lower()).strip("-") or "sandbox"
-    return f"sandbox-{slug[:20]}-{hashlib.sha256(str(home).encode()).hexdigest()[:6]}"
-
-
-port_variable, image_variable = compose.port_variable, compose.image_variable
+port_variable, image_variable, project_name = compose.port_variable, compose.image_variable, compose.project_name
 
 
 class DockerRuntime(SkeletonRuntime):

@@ -38,7 +38,6 @@ from sandbox.runtime import compose
 from sandbox.runtime import kube_manifests as km
 from sandbox.runtime.base import Progress, ProvisionResult
 from sandbox.runtime.components.base import Component, ComponentContext
-from sandbox.runtime.docker import project_name
 from sandbox.runtime.skeleton import HOST_PORTS, Seen, SkeletonRuntime
 from sandbox.settings import Settings
 from sandbox.state import ProcessRecord, State
@@ -71,7 +70,8 @@ class KubernetesRuntime(SkeletonRuntime):
         settings = settings or Settings()
         self.asked = {k: v for k, v in (("context", context), ("namespace", namespace)) if v}
         self.context = context or recorded.get("context") or settings.kube_context
-        self.namespace = namespace or recorded.get("namespace") or settings.kube_namespace or project_name(paths.home)
+        self.namespace = (namespace or recorded.get("namespace") or settings.kube_namespace
+                          or compose.project_name(paths.home))
         self.compose_file = compose_dir() / "docker-compose.yml"
         self._tr: km.Translation | None = None
 
@@ -237,6 +237,10 @@ class KubernetesRuntime(SkeletonRuntime):
                                "run `sandbox down` first, then `sandbox up` with the new --context/--namespace.",
                                exit_code=2)
         state.cluster = where
+        if set(self.components) - set(state.disabled) - running:
+            # the forwards hold every port of the sandbox: what starts now must find its ports free (they are
+            # checked next), and `prepare_host` forwards them again
+            self._stop_forwarder(state)
 
     def stop_component(self, name: str, state: State) -> bool:
         state.processes.pop(name, None)
@@ -265,8 +269,10 @@ class KubernetesRuntime(SkeletonRuntime):
         ctx = ComponentContext(self.paths, state.ports, secrets, runtime=self.name)
         for comp in self.components.values():
             comp.prepare_host(ctx)
-        self.apply([{"apiVersion": "v1", "kind": "Namespace",
-                     "metadata": {"name": self.namespace, "labels": {km.PART_OF: km.PROJECT}}}])
+        if not self.kubectl("get", "namespace", self.namespace, "--ignore-not-found", "-o", "name").strip():
+            # made here, so labelled as the sandbox's: `down --volumes` deletes it (a namespace it was given stays)
+            self.apply([{"apiVersion": "v1", "kind": "Namespace",
+                         "metadata": {"name": self.namespace, "labels": {km.PART_OF: km.PROJECT}}}])
         self._tr = self.translation(state, secrets)
         self._ensure_forwarder(state)
 
@@ -352,8 +358,7 @@ class KubernetesRuntime(SkeletonRuntime):
         recs = state.processes.get(FORWARDER, [])
         if recs and supervisor.alive(recs[0]) and recs[0].cmd[-len(args):] == args:
             return
-        if recs:
-            supervisor.terminate(supervisor.tree(recs), grace=2)
+        self._stop_forwarder(state)
         cmd = [sys.executable, "-m", "sandbox.runtime.forwarder", "--kubectl", self.kubectl_bin,
                "--context", self.context, "--namespace", self.namespace, *args]
         folder = self.paths.data(FORWARDER)
@@ -361,6 +366,10 @@ class KubernetesRuntime(SkeletonRuntime):
         env = {"KUBECONFIG": os.environ["KUBECONFIG"]} if "KUBECONFIG" in os.environ else {}
         state.processes[FORWARDER] = [supervisor.spawn(FORWARDER, cmd, env, folder, self.paths.log(FORWARDER),
                                                        self.paths.home)]
+
+    def _stop_forwarder(self, state: State) -> None:
+        if recs := state.processes.pop(FORWARDER, []):
+            supervisor.terminate(supervisor.tree(recs), grace=2)
 
     # ---- waiting, records, logs ------------------------------------------------------------------
     def after_wait(self, name: str, ctx: ComponentContext, state: State, res: Result, started: bool,
@@ -443,14 +452,19 @@ class KubernetesRuntime(SkeletonRuntime):
             stopped = [n for n in self.components if self._state_of(n, items) != "stopped"]
             if strays := supervisor.owned_processes(self.paths.home):
                 supervisor.terminate(strays, grace=2)
-            kinds = "deployments,jobs,pods,services,secrets,configmaps" + (",persistentvolumeclaims" if volumes else "")
-            self.kubectl("delete", kinds, "-l", self._selector(), "--ignore-not-found", "--wait=true",
-                         "--timeout=120s", check=False, timeout=130)
-            if volumes:
-                self.kubectl("delete", "namespace", self.namespace, "--ignore-not-found", "--timeout=120s",
-                             check=False, timeout=130)
             (self.paths.data("airflow") / ".published").unlink(missing_ok=True)
-            self._forget_processes(state)
+            self._forget_processes(state)  # what is left in the cluster is found by its labels, not the state
+            kinds = "deployments,jobs,pods,services,secrets,configmaps" + (",persistentvolumeclaims" if volumes else "")
+            try:
+                self.kubectl("delete", kinds, "-l", self._selector(), "--ignore-not-found", "--wait=true",
+                             "--timeout=120s", timeout=130)
+                if volumes:  # the namespace only if the sandbox made it (a namespace it was given stays)
+                    self.kubectl("delete", "namespace", "-l", self._selector(), "--field-selector",
+                                 f"metadata.name={self.namespace}", "--timeout=120s", timeout=130)
+            except SandboxError as e:
+                raise SandboxError(f"The sandbox's forwards are stopped, but its objects in namespace {self.namespace} "
+                                   f"could not be deleted: {e.message}",
+                                   "check the cluster (`kubectl get nodes`), then `sandbox down` again.") from e
             return stopped
 
     def log_path(self, component: str) -> Path:
