@@ -259,11 +259,16 @@ class KubernetesRuntime(SkeletonRuntime):
         return f"starting in namespace {self.namespace} ({state.images[name]})"
 
     def check_startable(self, to_start: list[str], state: State, progress: Progress) -> None:
-        self.kubectl("auth", "can-i", "create", "deployments")
-        if missing := self.missing_images({n: state.images[n] for n in to_start}):
-            ref, nodes = next(iter(missing.items()))
-            raise SandboxError(f"The cluster's node(s) {', '.join(nodes)} lack the image {ref}.",
-                               "run `sandbox provision` (it loads the images into a kind cluster), then `sandbox up`.")
+        if self.kubectl("auth", "can-i", "create", "deployments", check=False).strip() != "yes":
+            raise SandboxError(f"Context {self.context} may not create Deployments in namespace {self.namespace} "
+                               "(or the cluster does not answer).",
+                               "check `kubectl auth can-i create deployments -n <namespace>`; pick another namespace "
+                               "with --namespace, or ask for a Role that allows it.")
+        # what the nodes lack is loaded into a kind cluster (minutes, once); another cluster says so and stops
+        for ref, nodes in self.missing_images({n: state.images[n] for n in to_start}).items():
+            name = next(n for n in to_start if state.images[n] == ref)
+            progress(name, f"loading {ref} into {', '.join(nodes)}")
+            self._kind_load(ref, nodes)
 
     def prepare_host(self, state: State, secrets: dict[str, str]) -> None:
         ctx = ComponentContext(self.paths, state.ports, secrets, runtime=self.name)
