@@ -92,32 +92,55 @@ class AirflowApi:
 
 
 class TykGateway:
-    """The Gateway API (`/tyk/…`), authenticated with the gateway secret."""
+    """The Gateway API (`/tyk/…`), authenticated with the gateway secret.
 
-    def __init__(self, url: str, secret: str):
+    A replicated gateway (`replicas`: each replica's URL) keeps APIs and policies per replica, in its own folder:
+    a write, a reload and a cache flush go to every replica (Tyk's POST of an existing id replaces it, so a create
+    is safe where a replica has it already; a delete where one lacks it is not an error); `apis()`/`policies()`
+    list what every replica holds alike, so apply re-creates what a replica started again without."""
+
+    def __init__(self, url: str, secret: str, replicas: list[str] | None = None):
         self.url = url.rstrip("/")
+        self.replicas = [u.rstrip("/") for u in replicas or []]
         self.s = requests.Session()
         self.s.headers["x-tyk-authorization"] = secret
 
-    def call(self, method: str, path: str, *, ok404: bool = False, **kw) -> requests.Response:
-        r = self.s.request(method, f"{self.url}/tyk{path}", timeout=30, **kw)
-        if not r.ok and not (ok404 and r.status_code == 404):
-            raise SandboxError(f"Tyk {method} /tyk{path} failed: HTTP {r.status_code} {error_text(r)}",
-                               "check `sandbox logs tyk`; then run the command again.")
+    def call(self, method: str, path: str, *, ok404: bool = False, every: bool | None = None,
+             **kw) -> requests.Response:
+        """`every`: to every replica (default: for anything but a GET)."""
+        every = method != "GET" if every is None else every
+        fan_out = every and bool(self.replicas)
+        for url in (self.replicas if fan_out else [self.url]):
+            r = self.s.request(method, f"{url}/tyk{path}", timeout=30, **kw)
+            if not r.ok and not ((ok404 or (fan_out and method == "DELETE")) and r.status_code == 404):
+                where = f" (replica {url})" if self.replicas and every else ""
+                raise SandboxError(f"Tyk {method} /tyk{path} failed{where}: HTTP {r.status_code} {error_text(r)}",
+                                   "check `sandbox logs tyk`; then run the command again.")
         return r
 
     def apis(self) -> dict[str, dict]:
         """Every OAS API the gateway serves, by API id."""
-        return {a.get("x-tyk-api-gateway", {}).get("info", {}).get("id", ""): a
-                for a in self.call("GET", "/apis/oas").json() or []}
+        return self._alike("/apis/oas", lambda a: a.get("x-tyk-api-gateway", {}).get("info", {}).get("id", ""))
 
     def policies(self) -> dict[str, dict]:
-        return {p["id"]: p for p in self.call("GET", "/policies").json() or []}
+        return self._alike("/policies", lambda p: p["id"])
+
+    def _alike(self, path: str, key) -> dict[str, dict]:
+        """id -> object, of what every replica serves the same (one gateway: what it serves)."""
+        views = [{key(o): o for o in self.one(url).call("GET", path).json() or []}
+                 for url in self.replicas or [self.url]]
+        return {k: v for k, v in views[0].items() if all(view.get(k) == v for view in views[1:])}
+
+    def one(self, url: str) -> TykGateway:
+        """The Gateway API of one replica."""
+        gw = TykGateway(url, "")
+        gw.s = self.s
+        return gw
 
     def reload(self) -> None:
         # `/reload/group` only signals through Redis and returns at once, whatever `block` says; the local
         # reload waits until the new APIs and policies are live.
-        self.call("GET", "/reload", params={"block": "true"})
+        self.call("GET", "/reload", every=True, params={"block": "true"})
 
     def forget_jwks(self, api_id: str) -> None:
         self.call("DELETE", f"/cache/jwks/{api_id}", ok404=True)
@@ -174,7 +197,8 @@ class Clients:
     @cached_property
     def tyk(self) -> TykGateway:
         self._require("tyk")
-        return TykGateway(self.endpoints.url("tyk"), self.endpoints.secret("tyk") or "")
+        tyk = self.endpoints.components["tyk"]
+        return TykGateway(tyk.url, tyk.secret or "", tyk.replicas)
 
     @cached_property
     def vault(self) -> Vault:

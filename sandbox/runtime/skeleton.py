@@ -130,6 +130,10 @@ class SkeletonRuntime(Runtime):
         """Where the stack's other components reach `name`, when not at its host URL."""
         return ""
 
+    def replica_urls(self, name: str) -> list[str]:
+        """The host URL of each replica of `name` where it runs several ([]: one, at its URL)."""
+        return []
+
     # ---- up --------------------------------------------------------------------------------------
     def up(self, without: list[str], ports: dict[str, int], progress: Progress) -> list[UpResult]:
         self.check_names(without, "--without")
@@ -275,7 +279,7 @@ class SkeletonRuntime(Runtime):
                 urls=comp.extra_urls(ctx), ports={k: ports[k] for k in comp.default_ports}, pids=pids,
                 username=login.username if login else None,
                 secret=comp.login_secret(ctx),
-                inner_url=self.inner_url(comp.name), runtime=self.name,
+                inner_url=self.inner_url(comp.name), runtime=self.name, replicas=self.replica_urls(comp.name),
             )
 
         with ThreadPoolExecutor(max_workers=len(self.components)) as pool:
