@@ -19,6 +19,22 @@ def _api_id(ctx: ScenarioContext, conn_id: str) -> str:
     return api_id_of(route["env"], route["service"])
 
 
+def cache_on_every_replica(ctx: ScenarioContext, conn_id: str) -> None:
+    """One granted call through each replica of a replicated gateway, so each caches the realm's JWKS as it is now
+    (the baseline's call reached one of them; another, never called, would fetch the rotated keys and pass — the
+    outcome would hang on which replica serves the task)."""
+    route = ctx.routes()[conn_id]
+    token = ctx.token(route["client_id"], route["env"])
+    inner = ctx.endpoints.inner("tyk")
+    for replica in ctx.endpoints.components["tyk"].replicas:
+        r = requests.get(f"{replica}{route['url'].removeprefix(inner)}/get",
+                         headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        if r.status_code != 200:
+            raise SandboxError(f"{conn_id} is refused by gateway replica {replica} before the rotation: HTTP "
+                               f"{r.status_code} {r.text[:200]}.", "`sandbox doctor` names why; `sandbox apply` "
+                               "usually repairs it.")
+
+
 class SigningKeyRotation(Scenario):
     name = "signing-key-rotation"
     story = ("Keycloak's signing key was rotated on schedule. Tokens are issued as before, but for the next minutes "
@@ -32,6 +48,7 @@ class SigningKeyRotation(Scenario):
 
     def inject(self, ctx: ScenarioContext) -> None:
         # The baseline's call made the gateway cache the realm's JWKS; a new key of higher priority signs from now.
+        cache_on_every_replica(ctx, self.connection)
         realm = ctx.routes()[self.connection]["env"]
         admin = ctx.keycloak(realm)
         admin.create_component({
@@ -90,6 +107,7 @@ class RotationWithoutGrace(Scenario):
 
     def inject(self, ctx: ScenarioContext) -> None:
         # what `sandbox rotate --signing-key --now` does: the baseline's call made the gateway cache the old keys
+        cache_on_every_replica(ctx, self.connection)
         rotate_signing_keys(ctx.endpoints, [self.target.env], True, lambda *_: None)
 
     def revert(self, ctx: ScenarioContext) -> None:
