@@ -32,6 +32,14 @@ TYK_COMMIT = "2e9450120e2b05f13457f441ee012cc57d6bd604"
 # unpacked; its pax `comment` (the commit) is only a hint, anyone can write it
 TYK_SOURCE_SHA256 = "bb33591d8bf7ebec5a47f7b07b42c662d4f23f857dfa834106abf70672261472"
 
+# Tyk's Helm charts (TykTechnologies/tyk-charts): the kubernetes runtime runs the gateway from their `tyk-oss` chart.
+# `git archive` of the tag (../shared/third_party/tyk-charts/SHA256SUMS), and the tree it holds (another packing of
+# the same files, such as GitHub's tag tarball, is accepted: go_source.tree_digest)
+TYK_CHARTS = "v5.3.0"
+TYK_CHARTS_COMMIT = "3c4f89f5d1c4ad1edfef1b60c4d16bc009523794"
+TYK_CHARTS_SHA256 = "60232b0cf9ff39b73d6159e91e0f718b27dd9c70fc1c3d850b955415cbac6405"
+TYK_CHARTS_TREE_SHA256 = "070805e2be29acdd28f88cbd13f34d1169a2dd6ad302b9d9a7958604ec4518ba"
+
 REDIS_MIN = (7, 0)  # the local runtime takes redis-server from PATH
 REDIS = "7.0.15"  # the docker runtime's: Debian bookworm's redis-server, which the local image build installs
 

@@ -34,7 +34,7 @@ from sandbox.images import compose_dir
 from sandbox.paths import SandboxPaths
 from sandbox.provision import file_lock
 from sandbox.readiness import Result
-from sandbox.runtime import compose
+from sandbox.runtime import compose, forwarder, tyk_chart
 from sandbox.runtime import kube_manifests as km
 from sandbox.runtime.base import Progress, ProvisionResult
 from sandbox.runtime.components.base import Component, ComponentContext
@@ -134,6 +134,8 @@ class KubernetesRuntime(SkeletonRuntime):
         return next(n for n in self.components if service == n or service.startswith(n + "-"))
 
     def units_of(self, component: str) -> list[str]:
+        if component == "tyk":
+            return [tyk_chart.UNIT]
         names = compose.raw(self.compose_file)["services"]
         return [s for s in names if self._component_of(s) == component and not s.endswith("-init")]
 
@@ -282,6 +284,8 @@ class KubernetesRuntime(SkeletonRuntime):
         self._ensure_forwarder(state)
 
     def start_component(self, name: str, ctx: ComponentContext, state: State, progress: Progress) -> None:
+        if name == "tyk":
+            return self._start_gateway(ctx, state, progress)
         tr = self._tr
         assert tr is not None
         self.apply(tr.storage(name))
@@ -295,6 +299,54 @@ class KubernetesRuntime(SkeletonRuntime):
             progress(name, f"{unit}: {' '.join(job['spec']['template']['spec']['containers'][0].get('args', []))}")
             self._wait_job(unit)
         self.apply(tr.workloads(name))
+
+    # ---- the gateway: Tyk's own chart, replicated -------------------------------------------------
+    def gateway_objects(self, secrets: dict[str, str], image: str, replicas: int, say) -> list[dict]:
+        """What the chart renders, labelled as the sandbox's, with what it reads (its Secret, the sandbox's tyk.conf)
+        and a Service of the compose name, so that the stack reaches the gateway at `tyk:8080` as elsewhere."""
+        rendered = tyk_chart.render(tyk_chart.chart(self.paths.cache, say), self.namespace,
+                                    tyk_chart.values(image, replicas))
+        for obj in rendered:
+            obj["metadata"].setdefault("labels", {}).update(km.labels("tyk", tyk_chart.UNIT))
+            if obj["kind"] == "Deployment":
+                obj["spec"]["template"]["metadata"]["labels"].update(km.labels("tyk", tyk_chart.UNIT))
+        meta = {"namespace": self.namespace, "labels": km.labels("tyk")}
+        return [
+            {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+             "metadata": {"name": "tyk-gateway-secrets", **meta},
+             "stringData": {"APISecret": secrets["tyk_secret"], "redisPass": secrets["redis_password"]}},
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "tyk-conf", **meta},
+             "data": {"tyk.conf": (compose_dir() / "tyk" / "tyk.conf").read_text()}},
+            *rendered,
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "tyk", **meta},
+             "spec": {"selector": {"app": tyk_chart.UNIT},
+                      "ports": [{"name": "http", "port": tyk_chart.PORT, "targetPort": tyk_chart.PORT}]}},
+        ]
+
+    def _start_gateway(self, ctx: ComponentContext, state: State, progress: Progress) -> None:
+        replicas = min(tyk_chart.MAX_REPLICAS, len(self._schedulable_nodes()))
+        self.apply(self.gateway_objects(ctx.secrets, state.images["tyk"], replicas, lambda m: progress("tyk", m)))
+        progress("tyk", f"{replicas} replica(s), one a node")
+        self.kubectl("rollout", "status", f"deployment/{tyk_chart.UNIT}", "--timeout=300s", timeout=310)
+        # apply writes to every replica (each keeps its own APIs): all of them reachable before `up` goes on
+        deadline = time.monotonic() + 60
+        while len(self.replica_urls("tyk")) < replicas:
+            if time.monotonic() > deadline:
+                raise SandboxError(f"The gateway's {replicas} replicas are ready but not all forwarded to 127.0.0.1.",
+                                   f"see {self.paths.log(FORWARDER)}; then `sandbox up` again.")
+            time.sleep(0.2)
+
+    def _schedulable_nodes(self) -> list[dict]:
+        nodes = json.loads(self.kubectl("get", "nodes", "-o", "json"))["items"]
+        return [n for n in nodes if not any(t.get("effect") == "NoSchedule" for t in n["spec"].get("taints") or [])]
+
+    def replica_urls(self, name: str) -> list[str]:
+        """Host URLs of each replica of a replicated component (the gateway), from the forwarder's list."""
+        try:
+            found = json.loads((self.paths.data(FORWARDER) / forwarder.REPLICAS_FILE).read_text()).get(name, {})
+        except (OSError, ValueError):
+            return []
+        return [f"http://127.0.0.1:{port}" for _, port in sorted(found.items())]
 
     def _wait_job(self, unit: str) -> None:
         deadline = time.monotonic() + JOB_TIMEOUT_S
@@ -353,7 +405,8 @@ class KubernetesRuntime(SkeletonRuntime):
         for comp in self.components:
             for service, host, port in tr.forwards(comp):
                 by_service.setdefault(service, []).append(f"{host}:{port}")
-        return [f"{s}:{','.join(p)}" for s, p in sorted(by_service.items())]
+        return [f"--pods=tyk=app={tyk_chart.UNIT}:{tyk_chart.PORT}",
+                *(f"{s}:{','.join(p)}" for s, p in sorted(by_service.items()))]
 
     def _forwarder_alive(self, state: State) -> bool:
         return any(supervisor.alive(r) for r in state.processes.get(FORWARDER, []))

@@ -11,7 +11,7 @@ from sandbox import versions
 from sandbox.errors import SandboxError
 from sandbox.images import compose_dir
 from sandbox.paths import SandboxPaths
-from sandbox.runtime import compose, forwarder
+from sandbox.runtime import compose, forwarder, tyk_chart
 from sandbox.runtime import kube_manifests as km
 from sandbox.runtime.components import all_components
 from sandbox.runtime.components.base import ComponentContext
@@ -169,9 +169,19 @@ def test_a_components_state_is_read_from_one_snapshot(rt):
 
 
 def test_the_forwarder_reaches_services_on_loopback_only():
-    cmd = forwarder.command("kubectl", "kind-sandbox", "ns", "keycloak", ["28081:8080", "28091:9000"])
+    cmd = forwarder.command("kubectl", "kind-sandbox", "ns", "svc/keycloak", ["28081:8080", "28091:9000"])
     assert cmd == ["kubectl", "--context", "kind-sandbox", "-n", "ns", "port-forward", "--address", "127.0.0.1",
                    "svc/keycloak", "28081:8080", "28091:9000"]
+
+
+def test_the_forwarder_forwards_each_ready_replica_and_no_other():
+    def pod(name, phase="Running", ready="True", leaving=False):
+        meta = {"name": name, **({"deletionTimestamp": "2026-12-01T00:00:00Z"} if leaving else {})}
+        return {"metadata": meta, "status": {"phase": phase, "conditions": [{"type": "Ready", "status": ready}]}}
+
+    items = [pod("gw-b"), pod("gw-a"), pod("gw-c", ready="False"), pod("gw-d", phase="Pending"),
+             pod("gw-e", leaving=True)]
+    assert forwarder.ready_pods(items) == ["gw-a", "gw-b"]
 
 
 def test_compose_variables_are_one_function_for_both_container_runtimes(rt):
@@ -214,3 +224,19 @@ def test_a_sandbox_stays_in_its_context_and_namespace_while_it_runs(tmp_path):
     moved.before_start(state, set())  # nothing runs: it moves, and says so in its state
     assert state.cluster == {"context": "kind-a", "namespace": "team-b"}
     assert KubernetesRuntime(SandboxPaths(tmp_path / "new", tmp_path)).namespace.startswith("sandbox-new-")
+
+
+def test_the_gateway_runs_from_tyks_chart_with_one_replica_a_node_and_the_sandboxs_image():
+    values = tyk_chart.values("airflow-tyk-sandbox/tyk:v5.14.0", 2)
+    gateway = values["tyk-gateway"]["gateway"]
+    assert gateway["replicaCount"] == 2
+    assert gateway["image"] == {"repository": "airflow-tyk-sandbox/tyk", "tag": "v5.14.0", "pullPolicy": "IfNotPresent"}
+    assert gateway["initContainers"]["setupDirectories"] == {"repository": "airflow-tyk-sandbox/tyk", "tag": "v5.14.0"}
+    (rule,) = gateway["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert rule == {"labelSelector": {"matchLabels": {"app": tyk_chart.UNIT}}, "topologyKey": "kubernetes.io/hostname"}
+    # Redis and the secrets are the sandbox's, by name: the chart makes neither
+    assert values["global"]["redis"]["addrs"] == ["redis:6379"]
+    assert values["global"]["secrets"]["useSecretName"] == values["global"]["redis"]["passSecret"]["name"]
+    assert values["global"]["components"] == {"pump": False, "operator": False}
+    mount = next(m for m in gateway["extraVolumeMounts"] if m["subPath"] == "tyk.conf")
+    assert mount["mountPath"] == "/opt/tyk-gateway/tyk.conf"  # where the image reads its configuration
