@@ -201,8 +201,14 @@ class KubernetesRuntime(SkeletonRuntime):
                                        f"{why}.", "build it first (`sandbox images build`), then `sandbox provision`.")
 
     # ---- the skeleton's hooks --------------------------------------------------------------------
+    def tidy_home(self, progress: Progress) -> None:
+        self._seen_at_start = None  # a new `up`: what runs is looked at afresh, once
+
     def component_state(self, name: str, state: State) -> str:
-        return self._state_of(name, self.snapshot(name))
+        # `up` asks for every component in turn before it changes anything: one snapshot answers them all
+        if getattr(self, "_seen_at_start", None) is None:
+            self._seen_at_start = self.snapshot()
+        return self._state_of(name, self._seen_at_start)
 
     def _state_of(self, name: str, items: list[dict]) -> str:
         mine = [i for i in items if i["metadata"].get("labels", {}).get(km.COMPONENT) == name]
@@ -261,6 +267,8 @@ class KubernetesRuntime(SkeletonRuntime):
         return f"starting in namespace {self.namespace} ({state.images[name]})"
 
     def check_startable(self, to_start: list[str], state: State, progress: Progress) -> None:
+        if not to_start:  # a running sandbox: nothing to ask the cluster for
+            return
         if self.kubectl("auth", "can-i", "create", "deployments", check=False).strip() != "yes":
             raise SandboxError(f"Context {self.context} may not create Deployments in namespace {self.namespace} "
                                "(or the cluster does not answer).",
