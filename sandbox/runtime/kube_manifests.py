@@ -110,6 +110,20 @@ class Translation:
         self.repo_folders = {Path(k): v for k, v in repo_folders.items()}
         self.grace = grace or {}  # component -> seconds between TERM and KILL (the pods' default is 30)
 
+    # ---- per volume -----------------------------------------------------------------------------
+    def kind_of(self, v: compose.Volume) -> str:
+        """What a compose volume becomes: `secret` (a key of the component's Secret), `claim` (a named volume),
+        `config` (a repository folder: a ConfigMap) or `files` (a home folder: a subPath of the files claim)."""
+        if v.target.startswith(SECRETS_DIR + "/"):
+            return "secret"
+        if v.named:
+            return "claim"
+        return "config" if Path(v.source) in self.repo_folders else "files"
+
+    @staticmethod
+    def secret_of(v: compose.Volume) -> str:
+        return v.target.rsplit("/", 1)[1]
+
     # ---- per service ----------------------------------------------------------------------------
     def _mounts(self, svc: compose.Service) -> tuple[list[dict], list[dict], list[dict]]:
         """(volumes, mounts, seed init containers) of one service."""
@@ -117,14 +131,15 @@ class Translation:
         volumes, mounts, seeds = [], [], []
         secret_items = []
         for v in svc.volumes:
-            if v.target.startswith(SECRETS_DIR + "/"):
-                secret_items.append(v.target.rsplit("/", 1)[1])
-            elif v.named:
+            kind = self.kind_of(v)
+            if kind == "secret":
+                secret_items.append(self.secret_of(v))
+            elif kind == "claim":
                 name = _volume_name(v.source)
                 volumes.append({"name": name, "persistentVolumeClaim": {"claimName": v.source}})
                 mounts.append({"name": name, "mountPath": v.target})
                 seeds.append(self._seed(svc, name, v.target))
-            elif Path(v.source) in self.repo_folders:
+            elif kind == "config":
                 name = _volume_name(Path(v.source).name)
                 volumes.append({"name": name,
                                 "configMap": {"name": config_map_name(comp, Path(v.source))}})
@@ -214,11 +229,12 @@ class Translation:
         claims, folders, secrets, files = [], [], set(), None
         for svc in self.services_of(component):
             for v in svc.volumes:
-                if v.target.startswith(SECRETS_DIR + "/"):
-                    secrets.add(v.target.rsplit("/", 1)[1])
-                elif v.named:
+                kind = self.kind_of(v)
+                if kind == "secret":
+                    secrets.add(self.secret_of(v))
+                elif kind == "claim":
                     claims.append(v.source)
-                elif Path(v.source) in self.repo_folders:
+                elif kind == "config":
                     folders.append(Path(v.source))
                 else:
                     files = svc
@@ -278,7 +294,7 @@ class Translation:
         seen: dict[str, Published] = {}
         for svc in self.services_of(component):
             for v in svc.volumes:
-                if not (v.named or v.target.startswith(SECRETS_DIR + "/") or Path(v.source) in self.repo_folders):
+                if self.kind_of(v) == "files":
                     seen.setdefault(self.sub_path(v), Published(component, Path(v.source), self.sub_path(v)))
         return list(seen.values())
 
