@@ -113,7 +113,7 @@ class TykGateway:
         for url in (self.replicas if fan_out else [self.url]):
             r = self.s.request(method, f"{url}/tyk{path}", timeout=30, **kw)
             if not r.ok and not ((ok404 or (fan_out and method == "DELETE")) and r.status_code == 404):
-                where = f" (replica {url})" if self.replicas and every else ""
+                where = f" (replica {url})" if fan_out else ""
                 raise SandboxError(f"Tyk {method} /tyk{path} failed{where}: HTTP {r.status_code} {error_text(r)}",
                                    "check `sandbox logs tyk`; then run the command again.")
         return r

@@ -97,6 +97,11 @@ def variables(components, ctx, host_ports: set[str]) -> dict[str, str]:
     return out
 
 
+def component_of(service: str, components) -> str | None:
+    """Which component a service belongs to: its name, or the name and a dash (`airflow-scheduler`)."""
+    return next((c for c in components if service == c or service.startswith(c + "-")), None)
+
+
 def project_name(home: Path) -> str:
     """One Compose project per sandbox home (a cluster namespace too): readable, a valid DNS label, and distinct for
     two homes of the same name."""

@@ -97,7 +97,7 @@ class DockerRuntime(SkeletonRuntime):
 
     def services_of(self, component: str) -> list[str]:
         names = compose.raw(self.compose_file)["services"]
-        return [s for s in names if s == component or s.startswith(component + "-")]
+        return [s for s in names if compose.component_of(s, [component])]
 
     def _containers(self, all_: bool = True) -> list:
         # docker-py lists, then inspects each container: one removed in between (a one-shot's, another command's)

@@ -30,10 +30,13 @@ REPLICAS_FILE = "replicas.json"
 _FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
 
 
+def kubectl_cmd(kubectl: str, context: str, namespace: str, *args: str) -> list[str]:
+    return [kubectl, *(["--context", context] if context else []), "-n", namespace, *args]
+
+
 def command(kubectl: str, context: str, namespace: str, target: str, pairs: list[str]) -> list[str]:
     """`target`: svc/NAME or pod/NAME."""
-    ctx = ["--context", context] if context else []
-    return [kubectl, *ctx, "-n", namespace, "port-forward", "--address", "127.0.0.1", target, *pairs]
+    return kubectl_cmd(kubectl, context, namespace, "port-forward", "--address", "127.0.0.1", target, *pairs)
 
 
 def ready_pods(items: list[dict]) -> list[str]:
@@ -47,13 +50,14 @@ def ready_pods(items: list[dict]) -> list[str]:
 class PodForwards:
     """Each ready pod of one selector on a port of its own."""
 
-    def __init__(self, kubectl: list[str], name: str, selector: str, port: int):
-        self.kubectl, self.name, self.selector, self.port = kubectl, name, selector, port
+    def __init__(self, cluster: tuple[str, str, str], name: str, selector: str, port: int):
+        """`cluster`: kubectl, context, namespace."""
+        self.cluster, self.name, self.selector, self.port = cluster, name, selector, port
         self.procs: dict[str, subprocess.Popen] = {}
         self.ports: dict[str, int] = {}
 
     def refresh(self) -> None:
-        done = subprocess.run([*self.kubectl, "get", "pods", "-l", self.selector, "-o", "json"],
+        done = subprocess.run(kubectl_cmd(*self.cluster, "get", "pods", "-l", self.selector, "-o", "json"),
                               capture_output=True, text=True)
         if done.returncode != 0:
             return
@@ -63,9 +67,8 @@ class PodForwards:
                 self.procs.pop(pod).terminate()
                 self.ports.pop(pod, None)
         for pod in pods - set(self.procs):
-            proc = subprocess.Popen([*self.kubectl, "port-forward", "--address", "127.0.0.1", f"pod/{pod}",
-                                     f":{self.port}"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=sys.stderr, text=True)
+            proc = subprocess.Popen(command(*self.cluster, f"pod/{pod}", [f":{self.port}"]),
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=sys.stderr, text=True)
             self.procs[pod] = proc
             threading.Thread(target=self._read, args=(pod, proc), daemon=True).start()
 
@@ -98,12 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("forwards", nargs="*")
     args = ap.parse_args(argv)
     wanted = {f.split(":", 1)[0]: f.split(":", 1)[1].split(",") for f in args.forwards}
-    base = [args.kubectl, *(["--context", args.context] if args.context else []), "-n", args.namespace]
+    cluster = (args.kubectl, args.context, args.namespace)
     groups = []
     for spec in args.pods:
         name, _, rest = spec.partition("=")
         selector, _, port = rest.rpartition(":")
-        groups.append(PodForwards(base, name, selector, int(port)))
+        groups.append(PodForwards(cluster, name, selector, int(port)))
     running: dict[str, subprocess.Popen] = {}
     started: dict[str, float] = {}
     retry_at: dict[str, float] = {}
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             if service not in running and now >= retry_at.get(service, 0):
                 started[service] = now
                 running[service] = subprocess.Popen(
-                    command(args.kubectl, args.context, args.namespace, f"svc/{service}", pairs),
+                    command(*cluster, f"svc/{service}", pairs),
                     stdin=subprocess.DEVNULL, stdout=sys.stdout, stderr=sys.stderr, env=os.environ)
         if groups and now >= pods_at:
             pods_at = now + PODS_EVERY_S

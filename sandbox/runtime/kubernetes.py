@@ -17,12 +17,14 @@ import hashlib
 import io
 import json
 import os
+import queue
 import shlex
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,12 +75,16 @@ class KubernetesRuntime(SkeletonRuntime):
         self.namespace = (namespace or recorded.get("namespace") or settings.kube_namespace
                           or compose.project_name(paths.home))
         self.compose_file = compose_dir() / "docker-compose.yml"
+        self.service_names = list(compose.raw(self.compose_file)["services"])  # read once: status asks per pod
         self._tr: km.Translation | None = None
 
     # ---- kubectl ---------------------------------------------------------------------------------
+    def _kubectl_cmd(self, *args: str) -> list[str]:
+        return forwarder.kubectl_cmd(self.kubectl_bin, self.context, self.namespace, *args)
+
     def kubectl(self, *args: str, stdin: str | bytes | None = None, timeout: float = 120,
                 check: bool = True) -> str:
-        cmd = [self.kubectl_bin, *(["--context", self.context] if self.context else []), "-n", self.namespace, *args]
+        cmd = self._kubectl_cmd(*args)
         try:
             done = subprocess.run(cmd, input=stdin.encode() if isinstance(stdin, str) else stdin,
                                   capture_output=True, timeout=timeout)
@@ -103,13 +109,15 @@ class KubernetesRuntime(SkeletonRuntime):
         sel = f"{km.PART_OF}={km.PROJECT}"
         return f"{sel},{km.COMPONENT}={component}" if component else sel
 
-    def snapshot(self, component: str | None = None) -> list[dict]:
-        out = self.kubectl("get", "deployments,jobs,pods", "-l", self._selector(component), "-o", "json",
-                           check=False)
+    def _items(self, kinds: str, selector: str) -> list[dict]:
+        """The objects `kubectl get` lists; none when the cluster does not answer (their state is then "stopped")."""
         try:
-            return json.loads(out)["items"]
+            return json.loads(self.kubectl("get", kinds, "-l", selector, "-o", "json", check=False))["items"]
         except (ValueError, KeyError):
             return []
+
+    def snapshot(self, component: str | None = None) -> list[dict]:
+        return self._items("deployments,jobs,pods", self._selector(component))
 
     # ---- the translation -------------------------------------------------------------------------
     def _variables(self, state: State) -> dict[str, str]:
@@ -131,13 +139,12 @@ class KubernetesRuntime(SkeletonRuntime):
                               {n: c.stop_grace for n, c in self.components.items()})
 
     def _component_of(self, service: str) -> str:
-        return next(n for n in self.components if service == n or service.startswith(n + "-"))
+        return compose.component_of(service, self.components) or service
 
     def units_of(self, component: str) -> list[str]:
         if component == "tyk":
             return [tyk_chart.UNIT]
-        names = compose.raw(self.compose_file)["services"]
-        return [s for s in names if self._component_of(s) == component and not s.endswith("-init")]
+        return [s for s in self.service_names if self._component_of(s) == component and not s.endswith("-init")]
 
     # ---- images ----------------------------------------------------------------------------------
     def choose_images(self) -> dict[str, str]:
@@ -345,8 +352,7 @@ class KubernetesRuntime(SkeletonRuntime):
             time.sleep(0.2)
 
     def _schedulable_nodes(self) -> list[dict]:
-        nodes = json.loads(self.kubectl("get", "nodes", "-o", "json"))["items"]
-        return [n for n in nodes if not any(t.get("effect") == "NoSchedule" for t in n["spec"].get("taints") or [])]
+        return [n for n in json.loads(self.kubectl("get", "nodes", "-o", "json"))["items"] if schedulable(n)]
 
     def replica_urls(self, name: str) -> list[str]:
         """Host URLs of each replica of a replicated component (the gateway), from the forwarder's list."""
@@ -370,11 +376,7 @@ class KubernetesRuntime(SkeletonRuntime):
         raise SandboxError(f"{unit} did not complete in {JOB_TIMEOUT_S}s.", f"see `kubectl logs job/{unit}`.")
 
     def snapshot_unit(self, unit: str) -> list[dict]:
-        out = self.kubectl("get", "pods", "-l", f"{km.UNIT}={unit}", "-o", "json", check=False)
-        try:
-            return json.loads(out)["items"]
-        except (ValueError, KeyError):
-            return []
+        return self._items("pods", f"{km.UNIT}={unit}")
 
     # ---- files from the host ---------------------------------------------------------------------
     def publish_handoff(self) -> None:
@@ -415,9 +417,6 @@ class KubernetesRuntime(SkeletonRuntime):
                 by_service.setdefault(service, []).append(f"{host}:{port}")
         return [f"--pods=tyk=app={tyk_chart.UNIT}:{tyk_chart.PORT}",
                 *(f"{s}:{','.join(p)}" for s, p in sorted(by_service.items()))]
-
-    def _forwarder_alive(self, state: State) -> bool:
-        return any(supervisor.alive(r) for r in state.processes.get(FORWARDER, []))
 
     def _ensure_forwarder(self, state: State) -> None:
         args = self._forward_args(state)
@@ -543,13 +542,9 @@ class KubernetesRuntime(SkeletonRuntime):
 
     def follow(self, components: list[str]) -> Iterator[tuple[str, str]]:
         procs = {c: subprocess.Popen(
-            [self.kubectl_bin, *(["--context", self.context] if self.context else []), "-n", self.namespace,
-             "logs", "-f", "-l", self._selector(c), "--all-containers", "--prefix", "--since=1s",
-             "--max-log-requests=20"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            self._kubectl_cmd("logs", "-f", "-l", self._selector(c), "--all-containers", "--prefix", "--since=1s",
+                              "--max-log-requests=20"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             for c in components}
-        import queue
-        import threading
-
         lines: queue.Queue[tuple[str, str]] = queue.Queue()
 
         def pump(c: str, p: subprocess.Popen) -> None:
@@ -569,7 +564,6 @@ class KubernetesRuntime(SkeletonRuntime):
         return self._variables(statefile.load(self.paths.state) or State(runtime=self.name))
 
 
-
 def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
     """Files as nobody's in particular: the pod's user extracts them as its own (mode kept: the token stays 0600)."""
     info.uid = info.gid = 0
@@ -585,12 +579,15 @@ def _short(ref: str) -> str:
     return ref
 
 
+def schedulable(node: dict) -> bool:
+    """A node the sandbox's pods may land on: no NoSchedule taint (kind's control plane has one)."""
+    return not any(t.get("effect") == "NoSchedule" for t in node["spec"].get("taints") or [])
+
+
 def lacking(nodes: list[dict], images: dict[str, str]) -> dict[str, list[str]]:
-    """Image → the schedulable nodes (no NoSchedule taint: not kind's control plane) whose image list lacks it."""
+    """Image → the schedulable nodes whose image list lacks it."""
     out: dict[str, list[str]] = {}
-    for node in nodes:
-        if any(t.get("effect") == "NoSchedule" for t in node["spec"].get("taints") or []):
-            continue
+    for node in filter(schedulable, nodes):
         held = {_short(n) for i in node["status"].get("images") or [] for n in i.get("names") or []}
         for ref in images.values():
             if _short(ref) not in held:
