@@ -102,7 +102,7 @@ def proxied(url: str, environs: dict[str, dict[str, str]]) -> list[str]:
     return sorted(out)
 
 
-ROLES = ("triggerer", "scheduler", "dag-processor", "api-server")
+ROLES = ("triggerer", "scheduler", "dag-processor", "api-server", "task pods")  # task pods: a cluster's executor
 
 
 def role(proc: str) -> str:

@@ -4,7 +4,8 @@ Each image keeps the official image's layout and entry point (compose/images/<co
 which), so the compose file runs either. What goes in:
 - a Debian base: `debootstrap --variant=minbase` from a Debian mirror, then `docker import`;
 - Redis and Python (bookworm), Java 25 (trixie) from Debian's packages, installed during the build;
-- Airflow from PyPI, every file checked against the lock's hashes (`sandbox/data/*.lock`);
+- Airflow from PyPI, every file checked against the lock's hashes (`sandbox/data/*.lock`), with the
+  KubernetesExecutor's provider as the official image has it;
 - Keycloak's zip from Maven Central; the Tyk gateway and OpenBao built from their pinned sources and go-httpbin
   from the Go module proxy, all by this machine's provisioning (`sandbox provision`).
 A custom CA bundle (TLS-intercepting proxies) goes into the base, and pip, requests and curl are pointed at it.
@@ -185,6 +186,7 @@ def _stage(name: str, context: Path, cache: Path, say: Say) -> Path:
         shutil.copyfile(keycloak.dist(cache) / TEMPLATE_DB, db / TEMPLATE_DB.name)
     elif name == "airflow":
         (context / "requirements.lock").write_text(versions.airflow_lock_text())
+        (context / "image.lock").write_text(versions.airflow_lock_text(versions.AIRFLOW_IMAGE_LOCK))
     return context
 
 

@@ -17,6 +17,10 @@ AIRFLOW_EXTRA_PACKAGES = ("apache-airflow-providers-http", "apache-airflow-provi
 AIRFLOW_CONSTRAINTS = f"airflow-{AIRFLOW}-python{AIRFLOW_PYTHON}.txt"
 # what the installs take: every distribution, pinned with its files' SHA-256 (tools/lock_airflow.py writes it)
 AIRFLOW_LOCK = f"airflow-{AIRFLOW}-python{AIRFLOW_PYTHON}.lock"
+# what the Airflow image adds (as the official image carries it): the KubernetesExecutor, for the kubernetes
+# runtime's task pods; locked on its own so the local install stays what it was
+AIRFLOW_IMAGE_EXTRA_PACKAGES = ("apache-airflow-providers-cncf-kubernetes",)
+AIRFLOW_IMAGE_LOCK = f"airflow-{AIRFLOW}-python{AIRFLOW_PYTHON}-image.lock"
 
 KEYCLOAK = "26.7.3"
 KEYCLOAK_MAVEN = f"org.keycloak:keycloak-quarkus-dist:{KEYCLOAK}:zip"
@@ -102,5 +106,5 @@ def airflow_constraints_text() -> str:
     return resources.files("sandbox.data").joinpath(AIRFLOW_CONSTRAINTS).read_text()
 
 
-def airflow_lock_text() -> str:
-    return resources.files("sandbox.data").joinpath(AIRFLOW_LOCK).read_text()
+def airflow_lock_text(lock: str = AIRFLOW_LOCK) -> str:
+    return resources.files("sandbox.data").joinpath(lock).read_text()

@@ -1,9 +1,11 @@
 """Write sandbox/data/airflow-<version>-python<py>.lock: every distribution Airflow's install takes, each pinned with
-the SHA-256 of every file PyPI serves for that version, so `pip install --require-hashes` refuses anything else.
+the SHA-256 of every file PyPI serves for that version, so `pip install --require-hashes` refuses anything else;
+and `...-image.lock`: what the Airflow image adds on top (the KubernetesExecutor's provider), resolved against the
+same pins, so the image is the local install plus those and the local install does not carry them.
 
 The set comes from pip's own resolution of what the installers ask for (the frozen constraints, Airflow and the
 extra packages) on this machine's Python; the hashes from PyPI's simple API (JSON). Rerun after changing
-versions.AIRFLOW, the constraints file or AIRFLOW_EXTRA_PACKAGES:
+versions.AIRFLOW, the constraints file, AIRFLOW_EXTRA_PACKAGES or AIRFLOW_IMAGE_EXTRA_PACKAGES:
 
     python3.11 tools/lock_airflow.py
 """
@@ -34,14 +36,14 @@ from sandbox import versions  # noqa: E402
 INDEX = "https://pypi.org/simple"
 
 
-def resolved() -> dict[str, str]:
+def resolved(extra: tuple[str, ...] = ()) -> dict[str, str]:
     """name -> version of everything a fresh install would take (pip --dry-run --report)."""
     with tempfile.TemporaryDirectory() as tmp:
         constraints, report = Path(tmp) / "c.txt", Path(tmp) / "report.json"
         constraints.write_text(versions.airflow_constraints_text())
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
                         "--report", str(report), "-c", str(constraints), f"apache-airflow=={versions.AIRFLOW}",
-                        *versions.AIRFLOW_EXTRA_PACKAGES], check=True)
+                        *versions.AIRFLOW_EXTRA_PACKAGES, *extra], check=True)
         items = json.loads(report.read_text())["install"]
     return {i["metadata"]["name"].lower().replace("_", "-"): i["metadata"]["version"] for i in items}
 
@@ -70,11 +72,20 @@ def hashes(name: str, version: str) -> list[str]:
 def main() -> None:
     if sys.version_info[:2] != tuple(map(int, versions.AIRFLOW_PYTHON.split("."))):
         raise SystemExit(f"run with Python {versions.AIRFLOW_PYTHON}: the constraints were resolved for it")
-    lines = [f"# {versions.AIRFLOW_LOCK}: written by tools/lock_airflow.py from {versions.AIRFLOW_CONSTRAINTS}; "
-             "do not edit"]
-    for name, version in sorted(resolved().items()):
+    base = resolved()
+    write(versions.AIRFLOW_LOCK, base)
+    image = resolved(versions.AIRFLOW_IMAGE_EXTRA_PACKAGES)
+    moved = sorted(n for n, v in base.items() if image.get(n) != v)
+    if moved:
+        raise SystemExit(f"the image's extra packages move pinned distributions: {', '.join(moved)}")
+    write(versions.AIRFLOW_IMAGE_LOCK, {n: v for n, v in image.items() if n not in base})
+
+
+def write(lock: str, pins: dict[str, str]) -> None:
+    lines = [f"# {lock}: written by tools/lock_airflow.py from {versions.AIRFLOW_CONSTRAINTS}; do not edit"]
+    for name, version in sorted(pins.items()):
         lines.append(f"{name}=={version} " + " ".join(f"--hash=sha256:{h}" for h in hashes(name, version)))
-    out = ROOT / "sandbox" / "data" / versions.AIRFLOW_LOCK
+    out = ROOT / "sandbox" / "data" / lock
     out.write_text("\n".join(lines) + "\n")
     print(f"{out}: {len(lines) - 1} distributions")
 

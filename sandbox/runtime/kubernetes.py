@@ -29,6 +29,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import yaml
+
 from sandbox import credentials, supervisor, versions
 from sandbox import state as statefile
 from sandbox.errors import SandboxError
@@ -36,7 +38,7 @@ from sandbox.images import compose_dir
 from sandbox.paths import SandboxPaths
 from sandbox.provision import file_lock
 from sandbox.readiness import Result
-from sandbox.runtime import compose, forwarder, tyk_chart
+from sandbox.runtime import compose, forwarder, kube_executor, tyk_chart
 from sandbox.runtime import kube_manifests as km
 from sandbox.runtime.base import Progress, ProvisionResult
 from sandbox.runtime.components.base import Component, ComponentContext
@@ -49,6 +51,8 @@ FAILING = ("CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "ErrImageNeve
            "CreateContainerError", "InvalidImageName")
 FORWARDER = "forwarder"  # its log's name in the home's logs
 JOB_TIMEOUT_S = 600
+# what the sandbox makes in its namespace, by kind (claims apart: they outlive `down` unless --volumes)
+OWNED = "deployments,jobs,services,secrets,configmaps,serviceaccounts,roles,rolebindings"
 
 
 def _epoch(stamp: str) -> float:
@@ -163,8 +167,43 @@ class KubernetesRuntime(SkeletonRuntime):
         return self.context
 
     def missing_images(self, images: dict[str, str]) -> dict[str, list[str]]:
-        """Image → the schedulable nodes that do not hold it (what the nodes report: their kubelet's image list)."""
-        return lacking(json.loads(self.kubectl("get", "nodes", "-o", "json"))["items"], images)
+        """Image → the schedulable nodes that do not hold it (what the nodes report: their kubelet's image list),
+        or on kind hold another build under its tag (`sandbox images build` keeps the tag of what it rebuilds)."""
+        nodes = json.loads(self.kubectl("get", "nodes", "-o", "json"))["items"]
+        out = lacking(nodes, images)
+        if self._kind_cluster():
+            for ref, names in self._stale_on_kind(images, [n["metadata"]["name"] for n in nodes if schedulable(n)],
+                                                  out).items():
+                out.setdefault(ref, []).extend(n for n in names if n not in out.get(ref, []))
+        return out
+
+    def _kind_cluster(self) -> str:
+        context = self.resolved_context()
+        return context.removeprefix("kind-") if context.startswith("kind-") else ""
+
+    def _stale_on_kind(self, images: dict[str, str], nodes: list[str],
+                       lacking_: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Image → the kind nodes whose copy is not this machine's build (image IDs compared, as `kind load`
+        does: a kind node is a container, its containerd lists what it holds)."""
+        local = {}
+        for ref in set(images.values()):
+            done = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", ref], capture_output=True, text=True)
+            if done.returncode == 0:  # an image this machine does not have is official: not compared
+                local[ref] = done.stdout.strip()
+        out: dict[str, list[str]] = {}
+        env = {**os.environ, **({"DOCKER_HOST": os.environ["SANDBOX_KIND_DOCKER_HOST"]}
+                                if os.environ.get("SANDBOX_KIND_DOCKER_HOST") else {})}
+        for node in nodes:
+            done = subprocess.run(["docker", "exec", node, "crictl", "images", "-o", "json"], capture_output=True,
+                                  text=True, env=env)
+            if done.returncode != 0:
+                continue  # not reachable as a container here: the kubelet's list (above) is all there is
+            held = {_short(t): i["id"] for i in json.loads(done.stdout).get("images", []) for t in i.get("repoTags")
+                    or []}
+            for ref, image_id in local.items():
+                if _short(ref) in held and held[_short(ref)] != image_id and node not in lacking_.get(ref, []):
+                    out.setdefault(ref, []).append(node)
+        return out
 
     def provision(self, only: list[str], progress: Progress) -> list[ProvisionResult]:
         """The images on every schedulable node: loaded with `kind load` into a kind cluster (from this machine's
@@ -188,10 +227,9 @@ class KubernetesRuntime(SkeletonRuntime):
         return out
 
     def _kind_load(self, ref: str, nodes: list[str]) -> None:
-        context = self.resolved_context()
-        cluster = context.removeprefix("kind-") if context.startswith("kind-") else ""
+        cluster = self._kind_cluster()
         if not cluster:
-            raise SandboxError(f"The cluster's nodes lack {ref}, and context {context!r} is not a kind cluster.",
+            raise SandboxError(f"The cluster's nodes lack {ref}, and context {self.context!r} is not a kind cluster.",
                                "push the image where the cluster pulls from and name it in SANDBOX_IMAGE_<COMPONENT>, "
                                "or use `--images official` where the cluster reaches the registries.")
         kind = os.environ.get("SANDBOX_KIND") or shutil.which("kind") or "kind"
@@ -218,12 +256,14 @@ class KubernetesRuntime(SkeletonRuntime):
         return self._state_of(name, self._seen_at_start)
 
     def _state_of(self, name: str, items: list[dict]) -> str:
-        mine = [i for i in items if i["metadata"].get("labels", {}).get(km.COMPONENT) == name]
+        # a task's pod is the task's, not the component's: one that failed leaves Airflow running
+        mine = [i for i in items if i["metadata"].get("labels", {}).get(km.COMPONENT) == name
+                and i["metadata"]["labels"].get(km.UNIT) != kube_executor.TASK_UNIT]
         deployments = {i["metadata"]["name"] for i in mine if i["kind"] == "Deployment"}
         units = self.units_of(name)
         if not deployments & set(units):
             return "stopped"
-        if not set(units) <= deployments or self._failing(mine):
+        if not set(units) <= deployments or self._failing(mine) or _restarting(mine):
             return "crashed"
         return "running"
 
@@ -260,14 +300,15 @@ class KubernetesRuntime(SkeletonRuntime):
     def stop_component(self, name: str, state: State) -> bool:
         state.processes.pop(name, None)
         had = bool(self.snapshot(name))
-        self.kubectl("delete", "deployments,jobs,services,secrets,configmaps", "-l", self._selector(name),
-                     "--wait=false", "--ignore-not-found")
+        self.kubectl("delete", f"{OWNED},pods", "-l", self._selector(name), "--wait=false", "--ignore-not-found")
         return had
 
     def clear_for_start(self, name: str, state: State, progress: Progress) -> bool:
         had = [i for i in self.snapshot(name) if i["kind"] in ("Deployment", "Job")]
         if had:
-            self.kubectl("delete", "deployments,jobs", "-l", self._selector(name), "--ignore-not-found")
+            # their pods gone too before anything starts: a crash-looping one left behind would end the new wait
+            self.kubectl("delete", "deployments,jobs", "-l", self._selector(name), "--ignore-not-found",
+                         "--cascade=foreground", "--timeout=120s", timeout=130)
         return bool(had)
 
     def start_message(self, name: str, state: State) -> str:
@@ -307,13 +348,28 @@ class KubernetesRuntime(SkeletonRuntime):
         if tr.publish_plan(name):
             self.kubectl("rollout", "status", f"deployment/{km.files_unit(name)}", "--timeout=300s", timeout=310)
             self.publish(name)
-        for job in tr.jobs(name):
+        if name == "airflow":  # its tasks in pods of their own: the scheduler's rights and the template first
+            self.apply(kube_executor.objects(self._launcher(tr), self.namespace))
+        for job in self._on_executor(name, tr.jobs(name)):
             unit = job["metadata"]["name"]
             self.kubectl("delete", "job", unit, "--ignore-not-found")
             self.apply([job])
             progress(name, f"{unit}: {' '.join(job['spec']['template']['spec']['containers'][0].get('args', []))}")
             self._wait_job(unit)
-        self.apply(tr.workloads(name))
+        self.apply(self._on_executor(name, tr.workloads(name)))
+
+    # ---- Airflow's tasks, each in a pod ----------------------------------------------------------
+    def _on_executor(self, component: str, objects: list[dict]) -> list[dict]:
+        return kube_executor.for_airflow(objects, self.namespace) if component == "airflow" else objects
+
+    @staticmethod
+    def _launcher(tr: km.Translation) -> dict:
+        return next(w for w in tr.workloads("airflow") if w["metadata"]["name"] == kube_executor.LAUNCHER)
+
+    def _task_template(self) -> dict | None:
+        found = json.loads(self.kubectl("get", "configmap", kube_executor.TEMPLATE, "-o", "json", "--ignore-not-found",
+                                        check=False) or "null")
+        return yaml.safe_load(found["data"][kube_executor.TEMPLATE_FILE]) if found else None
 
     # ---- the gateway: Tyk's own chart, replicated -------------------------------------------------
     def gateway_objects(self, secrets: dict[str, str], image: str, replicas: int, say) -> list[dict]:
@@ -463,14 +519,26 @@ class KubernetesRuntime(SkeletonRuntime):
 
     def replace_unit(self, component: str, unit: str, extra_env: dict[str, str], ctx: ComponentContext,
                      state: State) -> None:
-        if unit not in self.units_of(component):
+        """As elsewhere, with one difference the executor makes: the scheduler's workers are the task pods, so
+        the scheduler's (or the task pods') difference goes into the pod template, and the scheduler restarts
+        to read it at once (a mounted ConfigMap changes only at the kubelet's next sync)."""
+        tasks = component == "airflow" and unit in (kube_executor.LAUNCHER, kube_executor.TASK_UNIT)
+        if unit not in self.units_of(component) and not tasks:
             raise SandboxError(f"{component} has no unit {unit}.", "run `sandbox status`.")
         tr = self.translation(state, ctx.secrets)
-        deployment = next(w for w in tr.workloads(component) if w["metadata"]["name"] == unit)
+        if tasks:
+            self.apply(kube_executor.objects(self._launcher(tr), self.namespace, extra_env))
+            unit, marks, extra_env = kube_executor.LAUNCHER, {"sandbox/task-env": ",".join(sorted(extra_env))}, {}
+        else:
+            marks = {"sandbox/extra-env": ",".join(sorted(extra_env))}
+        deployment = next(w for w in self._on_executor(component, tr.workloads(component))
+                          if w["metadata"]["name"] == unit)
         env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
         env[:] = [e for e in env if e["name"] not in extra_env] + [{"name": k, "value": v}
                                                                    for k, v in extra_env.items()]
-        deployment["spec"]["template"]["metadata"]["annotations"] = {"sandbox/extra-env": ",".join(sorted(extra_env))}
+        # a new pod each time, even when the Deployment's own spec is as it was (the template changed)
+        marks["sandbox/restarted"] = str(time.time_ns())
+        deployment["spec"]["template"]["metadata"]["annotations"] = marks
         self.apply([deployment])
         self.kubectl("rollout", "status", f"deployment/{unit}", "--timeout=300s", timeout=310)
 
@@ -499,10 +567,13 @@ class KubernetesRuntime(SkeletonRuntime):
     def airflow_environs(self) -> dict[str, dict[str, str]]:
         """What each Airflow Deployment gives its pods (the cluster runs them; /proc here shows none of them)."""
         found = json.loads(self.kubectl("get", "deployments", "-l", self._selector("airflow"), "-o", "json"))
-        return {f"{d['metadata']['name']} (deployment)": {e["name"]: e.get("value", "")
-                                                          for e in d["spec"]["template"]["spec"]["containers"][0]
-                                                          .get("env") or []}
-                for d in found["items"] if d["metadata"]["name"] in self.units_of("airflow")}
+        out = {f"{d['metadata']['name']} (deployment)": {e["name"]: e.get("value", "")
+                                                         for e in d["spec"]["template"]["spec"]["containers"][0]
+                                                         .get("env") or []}
+               for d in found["items"] if d["metadata"]["name"] in self.units_of("airflow")}
+        if template := self._task_template():  # where tasks run: what the scheduler's pods do not show
+            out[f"{kube_executor.TASK_UNIT} (task pods' template)"] = kube_executor.task_env(template)
+        return out
 
     def inner_url(self, name: str) -> str:
         return self.components[name].inner_url()
@@ -519,7 +590,7 @@ class KubernetesRuntime(SkeletonRuntime):
                 supervisor.terminate(strays, grace=2)
             (self.paths.data("airflow") / ".published").unlink(missing_ok=True)
             self._forget_processes(state)  # what is left in the cluster is found by its labels, not the state
-            kinds = "deployments,jobs,pods,services,secrets,configmaps" + (",persistentvolumeclaims" if volumes else "")
+            kinds = f"{OWNED},pods" + (",persistentvolumeclaims" if volumes else "")
             try:
                 self.kubectl("delete", kinds, "-l", self._selector(), "--ignore-not-found", "--wait=true",
                              "--timeout=120s", timeout=130)
@@ -562,6 +633,14 @@ class KubernetesRuntime(SkeletonRuntime):
 
     def compose_variables(self) -> dict[str, str]:
         return self._variables(statefile.load(self.paths.state) or State(runtime=self.name))
+
+
+def _restarting(items: list[dict]) -> bool:
+    """A pod between two restarts: not ready, and its container ended before (its waiting reason is not yet
+    CrashLoopBackOff, or no longer)."""
+    return any(not cs.get("ready") and cs.get("restartCount", 0) > 0
+               for pod in items if pod["kind"] == "Pod"
+               for cs in pod.get("status", {}).get("containerStatuses") or [])
 
 
 def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:

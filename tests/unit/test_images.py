@@ -134,15 +134,31 @@ def test_the_airflow_lock_pins_what_the_constraints_pin_each_with_hashes():
 
     constraints = {canonicalize_name(n): v for n, v in (line.split("==", 1) for line in
                    versions.airflow_constraints_text().splitlines() if "==" in line and not line.startswith("#"))}
-    lock = {}
-    for line in versions.airflow_lock_text().splitlines():
+    lock = _pins(versions.airflow_lock_text())
+    assert lock["apache-airflow"] == versions.AIRFLOW
+    assert {canonicalize_name(p) for p in versions.AIRFLOW_EXTRA_PACKAGES} <= set(lock)
+    assert {n: v for n, v in lock.items() if n in constraints and constraints[n] != v} == {}
+    assert "--require-hashes" in (images.compose_dir() / "images" / "airflow" / "Dockerfile").read_text()
+
+
+def test_the_image_lock_adds_the_kubernetes_executor_and_moves_no_pin_of_the_local_install():
+    from packaging.utils import canonicalize_name
+
+    base, image = _pins(versions.airflow_lock_text()), _pins(versions.airflow_lock_text(versions.AIRFLOW_IMAGE_LOCK))
+    assert {canonicalize_name(p) for p in versions.AIRFLOW_IMAGE_EXTRA_PACKAGES} <= set(image)
+    assert set(base) & set(image) == set()  # only additions: the image's Airflow is the local one plus these
+    assert "image.lock" in (images.compose_dir() / "images" / "airflow" / "Dockerfile").read_text()
+
+
+def _pins(lock_text: str) -> dict[str, str]:
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in lock_text.splitlines():
         if line.startswith("#"):
             continue
         pin, *hashes = line.split()
         name, version = pin.split("==")
         assert hashes and all(h.startswith("--hash=sha256:") and len(h) == 14 + 64 for h in hashes), line
-        lock[canonicalize_name(name)] = version
-    assert lock["apache-airflow"] == versions.AIRFLOW
-    assert {canonicalize_name(p) for p in versions.AIRFLOW_EXTRA_PACKAGES} <= set(lock)
-    assert {n: v for n, v in lock.items() if n in constraints and constraints[n] != v} == {}
-    assert "--require-hashes" in (images.compose_dir() / "images" / "airflow" / "Dockerfile").read_text()
+        pins[canonicalize_name(name)] = version
+    return pins
