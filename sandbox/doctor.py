@@ -248,8 +248,9 @@ def _without_backend(s: Seen) -> Finding:
     if not bare:
         return None
     who = ", ".join(bare)
+    do = "do" if len(bare) > 1 or bare[0].endswith("pods") else "does"
     return (f"{who}: {airflow_files.BACKEND_SETTING} is not {airflow_files.BACKEND}",
-            f"{who[0].upper()}{who[1:]} does not load the sandbox's secrets backend: {s.want.conn_id} comes "
+            f"{who[0].upper()}{who[1:]} {do} not load the sandbox's secrets backend: {s.want.conn_id} comes "
             "without its credential there, and a deferred call's auth_type is dropped by HttpAsyncHook (it applies "
             f"one only with a login). Fix: give it the workers' [workers] secrets_backend ({airflow_files.BACKEND}) "
             "and restart it.")

@@ -13,6 +13,7 @@ from sandbox.scenarios.issuer_mismatch import IssuerMismatch
 from sandbox.scenarios.jwks import PlainJwksUrl, RotationWithoutGrace, SigningKeyRotation
 from sandbox.scenarios.missing_scope import MissingScope
 from sandbox.scenarios.rotated_secret import RotatedSecret
+from sandbox.scenarios.task_pods import TaskPodMissingConfig
 from sandbox.scenarios.triggerer import DeferrableDropsAuth, TriggererImport
 from sandbox.scenarios.vault import KvVersionMismatch, VaultSealed, VaultSilentFallback, VaultTokenExpired
 from sandbox.scenarios.worker_env import ClockSkew, EnvShadowedConnection, ProxyEnv
@@ -23,4 +24,4 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in (
     CrossEnvironment(), RateLimited(), QuotaExhausted(), BasicAuthClobbersBearer(), NetrcOverride(), PlainJwksUrl(),
     EnvShadowedConnection(), ProxyEnv(), ClockSkew(), ContainerVsHostIssuer(), TokenExpiresMidTask(),
     ExtraSentAsHeader(), DeferrableDropsAuth(), StaleQuotaAfterReseed(), TriggererImport(), VaultSealed(),
-    VaultTokenExpired(), RotationWithoutGrace(), VaultSilentFallback(), KvVersionMismatch())}
+    VaultTokenExpired(), RotationWithoutGrace(), VaultSilentFallback(), KvVersionMismatch(), TaskPodMissingConfig())}
