@@ -551,6 +551,8 @@ def _gateway_hop(d: Diagnosis, desired: Desired, endpoints: Endpoints, live_clie
     if drift:
         d.verdict = d.verdict or f"The gateway does not match the spec: {'; '.join(drift)}. Fix: `sandbox apply`."
         return Hop("gateway", False, "; ".join(drift))
+    if split := replicas_split(endpoints, want, token):
+        return _split_hop(d, split, api.api_id, want, token, claims_ok)
     t0 = time.monotonic()
     try:
         r = requests.get(f"{endpoints.to_host(want.url)}/", headers={"Authorization": f"Bearer {token}"},
@@ -586,6 +588,42 @@ def _gateway_hop(d: Diagnosis, desired: Desired, endpoints: Endpoints, live_clie
         return Hop("gateway", False, f"GET {want.path}/: HTTP {r.status_code} {words}")
     return Hop("gateway", True, f"GET {want.path}/: HTTP {r.status_code} ({ms:.0f} ms), API {api.api_id}"
                + (f", policy {pol.policy_id}" if pol else ""))
+
+
+def replicas_split(endpoints: Endpoints, want: AirflowConnection, token: str) -> dict[str, tuple[int, str]] | None:
+    """A replicated gateway asked the same call through each replica: replica -> (HTTP status, the gateway's words)
+    when they do not all answer alike (a task's outcome then hangs on which replica serves it), else None."""
+    replicas = endpoints.components["tyk"].replicas
+    if len(replicas) < 2:
+        return None
+    path = want.url.removeprefix(endpoints.inner("tyk"))
+    seen = {}
+    for replica in replicas:
+        try:
+            r = requests.get(f"{replica}{path}/", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            seen[replica] = (r.status_code, gateway_refusal(r) or "")
+        except requests.RequestException as e:
+            seen[replica] = (0, type(e).__name__)
+    return seen if len({status for status, _ in seen.values()}) > 1 else None
+
+
+def _split_hop(d: Diagnosis, split: dict[str, tuple[int, str]], api_id: str, want: AirflowConnection, token: str,
+               claims_ok: bool) -> Hop:
+    ok = sorted(r for r, (status, _) in split.items() if status < 400)
+    bad = {r: answer for r, answer in sorted(split.items()) if r not in ok}
+    refuser, (status, words) = next(iter(bad.items()))
+    told = f"replica {refuser} refuses it (HTTP {status} {words})" + (f", replica {ok[0]} accepts it" if ok else "")
+    if words == "Key not authorized" and claims_ok:
+        kid = decode_header(token).get("kid")
+        why = (f"the refusing replica's cached JWKS predates the realm's current key ({kid}): a cache flush reached "
+               "only some replicas. Fix: flush the JWKS cache on every replica "
+               f"(DELETE /tyk/cache/jwks/{api_id} to each pod, not through the Service), or wait out its cacheTimeout")
+    else:
+        cause, fix = explain_refusal(words)
+        why = f"{cause}. Fix: {fix} on every replica (`sandbox apply` writes to each)"
+    d.verdict = d.verdict or (f"The gateway replicas disagree on {want.client_id}'s token for {want.path}/: {told} — "
+                              f"a task's outcome depends on which replica serves its call; {why}.")
+    return Hop("gateway", False, f"GET {want.path}/: replicas disagree: {told}")
 
 
 def quota_counters(live_clients: Clients, policy_id: str) -> dict[str, tuple[int, int]]:

@@ -51,6 +51,7 @@ FAILING = ("CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "ErrImageNeve
            "CreateContainerError", "InvalidImageName")
 FORWARDER = "forwarder"  # its log's name in the home's logs
 JOB_TIMEOUT_S = 600
+SERVING = "sandbox/serving"  # the label of the one replica a Service is narrowed to (serve_only)
 # what the sandbox makes in its namespace, by kind (claims apart: they outlive `down` unless --volumes)
 OWNED = "deployments,jobs,services,secrets,configmaps,serviceaccounts,roles,rolebindings"
 
@@ -417,6 +418,21 @@ class KubernetesRuntime(SkeletonRuntime):
         except (OSError, ValueError):
             return []
         return [f"http://127.0.0.1:{port}" for _, port in sorted(found.items())]
+
+    def serve_only(self, component: str, replica: str | None) -> None:
+        """The component's Service sends every in-cluster call to one replica (its host URL, as `replica_urls`
+        lists it), or to all again (None): what makes a scenario of a replica's own state deterministic."""
+        if component != "tyk":
+            raise SandboxError(f"{component} is not replicated here.", "only the gateway runs as replicas.")
+        pods = json.loads((self.paths.data(FORWARDER) / forwarder.REPLICAS_FILE).read_text()).get(component, {})
+        for pod in pods:
+            self.kubectl("label", "pod", pod, f"{SERVING}-", check=False)
+        selector: dict = {"app": tyk_chart.UNIT, SERVING: None}
+        if replica is not None:
+            (pod,) = [p for p, port in pods.items() if replica.rstrip("/").endswith(f":{port}")]
+            self.kubectl("label", "pod", pod, f"{SERVING}=only", "--overwrite")
+            selector[SERVING] = "only"
+        self.kubectl("patch", "service", "tyk", "--type", "merge", "-p", json.dumps({"spec": {"selector": selector}}))
 
     def _wait_job(self, unit: str) -> None:
         deadline = time.monotonic() + JOB_TIMEOUT_S

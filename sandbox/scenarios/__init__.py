@@ -10,7 +10,7 @@ from sandbox.scenarios.expired_token import ExpiredToken
 from sandbox.scenarios.gateway_limits import QuotaExhausted, RateLimited, StaleQuotaAfterReseed
 from sandbox.scenarios.header_style import BasicAuthClobbersBearer, NetrcOverride
 from sandbox.scenarios.issuer_mismatch import IssuerMismatch
-from sandbox.scenarios.jwks import PlainJwksUrl, RotationWithoutGrace, SigningKeyRotation
+from sandbox.scenarios.jwks import PlainJwksUrl, RotationWithoutGrace, SigningKeyRotation, SplitGatewayCache
 from sandbox.scenarios.missing_scope import MissingScope
 from sandbox.scenarios.rotated_secret import RotatedSecret
 from sandbox.scenarios.task_pods import TaskPodMissingConfig
@@ -24,4 +24,5 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in (
     CrossEnvironment(), RateLimited(), QuotaExhausted(), BasicAuthClobbersBearer(), NetrcOverride(), PlainJwksUrl(),
     EnvShadowedConnection(), ProxyEnv(), ClockSkew(), ContainerVsHostIssuer(), TokenExpiresMidTask(),
     ExtraSentAsHeader(), DeferrableDropsAuth(), StaleQuotaAfterReseed(), TriggererImport(), VaultSealed(),
-    VaultTokenExpired(), RotationWithoutGrace(), VaultSilentFallback(), KvVersionMismatch(), TaskPodMissingConfig())}
+    VaultTokenExpired(), RotationWithoutGrace(), VaultSilentFallback(), KvVersionMismatch(), TaskPodMissingConfig(),
+    SplitGatewayCache())}

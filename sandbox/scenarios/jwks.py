@@ -49,19 +49,63 @@ class SigningKeyRotation(Scenario):
     def inject(self, ctx: ScenarioContext) -> None:
         # The baseline's call made the gateway cache the realm's JWKS; a new key of higher priority signs from now.
         cache_on_every_replica(ctx, self.connection)
-        realm = ctx.routes()[self.connection]["env"]
-        admin = ctx.keycloak(realm)
-        admin.create_component({
-            "name": ROTATED_KEY, "providerId": "rsa-generated", "providerType": KEY_PROVIDER,
-            "parentId": admin.get_realm(realm)["id"],
-            "config": {"priority": ["1000"], "keySize": ["2048"], "active": ["true"], "enabled": ["true"],
-                       "algorithm": ["RS256"]}})
+        add_signing_key(ctx, self.connection)
 
     def revert(self, ctx: ScenarioContext) -> None:
-        admin = ctx.keycloak(ctx.routes()[self.connection]["env"])
-        for c in admin.get_components({"type": KEY_PROVIDER, "name": ROTATED_KEY}):
-            admin.delete_component(c["id"])
+        remove_signing_key(ctx, self.connection)
         ctx.clients.tyk.forget_jwks(_api_id(ctx, self.connection))
+
+
+def add_signing_key(ctx: ScenarioContext, conn_id: str) -> None:
+    """A new active key of higher priority in the connection's realm: tokens are signed with it from now on."""
+    realm = ctx.routes()[conn_id]["env"]
+    admin = ctx.keycloak(realm)
+    admin.create_component({
+        "name": ROTATED_KEY, "providerId": "rsa-generated", "providerType": KEY_PROVIDER,
+        "parentId": admin.get_realm(realm)["id"],
+        "config": {"priority": ["1000"], "keySize": ["2048"], "active": ["true"], "enabled": ["true"],
+                   "algorithm": ["RS256"]}})
+
+
+def remove_signing_key(ctx: ScenarioContext, conn_id: str) -> None:
+    admin = ctx.keycloak(ctx.routes()[conn_id]["env"])
+    for c in admin.get_components({"type": KEY_PROVIDER, "name": ROTATED_KEY}):
+        admin.delete_component(c["id"])
+
+
+class SplitGatewayCache(Scenario):
+    name = "split-gateway-cache"
+    story = ("After a signing-key rotation the on-call engineer flushed the gateway's JWKS cache and checked: calls "
+             "pass. An hour later half of the tasks still fail with 403 and the other half pass, and re-running a "
+             "failed task sometimes fixes it. There are two gateway replicas; the flush reached one.")
+    cause = ("each gateway replica caches the realm's JWKS on its own: the replica the flush reached fetched the new "
+             "key, the other still holds the old keys and refuses every token signed with the new one — which "
+             "replica serves a task's call decides its outcome")
+    fix = ("flush the JWKS cache on every replica (`DELETE /tyk/cache/jwks/<api>` to each pod, not to the Service), "
+           "or rotate with overlap (`sandbox rotate --signing-key`) so no replica needs a flush")
+    expected = Symptom("gateway", 403, "HTTP 403 Key not authorized", "failed at gateway: HTTP 403")
+    doctor_says = "gateway replicas disagree"
+    runtimes = ("kubernetes",)
+    needs = ("the kubernetes runtime: the gateway runs as two replicas there (one a node); elsewhere it is one "
+             "process")
+
+    def inject(self, ctx: ScenarioContext) -> None:
+        replicas = ctx.endpoints.components["tyk"].replicas
+        if len(replicas) < 2:
+            raise SandboxError(f"{self.name} needs two gateway replicas; this sandbox runs {len(replicas)}.",
+                               "run it on a cluster with two schedulable nodes (the gateway runs one a node).")
+        fresh, stale = replicas[0], replicas[1]
+        cache_on_every_replica(ctx, self.connection)
+        add_signing_key(ctx, self.connection)
+        ctx.clients.tyk.one(fresh).forget_jwks(_api_id(ctx, self.connection))  # the flush that reached one replica
+        # Made deterministic: the Service sends the tasks' calls to the replica the flush missed (on a live
+        # cluster, kube-proxy's random pick between the two).
+        ctx.runtime.serve_only("tyk", stale)  # type: ignore[attr-defined]
+
+    def revert(self, ctx: ScenarioContext) -> None:
+        ctx.runtime.serve_only("tyk", None)  # type: ignore[attr-defined]
+        remove_signing_key(ctx, self.connection)
+        ctx.clients.tyk.forget_jwks(_api_id(ctx, self.connection))  # every replica
 
 
 class PlainJwksUrl(Scenario):

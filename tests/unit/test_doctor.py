@@ -206,3 +206,18 @@ def test_a_forked_airflow_service_is_named_by_its_own_name():
         "/v/bin/airflow scheduler"
     assert process_label(["/v/bin/python", "-m", "sandbox_services", "scheduler", "triggerer"], "triggerer") == \
         "triggerer"
+
+
+def test_gateway_replicas_that_disagree_are_named_with_the_stale_jwks_when_the_claims_are_right():
+    from sandbox.doctor import Diagnosis, _split_hop
+
+    token = ".".join(base64.urlsafe_b64encode(json.dumps(p).encode()).decode().rstrip("=")
+                     for p in ({"alg": "RS256", "kid": "k2"}, {})) + ".sig"
+    split = {"http://127.0.0.1:2": (403, "Key not authorized"), "http://127.0.0.1:1": (200, "")}
+    d = Diagnosis(WANT.conn_id)
+    hop = _split_hop(d, split, "dev-orders", WANT, token, claims_ok=True)
+    assert not hop.ok and "replica http://127.0.0.1:2 refuses it" in hop.detail and "127.0.0.1:1 accepts" in hop.detail
+    assert "replicas disagree" in d.verdict and "(k2)" in d.verdict and "DELETE /tyk/cache/jwks/dev-orders" in d.verdict
+    d = Diagnosis(WANT.conn_id)
+    _split_hop(d, {**split, "http://127.0.0.1:2": (429, "Rate Limit Exceeded")}, "dev-orders", WANT, token, True)
+    assert "rate limit" in d.verdict and "on every replica" in d.verdict
