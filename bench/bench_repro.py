@@ -1,12 +1,12 @@
 """`sandbox repro --all` on a running stack: each scenario's time (target ≤ 30 s) and the catalogue's (≤ 5 min),
 and the catalogue's determinism: every run shows the same symptoms.
 
-    python bench/bench_repro.py [--runtime local|docker] [--runs 3]
+    python bench/bench_repro.py [--runtime local|docker|kubernetes] [--runs 3]
 
 Starts its own sandbox (ports 30xxx, own SANDBOX_HOME) with `sandbox up` on the runtime asked for (local by
 default), runs the catalogue that runtime can reproduce `--runs` times through the CLI (the test suite runs each
 scenario once; the re-runs live here, not in every CI run), and writes
-bench/results/repro.json (repro-docker.json for docker): per scenario its seconds and whether the symptom
+bench/results/repro.json (repro-<runtime>.json for the others): per scenario its seconds and whether the symptom
 matched and green came back; the slowest named. Prints a Markdown table.
 """
 
@@ -24,11 +24,11 @@ OUT = Path(__file__).parent / "results" / "repro.json"
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runtime", choices=("local", "docker"), default="local")
+    ap.add_argument("--runtime", choices=("local", "docker", "kubernetes"), default="local")
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     runtime = args.runtime
-    out = OUT if runtime == "local" else OUT.with_name("repro-docker.json")
+    out = OUT if runtime == "local" else OUT.with_name(f"repro-{runtime}.json")
     symptoms = []
     with own_sandbox(f"repro-{runtime}") as env:
         env["SANDBOX_RUNTIME"] = runtime

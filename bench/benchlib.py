@@ -1,4 +1,5 @@
-"""What every benchmark shares: its own ports (30xxx, so a running sandbox is left alone) and the CLI."""
+"""What every benchmark shares: its own ports (30xxx, so a running sandbox is left alone; not 30080, which a kind
+cluster built by tools/kind_cluster.sh maps on the host) and the CLI."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-PORTS = ("ui=30090,keycloak=30081,keycloak-management=30091,redis=30379,tyk=30082,airflow=30080,upstream=30083,"
+PORTS = ("ui=30090,keycloak=30081,keycloak-management=30091,redis=30379,tyk=30082,airflow=30180,upstream=30083,"
          "openbao=30200")
 
 

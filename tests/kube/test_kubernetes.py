@@ -1,0 +1,170 @@
+"""`sandbox up --runtime kubernetes` on a real cluster: every component Ready, the gateway's two replicas on two
+nodes, each task in a pod of its own (and DAG code as Airflow documents it passing the gateway there with nothing
+but its connection id), the commands on top (up again, doctor, the plugin, logs -f), the two scenarios only a
+cluster shows, and `down` leaving the cluster as it was. Runs in file order: the last test takes the sandbox down."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from sandbox import dag_runs
+from sandbox.scenarios import CATALOGUE
+from sandbox.spec import fixture_path
+from sandbox.spec import load as load_spec
+from tests.kube.conftest import PART_OF
+
+COMPONENTS = ("keycloak", "redis", "tyk", "openbao", "airflow", "upstream", "ui")
+
+
+def test_up_runs_every_component_ready_and_two_gateway_replicas_on_two_nodes(kube):
+    assert {c["name"]: c["action"] for c in kube.up_report["components"]} == {n: "started" for n in COMPONENTS}
+    assert kube.up_report["smoke"]["ok"], kube.up_report["smoke"]
+    rows = kube.status()
+    assert all(r["runtime"] == "kubernetes" and r["state"] == "running" and r["healthy"] for r in rows.values()), rows
+    for d in kube.items("deployments", "-n", kube.namespace, "-l", PART_OF):
+        assert d["status"].get("readyReplicas") == d["spec"]["replicas"], d["metadata"]["name"]
+    gateways = kube.items("pods", "-n", kube.namespace, "-l", "app=gateway-tyk")
+    assert len(gateways) == 2 and len({p["spec"]["nodeName"] for p in gateways}) == 2, \
+        [(p["metadata"]["name"], p["spec"].get("nodeName")) for p in gateways]
+    assert len(rows["tyk"]["replicas"]) == 2  # each forwarded to the host: apply writes to both
+
+
+def test_the_smoke_is_green_and_each_task_ran_in_a_pod_of_its_own(kube):
+    report = json.loads(kube.cli("smoke", "-o", "json").stdout)
+    assert report["ok"], report
+    api = kube.airflow()
+    airflow_pods = {p["metadata"]["name"] for p in kube.items("pods", "-n", kube.namespace, "-l",
+                                                              "sandbox/component=airflow,sandbox/unit!=airflow-task")}
+    for dag_id in ("sandbox_smoke_dev", "sandbox_smoke_prod"):
+        (run,) = api.s.get(f"{api.base}/dags/{dag_id}/dagRuns", params={"order_by": "-start_date", "limit": 1},
+                           timeout=30).json()["dag_runs"]
+        tis = api.s.get(f"{api.base}/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances",
+                        timeout=30).json()["task_instances"]
+        hosts = {ti["task_id"]: ti["hostname"] for ti in tis if ti["state"] == "success"}
+        assert hosts and len(set(hosts.values())) == len(hosts), hosts  # one pod per task
+        for task, host in hosts.items():
+            # the executor names a task's pod after its DAG and task; none of Airflow's own pods ran it
+            assert host not in airflow_pods and host.startswith(dag_id.replace("_", "-")), (task, host)
+
+
+def test_a_second_up_changes_nothing(kube):
+    before = {d["metadata"]["name"]: d["metadata"]["generation"]
+              for d in kube.items("deployments", "-n", kube.namespace, "-l", PART_OF)}
+    again = json.loads(kube.cli("up", "-o", "json", "--no-smoke").stdout)
+    assert {c["action"] for c in again["components"]} == {"already-running"}
+    assert [c for c in again["apply"]["changes"] if c["system"] in ("keycloak", "tyk", "airflow")] == []
+    after = {d["metadata"]["name"]: d["metadata"]["generation"]
+             for d in kube.items("deployments", "-n", kube.namespace, "-l", PART_OF)}
+    assert after == before
+
+
+def test_doctor_is_green(kube):
+    p = kube.cli("doctor", "-o", "json", check=False)
+    assert p.returncode == 0, p.stdout
+    assert all(d["ok"] for d in json.loads(p.stdout)), p.stdout
+
+
+def test_dag_code_as_airflow_documents_it_passes_in_task_pods_with_only_the_connection_id(kube):
+    path = Path(shutil.copy(fixture_path("dags/http_provider_paths.py"), kube.paths.dags))
+    try:
+        kube.cli("apply")  # what a team does after changing its DAG folder: the folder goes to the cluster
+        result = dag_runs.run_dag(kube.airflow(), "http_provider_paths", None, timeout=900)
+        bad = {t: s for t, s in result["tasks"].items() if s != "success"}
+        assert result["state"] == "success" and not bad and len(result["tasks"]) == 48, bad
+    finally:
+        path.unlink(missing_ok=True)
+        kube.cli("apply")
+
+
+def test_the_pytest_plugin_attaches(kube, pytester):
+    pytester.makepyfile(test_user="""
+def test_user(sandbox, sandbox_session):
+    assert sandbox.attached
+    assert sandbox.endpoints.components["tyk"].healthy and len(sandbox.endpoints.components["tyk"].replicas) == 2
+    r = sandbox_session("dev", "orders").get("/get")
+    assert r.status_code == 200, r.text
+""")
+    result = pytester.runpytest_subprocess(f"--sandbox-home={kube.home}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert kube.status()["airflow"]["state"] == "running"  # an attached session leaves the sandbox running
+
+
+def test_logs_follow_a_pod(kube):
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox.cli", "logs", "upstream", "-f", "-n", "1"], env=kube.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(5)  # the follow has started
+        deadline, seen = time.monotonic() + 30, []
+        requests.get(f"{kube.status()['upstream']['url']}/get?follow-me", timeout=10)
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            seen.append(line)
+            if "follow-me" in line:
+                break
+        assert any("follow-me" in line for line in seen), seen
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("name", ["split-gateway-cache", "task-pod-missing-config"])
+def test_a_cluster_scenario_shows_its_symptom_is_named_by_doctor_and_reverts_to_green(kube, name):
+    # once here; three times each (and the whole catalogue on this runtime) in bench/bench_repro.py
+    sc = CATALOGUE[name].on(load_spec())
+    try:
+        p = kube.cli("repro", name, "--keep", "-o", "json", check=False)
+        (r,) = json.loads(p.stdout)
+        assert p.returncode == 0 and r["matched"] and r["kept"], r
+        d = kube.cli("doctor", "-o", "json", "--connection", sc.connection, check=False)
+        (verdict,) = json.loads(d.stdout)
+        assert d.returncode == 1 and sc.doctor_says in verdict["verdict"], verdict["verdict"]
+    finally:
+        reverted = kube.cli("repro", "revert")
+    assert f"✓ {sc.connection}" in reverted.stdout, reverted.stdout
+    assert kube.cli("doctor", "-o", "json", "--connection", sc.connection, check=False).returncode == 0
+
+
+def test_down_leaves_nothing_of_the_sandbox_in_the_cluster_and_another_namespace_untouched(kube):
+    # another namespace's object, even one that carries the sandbox's label, is not the sandbox's to delete
+    key, value = PART_OF.split("=")
+    kube.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "name": "sandbox-test-bystander", "namespace": "default", "labels": {key: value}}}))
+    try:
+        out = json.loads(kube.cli("down", "-o", "json").stdout)
+        assert set(out["stopped"]) == set(COMPONENTS), out
+        claims = kube.items("persistentvolumeclaims", "-n", kube.namespace)
+        assert claims and all(c["metadata"]["labels"]["sandbox/component"] for c in claims)  # kept without --volumes
+        kept = [o for o in labelled(kube) if o != ("ConfigMap", "default", "sandbox-test-bystander")]
+        assert {o[0] for o in kept} == {"PersistentVolumeClaim", "Namespace"}, kept  # what holds the claims
+        kube.cli("down", "--volumes")
+        assert labelled(kube) == [("ConfigMap", "default", "sandbox-test-bystander")]
+        assert not kube.kubectl("get", "namespace", kube.namespace, "--ignore-not-found", "-o", "name").strip()
+        assert not [p for p in psutil_processes() if str(kube.home) in " ".join(p)]  # no forward left
+    finally:
+        kube.kubectl("delete", "configmap", "sandbox-test-bystander", "-n", "default", "--ignore-not-found")
+
+
+def labelled(kube) -> list[tuple[str, str, str]]:
+    """Every object of every kind the cluster lists (namespaced and cluster-scoped) that carries the sandbox's
+    label: (kind, namespace, name)."""
+    kinds = [k for k in kube.kubectl("api-resources", "--verbs=list", "-o", "name").split() if k
+             and not k.startswith("events")]
+    found = kube.items(",".join(kinds), "-A", "-l", PART_OF)
+    return sorted((o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in found)
+
+
+def psutil_processes() -> list[list[str]]:
+    import psutil
+
+    out = []
+    for p in psutil.process_iter(["cmdline"]):
+        out.append(p.info["cmdline"] or [])
+    return out
