@@ -24,7 +24,8 @@ pytestmark = pytest.mark.integration
 def repro(stack, *args: str) -> tuple[int, list[dict]]:
     p = stack.cli("repro", *args, "-o", "json", check=False, timeout=1200 if "--all" in args else 300)
     assert "Traceback" not in p.stderr, p.stderr
-    return p.returncode, json.loads(p.stdout) if p.stdout.strip() else []
+    assert p.stdout.strip(), f"repro {' '.join(args)} reported nothing (exit {p.returncode}):\n{p.stderr[-3000:]}"
+    return p.returncode, json.loads(p.stdout)
 
 
 @pytest.mark.parametrize("name", LOCAL)
