@@ -1,7 +1,8 @@
 """`sandbox up --runtime kubernetes` on a real cluster: every component Ready, the gateway's two replicas on two
 nodes, each task in a pod of its own (and DAG code as Airflow documents it passing the gateway there with nothing
-but its connection id), the commands on top (up again, doctor, the plugin, logs -f), the two scenarios only a
-cluster shows, and `down` leaving the cluster as it was. Runs in file order: the last test takes the sandbox down."""
+but its connection id), the commands on top (audit, the map, up again, doctor, the plugin, logs -f), the two
+scenarios only a cluster shows, and `down` leaving the cluster as it was. Runs in file order: the last test takes
+the sandbox down."""
 
 from __future__ import annotations
 
@@ -53,6 +54,24 @@ def test_the_smoke_is_green_and_each_task_ran_in_a_pod_of_its_own(kube):
         for task, host in hosts.items():
             # the executor names a task's pod after its DAG and task; none of Airflow's own pods ran it
             assert host not in airflow_pods and host.startswith(dag_id.replace("_", "-")), (task, host)
+
+
+def test_audit_counts_the_smokes_calls_and_the_map_checks_every_edge_on_the_cluster(kube):
+    def counts() -> dict:
+        return {(r["dag"], r["task"], r["api"], r["status"]): r["count"]
+                for r in json.loads(kube.cli("audit", "-o", "json").stdout)}
+
+    before = counts()
+    report = json.loads(kube.cli("smoke", "-o", "json").stdout)
+    after = counts()
+    made = {(f"sandbox_smoke_{r['env']}", r["service"], f"{r['env']}-{r['service']}", 200) for r in report["rows"]}
+    # both replicas write their records to the one Redis: each call counted once, whichever replica served it
+    assert {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)} == {k: 1 for k in made}
+    m = json.loads(kube.cli("map", "-o", "json").stdout)
+    by_conn = {e["connection"]: e for e in m["edges"] if e["connection"]}
+    assert len(by_conn) == 4 and all(e["state"] == "ok" and e["smoke"] == "ok" and not e["drift"]
+                                     for e in by_conn.values()), by_conn
+    assert {d["dag"] for d in by_conn["tyk_dev_orders"]["dags"]} >= {"sandbox_smoke_dev"}
 
 
 def test_a_second_up_changes_nothing(kube):
