@@ -45,11 +45,6 @@ def executor_env(namespace: str) -> dict[str, str]:
             "AIRFLOW__KUBERNETES_EXECUTOR__DELETE_WORKER_PODS_ON_FAILURE": "False"}
 
 
-def _set_env(container: dict, env: dict[str, str]) -> None:
-    container["env"] = [e for e in container.get("env", []) if e["name"] not in env] + [
-        {"name": k, "value": v} for k, v in env.items()]
-
-
 def for_airflow(objects: list[dict], namespace: str) -> list[dict]:
     """Airflow's Jobs and Deployments on the executor: each container its configuration; the scheduler its
     service account and the template."""
@@ -59,7 +54,7 @@ def for_airflow(objects: list[dict], namespace: str) -> list[dict]:
             continue
         spec = obj["spec"]["template"]["spec"]
         for c in spec["containers"]:
-            _set_env(c, executor_env(namespace))
+            km.set_env(c, executor_env(namespace))
         if obj["metadata"]["name"] == LAUNCHER:
             spec["serviceAccountName"] = SERVICE_ACCOUNT
             _account_in_secrets(spec)

@@ -89,6 +89,12 @@ def _security(user: str | None) -> dict:
     return {**out, "runAsGroup": int(gid)} if gid else out
 
 
+def set_env(container: dict, env: dict[str, str]) -> None:
+    """`env` into a container's environment, replacing what it names."""
+    container["env"] = [e for e in container.get("env", []) if e["name"] not in env] + [
+        {"name": k, "value": v} for k, v in env.items()]
+
+
 def _volume_name(text: str) -> str:
     return "v-" + "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:50]
 

@@ -170,11 +170,10 @@ class KubernetesRuntime(SkeletonRuntime):
     def missing_images(self, images: dict[str, str]) -> dict[str, list[str]]:
         """Image → the schedulable nodes that do not hold it (what the nodes report: their kubelet's image list),
         or on kind hold another build under its tag (`sandbox images build` keeps the tag of what it rebuilds)."""
-        nodes = json.loads(self.kubectl("get", "nodes", "-o", "json"))["items"]
+        nodes = self._schedulable_nodes()
         out = lacking(nodes, images)
         if self._kind_cluster():
-            for ref, names in self._stale_on_kind(images, [n["metadata"]["name"] for n in nodes if schedulable(n)],
-                                                  out).items():
+            for ref, names in self._stale_on_kind(images, [n["metadata"]["name"] for n in nodes]).items():
                 out.setdefault(ref, []).extend(n for n in names if n not in out.get(ref, []))
         return out
 
@@ -182,8 +181,7 @@ class KubernetesRuntime(SkeletonRuntime):
         context = self.resolved_context()
         return context.removeprefix("kind-") if context.startswith("kind-") else ""
 
-    def _stale_on_kind(self, images: dict[str, str], nodes: list[str],
-                       lacking_: dict[str, list[str]]) -> dict[str, list[str]]:
+    def _stale_on_kind(self, images: dict[str, str], nodes: list[str]) -> dict[str, list[str]]:
         """Image → the kind nodes whose copy is not this machine's build (image IDs compared, as `kind load`
         does: a kind node is a container, its containerd lists what it holds)."""
         local = {}
@@ -192,17 +190,15 @@ class KubernetesRuntime(SkeletonRuntime):
             if done.returncode == 0:  # an image this machine does not have is official: not compared
                 local[ref] = done.stdout.strip()
         out: dict[str, list[str]] = {}
-        env = {**os.environ, **({"DOCKER_HOST": os.environ["SANDBOX_KIND_DOCKER_HOST"]}
-                                if os.environ.get("SANDBOX_KIND_DOCKER_HOST") else {})}
         for node in nodes:
             done = subprocess.run(["docker", "exec", node, "crictl", "images", "-o", "json"], capture_output=True,
-                                  text=True, env=env)
+                                  text=True, env=_kind_engine_env())
             if done.returncode != 0:
                 continue  # not reachable as a container here: the kubelet's list (above) is all there is
             held = {_short(t): i["id"] for i in json.loads(done.stdout).get("images", []) for t in i.get("repoTags")
                     or []}
             for ref, image_id in local.items():
-                if _short(ref) in held and held[_short(ref)] != image_id and node not in lacking_.get(ref, []):
+                if _short(ref) in held and held[_short(ref)] != image_id:
                     out.setdefault(ref, []).append(node)
         return out
 
@@ -236,11 +232,10 @@ class KubernetesRuntime(SkeletonRuntime):
         kind = os.environ.get("SANDBOX_KIND") or shutil.which("kind") or "kind"
         with tempfile.TemporaryDirectory() as tmp:
             archive = Path(tmp) / "image.tar"
-            for cmd, env in ((["docker", "save", ref, "-o", str(archive)], {}),
+            for cmd, env in ((["docker", "save", ref, "-o", str(archive)], os.environ),
                              ([kind, "load", "image-archive", str(archive), "--name", cluster, "--nodes",
-                               ",".join(nodes)], {"DOCKER_HOST": os.environ["SANDBOX_KIND_DOCKER_HOST"]}
-                              if os.environ.get("SANDBOX_KIND_DOCKER_HOST") else {})):
-                done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+                               ",".join(nodes)], _kind_engine_env())):
+                done = subprocess.run(cmd, capture_output=True, text=True, env=env)
                 if done.returncode != 0:
                     why = (done.stderr.strip().splitlines() or [str(done.returncode)])[-1]
                     raise SandboxError(f"Loading {ref} into kind cluster {cluster} failed at `{cmd[0]} {cmd[1]}`: "
@@ -411,20 +406,23 @@ class KubernetesRuntime(SkeletonRuntime):
     def _schedulable_nodes(self) -> list[dict]:
         return [n for n in json.loads(self.kubectl("get", "nodes", "-o", "json"))["items"] if schedulable(n)]
 
-    def replica_urls(self, name: str) -> list[str]:
-        """Host URLs of each replica of a replicated component (the gateway), from the forwarder's list."""
+    def _replica_ports(self, name: str) -> dict[str, int]:
+        """Pod -> host port of each replica of a replicated component (the gateway): the forwarder's list."""
         try:
-            found = json.loads((self.paths.data(FORWARDER) / forwarder.REPLICAS_FILE).read_text()).get(name, {})
+            return json.loads((self.paths.data(FORWARDER) / forwarder.REPLICAS_FILE).read_text()).get(name, {})
         except (OSError, ValueError):
-            return []
-        return [f"http://127.0.0.1:{port}" for _, port in sorted(found.items())]
+            return {}
+
+    def replica_urls(self, name: str) -> list[str]:
+        """Host URLs of each replica of a replicated component (the gateway)."""
+        return [f"http://127.0.0.1:{port}" for _, port in sorted(self._replica_ports(name).items())]
 
     def serve_only(self, component: str, replica: str | None) -> None:
         """The component's Service sends every in-cluster call to one replica (its host URL, as `replica_urls`
         lists it), or to all again (None): what makes a scenario of a replica's own state deterministic."""
         if component != "tyk":
             raise SandboxError(f"{component} is not replicated here.", "only the gateway runs as replicas.")
-        pods = json.loads((self.paths.data(FORWARDER) / forwarder.REPLICAS_FILE).read_text()).get(component, {})
+        pods = self._replica_ports(component)
         for pod in pods:
             self.kubectl("label", "pod", pod, f"{SERVING}-", check=False)
         selector: dict = {"app": tyk_chart.UNIT, SERVING: None}
@@ -549,9 +547,7 @@ class KubernetesRuntime(SkeletonRuntime):
             marks = {"sandbox/extra-env": ",".join(sorted(extra_env))}
         deployment = next(w for w in self._on_executor(component, tr.workloads(component))
                           if w["metadata"]["name"] == unit)
-        env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-        env[:] = [e for e in env if e["name"] not in extra_env] + [{"name": k, "value": v}
-                                                                   for k, v in extra_env.items()]
+        km.set_env(deployment["spec"]["template"]["spec"]["containers"][0], extra_env)
         # a new pod each time, even when the Deployment's own spec is as it was (the template changed)
         marks["sandbox/restarted"] = str(time.time_ns())
         deployment["spec"]["template"]["metadata"]["annotations"] = marks
@@ -649,6 +645,13 @@ class KubernetesRuntime(SkeletonRuntime):
 
     def compose_variables(self) -> dict[str, str]:
         return self._variables(statefile.load(self.paths.state) or State(runtime=self.name))
+
+
+def _kind_engine_env() -> dict[str, str]:
+    """The environment that reaches the engine kind's nodes run on: SANDBOX_KIND_DOCKER_HOST (offline-kind's own
+    dockerd), else this machine's."""
+    kind_host = os.environ.get("SANDBOX_KIND_DOCKER_HOST")
+    return {**os.environ, "DOCKER_HOST": kind_host} if kind_host else dict(os.environ)
 
 
 def _restarting(items: list[dict]) -> bool:
