@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from bench_startup import once
-from benchlib import cli, own_sandbox, save
+from benchlib import cli, save, up_fresh
 
 from sandbox import engine, images, versions
 
@@ -31,18 +31,6 @@ OUT = Path(__file__).parent / "results" / "docker.json"
 def build(env: dict) -> tuple[float, dict[str, str]]:
     wall, p = cli(env, "images", "build", "-o", "json")
     return wall, {r["component"]: r["action"] for r in json.loads(p.stdout)}
-
-
-def up(runtime: str) -> dict:
-    with own_sandbox(f"up-{runtime}") as env:
-        env = {**env, "SANDBOX_RUNTIME": runtime}
-        wall, p = cli(env, "up", "--runtime", runtime, *(["--images", "local"] if runtime == "docker" else []),
-                      "-o", "json")
-        out = json.loads(p.stdout)
-        assert out["smoke"]["ok"], out["smoke"]
-        return {"up_wall_s": round(wall, 1), "apply_s": round(out["apply"]["seconds"], 1),
-                "smoke_s": round(out["smoke"]["seconds"], 1),
-                "components_s": {c["name"]: round(c["seconds"], 1) for c in out["components"]}}
 
 
 def p50(runs: list[dict]) -> dict:
@@ -74,7 +62,7 @@ def main() -> None:
     yardstick = []  # the machine's speed drifts within a day: a bare `airflow standalone` each round says how fast
     for _ in range(args.repeat):
         for rt in runs:
-            runs[rt].append(up(rt))
+            runs[rt].append(up_fresh(rt))
         yardstick.append(once("standalone")["wall_s"])  # bench/startup_once.py, as bench_startup runs it
     result["up"] = {rt: p50(r) for rt, r in runs.items()}
     result["yardstick_airflow_standalone_s"] = statistics.median(yardstick)

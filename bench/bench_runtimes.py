@@ -22,7 +22,7 @@ import statistics
 import time
 from pathlib import Path
 
-from benchlib import cli, own_sandbox, save
+from benchlib import cli, save, up_fresh
 
 from sandbox.clients import AirflowApi
 
@@ -51,18 +51,9 @@ def queued_to_running(env: dict) -> list[float]:
     return out
 
 
-def up(runtime: str) -> dict:
-    with own_sandbox(f"rt-{runtime}") as env:
-        env = {**env, "SANDBOX_RUNTIME": runtime}
-        wall, p = cli(env, "up", "--runtime", runtime, *(["--images", "local"] if runtime == "docker" else []),
-                      "-o", "json")
-        out = json.loads(p.stdout)
-        assert out["smoke"]["ok"], out["smoke"]
-        waits = queued_to_running(env)
-        return {"up_wall_s": round(wall, 1), "apply_s": round(out["apply"]["seconds"], 1),
-                "smoke_s": round(out["smoke"]["seconds"], 1),
-                "task_wait_s": round(statistics.median(waits), 1) if waits else None,
-                "components_s": {c["name"]: round(c["seconds"], 1) for c in out["components"]}}
+def task_wait(env: dict) -> dict:
+    waits = queued_to_running(env)
+    return {"task_wait_s": round(statistics.median(waits), 1) if waits else None}
 
 
 def main() -> None:
@@ -72,7 +63,7 @@ def main() -> None:
     runs: dict[str, list[dict]] = {rt: [] for rt in RUNTIMES}
     for _ in range(args.repeat):
         for rt in RUNTIMES:
-            runs[rt].append(up(rt))
+            runs[rt].append(up_fresh(rt, task_wait))
     med = lambda xs: round(statistics.median(xs), 1)  # noqa: E731
     result = {"date": time.strftime("%Y-%m-%d"), "repeat": args.repeat, "up": {
         rt: {"up_wall_s": med([r["up_wall_s"] for r in rs]), "apply_s": med([r["apply_s"] for r in rs]),

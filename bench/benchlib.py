@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,6 +39,22 @@ def own_sandbox(name: str) -> Iterator[dict]:
     finally:
         cli(env, "down", "--volumes", check=False)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def up_fresh(runtime: str, measure: Callable[[dict], dict] | None = None) -> dict:
+    """`sandbox up` (start, apply, smoke) on `runtime` in a fresh sandbox of the benchmark's own: the command's wall
+    time, apply's, the smoke's and each component's time to healthy; plus what `measure(env)` reads of the running
+    sandbox before it is taken down."""
+    with own_sandbox(f"up-{runtime}") as env:
+        env = {**env, "SANDBOX_RUNTIME": runtime}
+        wall, p = cli(env, "up", "--runtime", runtime, *(["--images", "local"] if runtime == "docker" else []),
+                      "-o", "json")
+        out = json.loads(p.stdout)
+        assert out["smoke"]["ok"], out["smoke"]
+        return {"up_wall_s": round(wall, 1), "apply_s": round(out["apply"]["seconds"], 1),
+                "smoke_s": round(out["smoke"]["seconds"], 1),
+                "components_s": {c["name"]: round(c["seconds"], 1) for c in out["components"]},
+                **(measure(env) if measure else {})}
 
 
 def save(out: Path, result: dict) -> None:

@@ -23,6 +23,7 @@ from sandbox.runtime.docker import PROJECT_LABEL, project_name
 from sandbox.runtime.factory import make_runtime
 from sandbox.scenarios import CATALOGUE
 from sandbox.spec import load as load_spec
+from tests.cli_checks import logs_follow_the_upstream
 from tests.integration.conftest import sandbox
 
 pytestmark = pytest.mark.integration
@@ -212,26 +213,7 @@ def test_cached_images_build_in_seconds(dstack):
 
 
 def test_logs_follow_the_containers(dstack):
-    import sys
-    import time
-
-    import requests
-
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox.cli", "logs", "upstream", "-f", "-n", "1"], env=dstack.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(3)  # the follow has started
-        requests.get(f"http://127.0.0.1:{PORTS['upstream']}/get?follow-me", timeout=10)
-        deadline, seen = time.monotonic() + 20, []
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            seen.append(line)
-            if "follow-me" in line:
-                break
-        assert any("follow-me" in line for line in seen), seen
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    logs_follow_the_upstream(dstack.env, f"http://127.0.0.1:{PORTS['upstream']}", settle=3, within=20)
 
 
 def test_down_leaves_no_container_or_network_and_keeps_volumes_unless_asked(dstack):

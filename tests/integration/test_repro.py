@@ -13,42 +13,17 @@ import pytest
 
 from sandbox.repro import runnable
 from sandbox.scenarios import CATALOGUE
-from sandbox.smoke import verdicts_of
-from sandbox.spec import load as load_spec
+from tests.cli_checks import kept_fault_is_named_and_reverted, repro
 
 LOCAL = runnable("local")  # the suite's stack runs on the local runtime; tests/integration/test_docker.py has the rest
 
 pytestmark = pytest.mark.integration
 
 
-def repro(stack, *args: str) -> tuple[int, list[dict]]:
-    p = stack.cli("repro", *args, "-o", "json", check=False, timeout=1200 if "--all" in args else 300)
-    assert "Traceback" not in p.stderr, p.stderr
-    assert p.stdout.strip(), f"repro {' '.join(args)} reported nothing (exit {p.returncode}):\n{p.stderr[-3000:]}"
-    return p.returncode, json.loads(p.stdout)
-
-
 @pytest.mark.parametrize("name", LOCAL)
 def test_each_scenario_shows_its_symptom_is_named_by_doctor_and_reverts_to_green(stack, name):
-    # one run per scenario: kept, so that doctor sees the fault the DAG run showed (a scenario's own revert and
-    # green proof are the same code `repro revert` runs; the next test runs one scenario without --keep)
-    sc = CATALOGUE[name].on(load_spec())  # bound to the connection it breaks in the bundled spec
-    try:
-        rc, (r,) = repro(stack, name, "--keep")
-        expected, seen = r["expected"], r["observed"]
-        assert (seen["hop"], seen["status"]) == (expected["hop"], expected["status"]), r
-        assert expected["words"] in seen["words"] and expected["log"] in seen["log"], r
-        assert rc == 0 and r["matched"] and r["kept"] and r["green_after"] is None
-        p = stack.cli("doctor", "-o", "json", "--connection", sc.connection, check=False)
-        (d,) = json.loads(p.stdout)
-        assert p.returncode == 1 and sc.doctor_says in d["verdict"], d["verdict"]
-    finally:
-        reverted = stack.cli("repro", "revert")
-    # the revert proves the connection with its smoke: its verdict (status, map, page) is green again at once
-    assert f"✓ {sc.connection}" in reverted.stdout, reverted.stdout
-    assert verdicts_of(stack.paths)[sc.connection]["ok"]
-    p = stack.cli("doctor", "-o", "json", "--connection", sc.connection, check=False)
-    assert p.returncode == 0, p.stdout
+    # one run per scenario, kept (the next test runs one scenario without --keep)
+    kept_fault_is_named_and_reverted(stack, name)
 
 
 def test_a_scenario_not_kept_reverts_itself_and_proves_green(stack):

@@ -8,18 +8,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from sandbox import dag_runs
-from sandbox.scenarios import CATALOGUE
 from sandbox.spec import fixture_path
-from sandbox.spec import load as load_spec
+from tests.cli_checks import kept_fault_is_named_and_reverted, logs_follow_the_upstream
 from tests.kube.conftest import PART_OF
 
 COMPONENTS = ("keycloak", "redis", "tyk", "openbao", "airflow", "upstream", "ui")
@@ -117,38 +112,13 @@ def test_user(sandbox, sandbox_session):
 
 
 def test_logs_follow_a_pod(kube):
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox.cli", "logs", "upstream", "-f", "-n", "1"], env=kube.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(5)  # the follow has started
-        deadline, seen = time.monotonic() + 30, []
-        requests.get(f"{kube.status()['upstream']['url']}/get?follow-me", timeout=10)
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            seen.append(line)
-            if "follow-me" in line:
-                break
-        assert any("follow-me" in line for line in seen), seen
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    logs_follow_the_upstream(kube.env, kube.status()["upstream"]["url"], settle=5, within=30)
 
 
 @pytest.mark.parametrize("name", ["split-gateway-cache", "task-pod-missing-config"])
 def test_a_cluster_scenario_shows_its_symptom_is_named_by_doctor_and_reverts_to_green(kube, name):
-    # once here; three times each (and the whole catalogue on this runtime) in bench/bench_repro.py
-    sc = CATALOGUE[name].on(load_spec())
-    try:
-        p = kube.cli("repro", name, "--keep", "-o", "json", check=False)
-        (r,) = json.loads(p.stdout)
-        assert p.returncode == 0 and r["matched"] and r["kept"], r
-        d = kube.cli("doctor", "-o", "json", "--connection", sc.connection, check=False)
-        (verdict,) = json.loads(d.stdout)
-        assert d.returncode == 1 and sc.doctor_says in verdict["verdict"], verdict["verdict"]
-    finally:
-        reverted = kube.cli("repro", "revert")
-    assert f"✓ {sc.connection}" in reverted.stdout, reverted.stdout
-    assert kube.cli("doctor", "-o", "json", "--connection", sc.connection, check=False).returncode == 0
+    # once here; three times each in bench/bench_repro.py --runtime kubernetes
+    kept_fault_is_named_and_reverted(kube, name)
 
 
 def test_down_leaves_nothing_of_the_sandbox_in_the_cluster_and_another_namespace_untouched(kube):

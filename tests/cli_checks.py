@@ -1,0 +1,65 @@
+"""What the suites on each runtime check alike through the CLI: a scenario kept, named by doctor and reverted;
+`sandbox logs -f` following a component. `stack`: anything with `cli(*args, check=, timeout=)`, `env` and `paths`
+(the main suite's, the docker tests' and the cluster suite's stacks)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import requests
+
+from sandbox.scenarios import CATALOGUE
+from sandbox.smoke import verdicts_of
+from sandbox.spec import load as load_spec
+
+
+def repro(stack, *args: str) -> tuple[int, list[dict]]:
+    p = stack.cli("repro", *args, "-o", "json", check=False, timeout=1200 if "--all" in args else 300)
+    assert "Traceback" not in p.stderr, p.stderr
+    assert p.stdout.strip(), f"repro {' '.join(args)} reported nothing (exit {p.returncode}):\n{p.stderr[-3000:]}"
+    return p.returncode, json.loads(p.stdout)
+
+
+def kept_fault_is_named_and_reverted(stack, name: str) -> None:
+    """One run of scenario `name`, kept, so that doctor sees the fault the DAG run showed: its exact symptom, doctor's
+    verdict, then `repro revert` green again (the scenario's own revert and green proof are the code a run without
+    --keep ends with)."""
+    sc = CATALOGUE[name].on(load_spec())  # bound to the connection it breaks in the bundled spec
+    try:
+        rc, (r,) = repro(stack, name, "--keep")
+        expected, seen = r["expected"], r["observed"]
+        assert (seen["hop"], seen["status"]) == (expected["hop"], expected["status"]), r
+        assert expected["words"] in seen["words"] and expected["log"] in seen["log"], r
+        assert rc == 0 and r["matched"] and r["kept"] and r["green_after"] is None
+        p = stack.cli("doctor", "-o", "json", "--connection", sc.connection, check=False)
+        (d,) = json.loads(p.stdout)
+        assert p.returncode == 1 and sc.doctor_says in d["verdict"], d["verdict"]
+    finally:
+        reverted = stack.cli("repro", "revert")
+    # the revert proves the connection with its smoke: its verdict (status, map, page) is green again at once
+    assert f"✓ {sc.connection}" in reverted.stdout, reverted.stdout
+    assert verdicts_of(stack.paths)[sc.connection]["ok"]
+    p = stack.cli("doctor", "-o", "json", "--connection", sc.connection, check=False)
+    assert p.returncode == 0, p.stdout
+
+
+def logs_follow_the_upstream(env: dict[str, str], upstream_url: str, settle: float, within: float) -> None:
+    """`sandbox logs upstream -f` prints a request made after it started (`settle` s), within `within` s."""
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox.cli", "logs", "upstream", "-f", "-n", "1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(settle)  # the follow has started
+        requests.get(f"{upstream_url}/get?follow-me", timeout=10)
+        deadline, seen = time.monotonic() + within, []
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            seen.append(line)
+            if "follow-me" in line:
+                break
+        assert any("follow-me" in line for line in seen), seen
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
