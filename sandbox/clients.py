@@ -94,14 +94,14 @@ class AirflowApi:
 class TykGateway:
     """The Gateway API (`/tyk/…`), authenticated with the gateway secret.
 
-    A replicated gateway (`replicas`: each replica's URL) keeps APIs and policies per replica, in its own folder:
-    a write, a reload and a cache flush go to every replica (Tyk's POST of an existing id replaces it, so a create
-    is safe where a replica has it already; a delete where one lacks it is not an error); `apis()`/`policies()`
+    A replicated gateway (`replicas`: each replica's pod -> its URL) keeps APIs and policies per replica, in its own
+    folder: a write, a reload and a cache flush go to every replica (Tyk's POST of an existing id replaces it, so a
+    create is safe where a replica has it already; a delete where one lacks it is not an error); `apis()`/`policies()`
     list what every replica holds alike, so apply re-creates what a replica started again without."""
 
-    def __init__(self, url: str, secret: str, replicas: list[str] | None = None):
+    def __init__(self, url: str, secret: str, replicas: dict[str, str] | None = None):
         self.url = url.rstrip("/")
-        self.replicas = [u.rstrip("/") for u in replicas or []]
+        self.replicas = {name: u.rstrip("/") for name, u in (replicas or {}).items()}
         self.s = requests.Session()
         self.s.headers["x-tyk-authorization"] = secret
 
@@ -110,10 +110,10 @@ class TykGateway:
         """`every`: to every replica (default: for anything but a GET)."""
         every = method != "GET" if every is None else every
         fan_out = every and bool(self.replicas)
-        for url in (self.replicas if fan_out else [self.url]):
+        for name, url in (self.replicas.items() if fan_out else [("", self.url)]):
             r = self.s.request(method, f"{url}/tyk{path}", timeout=30, **kw)
             if not r.ok and not ((ok404 or (fan_out and method == "DELETE")) and r.status_code == 404):
-                where = f" (replica {url})" if fan_out else ""
+                where = f" (replica {name} at {url})" if fan_out else ""
                 raise SandboxError(f"Tyk {method} /tyk{path} failed{where}: HTTP {r.status_code} {error_text(r)}",
                                    "check `sandbox logs tyk`; then run the command again.")
         return r
@@ -128,7 +128,7 @@ class TykGateway:
     def _alike(self, path: str, key) -> dict[str, dict]:
         """id -> object, of what every replica serves the same (one gateway: what it serves)."""
         views = [{key(o): o for o in self.one(url).call("GET", path).json() or []}
-                 for url in self.replicas or [self.url]]
+                 for url in list(self.replicas.values()) or [self.url]]
         return {k: v for k, v in views[0].items() if all(view.get(k) == v for view in views[1:])}
 
     def one(self, url: str) -> TykGateway:

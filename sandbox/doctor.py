@@ -591,16 +591,17 @@ def _gateway_hop(d: Diagnosis, desired: Desired, endpoints: Endpoints, live_clie
 
 
 def replicas_split(endpoints: Endpoints, want: AirflowConnection, token: str) -> dict[str, tuple[int, str]] | None:
-    """A replicated gateway asked the same call through each replica: replica -> (HTTP status, the gateway's words)
-    when they do not all answer alike (a task's outcome then hangs on which replica serves it), else None."""
+    """A replicated gateway asked the same call through each replica: replica (its pod) -> (HTTP status, the
+    gateway's words) when they do not all answer alike (a task's outcome then hangs on which replica serves it),
+    else None."""
     replicas = endpoints.components["tyk"].replicas
     if len(replicas) < 2:
         return None
     path = want.url.removeprefix(endpoints.inner("tyk"))
     seen = {}
-    for replica in replicas:
+    for replica, url in replicas.items():
         try:
-            r = requests.get(f"{replica}{path}/", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            r = requests.get(f"{url}{path}/", headers={"Authorization": f"Bearer {token}"}, timeout=30)
             seen[replica] = (r.status_code, gateway_refusal(r) or "")
         except requests.RequestException as e:
             seen[replica] = (0, type(e).__name__)
@@ -617,7 +618,8 @@ def _split_hop(d: Diagnosis, split: dict[str, tuple[int, str]], api_id: str, wan
         kid = decode_header(token).get("kid")
         why = (f"the refusing replica's cached JWKS predates the realm's current key ({kid}): a cache flush reached "
                "only some replicas. Fix: flush the JWKS cache on every replica "
-               f"(DELETE /tyk/cache/jwks/{api_id} to each pod, not through the Service), or wait out its cacheTimeout")
+               f"(DELETE /tyk/cache/jwks/{api_id} to each pod, {refuser} first, not through the Service), or wait "
+               "out its cacheTimeout")
     else:
         cause, fix = explain_refusal(words)
         why = f"{cause}. Fix: {fix} on every replica (`sandbox apply` writes to each)"

@@ -37,8 +37,8 @@ class ComponentStatus:
     # where the stack's other components reach it ('' = `url`): a container network's service name and port
     inner_url: str = ""
     runtime: str = ""  # which runtime runs it (runtime.factory.RUNTIMES)
-    # the host URL of each replica where it runs replicated (the gateway on a cluster); [] = `url` is the one
-    replicas: list[str] = field(default_factory=list)
+    # replica (its pod) -> its host URL, where it runs replicated (the gateway on a cluster); {} = `url` is the one
+    replicas: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -413,13 +413,13 @@ class KubernetesRuntime(SkeletonRuntime):
         except (OSError, ValueError):
             return {}
 
-    def replica_urls(self, name: str) -> list[str]:
-        """Host URLs of each replica of a replicated component (the gateway)."""
-        return [f"http://127.0.0.1:{port}" for _, port in sorted(self._replica_ports(name).items())]
+    def replica_urls(self, name: str) -> dict[str, str]:
+        """Pod -> host URL of each replica of a replicated component (the gateway), in pod name order."""
+        return {pod: f"http://127.0.0.1:{port}" for pod, port in sorted(self._replica_ports(name).items())}
 
     def serve_only(self, component: str, replica: str | None) -> None:
-        """The component's Service sends every in-cluster call to one replica (its host URL, as `replica_urls`
-        lists it), or to all again (None): what makes a scenario of a replica's own state deterministic."""
+        """The component's Service sends every in-cluster call to one replica (its pod, as `replica_urls` names
+        it), or to all again (None): what makes a scenario of a replica's own state deterministic."""
         if component != "tyk":
             raise SandboxError(f"{component} is not replicated here.", "only the gateway runs as replicas.")
         pods = self._replica_ports(component)
@@ -427,8 +427,10 @@ class KubernetesRuntime(SkeletonRuntime):
             self.kubectl("label", "pod", pod, f"{SERVING}-", check=False)
         selector: dict = {"app": tyk_chart.UNIT, SERVING: None}
         if replica is not None:
-            (pod,) = [p for p, port in pods.items() if replica.rstrip("/").endswith(f":{port}")]
-            self.kubectl("label", "pod", pod, f"{SERVING}=only", "--overwrite")
+            if replica not in pods:
+                raise SandboxError(f"{replica} is not a running replica of {component}.",
+                                   f"name one of: {', '.join(sorted(pods)) or 'none runs'}.")
+            self.kubectl("label", "pod", replica, f"{SERVING}=only", "--overwrite")
             selector[SERVING] = "only"
         self.kubectl("patch", "service", "tyk", "--type", "merge", "-p", json.dumps({"spec": {"selector": selector}}))
 

@@ -130,9 +130,9 @@ class SkeletonRuntime(Runtime):
         """Where the stack's other components reach `name`, when not at its host URL."""
         return ""
 
-    def replica_urls(self, name: str) -> list[str]:
-        """The host URL of each replica of `name` where it runs several ([]: one, at its URL)."""
-        return []
+    def replica_urls(self, name: str) -> dict[str, str]:
+        """Replica (its pod) -> host URL of each replica of `name` where it runs several ({}: one, at its URL)."""
+        return {}
 
     # ---- up --------------------------------------------------------------------------------------
     def up(self, without: list[str], ports: dict[str, int], progress: Progress) -> list[UpResult]:

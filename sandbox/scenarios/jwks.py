@@ -26,8 +26,8 @@ def cache_on_every_replica(ctx: ScenarioContext, conn_id: str) -> None:
     route = ctx.routes()[conn_id]
     token = ctx.token(route["client_id"], route["env"])
     inner = ctx.endpoints.inner("tyk")
-    for replica in ctx.endpoints.components["tyk"].replicas:
-        r = requests.get(f"{replica}{route['url'].removeprefix(inner)}/get",
+    for replica, url in ctx.endpoints.components["tyk"].replicas.items():
+        r = requests.get(f"{url}{route['url'].removeprefix(inner)}/get",
                          headers={"Authorization": f"Bearer {token}"}, timeout=30)
         if r.status_code != 200:
             raise SandboxError(f"{conn_id} is refused by gateway replica {replica} before the rotation: HTTP "
@@ -94,10 +94,10 @@ class SplitGatewayCache(Scenario):
         if len(replicas) < 2:
             raise SandboxError(f"{self.name} needs two gateway replicas; this sandbox runs {len(replicas)}.",
                                "run it on a cluster with two schedulable nodes (the gateway runs one a node).")
-        fresh, stale = replicas[0], replicas[1]
+        (fresh, fresh_url), (stale, _) = list(replicas.items())[:2]
         cache_on_every_replica(ctx, self.connection)
         add_signing_key(ctx, self.connection)
-        ctx.clients.tyk.one(fresh).forget_jwks(_api_id(ctx, self.connection))  # the flush that reached one replica
+        ctx.clients.tyk.one(fresh_url).forget_jwks(_api_id(ctx, self.connection))  # the flush that reached one replica
         # Made deterministic: the Service sends the tasks' calls to the replica the flush missed (on a live
         # cluster, kube-proxy's random pick between the two).
         ctx.runtime.serve_only("tyk", stale)  # type: ignore[attr-defined]

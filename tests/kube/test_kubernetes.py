@@ -30,7 +30,8 @@ def test_up_runs_every_component_ready_and_two_gateway_replicas_on_two_nodes(kub
     gateways = kube.items("pods", "-n", kube.namespace, "-l", "app=gateway-tyk")
     assert len(gateways) == 2 and len({p["spec"]["nodeName"] for p in gateways}) == 2, \
         [(p["metadata"]["name"], p["spec"].get("nodeName")) for p in gateways]
-    assert len(rows["tyk"]["replicas"]) == 2  # each forwarded to the host: apply writes to both
+    # each forwarded to the host (apply writes to both), named by its pod
+    assert set(rows["tyk"]["replicas"]) == {p["metadata"]["name"] for p in gateways}, rows["tyk"]["replicas"]
 
 
 def test_the_smoke_is_green_and_each_task_ran_in_a_pod_of_its_own(kube):

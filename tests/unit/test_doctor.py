@@ -213,11 +213,12 @@ def test_gateway_replicas_that_disagree_are_named_with_the_stale_jwks_when_the_c
 
     token = ".".join(base64.urlsafe_b64encode(json.dumps(p).encode()).decode().rstrip("=")
                      for p in ({"alg": "RS256", "kid": "k2"}, {})) + ".sig"
-    split = {"http://127.0.0.1:2": (403, "Key not authorized"), "http://127.0.0.1:1": (200, "")}
+    split = {"gateway-tyk-b": (403, "Key not authorized"), "gateway-tyk-a": (200, "")}
     d = Diagnosis(WANT.conn_id)
     hop = _split_hop(d, split, "dev-orders", WANT, token, claims_ok=True)
-    assert not hop.ok and "replica http://127.0.0.1:2 refuses it" in hop.detail and "127.0.0.1:1 accepts" in hop.detail
+    assert not hop.ok and "replica gateway-tyk-b refuses it" in hop.detail and "gateway-tyk-a accepts" in hop.detail
     assert "replicas disagree" in d.verdict and "(k2)" in d.verdict and "DELETE /tyk/cache/jwks/dev-orders" in d.verdict
+    assert "gateway-tyk-b first" in d.verdict
     d = Diagnosis(WANT.conn_id)
-    _split_hop(d, {**split, "http://127.0.0.1:2": (429, "Rate Limit Exceeded")}, "dev-orders", WANT, token, True)
+    _split_hop(d, {**split, "gateway-tyk-b": (429, "Rate Limit Exceeded")}, "dev-orders", WANT, token, True)
     assert "rate limit" in d.verdict and "on every replica" in d.verdict
