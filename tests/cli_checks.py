@@ -16,11 +16,12 @@ from sandbox.smoke import verdicts_of
 from sandbox.spec import load as load_spec
 
 
-def repro(stack, *args: str) -> tuple[int, list[dict]]:
+def repro(stack, *args: str) -> tuple[int, list[dict], str]:
+    """Exit code, the reports, and the progress lines (stderr: what a failed assertion shows beside the report)."""
     p = stack.cli("repro", *args, "-o", "json", check=False, timeout=1200 if "--all" in args else 300)
     assert "Traceback" not in p.stderr, p.stderr
     assert p.stdout.strip(), f"repro {' '.join(args)} reported nothing (exit {p.returncode}):\n{p.stderr[-3000:]}"
-    return p.returncode, json.loads(p.stdout)
+    return p.returncode, json.loads(p.stdout), p.stderr[-3000:]
 
 
 def kept_fault_is_named_and_reverted(stack, name: str) -> None:
@@ -29,10 +30,11 @@ def kept_fault_is_named_and_reverted(stack, name: str) -> None:
     --keep ends with)."""
     sc = CATALOGUE[name].on(load_spec())  # bound to the connection it breaks in the bundled spec
     try:
-        rc, (r,) = repro(stack, name, "--keep")
+        rc, (r,), progress = repro(stack, name, "--keep")
         expected, seen = r["expected"], r["observed"]
-        assert (seen["hop"], seen["status"]) == (expected["hop"], expected["status"]), r
-        assert expected["words"] in seen["words"] and expected["log"] in seen["log"], r
+        assert seen, (r, progress)  # the DAG run after the fault was green
+        assert (seen["hop"], seen["status"]) == (expected["hop"], expected["status"]), (r, progress)
+        assert expected["words"] in seen["words"] and expected["log"] in seen["log"], (r, progress)
         assert rc == 0 and r["matched"] and r["kept"] and r["green_after"] is None
         p = stack.cli("doctor", "-o", "json", "--connection", sc.connection, check=False)
         (d,) = json.loads(p.stdout)

@@ -20,17 +20,22 @@ def _api_id(ctx: ScenarioContext, conn_id: str) -> str:
 
 
 def cache_on_every_replica(ctx: ScenarioContext, conn_id: str) -> None:
-    """One granted call through each replica of a replicated gateway, so each caches the realm's JWKS as it is now
-    (the baseline's call reached one of them; another, never called, would fetch the rotated keys and pass — the
-    outcome would hang on which replica serves the task)."""
+    """The gateway (each replica of a replicated one) caches the realm's JWKS as it is now, for a whole cacheTimeout:
+    its cache flushed, then one granted call through each. Without the flush, a JWKS cached minutes ago (by an
+    earlier run) could expire during the scenario and be fetched again with the rotated key: green; without a call
+    through each replica, one never called would fetch the rotated keys and pass — either way the outcome would hang
+    on timing or on which replica serves the task."""
     route = ctx.routes()[conn_id]
     token = ctx.token(route["client_id"], route["env"])
     inner = ctx.endpoints.inner("tyk")
-    for replica, url in ctx.endpoints.components["tyk"].replicas.items():
+    ctx.clients.tyk.forget_jwks(_api_id(ctx, conn_id))  # every replica
+    tyk = ctx.endpoints.components["tyk"]
+    targets = {f"gateway replica {pod}": url for pod, url in tyk.replicas.items()} or {"the gateway": tyk.url}
+    for target, url in targets.items():
         r = requests.get(f"{url}{route['url'].removeprefix(inner)}/get",
                          headers={"Authorization": f"Bearer {token}"}, timeout=30)
         if r.status_code != 200:
-            raise SandboxError(f"{conn_id} is refused by gateway replica {replica} before the rotation: HTTP "
+            raise SandboxError(f"{conn_id} is refused by {target} before the rotation: HTTP "
                                f"{r.status_code} {r.text[:200]}.", "`sandbox doctor` names why; `sandbox apply` "
                                "usually repairs it.")
 
@@ -47,7 +52,7 @@ class SigningKeyRotation(Scenario):
     doctor_says = "cached JWKS"
 
     def inject(self, ctx: ScenarioContext) -> None:
-        # The baseline's call made the gateway cache the realm's JWKS; a new key of higher priority signs from now.
+        # The gateway caches the realm's JWKS; a new key of higher priority signs from now.
         cache_on_every_replica(ctx, self.connection)
         add_signing_key(ctx, self.connection)
 
@@ -150,7 +155,7 @@ class RotationWithoutGrace(Scenario):
     doctor_says = "cached JWKS"
 
     def inject(self, ctx: ScenarioContext) -> None:
-        # what `sandbox rotate --signing-key --now` does: the baseline's call made the gateway cache the old keys
+        # what `sandbox rotate --signing-key --now` does, once the gateway has cached the old keys
         cache_on_every_replica(ctx, self.connection)
         rotate_signing_keys(ctx.endpoints, [self.target.env], True, lambda *_: None)
 

@@ -27,7 +27,7 @@ def test_each_scenario_shows_its_symptom_is_named_by_doctor_and_reverts_to_green
 
 
 def test_a_scenario_not_kept_reverts_itself_and_proves_green(stack):
-    rc, (r,) = repro(stack, "rotated-secret")
+    rc, (r,), _ = repro(stack, "rotated-secret")
     assert rc == 0 and r["matched"] and r["green_after"] and not r["kept"]  # timings: bench/bench_repro.py
 
 
