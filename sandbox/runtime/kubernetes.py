@@ -190,9 +190,10 @@ class KubernetesRuntime(SkeletonRuntime):
             if done.returncode == 0:  # an image this machine does not have is official: not compared
                 local[ref] = done.stdout.strip()
         out: dict[str, list[str]] = {}
+        engine = _kind_engine_env()
         for node in nodes:
             done = subprocess.run(["docker", "exec", node, "crictl", "images", "-o", "json"], capture_output=True,
-                                  text=True, env=_kind_engine_env())
+                                  text=True, env=engine)
             if done.returncode != 0:
                 continue  # not reachable as a container here: the kubelet's list (above) is all there is
             held = {_short(t): i["id"] for i in json.loads(done.stdout).get("images", []) for t in i.get("repoTags")
