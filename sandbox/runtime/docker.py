@@ -19,6 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sandbox import credentials, engine, versions
@@ -45,7 +46,7 @@ def remove_project(client, project: str, volumes: bool = False) -> bool:
     """Stop and remove every container (and the network; `volumes`: the volumes) labelled with `project`, whatever
     any state file says. Whether there was any container."""
     label = {"label": f"{PROJECT_LABEL}={project}"}
-    containers = client.containers.list(all=True, filters=label, ignore_removed=True)
+    containers = client.containers.list(all=True, filters=label, sparse=True)  # no inspect of each: not needed
     for c in containers:  # all at once: each stop waits out its own grace
         threading.Thread(target=c.stop, kwargs={"timeout": STOP_TIMEOUT}, daemon=True).start()
     for c in containers:
@@ -100,13 +101,15 @@ class DockerRuntime(SkeletonRuntime):
         return [s for s in names if compose.component_of(s, [component])]
 
     def _containers(self, all_: bool = True) -> list:
-        # docker-py lists, then inspects each container: one removed in between (a one-shot's, another command's)
-        # would fail the whole listing with NotFound — an `up` failed that way once in the suite
+        # Sparse: one listing call, without docker-py's inspect of each container after it — `up` looks several
+        # times a second while it waits (has a container died?), and a dozen inspects each time kept the engine
+        # busy on two cores that the starts need. Sparse objects have the listing's fields (State, Labels) and
+        # can be removed and read from; `_records` inspects the few it needs in full.
         return self.client.containers.list(all=all_, filters={"label": f"{PROJECT_LABEL}={self.project}"},
-                                           ignore_removed=True)
+                                           sparse=True)
 
     def _by_service(self) -> dict[str, object]:
-        return {c.labels.get(SERVICE_LABEL): c for c in self._containers()}
+        return {(c.attrs.get("Labels") or {}).get(SERVICE_LABEL): c for c in self._containers()}
 
     def _variables(self, state: State) -> dict[str, str]:
         """The compose file's variables for this sandbox, from what each component says of itself (ports, host
@@ -215,9 +218,20 @@ class DockerRuntime(SkeletonRuntime):
         self._services_now = self._services(state)
 
     def start_component(self, name: str, ctx: ComponentContext, state: State, progress: Progress) -> None:
+        """Its services in waves, as their `depends_on` allows: a one-shot (`airflow-init`) to its end, then the
+        services after it together — each container takes a second or so to be created and started, and Airflow
+        is healthy only once all four of its own are up."""
         self._remove(self.services_of(name), self._by_service())
-        for svc in self.services_of(name):
-            self._start_service(self._services_now[svc], {}, progress)
+        todo = {s: self._services_now[s] for s in self.services_of(name)}
+        while todo:
+            wave = [svc for svc in todo.values() if not any(d in todo for d in svc.depends_on)]
+            if not wave:
+                raise SandboxError(f"The compose file's services of {name} depend on each other in a circle: "
+                                   f"{', '.join(todo)}.", "correct their depends_on.")
+            with ThreadPoolExecutor(max_workers=len(wave)) as pool:
+                list(pool.map(lambda svc: self._start_service(svc, {}, progress), wave))
+            for svc in wave:
+                del todo[svc.name]
 
     def after_wait(self, name: str, ctx: ComponentContext, state: State, res: Result, started: bool,
                    progress: Progress) -> None:
@@ -353,11 +367,17 @@ class DockerRuntime(SkeletonRuntime):
     def _records(self, component: str) -> list[ProcessRecord]:
         """Each running container's main process, as the host sees it (doctor reads its environment)."""
         import psutil
+        from docker.errors import NotFound
 
         out = []
+        existing = self._by_service()
         for svc in self.services_of(component):
-            c = self._by_service().get(svc)
+            c = existing.get(svc)
             if c is None or c.status != "running" or svc.endswith("-init"):
+                continue
+            try:
+                c.reload()  # the full inspect: its pid, environment and command
+            except NotFound:
                 continue
             pid = c.attrs["State"]["Pid"]
             try:
