@@ -199,7 +199,8 @@ class SkeletonRuntime(Runtime):
                 progress(name, f"healthy in {secs:.1f}s")
             results[name] = UpResult(name, action, secs)
 
-        failed = startup.start_all(self.components, wanted, bring_up, results, progress)
+        order = {n: self.components[n].start_after(ctx) for n in wanted}
+        failed = startup.start_all(wanted, order, bring_up, results, progress)
         if failed:
             # Its log is read before the rest of it is stopped: what the other processes log while they stop
             # (broken pipes, signal 15) is not why the first one exited.

@@ -45,17 +45,18 @@ def check_ports_free(components: dict[str, Component], to_start: list[str], port
                 )
 
 
-def start_all(components: dict[str, Component], wanted: list[str], bring_up: Callable[[str], None],
+def start_all(wanted: list[str], after: dict[str, tuple[str, ...]], bring_up: Callable[[str], None],
               results: dict[str, UpResult], progress: Progress) -> dict[str, str]:
-    """Start `wanted` in dependency order through `bring_up(name)` (which records its own result); each failure
-    is recorded in `results` with its reason and how long it took, and reported. Returns {name: why}."""
+    """Start `wanted` in dependency order (`after`: name -> what it waits for) through `bring_up(name)` (which
+    records its own result); each failure is recorded in `results` with its reason and how long it took, and
+    reported. Returns {name: why}."""
     started_at: dict[str, float] = {}
 
     def timed(name: str) -> None:
         started_at[name] = time.monotonic()
         bring_up(name)
 
-    failed = start_in_order(wanted, {n: components[n].after for n in wanted}, timed)
+    failed = start_in_order(wanted, after, timed)
     for name, why in failed.items():
         results[name] = UpResult(name, "failed", time.monotonic() - started_at.get(name, time.monotonic()), why)
         progress(name, f"failed: {why}")

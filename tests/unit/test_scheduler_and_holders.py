@@ -69,14 +69,11 @@ def test_holders_read_drops_dead_processes_and_their_flag(tmp_path):
 
 
 def test_start_all_records_each_failure_with_its_reason():
-    from types import SimpleNamespace
-
     from sandbox.errors import SandboxError
     from sandbox.runtime.base import UpResult
     from sandbox.runtime.startup import start_all
 
-    comps = {"redis": SimpleNamespace(after=()), "tyk": SimpleNamespace(after=("redis",)),
-             "upstream": SimpleNamespace(after=())}
+    after = {"redis": (), "tyk": ("redis",), "upstream": ()}
     results, said = {}, []
 
     def bring_up(name):
@@ -84,7 +81,21 @@ def test_start_all_records_each_failure_with_its_reason():
             raise SandboxError("redis did not answer")
         results[name] = UpResult(name, "started", 0.1)
 
-    failed = start_all(comps, list(comps), bring_up, results, lambda c, m: said.append((c, m)))
+    failed = start_all(list(after), after, bring_up, results, lambda c, m: said.append((c, m)))
     assert failed == {"redis": "redis did not answer", "tyk": "not started: redis is not healthy."}
     assert {n: r.action for n, r in results.items()} == {"upstream": "started", "redis": "failed", "tyk": "failed"}
     assert ("redis", "failed: redis did not answer") in said
+
+
+def test_airflow_starts_beside_the_vault_until_its_dag_folder_holds_something(tmp_path):
+    """Only user code (from the DAG folder) reads the vault: a new sandbox need not wait for OpenBao."""
+    from sandbox.paths import SandboxPaths
+    from sandbox.runtime.components.airflow import Airflow
+    from sandbox.runtime.components.base import ComponentContext
+
+    ctx = ComponentContext(SandboxPaths(tmp_path / "home", tmp_path / "cache"), {}, {}, runtime="local")
+    assert Airflow().start_after(ctx) == ()  # no folder yet
+    ctx.handoff.dag_folder.mkdir(parents=True)
+    assert Airflow().start_after(ctx) == ()  # an empty one
+    (ctx.handoff.dag_folder / "team.py").write_text("")
+    assert Airflow().start_after(ctx) == ("openbao",)

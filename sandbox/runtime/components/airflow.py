@@ -100,6 +100,13 @@ class Airflow(Component):
                                    "airflow=<free port>`"),
     )
 
+    def start_after(self, ctx: ComponentContext) -> tuple[str, ...]:
+        """Only user code reads the vault (a task, a trigger, a DAG file being parsed), and all of it comes from the
+        DAG folder: while that is empty (a new sandbox, before its first apply) Airflow starts beside the vault, not
+        after it — on the docker runtime, the second or two OpenBao takes to be up and issue Airflow's token."""
+        folder = ctx.handoff.dag_folder
+        return self.after if folder.is_dir() and any(folder.iterdir()) else ()
+
     def venv(self, cache: Path) -> Path:
         digest = hashlib.sha256(versions.airflow_lock_text().encode()).hexdigest()[:10]
         return cache / "airflow" / f"{versions.AIRFLOW}-py{versions.AIRFLOW_PYTHON}-{digest}"

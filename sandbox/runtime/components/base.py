@@ -79,6 +79,10 @@ class Component(ABC):
     def provision(self, cache: Path, say: Say) -> None:
         """Fetch/build into the cache. Idempotent; raises SandboxError naming what to install."""
 
+    def start_after(self, ctx: ComponentContext) -> tuple[str, ...]:
+        """The components this start waits for: `after`, unless nothing that needs them can run yet."""
+        return self.after
+
     def preflight(self) -> None:
         """Cheap checks of what starting needs (e.g. a Java runtime), before anything starts."""
         return None
