@@ -4,6 +4,7 @@ share, so a stack the CLI brings up and one a test session brings up are the sam
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sandbox import reconcile
@@ -28,13 +29,19 @@ def start_and_seed(rt: Runtime, spec: Spec | None, without: list[str], ports: di
     endpoints = rt.endpoints(rows)
     report = None
     if spec is not None:
-        progress("apply", f"seeding from {spec.source}")
-        report = reconcile.apply(spec, endpoints, rt.paths)
-        # the sandbox's page runs with a seeded stack (a bare `up --no-apply` starts only the components)
+        # the sandbox's page runs with a seeded stack (a bare `up --no-apply` starts only the components); it reads
+        # nothing apply writes as it starts, so its process starts beside apply rather than after it
         from sandbox.ui import lifecycle
 
-        t0 = time.monotonic()
-        action = lifecycle.ensure(rt.paths, spec.source, progress)
+        def page() -> tuple[str, float]:
+            t0 = time.monotonic()
+            return lifecycle.ensure(rt.paths, spec.source, progress), time.monotonic() - t0
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            started = pool.submit(page)
+            progress("apply", f"seeding from {spec.source}")
+            report = reconcile.apply(spec, endpoints, rt.paths)
+            action, secs = started.result()
         if running is None:
-            results = [*results, UpResult("ui", action, round(time.monotonic() - t0, 2))]
+            results = [*results, UpResult("ui", action, round(secs, 2))]
     return Started(results, rows, endpoints, report)
