@@ -19,7 +19,6 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sandbox import credentials, engine, versions
@@ -32,6 +31,7 @@ from sandbox.readiness import Result
 from sandbox.runtime import compose
 from sandbox.runtime.base import Progress, ProvisionResult
 from sandbox.runtime.components.base import Component, ComponentContext
+from sandbox.runtime.scheduler import start_in_order
 from sandbox.runtime.skeleton import HOST_PORTS, Seen, SkeletonRuntime
 from sandbox.state import ProcessRecord, State
 
@@ -218,20 +218,15 @@ class DockerRuntime(SkeletonRuntime):
         self._services_now = self._services(state)
 
     def start_component(self, name: str, ctx: ComponentContext, state: State, progress: Progress) -> None:
-        """Its services in waves, as their `depends_on` allows: a one-shot (`airflow-init`) to its end, then the
-        services after it together — each container takes a second or so to be created and started, and Airflow
-        is healthy only once all four of its own are up."""
-        self._remove(self.services_of(name), self._by_service())
-        todo = {s: self._services_now[s] for s in self.services_of(name)}
-        while todo:
-            wave = [svc for svc in todo.values() if not any(d in todo for d in svc.depends_on)]
-            if not wave:
-                raise SandboxError(f"The compose file's services of {name} depend on each other in a circle: "
-                                   f"{', '.join(todo)}.", "correct their depends_on.")
-            with ThreadPoolExecutor(max_workers=len(wave)) as pool:
-                list(pool.map(lambda svc: self._start_service(svc, {}, progress), wave))
-            for svc in wave:
-                del todo[svc.name]
+        """Its services in parallel as their `depends_on` allows (the components' own ordering): a one-shot
+        (`airflow-init`) to its end, then the services after it together — each container takes a second or so to
+        be created and started, and Airflow is healthy only once all four of its own are up."""
+        services = self.services_of(name)
+        self._remove(services, self._by_service())
+        failed = start_in_order(services, {s: tuple(self._services_now[s].depends_on) for s in services},
+                                lambda s: self._start_service(self._services_now[s], {}, progress))
+        if failed:  # the first in the file's order: what the others waited for
+            raise SandboxError(next(failed[s] for s in services if s in failed))
 
     def after_wait(self, name: str, ctx: ComponentContext, state: State, res: Result, started: bool,
                    progress: Progress) -> None:
