@@ -86,9 +86,11 @@ class ClockSkew(Scenario):
              "libfaketime, and a container's clock is the host's")
 
     def inject(self, ctx: ScenarioContext) -> None:
-        # The JVM keeps its monotonic clock (faking it stalls its timers); only the wall clock is ahead.
+        # The JVM keeps its monotonic clock (faking it stalls its timers); only the wall clock is ahead. With the
+        # monotonic clock real, libfaketime's "monotonic fix" (its bookkeeping of every timed wait) has nothing to
+        # fix, and off it Keycloak starts in seconds rather than 10x the CPU (measured: 15.7 CPU-s against 150).
         ctx.runtime.restart(*IDP, {"LD_PRELOAD": faketime_library(), "FAKETIME": SKEW,
-                                   "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+                                   "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_FORCE_MONOTONIC_FIX": "0"})
 
     def revert(self, ctx: ScenarioContext) -> None:
         ctx.runtime.restart(*IDP, {})
