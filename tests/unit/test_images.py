@@ -141,6 +141,17 @@ def test_the_airflow_lock_pins_what_the_constraints_pin_each_with_hashes():
     assert "--require-hashes" in (images.compose_dir() / "images" / "airflow" / "Dockerfile").read_text()
 
 
+def test_airflow_installs_the_lock_without_resolving_it_again():
+    """A resolution asks the index for an extra's base unpinned (fastapi-cli's uvicorn[standard]): the first uvicorn
+    released after the lock made every fresh install fail. Each install takes the lock as is, then `pip check`s it."""
+    from sandbox.runtime.components.airflow import PIP_LOCKED
+
+    assert {"--require-hashes", "--no-deps"} <= set(PIP_LOCKED)
+    dockerfile = "\n".join(line for line in (images.compose_dir() / "images" / "airflow" / "Dockerfile").read_text()
+                           .splitlines() if not line.startswith("#"))
+    assert dockerfile.count("-r /") == dockerfile.count("--no-deps") == dockerfile.count("pip check") == 2
+
+
 def test_the_image_lock_adds_the_kubernetes_executor_and_moves_no_pin_of_the_local_install():
     from packaging.utils import canonicalize_name
 

@@ -24,6 +24,8 @@ from sandbox.runtime.components.base import Component, ComponentContext, Login, 
 from sandbox.supervisor import base_env
 from sandbox.vault import MOUNT
 
+# pip installs the lock as it is: every file checked against its hash, nothing resolved again (provision, below)
+PIP_LOCKED = ("install", "--quiet", "--disable-pip-version-check", "--require-hashes", "--no-deps")
 SERVICES = ("scheduler", "dag-processor", "triggerer", "api-server")
 HEALTH_KEYS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 
@@ -123,8 +125,11 @@ class Airflow(Component):
             lock.write_text(versions.airflow_lock_text())
             say(f"pip install apache-airflow=={versions.AIRFLOW}, every file checked against its pinned hash "
                 "(about a minute)")
-            run([str(tmp / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", "--require-hashes",
-                 "-r", str(lock)], "installing Airflow")
+            # --no-deps: the lock is the whole resolution already. Without it pip resolves again, and asks the
+            # index for an extra's base (fastapi-cli's `uvicorn[standard]`) unpinned: it took a uvicorn released
+            # after the lock and refused it for having no hash. `pip check` then proves the lock complete.
+            run([str(tmp / "bin" / "pip"), *PIP_LOCKED, "-r", str(lock)], "installing Airflow")
+            run([str(tmp / "bin" / "pip"), "check"], "checking Airflow's install is complete")
             # A migrated metadata database every new sandbox copies: saves each one `airflow db migrate`.
             say("airflow db migrate (template database)")
             env = {**base_env(), "AIRFLOW_HOME": str(tmp / "template"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
