@@ -3,9 +3,12 @@ share, so a stack the CLI brings up and one a test session brings up are the sam
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+import requests
 
 from sandbox import reconcile
 from sandbox.reconcile import Report
@@ -19,6 +22,20 @@ class Started:
     rows: list[ComponentStatus]
     endpoints: Endpoints
     report: Report | None  # apply's, unless no spec was given
+
+
+def first_use(urls: list[str], timeout: float = 120.0) -> None:
+    """GET each URL from a daemon thread, the answers ignored: the server's work happens whether or not anyone waits
+    for it (nor does `up`: whoever next needs it finds it done, or waits less)."""
+    def get() -> None:
+        for url in urls:
+            try:
+                requests.get(url, timeout=timeout)
+            except requests.RequestException:
+                pass  # a server that cannot answer now says so at its real first use
+
+    if urls:
+        threading.Thread(target=get, name="first-use", daemon=True).start()
 
 
 def start_and_seed(rt: Runtime, spec: Spec | None, without: list[str], ports: dict[str, int], progress: Progress,
@@ -37,6 +54,8 @@ def start_and_seed(rt: Runtime, spec: Spec | None, without: list[str], ports: di
             t0 = time.monotonic()
             return lifecycle.ensure(rt.paths, spec.source, progress), time.monotonic() - t0
 
+        if running is None:  # just started: what its components build on first use, built while apply runs
+            first_use(rt.first_use_urls(endpoints))
         with ThreadPoolExecutor(max_workers=1) as pool:
             started = pool.submit(page)
             progress("apply", f"seeding from {spec.source}")

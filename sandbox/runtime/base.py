@@ -166,6 +166,10 @@ class Runtime(ABC):
                         yield name, line.rstrip("\n")
                 time.sleep(0.3)
 
+    def first_use_urls(self, endpoints: Endpoints) -> list[str]:
+        """URLs the running components build on their first request (requested beside apply); none by default."""
+        return []
+
     def endpoints(self, rows: list[ComponentStatus] | None = None) -> Endpoints:
         """Where the stack answers: from `rows` (a status just taken), else from a new one."""
         return Endpoints.of(self.status() if rows is None else rows, self.publish_handoff, self.airflow_environs)

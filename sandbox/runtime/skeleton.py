@@ -23,7 +23,7 @@ from sandbox.privacy import private_umask
 from sandbox.provision import file_lock
 from sandbox.readiness import Result, wait_for
 from sandbox.runtime import startup
-from sandbox.runtime.base import ComponentStatus, Progress, Runtime, UpResult
+from sandbox.runtime.base import ComponentStatus, Endpoints, Progress, Runtime, UpResult
 from sandbox.runtime.components import all_components
 from sandbox.runtime.components.base import Component, ComponentContext
 from sandbox.state import State
@@ -46,6 +46,11 @@ class SkeletonRuntime(Runtime):
     # ---- what every runtime has ------------------------------------------------------------------
     def component_names(self) -> list[str]:
         return list(self.components)
+
+    def first_use_urls(self, endpoints: Endpoints) -> list[str]:
+        """What the running components build on first request (`Component.first_use`), as the host reaches it."""
+        return [endpoints.url(name) + path for name, comp in self.components.items() for path in comp.first_use
+                if name in endpoints.components and endpoints.components[name].state == "running"]
 
     def default_ports(self) -> dict[str, int]:
         """Every component's ports, and the sandbox's own page (served from the host on either runtime)."""

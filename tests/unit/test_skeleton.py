@@ -204,3 +204,15 @@ def test_down_forgets_the_processes_and_a_broken_state_needs_force(rt):
         rt.down()
     rt.down(force=True)
     assert statefile.load(rt.paths.state) is None
+
+
+def test_first_use_urls_are_each_running_components_paths_under_its_host_url(tmp_path):
+    from sandbox.runtime.base import ComponentStatus, Endpoints
+
+    rt = FakeRuntime(SandboxPaths(tmp_path / "home", tmp_path / "cache"))
+    rt.components["api"].first_use = ("/execution/health",)
+    rows = [ComponentStatus("db", "running", True, "", "http://127.0.0.1:30001"),
+            ComponentStatus("api", "running", True, "", "http://127.0.0.1:30002")]
+    assert rt.first_use_urls(Endpoints.of(rows)) == ["http://127.0.0.1:30002/execution/health"]
+    rows[1].state = "disabled"  # left out (--without): nothing to ask
+    assert rt.first_use_urls(Endpoints.of(rows)) == []

@@ -87,6 +87,9 @@ class Airflow(Component):
     service = "airflow-api-server"
     # the admin's password reaches Airflow through passwords.json (prepare_host), not as a secret of its own
     secrets = ("airflow_fernet_key", "airflow_jwt_secret", "airflow_api_secret_key")
+    # The task execution API (Cadwyn) generates its routers for every API version on its first request, 3-7 CPU-s
+    # on two cores: otherwise a task's first call waits for it (smoke's first task, a user's first DAG run).
+    first_use = ("/execution/health",)
     crash_fixes = (
         ("AirflowConfigException", "correct that setting in Airflow's configuration (the sandbox's Airflow reads "
                                    "airflow.cfg in its AIRFLOW_HOME, `sandbox logs airflow` shows where), then "

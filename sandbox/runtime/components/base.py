@@ -71,6 +71,9 @@ class Component(ABC):
     restart_heals: bool = False
     # (fragment of the line in its log that says why a process exited, the fix): what `up` says when it crashes
     crash_fixes: tuple[tuple[str, str], ...] = ()
+    # paths (under its main URL) it builds on their first request, not at its start: `up` requests them beside
+    # apply, so the first real use (smoke's first task) does not wait for that work
+    first_use: tuple[str, ...] = ()
 
     @abstractmethod
     def provisioned(self, cache: Path) -> bool: ...
