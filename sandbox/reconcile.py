@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -97,19 +98,20 @@ def _apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: Airfl
     # while the live steps run, so the smoke after a first apply need not wait for it.
     dag_files = _install_airflow_files(handoff, c.desired)
     endpoints.publish()
-    for step in c.steps:
-        try:
-            step.run()
-        except SandboxError:
-            raise
-        except Exception as e:  # a live system said no: name the change that failed
-            ch = step.change
-            raise SandboxError(f"{ch.system}: {ch.action} {ch.kind} {ch.name} failed: {e}",
-                               "fix the cause and run `sandbox apply` again; it resumes where it stopped.") from e
     changes = [s.change for s in c.steps]
+    # Keycloak's steps (realms and clients on a JVM that has often just started: the slowest) run beside the others
+    # and the gateway's reload: no connection or route waits for a realm (a connection holds the route, the secrets
+    # follow from Keycloak below). Each system's own steps keep their order.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        realms = pool.submit(_run_steps, [s for s in c.steps if s.change.system == "keycloak"])
+        _run_steps([s for s in c.steps if s.change.system != "keycloak"])
+        if "tyk" not in c.skipped:
+            with _live_errors("reloading the Tyk gateway"):
+                tyk_apply.reload(live.tyk, changes)
+        realms.result()
     if "tyk" not in c.skipped:
         with _live_errors("reloading the Tyk gateway"):
-            tyk_apply.make_live(live.tyk, changes)
+            tyk_apply.forget_jwks(live.tyk, changes)
     if "keycloak" not in c.skipped:
         changes += distribute_secrets(spec, endpoints, paths, live, c.desired, c.skipped)
     if "airflow" not in c.skipped:
@@ -119,6 +121,18 @@ def _apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: Airfl
                     live.airflow.reparse(airflow_files.REPARSE[ch.name])
     changes += dag_files
     return Report(changes, c.skipped, c.desired.counts(), time.monotonic() - t0)
+
+
+def _run_steps(steps: list[Step]) -> None:
+    for step in steps:
+        try:
+            step.run()
+        except SandboxError:
+            raise
+        except Exception as e:  # a live system said no: name the change that failed
+            ch = step.change
+            raise SandboxError(f"{ch.system}: {ch.action} {ch.kind} {ch.name} failed: {e}",
+                               "fix the cause and run `sandbox apply` again; it resumes where it stopped.") from e
 
 
 def distribute_secrets(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, live: Clients, desired: Desired,

@@ -123,12 +123,14 @@ def steps(gw: TykGateway, desired: Desired) -> list[Step]:
     return out
 
 
-def make_live(gw: TykGateway, changes: list[Change]) -> None:
-    """After the steps ran: one blocking reload, and a fresh JWKS cache for every API that changed."""
-    tyk = [c for c in changes if c.system == "tyk"]
-    if not tyk:
-        return
-    gw.reload()
-    for c in tyk:
-        if c.kind == "api":
+def reload(gw: TykGateway, changes: list[Change]) -> None:
+    """After the gateway's steps ran: one blocking reload, when any of them changed something."""
+    if any(c.system == "tyk" for c in changes):
+        gw.reload()
+
+
+def forget_jwks(gw: TykGateway, changes: list[Change]) -> None:
+    """Once the realms are as the spec says too: a fresh JWKS cache for every API that changed."""
+    for c in changes:
+        if c.system == "tyk" and c.kind == "api":
             gw.forget_jwks(c.name)
