@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from sandbox.appliers import airflow as airflow_apply
 from sandbox.appliers import keycloak as keycloak_apply
 from sandbox.appliers import tyk as tyk_apply
 from sandbox.appliers import vault as vault_apply
-from sandbox.clients import Clients, why_not_running
+from sandbox.clients import Clients, TykGateway, why_not_running
 from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
@@ -99,19 +100,13 @@ def _apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: Airfl
     dag_files = _install_airflow_files(handoff, c.desired)
     endpoints.publish()
     changes = [s.change for s in c.steps]
-    # Keycloak's steps (realms and clients on a JVM that has often just started: the slowest) run beside the others
-    # and the gateway's reload: no connection or route waits for a realm (a connection holds the route, the secrets
-    # follow from Keycloak below). Each system's own steps keep their order.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        realms = pool.submit(_run_steps, [s for s in c.steps if s.change.system == "keycloak"])
-        _run_steps([s for s in c.steps if s.change.system != "keycloak"])
-        if "tyk" not in c.skipped:
-            with _live_errors("reloading the Tyk gateway"):
-                tyk_apply.reload(live.tyk, changes)
-        realms.result()
-    if "tyk" not in c.skipped:
+
+    def reload() -> None:
         with _live_errors("reloading the Tyk gateway"):
-            tyk_apply.forget_jwks(live.tyk, changes)
+            tyk_apply.reload(live.tyk, changes)
+
+    run_live_steps(c.steps, None if "tyk" in c.skipped else reload,
+                   lambda quiet: _forget_jwks(live.tyk, changes, quiet))
     if "keycloak" not in c.skipped:
         changes += distribute_secrets(spec, endpoints, paths, live, c.desired, c.skipped)
     if "airflow" not in c.skipped:
@@ -121,6 +116,40 @@ def _apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: Airfl
                     live.airflow.reparse(airflow_files.REPARSE[ch.name])
     changes += dag_files
     return Report(changes, c.skipped, c.desired.counts(), time.monotonic() - t0)
+
+
+def run_live_steps(steps: list[Step], reload: Callable[[], None] | None, settle: Callable[[bool], None]) -> None:
+    """Keycloak's steps (realms and clients on a JVM that has often just started: the slowest) beside the others and
+    then `reload` (the gateway's): no connection or route waits for a realm (a connection holds the route; the
+    secrets follow from Keycloak after). Each system's own steps keep their order. Once both sides are done, and
+    only after a reload, `settle(keycloak_failed)`. Keycloak's failure is the one raised, as when its steps ran
+    first; the other side's, if any, is chained to it."""
+    reloaded = False
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        realms = pool.submit(_run_steps, [s for s in steps if s.change.system == "keycloak"])
+        try:
+            _run_steps([s for s in steps if s.change.system != "keycloak"])
+            if reload is not None:
+                reload()
+                reloaded = True
+        finally:
+            failed = realms.exception()  # waits for Keycloak's side, whatever happened here
+            if reloaded:
+                settle(failed is not None)
+            if failed is not None:
+                raise failed
+
+
+def _forget_jwks(tyk: TykGateway, changes: list[Change], quiet: bool) -> None:
+    """The changed APIs' JWKS caches go once the gateway serves them — even when Keycloak's side failed: the next
+    apply finds those APIs as the spec says and would not drop them again. Quiet: an error here would hide
+    Keycloak's, which is the one to tell."""
+    try:
+        with _live_errors("reloading the Tyk gateway"):
+            tyk_apply.forget_jwks(tyk, changes)
+    except SandboxError:
+        if not quiet:
+            raise
 
 
 def _run_steps(steps: list[Step]) -> None:

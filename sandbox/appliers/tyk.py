@@ -1,8 +1,9 @@
 """Tyk: one OAS API per environment x service and one policy per grant, through the Gateway API.
 
 The gateway keeps APIs and policies in files and serves what it loaded at its last reload, so every change
-is written first and made live by one blocking reload at the end (`TykGateway.reload`). The JWKS
-cache of a changed API is dropped too: it outlives re-created APIs (see NOTES on the gateway).
+is written first and made live by one blocking reload once the gateway's steps are done (`reload`). The JWKS
+cache of a changed API is dropped once the realms are done too (`forget_jwks`): it outlives re-created APIs (see
+NOTES on the gateway).
 """
 
 from __future__ import annotations

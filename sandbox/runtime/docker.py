@@ -125,9 +125,11 @@ class DockerRuntime(SkeletonRuntime):
     def _recent_by_service(self) -> dict[str, object]:
         """`_by_service` as listed at most DIED_CHECK_EVERY ago, one listing for every thread that asks."""
         with self._listing_lock:
-            now = time.monotonic()
-            if self._listing is None or now - self._listing[0] >= DIED_CHECK_EVERY:
-                self._listing = (now, self._by_service())
+            if self._listing is None or time.monotonic() - self._listing[0] >= DIED_CHECK_EVERY:
+                listing = self._by_service()
+                # its age from when it came back: a listing slower than DIED_CHECK_EVERY on a loaded engine would
+                # otherwise be stale at once, and each waiter behind the lock would list again in turn
+                self._listing = (time.monotonic(), listing)
             return self._listing[1]
 
     def _forget_listing(self) -> None:
