@@ -10,6 +10,12 @@ The launcher then exits: what is left is the four services, as before.
 
 The units come as JSON in SANDBOX_SERVICES ([[name, module, [args…]], …]); each child's pid is written as
 "name pid" to the file descriptor SANDBOX_PIDS_FD, which the supervisor reads until the launcher exits.
+
+In a container (no SANDBOX_PIDS_FD: the docker runtime) the launcher stays, as the container's main process: it
+passes TERM on to every service, and when one service ends on its own it stops the others and exits with that
+service's code, so the container's exit shows it. `python -m sandbox_services --release NAME` (a `docker exec`)
+stops one service for good — the runtime then starts that service in a container of its own, with another
+environment — and the launcher goes on with the rest.
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ import importlib
 import json
 import os
 import runpy
+import signal
 import sys
+import time
+from pathlib import Path
 
 # What at least two of the services import: paid once here instead of in each. (Not the API server's web app,
 # nor the scheduler's job runner: one service each, so loading them here would only delay the others.) The last
@@ -35,6 +44,9 @@ SHARED = ("airflow", "airflow.cli.cli_parser", "airflow.models", "airflow.jobs.j
 # smoke's four tasks, 0.4-0.6 CPU-s each. Only in the scheduler: no other service runs tasks.
 TASK_SHARED = ("requests", "airflow.providers.http.hooks.http", "airflow.sdk.definitions.decorators")
 PRELOAD = {"airflow-scheduler": TASK_SHARED}
+# In a container: each service's pid, and a mark for one released on purpose (its end does not stop the others)
+RUN_DIR = Path(os.environ.get("SANDBOX_SERVICES_RUN", "/tmp/sandbox-services"))
+GRACE = 2.0  # seconds between TERM and KILL: as the local runtime stops Airflow (nothing needs a graceful end)
 
 
 def name_process(name: str) -> None:
@@ -66,20 +78,98 @@ def serve(name: str, module: str, args: list[str]) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--release"]:
+        sys.exit(release(sys.argv[2]))
     units = json.loads(os.environ.pop("SANDBOX_SERVICES"))
-    report = int(os.environ.pop("SANDBOX_PIDS_FD"))
+    report = os.environ.pop("SANDBOX_PIDS_FD", None)
     for module in SHARED:
         importlib.import_module(module)
     sys.stdout.flush()
     sys.stderr.flush()
+    pids: dict[int, str] = {}
     for name, module, args in units:
         pid = os.fork()
         if pid == 0:
-            os.close(report)  # the supervisor reads until every copy of this descriptor is closed
+            if report is not None:
+                os.close(int(report))  # the supervisor reads until every copy of this descriptor is closed
             serve(name, module, args)
             return  # the service ended: the interpreter exits as that service's command would
-        os.write(report, f"{name} {pid}\n".encode())
-    os.close(report)
+        pids[pid] = name
+        if report is not None:
+            os.write(int(report), f"{name} {pid}\n".encode())
+    if report is not None:
+        os.close(int(report))
+        return
+    sys.exit(supervise(pids))
+
+
+def supervise(pids: dict[int, str]) -> int:
+    """In a container: wait on the services; TERM/INT go on to each one's process group; the first to end on its
+    own (not released) stops the others, and its exit code is the container's."""
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    for pid, name in pids.items():
+        (RUN_DIR / f"{name}.released").unlink(missing_ok=True)
+        (RUN_DIR / name).write_text(str(pid))
+        print(f"=== sandbox: {name} started (pid {pid})", flush=True)
+    code = 0
+    stop_at: float | None = None
+
+    def stop(*_: object) -> None:
+        nonlocal stop_at
+        if stop_at is None:
+            stop_at = time.monotonic() + GRACE
+            signal_groups(pids, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while pids:
+        if stop_at is not None and time.monotonic() >= stop_at:
+            signal_groups(pids, signal.SIGKILL)
+            stop_at = float("inf")
+        try:
+            # not a blocking wait: one is resumed after a signal's handler (PEP 475), and KILL would never follow
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            time.sleep(0.1 if stop_at is not None else 0.5)
+            continue
+        name = pids.pop(pid, None)
+        if name is None or stop_at is not None or (RUN_DIR / f"{name}.released").exists():
+            continue
+        code = os.waitstatus_to_exitcode(status) or 1  # ended on its own: the container must not look finished
+        print(f"=== sandbox: {name} exited with {os.waitstatus_to_exitcode(status)}: stopping the others",
+              flush=True)
+        signal_groups({pid: name}, signal.SIGKILL)  # what it forked and left behind
+        stop()
+    return code
+
+
+def signal_groups(pids: dict[int, str], sig: int) -> None:
+    for pid in list(pids):
+        try:
+            os.killpg(pid, sig)  # the service and what it forked (the scheduler's workers, their tasks)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def release(name: str) -> int:
+    """Stop one service for good (TERM, KILL after GRACE) and mark it so the launcher goes on without it."""
+    try:
+        pid = int((RUN_DIR / name).read_text())
+    except (OSError, ValueError):
+        print(f"no service {name} runs here", file=sys.stderr)
+        return 2
+    (RUN_DIR / f"{name}.released").write_text("released\n")
+    deadline = time.monotonic() + GRACE
+    sig: int = signal.SIGTERM
+    while True:
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return 0  # its whole group is gone (the launcher reaped it)
+        sig = signal.SIGKILL if time.monotonic() >= deadline else 0  # TERM once; then look, and KILL after GRACE
+        time.sleep(0.05)
 
 
 if __name__ == "__main__":
