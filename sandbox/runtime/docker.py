@@ -2,7 +2,9 @@
 
 Containers are created through the `docker` SDK from the compose file's services (`runtime.compose` reads
 it), named and labelled as Compose would (`<project>-<service>-1`, com.docker.compose.*), so
-`docker compose -p <project> ps|logs|down` see the same stack. One project per sandbox home.
+`docker compose -p <project> ps|logs|down` see the same stack. One project per sandbox home. Where a component
+says how (`shared_container`: Airflow), its long-running services run in one container, its main service's, from
+one process; a service restarted alone then gets a container of its own.
 
 Health is checked from the host through the published ports with the very checks the local runtime uses,
 so "healthy" means the same on both. Secrets and ports come from the sandbox's home as they do locally;
@@ -12,6 +14,7 @@ Inside the network, components reach each other by service name (`inner_url`); t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -39,6 +42,7 @@ PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 CONFIG_LABEL = "com.docker.compose.config-hash"
 EXTRA_ENV_LABEL = "sandbox.extra-env"  # names (not values) of what `restart` added
+UNITS_LABEL = "sandbox.units"  # on a shared container (`Component.shared_container`): the services it runs
 STOP_TIMEOUT = 5
 # How often a health wait asks the engine whether a container of its component exited: one listing shared by every
 # wait running at once. The waits poll health four times a second; a listing each time (five waits at once) kept
@@ -66,6 +70,23 @@ def remove_project(client, project: str, volumes: bool = False) -> bool:
         for vol in client.volumes.list(filters=label):
             vol.remove(force=True)
     return bool(containers)
+
+
+def units_of(container) -> list[str]:
+    """The services a shared container runs (its label); [] for a container of one service."""
+    attrs = container.attrs  # a listing's (sparse) or an inspect's
+    labels = attrs.get("Labels") or (attrs.get("Config") or {}).get("Labels") or {}
+    return [u for u in (labels.get(UNITS_LABEL) or "").split(",") if u]
+
+
+def which_unit_ended(container) -> str:
+    """For a shared container that exited: " (<service> exited with <code>)", the service whose end stopped it (its
+    launcher's last word in the log), else ""."""
+    if len(units_of(container)) < 2:
+        return ""
+    marks = [line for line in container.logs(tail=50).decode(errors="replace").splitlines()
+             if line.startswith("=== sandbox: ") and " exited with " in line]
+    return f" ({marks[-1].removeprefix('=== sandbox: ').split(':')[0]})" if marks else ""
 
 
 def airflow_uid() -> int:
@@ -244,16 +265,40 @@ class DockerRuntime(SkeletonRuntime):
         self._services_now = self._services(state)
 
     def start_component(self, name: str, ctx: ComponentContext, state: State, progress: Progress) -> None:
-        """Its services in parallel as their `depends_on` allows (the components' own ordering): a one-shot
-        (`airflow-init`) to its end, then the services after it together — each container takes a second or so to
-        be created and started, and Airflow is healthy only once all four of its own are up."""
+        """Its containers in parallel as their services' `depends_on` allows (the components' own ordering): a
+        one-shot (`airflow-init`) to its end, then the rest together (Airflow's: one, shared by its four services)."""
         services = self.services_of(name)
         self._remove(services, self._by_service())
-        failed = start_in_order(services, {s: tuple(self._services_now[s].depends_on) for s in services},
-                                lambda s: self._start_service(self._services_now[s], {}, progress))
+        plan = self._containers_of(name, self._services_now)
+        services = [s for s in services if s in plan]
+        failed = start_in_order(services, {s: tuple(plan[s][0].depends_on) for s in services},
+                                lambda s: self._start_service(plan[s][0], {}, progress, plan[s][1]))
         self._forget_listing()
         if failed:  # the first in the file's order: what the others waited for
             raise SandboxError(next(failed[s] for s in services if s in failed))
+
+    def _containers_of(self, name: str, services: dict[str, compose.Service]) -> dict[str, tuple]:
+        """The containers a start of `name` makes: service -> (what it runs, the services it runs). One container
+        for all its long-running services where the component says how (`shared_container`), else one each."""
+        comp = self.components[name]
+        own = {s: (services[s], [s]) for s in self.services_of(name)}
+        host = comp.service or comp.name
+        units = [s for s in own if not services[s].one_shot]
+        shared = comp.shared_container({s: list(services[s].command or []) for s in units}) \
+            if host in units and len(units) > 1 else None
+        if shared is None:
+            return own
+        cmd, env = shared
+        svc = services[host]
+        return {**{s: v for s, v in own.items() if s not in units},
+                host: (dataclasses.replace(svc, command=cmd, environment={**svc.environment, **env}), units)}
+
+    def _expected(self, name: str, existing: dict) -> list[str]:
+        """The component's long-running services that must have a running container: each of its own, but a service
+        a shared container runs only once it was restarted into a container of its own."""
+        services = [s for s in self.services_of(name) if not s.endswith("-init")]
+        hosted = {u for s in services if s in existing for u in units_of(existing[s]) if u != s}
+        return [s for s in services if s not in hosted or s in existing]
 
     def after_wait(self, name: str, ctx: ComponentContext, state: State, res: Result, started: bool,
                    progress: Progress) -> None:
@@ -267,9 +312,9 @@ class DockerRuntime(SkeletonRuntime):
     def died(self, name: str, state: State):
         def check() -> str | None:
             existing = self._recent_by_service()
-            dead = [s for s in self.services_of(name) if not s.endswith("-init")
-                    and s in existing and existing[s].status in ("exited", "dead")]
-            return f"container {dead[0]} exited" if dead else None
+            dead = [s for s in self._expected(name, existing)
+                    if s in existing and existing[s].status in ("exited", "dead")]
+            return f"container {dead[0]} exited{which_unit_ended(existing[dead[0]])}" if dead else None
 
         return check
 
@@ -285,12 +330,26 @@ class DockerRuntime(SkeletonRuntime):
     def replace_unit(self, component: str, unit: str, extra_env: dict[str, str], ctx: ComponentContext,
                      state: State) -> None:
         existing = self._by_service()
-        if unit not in existing or existing[unit].status != "running":
+        own = existing.get(unit)
+        host = next((c for c in existing.values() if unit in units_of(c) and c is not own), None)
+        if own is not None and own.status == "running" and len(units_of(own)) > 1:
+            raise SandboxError(f"{unit}'s container runs {', '.join(units_of(own))}: it cannot restart alone.",
+                               "`sandbox down` and `sandbox up` restart them all.")
+        if own is not None and own.status == "running":
+            own.remove(force=True)
+        elif host is not None and host.status == "running":
+            self._release(host, unit)
+        else:
             raise SandboxError(f"{component} has no running container {unit}.", "run `sandbox up` first.")
-        services = self._services(state)
-        existing[unit].remove(force=True)
-        self._start_service(services[unit], extra_env, lambda c, m: None)
+        self._start_service(self._services(state)[unit], extra_env, lambda c, m: None)
         self._forget_listing()
+
+    def _release(self, host, unit: str) -> None:
+        """Stop one service of a shared container for good; the container goes on with the others."""
+        code, out = host.exec_run(["python", "-m", "sandbox_services", "--release", unit])
+        if code != 0:
+            raise SandboxError(f"could not stop {unit} in its shared container: {out.decode(errors='replace')}",
+                               "`sandbox down` and `sandbox up` start it clean.")
 
     def observe(self) -> dict[str, object]:
         return self._by_service()  # one snapshot of the containers (and one client) for every row
@@ -306,9 +365,10 @@ class DockerRuntime(SkeletonRuntime):
             healthy = res.ok
             detail = f"{state.images.get(name, '')}; {res.detail}" if not res.ok else detail
         if st == "crashed":
-            dead = [s for s in self.services_of(name) if not s.endswith("-init")
-                    and (s not in existing or existing[s].status != "running")]
-            detail = f"container(s) not running: {', '.join(dead)}"
+            dead = [s for s in self._expected(name, existing)
+                    if s not in existing or existing[s].status != "running"]
+            detail = f"container(s) not running: {', '.join(dead)}" + "".join(
+                which_unit_ended(existing[s]) for s in dead if s in existing)
         return st, healthy, detail, [r.pid for r in state.processes.get(name, [])] if st == "running" else []
 
     def inner_url(self, name: str) -> str:
@@ -346,8 +406,10 @@ class DockerRuntime(SkeletonRuntime):
             if not self.client.volumes.list(filters={"name": full}):
                 self.client.volumes.create(full, labels={**labels, "com.docker.compose.volume": vol})
 
-    def _start_service(self, svc: compose.Service, extra_env: dict[str, str], progress: Progress):
-        """Create and start one service's container; a one-shot service is run to its end (exit 0 or error)."""
+    def _start_service(self, svc: compose.Service, extra_env: dict[str, str], progress: Progress,
+                       units: list[str] | None = None):
+        """Create and start one service's container (running `units`, when it is shared); a one-shot service is run
+        to its end (exit 0 or error)."""
         env = {**svc.environment, **extra_env}
         config = hashlib.sha256(json.dumps([svc.image, svc.entrypoint, svc.command, env, svc.user,
                                             [vars(p) for p in svc.ports], [vars(v) for v in svc.volumes]],
@@ -358,7 +420,8 @@ class DockerRuntime(SkeletonRuntime):
             environment=env, user=svc.user, detach=True, hostname=svc.name,
             labels={PROJECT_LABEL: self.project, SERVICE_LABEL: svc.name, CONFIG_LABEL: config,
                     "com.docker.compose.container-number": "1", "com.docker.compose.oneoff": "False",
-                    EXTRA_ENV_LABEL: ",".join(sorted(extra_env))},
+                    EXTRA_ENV_LABEL: ",".join(sorted(extra_env)),
+                    **({UNITS_LABEL: ",".join(units)} if units and len(units) > 1 else {})},
             ports={f"{p.container_port}/tcp": (p.host_ip, p.host_port) for p in svc.ports},
             volumes={(f"{self.project}_{v.source}" if v.named else v.source):
                      {"bind": v.target, "mode": "ro" if v.read_only else "rw"} for v in svc.volumes},
@@ -415,7 +478,7 @@ class DockerRuntime(SkeletonRuntime):
         return out
 
     def _component_state(self, name: str, existing: dict) -> str:
-        svcs = [s for s in self.services_of(name) if not s.endswith("-init")]
+        svcs = self._expected(name, existing)
         have = [existing[s] for s in svcs if s in existing]
         if not have:
             return "stopped"

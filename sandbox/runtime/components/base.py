@@ -102,6 +102,13 @@ class Component(ABC):
         `supervisor.spawn_forked`), or None: each starts on its own. A unit restarted alone starts on its own."""
         return None
 
+    def shared_container(self, commands: dict[str, list[str]]) -> tuple[list[str], dict[str, str]] | None:
+        """On a container runtime: the command and added environment of one container — its `service`'s — that
+        runs every service of `commands` (name -> its command in the compose file) from one process, as `launcher`
+        does natively; None: each service in a container of its own. A service restarted alone leaves it for a
+        container of its own."""
+        return None
+
     def post_start(self, ctx: ComponentContext, say: Say) -> None:
         """Once healthy after a start: per-sandbox changes that need the running service."""
         return None
