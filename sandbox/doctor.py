@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import netrc
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -690,16 +691,23 @@ def airflow_down(endpoints: Endpoints, log_lines: Callable[[str], list[str]]) ->
         health = None
     d.hops.append(Hop("api-server", health is not None, f"{st.url}/api/v2/monitor/health " +
                       ("answers" if health is not None else "does not answer")))
+    # A container that runs all of Airflow's services (docker) is named after the API server; when one service's
+    # end stopped it, the runtime names that service in parentheses: that one exited, the others stopped with it.
+    ended = re.search(r"\((airflow-[\w-]+) exited with [^)]*\)", st.detail)
+    exited = ended.group(1) if ended else st.detail
     for svc in HEALTH_KEYS:
         name = svc.replace("_", "-")
         status = (health or {}).get(svc, {}).get("status") if health is not None else None
-        if f"airflow-{name}" in st.detail:  # the runtime saw it exit: Airflow says healthy until its heartbeat ages
+        if f"airflow-{name}" in exited:  # the runtime saw it exit: Airflow says healthy until its heartbeat ages
             d.hops.append(Hop(name, False, f"its process exited ({st.detail})"))
         else:
             d.hops.append(Hop(name, None if health is None else status == "healthy",
                               "not checked: the API server does not answer" if health is None else status or "missing"))
-    if "airflow-api-server" in st.detail:
+    if "airflow-api-server" in exited:
         d.hops[0] = Hop("api-server", False, f"its process exited ({st.detail})")
+    elif "airflow-api-server" in st.detail:
+        d.hops[0] = Hop("api-server", False, f"stopped with {ended.group(1)}, which shares its container "
+                                             f"({st.detail})")
     if not any(h.ok is False for h in d.hops):  # the runtime's view is all there is
         d.hops.append(Hop("processes", False, st.detail or f"airflow is {st.state}"))
     down = [h.name for h in d.hops if h.ok is False]

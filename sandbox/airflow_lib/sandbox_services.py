@@ -112,6 +112,7 @@ def supervise(pids: dict[int, str]) -> int:
         (RUN_DIR / name).write_text(str(pid))
         print(f"=== sandbox: {name} started (pid {pid})", flush=True)
     code = 0
+    ended = ""  # which service's end stopped the others: said again as the launcher's last line
     stop_at: float | None = None
 
     def stop(*_: object) -> None:
@@ -137,11 +138,15 @@ def supervise(pids: dict[int, str]) -> int:
         name = pids.pop(pid, None)
         if name is None or stop_at is not None or (RUN_DIR / f"{name}.released").exists():
             continue
-        code = os.waitstatus_to_exitcode(status) or 1  # ended on its own: the container must not look finished
-        print(f"=== sandbox: {name} exited with {os.waitstatus_to_exitcode(status)}: stopping the others",
-              flush=True)
+        exit_code = os.waitstatus_to_exitcode(status)  # -N: killed by signal N
+        # ended on its own: the container must not look finished; a signal's end as a shell gives it (128 + N)
+        code = 128 - exit_code if exit_code < 0 else exit_code or 1
+        ended = f"=== sandbox: {name} exited with {exit_code}: stopping the others"
+        print(ended, flush=True)
         signal_groups({pid: name}, signal.SIGKILL)  # what it forked and left behind
         stop()
+    if ended:  # the others' shutdown lines came after it: the runtime reads the log's tail for it
+        print(ended, flush=True)
     return code
 
 

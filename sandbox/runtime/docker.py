@@ -338,6 +338,8 @@ class DockerRuntime(SkeletonRuntime):
         if own is not None and own.status == "running":
             own.remove(force=True)
         elif host is not None and host.status == "running":
+            if own is not None:  # its own container from an earlier restart, exited: its name is made again
+                own.remove(force=True)
             self._release(host, unit)
         else:
             raise SandboxError(f"{component} has no running container {unit}.", "run `sandbox up` first.")

@@ -74,3 +74,19 @@ def test_a_shared_container_that_exited_names_the_service_that_ended_it():
     c = SimpleNamespace(status="exited", attrs={"Labels": {UNITS_LABEL: ",".join(AIRFLOW)}}, logs=lambda tail: log)
     assert which_unit_ended(c) == " (airflow-triggerer exited with 1)"
     assert which_unit_ended(SimpleNamespace(attrs={"Labels": {}}, logs=lambda tail: log)) == ""
+
+
+def test_a_service_restarted_again_drops_its_exited_container_of_before(tmp_path, monkeypatch):
+    """The triggerer restarted into its own container (a scenario's inject), that container exited, and it is
+    restarted again (the revert): its exited container goes first, or the new one's name is taken (409)."""
+    rt = runtime(tmp_path)
+    calls = []
+    host = container(units=AIRFLOW)
+    own = container("exited")
+    own.remove = lambda force: calls.append("remove own")
+    monkeypatch.setattr(rt, "_by_service", lambda: {"airflow-api-server": host, "airflow-triggerer": own})
+    monkeypatch.setattr(rt, "_release", lambda h, unit: calls.append(f"release {unit}"))
+    monkeypatch.setattr(rt, "_services", lambda state: {"airflow-triggerer": "svc"})
+    monkeypatch.setattr(rt, "_start_service", lambda svc, env, say: calls.append(f"start {svc}"))
+    rt.replace_unit("airflow", "airflow-triggerer", {}, None, State(runtime="docker"))
+    assert calls == ["remove own", "release airflow-triggerer", "start svc"]

@@ -222,3 +222,24 @@ def test_gateway_replicas_that_disagree_are_named_with_the_stale_jwks_when_the_c
     d = Diagnosis(WANT.conn_id)
     _split_hop(d, {**split, "gateway-tyk-b": (429, "Rate Limit Exceeded")}, "dev-orders", WANT, token, True)
     assert "rate limit" in d.verdict and "on every replica" in d.verdict
+
+
+def test_a_shared_airflow_container_that_one_service_ended_names_that_service_and_not_the_container():
+    """docker: one container (named after the API server) runs the four services; the runtime's detail names the
+    container and, in parentheses, the service whose end stopped it."""
+    from sandbox.doctor import airflow_down
+    from sandbox.runtime.base import ComponentStatus, Endpoints
+
+    def diagnose(detail: str):
+        st = ComponentStatus("airflow", "crashed", None, detail, "http://127.0.0.1:9")  # nothing answers there
+        d, _ = airflow_down(Endpoints({"airflow": st}), lambda _: [])
+        return {h.name: (h.ok, h.detail) for h in d.hops}, d.verdict
+
+    hops, verdict = diagnose("container(s) not running: airflow-api-server (airflow-dag-processor exited with -9)")
+    assert hops["dag-processor"][0] is False and hops["dag-processor"][1].startswith("its process exited")
+    assert hops["api-server"][0] is False and hops["api-server"][1].startswith("stopped with airflow-dag-processor")
+    assert hops["scheduler"][0] is None and hops["triggerer"][0] is None  # not checked: nothing answers
+    assert "partly down: api-server, dag-processor" in verdict
+    # a container of its own per service (local processes, an older docker stack): named as before
+    hops, _ = diagnose("container(s) not running: airflow-api-server, airflow-triggerer")
+    assert hops["api-server"][1].startswith("its process exited") and hops["triggerer"][0] is False

@@ -87,6 +87,16 @@ def test_one_service_ending_on_its_own_ends_the_launcher_with_its_code(tmp_path)
     assert not group_alive(a)
 
 
+def test_a_killed_service_ends_the_launcher_as_a_shell_would_say_and_is_named_last(tmp_path):
+    """KILL -> 137, as the service's own container would exit; the mark is the log's last line (the others'
+    shutdown output comes after the first one, and the runtime reads the log's tail)."""
+    proc = start(tmp_path, [["a", "svc", []], ["b", "svc", []]])
+    os.kill(pid_of(tmp_path, "b"), signal.SIGKILL)
+    assert proc.wait(10) == 137
+    lines = proc.stdout.read().strip().splitlines()
+    assert lines[-1] == "=== sandbox: b exited with -9: stopping the others", lines
+
+
 def test_a_released_service_ends_alone(tmp_path):
     proc = start(tmp_path, [["a", "svc", []], ["b", "svc", []]])
     a, b = pid_of(tmp_path, "a"), pid_of(tmp_path, "b")
