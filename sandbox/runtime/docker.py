@@ -340,15 +340,15 @@ class DockerRuntime(SkeletonRuntime):
         elif host is not None and host.status == "running":
             if own is not None:  # its own container from an earlier restart, exited: its name is made again
                 own.remove(force=True)
-            self._release(host, unit)
+            self._release(host, component, unit)
         else:
             raise SandboxError(f"{component} has no running container {unit}.", "run `sandbox up` first.")
         self._start_service(self._services(state)[unit], extra_env, lambda c, m: None)
         self._forget_listing()
 
-    def _release(self, host, unit: str) -> None:
+    def _release(self, host, component: str, unit: str) -> None:
         """Stop one service of a shared container for good; the container goes on with the others."""
-        code, out = host.exec_run(["python", "-m", "sandbox_services", "--release", unit])
+        code, out = host.exec_run(self.components[component].release_command(unit))
         if code != 0:
             raise SandboxError(f"could not stop {unit} in its shared container: {out.decode(errors='replace')}",
                                "`sandbox down` and `sandbox up` start it clean.")

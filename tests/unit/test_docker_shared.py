@@ -48,6 +48,9 @@ def test_state_counts_the_shared_container_and_any_service_restarted_into_its_ow
     rt = runtime(tmp_path)
     shared = {"airflow-api-server": container(units=AIRFLOW)}
     assert rt._expected("airflow", shared) == ["airflow-api-server"]
+    # a service leaves it through the launcher the container runs
+    assert rt.components["airflow"].release_command("airflow-triggerer") == \
+        ["python", "-m", "sandbox_services", "--release", "airflow-triggerer"]
     assert rt._component_state("airflow", shared) == "running"
     assert rt._component_state("airflow", {"airflow-api-server": container("exited", AIRFLOW)}) == "crashed"
     released = {**shared, "airflow-triggerer": container()}
@@ -85,7 +88,7 @@ def test_a_service_restarted_again_drops_its_exited_container_of_before(tmp_path
     own = container("exited")
     own.remove = lambda force: calls.append("remove own")
     monkeypatch.setattr(rt, "_by_service", lambda: {"airflow-api-server": host, "airflow-triggerer": own})
-    monkeypatch.setattr(rt, "_release", lambda h, unit: calls.append(f"release {unit}"))
+    monkeypatch.setattr(rt, "_release", lambda h, comp, unit: calls.append(f"release {unit}"))
     monkeypatch.setattr(rt, "_services", lambda state: {"airflow-triggerer": "svc"})
     monkeypatch.setattr(rt, "_start_service", lambda svc, env, say: calls.append(f"start {svc}"))
     rt.replace_unit("airflow", "airflow-triggerer", {}, None, State(runtime="docker"))

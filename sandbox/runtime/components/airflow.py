@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from sandbox import airflow_files, versions
@@ -80,9 +81,13 @@ def unit_of(args: list[str]) -> list:
     return [args[1], args[2:]] if args[:1] == ["-m"] else ["airflow", args]
 
 
-def labels(units) -> list[str]:
+def labels(names: Iterable[str]) -> list[str]:
     """What `ps` shows of the launcher: the services' short names."""
-    return [getattr(u, "name", u).removeprefix("airflow-") for u in units]
+    return [name.removeprefix("airflow-") for name in names]
+
+
+# The launcher as Airflow's image runs it (its Python on PATH, the lib folder on PYTHONPATH)
+CONTAINER_LAUNCHER = ["python", "-m", airflow_files.SERVICES_MODULE]
 
 
 class Airflow(Component):
@@ -225,15 +230,18 @@ class Airflow(Component):
         the CPU-seconds a start costs, and a second less to healthy on two cores."""
         python = str(self.venv(ctx.cache) / "bin" / "python")
         plan = json.dumps([[u.name, *unit_of(u.cmd[1:])] for u in units])
-        return ProcessSpec("airflow-services", [python, "-m", airflow_files.SERVICES_MODULE, *labels(units)],
+        return ProcessSpec("airflow-services",
+                           [python, "-m", airflow_files.SERVICES_MODULE, *labels(u.name for u in units)],
                            env={**units[0].env, "SANDBOX_SERVICES": plan}, cwd=units[0].cwd)
 
     def shared_container(self, commands: dict[str, list[str]]) -> tuple[list[str], dict[str, str]] | None:
         """The same in one container (the image's entry point runs `python …` as given, anything else as an airflow
         command): each container imported Airflow on its own, ~4.5 CPU-s of a docker `up` more than natively."""
         plan = [[name, *unit_of(cmd[1:] if cmd[:1] == ["python"] else cmd)] for name, cmd in commands.items()]
-        return (["python", "-m", airflow_files.SERVICES_MODULE, *labels(commands)],
-                {"SANDBOX_SERVICES": json.dumps(plan)})
+        return [*CONTAINER_LAUNCHER, *labels(commands)], {"SANDBOX_SERVICES": json.dumps(plan)}
+
+    def release_command(self, unit: str) -> list[str]:
+        return [*CONTAINER_LAUNCHER, "--release", unit]
 
     def health(self, ctx: ComponentContext) -> Check:
         return http_ok(ctx.url("airflow") + "/api/v2/monitor/health", lambda r: health_complaint(r.json()))

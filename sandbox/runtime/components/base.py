@@ -109,6 +109,11 @@ class Component(ABC):
         container of its own."""
         return None
 
+    def release_command(self, unit: str) -> list[str]:
+        """Run in the container `shared_container` made: stops `unit` for good while the others go on (before it is
+        restarted in a container of its own)."""
+        raise NotImplementedError(f"{self.name} runs no shared container")
+
     def post_start(self, ctx: ComponentContext, say: Say) -> None:
         """Once healthy after a start: per-sandbox changes that need the running service."""
         return None
