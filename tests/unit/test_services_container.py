@@ -1,8 +1,9 @@
 """sandbox_services in a container (no SANDBOX_PIDS_FD): the launcher stays as the container's main process.
 
-Stand-ins for Airflow: a stub `airflow.settings` and two small service modules; SHARED emptied (no Airflow here).
-The contract is the docker runtime's: TERM reaches every service, one service ending on its own ends the launcher
-with its code (the container's exit shows it), and a released service ends alone."""
+Stand-ins for Airflow: a stub `airflow.settings`, small service modules, and SHARED one stub module (no Airflow
+here). The contract is the docker runtime's: TERM reaches every service, one service ending on its own ends the
+launcher with its code (the container's exit shows it), and a released service ends alone; and every service
+collects garbage as the launcher set it up."""
 
 from __future__ import annotations
 
