@@ -42,7 +42,7 @@ TYK_SOURCE_SHA256 = "bb33591d8bf7ebec5a47f7b07b42c662d4f23f857dfa834106abf706722
 TYK_CHARTS = "v5.3.0"
 TYK_CHARTS_COMMIT = "3c4f89f5d1c4ad1edfef1b60c4d16bc009523794"
 TYK_CHARTS_SHA256 = "60232b0cf9ff39b73d6159e91e0f718b27dd9c70fc1c3d850b955415cbac6405"
-TYK_CHARTS_TREE_SHA256 = "070805e2be29acdd28f88cbd13f34d1169a2dd6ad302b9d9a7958604ec4518ba"
+TYK_CHARTS_TREE_SHA256 = "fea73ed44ecd8ca379cb78651052904f275428efc039484f3b2e76c0d4b64e9d"
 
 REDIS_MIN = (7, 0)  # the local runtime takes redis-server from PATH
 REDIS = "7.0.15"  # the docker runtime's: Debian bookworm's redis-server, which the local image build installs
@@ -59,7 +59,7 @@ OPENBAO_COMMIT_DATE = "2026-08-18T15:43:05Z"
 # other bytes (no GitHub on this project's machines to pin them), so the tree it holds is pinned too: any archive
 # of exactly these files is accepted (go_source.tree_digest)
 OPENBAO_SOURCE_SHA256S = ("658ae2cb1013dc6b69147bc14d46a8f633dcf81607278265a43a3106fc152159",)
-OPENBAO_TREE_SHA256 = "b36e6e768ab7bab9614992549cfa4744176a9cda106d4810a3a77dd6ff67739e"
+OPENBAO_TREE_SHA256 = "34f9de26c6ce68ca609ff0abfc27d11ae887909c15ed7646ba0d5ea5b5cdcc62"
 # the wrappers/ folder of openbao/go-kms-wrapping at the commit OpenBao's six KMS wrapper tags name, for a Go module
 # proxy that refuses them (this project's does); elsewhere the proxy serves them and this is not needed
 OPENBAO_WRAPPERS_COMMIT = "af8b1885827f2a0e7806f002236ffab381c62de3"

@@ -137,3 +137,101 @@ def test_the_shared_openbao_archive_holds_the_pinned_tree():
         pytest.fail(f"{shared} is missing: the pinned tree cannot be checked")
     assert sha256_of(shared) in versions.OPENBAO_SOURCE_SHA256S
     assert go_source.tree_digest(shared) == versions.OPENBAO_TREE_SHA256
+
+
+def _pinned_tree(tmp_path: Path, extra: tarfile.TarInfo | None = None, data: bytes = b"") -> Path:
+    """The small tree of a pinned release (as `git archive` packs it), with one member added."""
+    path = tmp_path / f"x{len(list(tmp_path.iterdir()))}.tar.gz"
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for name, content in (("bao-1/", None), ("bao-1/go.mod", b"module x\n"), ("bao-1/main.go", b"package main\n")):
+            info = tarfile.TarInfo(name.rstrip("/"))
+            if content is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o775
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(content), 0o664
+                tar.addfile(info, io.BytesIO(content))
+        if extra is not None:
+            extra.size = len(data) if extra.isfile() else 0
+            tar.addfile(extra, io.BytesIO(data) if extra.isfile() else None)
+    return path
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = kind, link, 0o644
+    return info
+
+
+@pytest.mark.parametrize("member, named", [
+    (_member("go.work"), "the member 'go.work' lies outside the single top folder bao-1/"),
+    (_member("other-1/go.work"), "the member 'other-1/go.work' lies outside the single top folder bao-1/"),
+    (_member("bao-1/../go.work"), "the member 'bao-1/../go.work' has a path outside its top folder"),
+    (_member("/etc/go.work"), "the member '/etc/go.work' has a path outside its top folder"),
+    (_member("bao-1/vendor", tarfile.SYMTYPE, "../../home"), "the link 'bao-1/vendor' points outside the top "
+                                                              "folder ('../../home')"),
+    (_member("bao-1/abs", tarfile.SYMTYPE, "/etc/passwd"), "the link 'bao-1/abs' points outside the top "
+                                                           "folder ('/etc/passwd')"),
+    (_member("bao-1/hard", tarfile.LNKTYPE, "etc/passwd"), "the link 'bao-1/hard' points outside the top "
+                                                           "folder ('etc/passwd')"),
+    (_member("bao-1/fifo", tarfile.FIFOTYPE), "the member 'bao-1/fifo' is a special file"),
+    (_member("bao-1/dev", tarfile.CHRTYPE), "the member 'bao-1/dev' is a special file"),
+])
+def test_a_member_outside_the_top_folder_is_refused_before_unpacking_naming_it(tmp_path, member, named):
+    import dataclasses
+
+    clean = _pinned_tree(tmp_path)
+    # pinned by the tree only, as OpenBao's archive is: the member check must not depend on the digest
+    release = dataclasses.replace(go_source.OPENBAO, sha256s=(), tree_sha256=go_source.tree_digest(clean))
+    go_source.check_source(release, clean, str(clean))
+    bad = _pinned_tree(tmp_path, member, b"replace x => ./evil\n")
+    with pytest.raises(SandboxError) as e:
+        go_source.check_source(release, bad, str(bad))
+    assert e.value.message == f"The OpenBao source {bad} is refused before unpacking: {named}."
+    assert not (tmp_path / "out").exists()
+
+
+def test_links_inside_the_top_folder_are_taken():
+    with_links = [_member("bao-1/a", tarfile.SYMTYPE, "b/c"), _member("bao-1/d/e", tarfile.SYMTYPE, "../f"),
+                  _member("bao-1/g", tarfile.LNKTYPE, "bao-1/go.mod")]
+    for member in with_links:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            go_source.check_members("OpenBao", _pinned_tree(Path(d), member))
+
+
+@pytest.mark.parametrize("changed", [
+    _member("bao-1/sub", tarfile.DIRTYPE),  # a folder alone
+    _member("bao-1/go.sum"),  # an empty file
+])
+def test_the_tree_digest_counts_every_member_and_the_top_folders_name(tmp_path, changed):
+    clean = _pinned_tree(tmp_path)
+    assert go_source.tree_digest(_pinned_tree(tmp_path, changed)) != go_source.tree_digest(clean)
+    renamed = tmp_path / "renamed.tar.gz"
+    with tarfile.open(clean) as src, tarfile.open(renamed, "w:gz", format=tarfile.PAX_FORMAT) as dst:
+        for m in src:
+            data = src.extractfile(m) if m.isfile() else None
+            m.name = "bao-2" + m.name[len("bao-1"):]
+            dst.addfile(m, data)
+    assert go_source.tree_digest(renamed) != go_source.tree_digest(clean)
+    moded = tmp_path / "moded.tar.gz"
+    with tarfile.open(clean) as src, tarfile.open(moded, "w:gz", format=tarfile.PAX_FORMAT) as dst:
+        for m in src:
+            data = src.extractfile(m) if m.isfile() else None
+            if m.name == "bao-1/main.go":
+                m.mode = 0o775
+            dst.addfile(m, data)
+    assert go_source.tree_digest(moded) != go_source.tree_digest(clean)
+
+
+def test_go_builds_ignore_any_go_work_and_never_rewrite_go_mod(tmp_path):
+    # a stand-in for the toolchain that writes down the environment it was given
+    go = tmp_path / "go"
+    go.write_text('#!/bin/sh\nfor a; do out=$a; [ "$prev" = -o ] && dest=$a; prev=$a; done\n'
+                  'echo "GOWORK=$GOWORK GOFLAGS=$GOFLAGS" > "$dest"\n')
+    go.chmod(0o755)
+    binary = tmp_path / "bao"
+    go_source.go_build(go_source.OPENBAO, str(go), tmp_path, binary, {"PATH": os.environ["PATH"],
+                       "GOWORK": "/tmp/go.work", "GOFLAGS": "-mod=mod"}, lambda _: None)
+    assert binary.read_text().strip() == "GOWORK=off GOFLAGS=-mod=readonly"

@@ -9,13 +9,14 @@ the checksum differs. Go modules the program needs come from the Go module proxy
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import re
 import subprocess
 import tarfile
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 import requests
@@ -26,6 +27,8 @@ from sandbox.provision import Say, interrupted, reap, sha256_of, spawn
 
 GOPROXY_SOURCE = "goproxy"  # SANDBOX_TYK_SOURCE=goproxy: build the module fetched by commit from the proxy
 TICK = 20.0  # seconds between "still compiling" lines
+# Go reads a go.work from any parent folder and may rewrite go.mod/go.sum: neither may change what is built
+GO_PINNED = {"GOWORK": "off", "GOFLAGS": "-mod=readonly"}
 
 # `go: github.com/x/y@v1.2.3: reading https://proxy…/@v/v1.2.3.zip: 403 Forbidden` and its relatives
 _REFUSED = re.compile(r"(?P<module>[\w.~/+-]+@v[\w.+-]+): (?:reading \S+: |verifying \S+: )?(?P<why>.+)$")
@@ -82,21 +85,57 @@ def archive_commit(path: Path) -> str | None:
                            "point the source variable at the release's source tarball.") from e
 
 
+def _refuse(release_title: str, path: Path, why: str) -> SandboxError:
+    return SandboxError(f"The {release_title} source {path} is refused before unpacking: {why}.",
+                        "use the release's tag tarball or an exact copy of it (one top folder, no links out of it, "
+                        "no special files).", exit_code=2)
+
+
+def check_members(title: str, path: Path) -> None:
+    """Every member of the archive lies inside its single top folder: no file beside it (a top-level `go.work`
+    would be read by Go from the parent folder and could swap any dependency), no `..` or absolute path, no link
+    that leaves the folder, no device, pipe or other special file. Read without unpacking."""
+    top = None
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for m in tar:
+                name = m.name.rstrip("/")
+                parts = PurePosixPath(name).parts
+                if not parts or name.startswith("/") or ".." in parts:
+                    raise _refuse(title, path, f"the member {m.name!r} has a path outside its top folder")
+                top = top or parts[0]
+                if parts[0] != top or (len(parts) == 1 and not m.isdir()):
+                    raise _refuse(title, path, f"the member {m.name!r} lies outside the single top folder {top}/")
+                if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
+                    raise _refuse(title, path, f"the member {m.name!r} is a special file")
+                if m.issym() or m.islnk():
+                    # a symlink's target is relative to its folder; a hard link's to the archive's root
+                    base = PurePosixPath(*parts[:-1]) if m.issym() else PurePosixPath()
+                    target = posixpath.normpath(str(base / m.linkname))
+                    if m.linkname.startswith("/") or not (target + "/").startswith(top + "/"):
+                        raise _refuse(title, path, f"the link {m.name!r} points outside the top folder "
+                                                   f"({m.linkname!r})")
+    except (tarfile.TarError, OSError) as e:
+        raise SandboxError(f"The source {path} is not a readable .tar.gz archive ({e}).",
+                           "point the source variable at the release's source tarball.") from e
+
+
 def tree_digest(path: Path) -> str:
-    """The SHA-256 of the files a tar.gz holds, read without unpacking: each regular file's path below the top
-    folder, whether it is executable, and its content's SHA-256; each link's path and target; in name order."""
+    """The SHA-256 of everything a tar.gz holds, read without unpacking: each member's type, full path and
+    permission bits, a file's content's SHA-256, a link's target; in name order. Another packing of the same
+    tree (GitHub's tag tarball against `git archive`) has the same digest; any added, removed or changed member,
+    folder or top folder name does not."""
     entries = []
     try:
         with tarfile.open(path, "r:*") as tar:
             for m in tar:
-                name = m.name.split("/", 1)[1] if "/" in m.name else ""
-                if not name:
-                    continue
+                kind = "f" if m.isfile() else "d" if m.isdir() else "s" if m.issym() else "h" if m.islnk() else "?"
+                line = f"{kind} {m.name.rstrip('/')} {m.mode & 0o7777:o}"
                 if m.isfile():
-                    content = hashlib.sha256(tar.extractfile(m).read()).hexdigest()  # type: ignore[union-attr]
-                    entries.append(f"f {name} {'x' if m.mode & 0o111 else '-'} {content}")
+                    line += " " + hashlib.sha256(tar.extractfile(m).read()).hexdigest()  # type: ignore[union-attr]
                 elif m.issym() or m.islnk():
-                    entries.append(f"l {name} {m.linkname}")
+                    line += " " + m.linkname
+                entries.append(line)
     except (tarfile.TarError, OSError) as e:
         raise SandboxError(f"The source {path} is not a readable .tar.gz archive ({e}).",
                            "point the source variable at the release's source tarball.") from e
@@ -105,7 +144,8 @@ def tree_digest(path: Path) -> str:
 
 def check_source(release: Release, path: Path, source: str) -> None:
     """The archive is the pinned one, byte for byte — or holds the pinned tree, file for file — before anything
-    of it is unpacked."""
+    of it is unpacked; and whatever the pin says, every member stays inside the one top folder."""
+    check_members(release.title, path)
     found = sha256_of(path)
     if found in release.sha256s:
         return
@@ -184,6 +224,7 @@ def go_build(release: Release, go: str, src: Path, binary: Path, env: dict[str, 
     """Compile the program, saying how long it has been going; a refused module is named."""
     tags = ["-tags", release.tags] if release.tags else []
     cmd = [go, "build", "-trimpath", *tags, "-ldflags", release.ldflags, "-o", str(binary), "."]
+    env = {**env, **GO_PINNED}
     say(f"go build (a cold build takes {release.cold_build}; later builds reuse Go's build cache)")
     t0 = time.monotonic()
     proc = spawn(cmd, cwd=src, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -226,6 +226,7 @@ def _use_wrappers(go: str, archive: Path, src: Path, work: Path, say: Say) -> No
                            f"is {versions.OPENBAO_WRAPPERS_SHA256} (go-kms-wrapping "
                            f"{versions.OPENBAO_WRAPPERS_COMMIT[:7]}).",
                            "use the pinned archive, or unset SANDBOX_OPENBAO_WRAPPERS.", exit_code=2)
+    go_source.check_members("OpenBao KMS wrappers", archive)  # unpacked beside the source: nothing may land above
     say(f"using OpenBao's KMS wrappers from {archive.name}")
     with tarfile.open(archive, "r:*") as tar:
         tar.extractall(work, filter="data")
@@ -233,4 +234,4 @@ def _use_wrappers(go: str, archive: Path, src: Path, work: Path, say: Say) -> No
     for w in WRAPPERS:
         run([go, "mod", "edit", "-replace",
              f"github.com/openbao/go-kms-wrapping/wrappers/{w}/v2={top / 'wrappers' / w}"],
-            f"pointing OpenBao's go.mod at the {w} wrapper", cwd=src)
+            f"pointing OpenBao's go.mod at the {w} wrapper", cwd=src, env={**os.environ, **go_source.GO_PINNED})
