@@ -539,23 +539,39 @@ def _with_ui(rows: list, rt: Runtime) -> list:
 
 @cli.command()
 @click.option("--url", "url_only", is_flag=True, help="Print only the page's link (with its token), nothing else.")
-def ui(url_only: bool) -> None:
-    """Open the sandbox's page in a browser (where one exists) and print its link, token included."""
+@click.option("--rotate-token", is_flag=True, help="Make a new token; every session holding the old one ends.")
+def ui(url_only: bool, rotate_token: bool) -> None:
+    """Open the sandbox's page in a browser (where one exists) through a private file that hands it the token.
+
+    \b
+    Examples:
+      sandbox ui                   # opens the page; no token on any command line
+      sandbox ui --url             # the link with its token, for a browser elsewhere
+      sandbox ui --rotate-token    # a new token; open tabs must be opened again
+    """
     from sandbox.ui import lifecycle
-    link = lifecycle.link(_paths())
-    if url_only:
-        print(link)
+    paths = _paths()
+    if rotate_token:
+        restarted = lifecycle.rotate_token(paths)
+        render.out.print("A new token for the sandbox's page" + (": the page restarted, every session with the "
+                         "old token has ended; `sandbox ui` opens it again." if restarted else
+                         " (the page is not running; `sandbox up` starts it)."))
         return
+    if url_only:
+        print(lifecycle.link(paths))
+        return
+    opener = lifecycle.opener(paths)
     import os
     import webbrowser
     opened = False
     if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform == "darwin":  # a desktop
         try:
-            opened = webbrowser.open(link)
+            opened = webbrowser.open(opener.as_uri())  # a file's name on the command line, not the token
         except webbrowser.Error:
             opened = False
-    render.out.print(("Opened " if opened else "No browser here; open ") + link
-                     + ("" if opened else " (the token is the sandbox's: keep the link to yourself)"))
+    render.out.print(("Opened " if opened else "No browser here; open ") + opener.as_uri()
+                     + ("" if opened else " in a browser on this machine, or `sandbox ui --url` for the link "
+                        "(the token is the sandbox's: keep it to yourself)"))
 
 
 def _credentials(spec_path: Path | None, output: str) -> None:

@@ -187,7 +187,25 @@ def _stage(name: str, context: Path, cache: Path, say: Say) -> Path:
     elif name == "airflow":
         (context / "requirements.lock").write_text(versions.airflow_lock_text())
         (context / "image.lock").write_text(versions.airflow_lock_text(versions.AIRFLOW_IMAGE_LOCK))
+    _set_modes(context, PROGRAMS.get(name, ()))
     return context
+
+
+# what each image runs straight from its build context (COPY keeps a file's mode)
+PROGRAMS = {"tyk": ("tyk",), "openbao": ("bao",), "upstream": ("go-httpbin",)}
+
+
+def _set_modes(context: Path, programs: tuple[str, ...]) -> None:
+    """Every mode in the context set, not inherited: the cache may have been filled under a private umask (`up`),
+    and an image's own user (tyk 1000, openbao 100, nonroot 65532) must run its program and read its files."""
+    for path in [context, *context.rglob("*")]:
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            path.chmod(0o755)
+        else:
+            runs = path.relative_to(context).as_posix() in programs or path.stat().st_mode & 0o100
+            path.chmod(0o755 if runs else 0o644)
 
 
 def _provisioned(component, cache: Path, say: Say) -> None:

@@ -43,3 +43,28 @@ def make_private(home: Path) -> int:
             os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o077)
             changed += 1
     return changed
+
+
+def make_public(folder: Path) -> int:
+    """Give group and other what the owner can read and run under `folder` (links are not followed), as the
+    default umask would: the per-user cache holds public artefacts (binaries, virtualenvs, distributions) that a
+    container's own user must run, whichever command built them — `up` builds under the private umask. How many
+    changed."""
+    changed = 0
+    for root, dirs, files in os.walk(folder):
+        for name in [None, *dirs, *files]:
+            path = root if name is None else os.path.join(root, name)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            mode = stat.S_IMODE(st.st_mode)
+            readable = 0o044 if mode & 0o400 else 0
+            runnable = 0o011 if mode & 0o100 else 0
+            wanted = mode | readable | runnable
+            if wanted != mode:
+                os.chmod(path, wanted)
+                changed += 1
+    return changed

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sandbox.errors import SandboxError
+from sandbox.privacy import make_public
 
 Say = Callable[[str], None]
 DONE_MARKER = ".provisioned"
@@ -77,7 +78,8 @@ def file_lock(path: Path):
 def cached_build(target: Path, build: Callable[[Path], None], say: Say) -> Path:
     """Run `build(target)` unless `target` is already complete; returns `target`.
 
-    Built in place (virtualenvs hard-code their path); the marker written last is what makes it count.
+    Built in place (virtualenvs hard-code their path); the marker written last is what makes it count. What is
+    built is readable (and, where it runs, runnable) by every user, whatever the umask it was built under.
     """
     if is_done(target):
         return target
@@ -90,7 +92,9 @@ def cached_build(target: Path, build: Callable[[Path], None], say: Say) -> Path:
         build(target)
         if interrupted():  # a step killed half-way may have looked done: it does not count
             raise SandboxError(f"Provisioning {target.name} was interrupted.", "run it again; it starts afresh.")
+        make_public(target)  # run by containers' own users too, even when built under `up`'s private umask
         (target / DONE_MARKER).write_text("ok\n")
+        (target / DONE_MARKER).chmod(0o644)
     return target
 
 

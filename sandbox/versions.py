@@ -97,7 +97,7 @@ def pins() -> list[Pin]:
         Pin("keycloak", KEYCLOAK, f"Maven Central {KEYCLOAK_MAVEN}"),
         Pin("tyk", TYK, f"source tarball of commit {TYK_COMMIT[:12]}, built with Go"),
         Pin("redis", ">=" + ".".join(map(str, REDIS_MIN)), "redis-server on PATH (Debian: redis-server)"),
-        Pin("upstream", UPSTREAM, f"Go module proxy {UPSTREAM_MODULE} (go-httpbin)"),
+        Pin("upstream", UPSTREAM, f"Go module proxy {UPSTREAM_MODULE} (go-httpbin), in the sandbox's own main"),
         Pin("openbao", OPENBAO, f"source tarball of commit {OPENBAO_COMMIT[:12]}, built with Go"),
     ]
 

@@ -34,6 +34,8 @@ class ComponentStatus:
     username: str | None = None
     # the login's secret, unmasked; renderers mask it unless asked; kept out of repr (a handle can reach test output)
     secret: str | None = field(default=None, repr=False)
+    # where a secret the page never shows lives and the command that prints it ('' = the page may show it)
+    secret_elsewhere: str = ""
     # where the stack's other components reach it ('' = `url`): a container network's service name and port
     inner_url: str = ""
     runtime: str = ""  # which runtime runs it (runtime.factory.RUNTIMES)

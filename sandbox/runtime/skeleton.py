@@ -284,7 +284,7 @@ class SkeletonRuntime(Runtime):
                 name=comp.name, state=st, healthy=healthy, detail=detail, url=comp.url(ctx),
                 urls=comp.extra_urls(ctx), ports={k: ports[k] for k in comp.default_ports}, pids=pids,
                 username=login.username if login else None,
-                secret=comp.login_secret(ctx),
+                secret=comp.login_secret(ctx), secret_elsewhere=comp.secret_elsewhere(ctx),
                 inner_url=self.inner_url(comp.name), runtime=self.name, replicas=self.replica_urls(comp.name),
             )
 

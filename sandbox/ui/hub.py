@@ -91,7 +91,9 @@ class Hub:
 
         rows = rt.status() + [lifecycle.status_row(self.paths, rt.name)]
         return [{"name": r.name, "state": r.state, "healthy": r.healthy, "detail": r.detail, "url": r.url,
-                 "urls": r.urls, "username": r.username, "has_secret": bool(r.secret), "runtime": r.runtime}
+                 "urls": r.urls, "username": r.username,
+                 "has_secret": bool(r.secret) and not r.secret_elsewhere, "secret_elsewhere": r.secret_elsewhere,
+                 "runtime": r.runtime}
                 for r in rows]
 
     def _map(self, spec: Spec, rt) -> dict:

@@ -1,10 +1,15 @@
 """Start, find, stop and describe the page's server: a process of the host (marked as the sandbox's, working in
 `<home>/data/ui`, logging to `<home>/logs/ui.log`), recorded in `<home>/ui.json`; its token lives 0600 in the
-secrets folder and is kept across restarts, so a bookmarked link keeps working."""
+secrets folder and is kept across restarts, so a bookmarked link keeps working, until `sandbox ui --rotate-token`.
+
+A browser reaches the page as `sandbox.localhost` (browsers resolve every `*.localhost` name to loopback), a name
+no other component answers to: cookies ignore ports, so a cookie set for 127.0.0.1 would reach every service on
+127.0.0.1. The sandbox's own calls (health, tests) go to 127.0.0.1 with the token in a header."""
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sys
 import time
@@ -26,16 +31,37 @@ from sandbox.state import ProcessRecord
 
 NAME = "ui"
 START_TIMEOUT = 20.0
+PAGE_HOST = "sandbox.localhost"
+TOKEN_BYTES = 24
+MIN_TOKEN_LENGTH = 32  # token_urlsafe(24)'s length: a shorter one was not made here
+
+
+def _trusted(path: Path) -> str | None:
+    """The token in the file, if the file is this user's alone and holds a token as long as the ones made here."""
+    try:
+        st = path.stat()
+        value = path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if st.st_uid != os.getuid() or st.st_mode & 0o077 or len(value) < MIN_TOKEN_LENGTH:
+        return None
+    return value
 
 
 def token(paths: SandboxPaths) -> str:
-    """The page's token, made once per sandbox."""
-    try:
-        return paths.ui_token.read_text().strip()
-    except OSError:
-        value = secrets.token_urlsafe(24)
-        write_private(paths.ui_token, value)
-        return value
+    """The page's token, made once per sandbox; an empty, short, foreign-owned or group-readable file is not
+    trusted (an empty token would let anything in) and is replaced by a new token."""
+    value = _trusted(paths.ui_token)
+    if value is None:
+        value = new_token(paths)
+    return value
+
+
+def new_token(paths: SandboxPaths) -> str:
+    value = secrets.token_urlsafe(TOKEN_BYTES)
+    paths.ui_token.unlink(missing_ok=True)  # a foreign owner's file is replaced, not written through
+    write_private(paths.ui_token, value)
+    return value
 
 
 def port_of(paths: SandboxPaths) -> int:
@@ -48,6 +74,12 @@ def port_of(paths: SandboxPaths) -> int:
 
 
 def url(port: int) -> str:
+    """Where a browser opens the page."""
+    return f"http://{PAGE_HOST}:{port}/"
+
+
+def api_url(port: int) -> str:
+    """Where the sandbox's own code calls the server (no name to resolve)."""
     return f"http://{HOST}:{port}/"
 
 
@@ -61,7 +93,7 @@ def _record(paths: SandboxPaths) -> ProcessRecord | None:
 
 def _healthy(port: int) -> bool:
     try:
-        return requests.get(f"{url(port)}healthz", timeout=2).text == "ok"
+        return requests.get(f"{api_url(port)}healthz", timeout=2).text == "ok"
     except requests.RequestException:
         return False
 
@@ -90,22 +122,60 @@ def ensure(paths: SandboxPaths, spec_path: Path | None, progress: Progress) -> s
             raise SandboxError(f"Port {port} (ui) is taken by {holder(port)}.",
                                "stop that process, or give the page another port: sandbox up --port ui=<free port>.")
         token(paths)
-        folder = paths.home / "data" / NAME
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         progress(NAME, f"starting the sandbox's page on {url(port)}")
-        with private_umask():  # what it writes is the user's alone, as for every process of the sandbox
-            rec = supervisor.spawn(NAME, cmd, {"PYTHONPATH": _package_root()}, folder,
-                                   paths.home / "logs" / "ui.log", paths.home)
-        write_private(paths.ui, json.dumps(rec.__dict__))
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if _healthy(port):
-                return "started"
-            if not supervisor.alive(rec):
-                break
-            time.sleep(0.1)
-        raise SandboxError(f"The sandbox's page did not start on port {port}.",
-                           f"see {paths.home / 'logs' / 'ui.log'}; then `sandbox up` again.")
+        _spawn(paths, cmd, port)
+        return "started"
+
+
+def _spawn(paths: SandboxPaths, cmd: list[str], port: int) -> None:
+    folder = paths.home / "data" / NAME
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with private_umask():  # what it writes is the user's alone, as for every process of the sandbox
+        rec = supervisor.spawn(NAME, cmd, {"PYTHONPATH": _package_root()}, folder,
+                               paths.home / "logs" / "ui.log", paths.home)
+    write_private(paths.ui, json.dumps(rec.__dict__))
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if _healthy(port):
+            return
+        if not supervisor.alive(rec):
+            break
+        time.sleep(0.1)
+    raise SandboxError(f"The sandbox's page did not start on port {port}.",
+                       f"see {paths.home / 'logs' / 'ui.log'}; then `sandbox up` again.")
+
+
+def rotate_token(paths: SandboxPaths) -> bool:
+    """A new token; a running server is restarted with it, which ends every session (cookie or open event
+    stream) that holds the old one. True when a server was restarted."""
+    with file_lock(paths.home / ".ui.lock"):
+        new_token(paths)
+        found = running(paths)
+        if found is None:
+            return False
+        rec, port = found
+        supervisor.terminate(supervisor.tree([rec]), grace=3.0)
+        _spawn(paths, rec.cmd, port)
+        return True
+
+
+def opener(paths: SandboxPaths) -> Path:
+    """A 0600 page in the sandbox's home that hands the token to the server in a form post and lands on the page:
+    what `sandbox ui` opens, so the token is on no command line (xdg-open's, the browser's) and in no address
+    bar or history, as notebook servers do it. Refuses when the server is not running."""
+    found = running(paths)
+    if found is None:
+        raise SandboxError("The sandbox's page is not running.", "run `sandbox up` (it starts with the stack).")
+    target = url(found[1]) + "login"
+    html = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Opening the sandbox's page</title>
+</head><body onload="document.forms[0].submit()"><form method="post" action="{target}">
+<input type="hidden" name="token" value="{token(paths)}">
+<p>Opening the sandbox's page… <button type="submit">Open it</button></p></form></body></html>
+"""
+    path = paths.home / "data" / NAME / "open.html"
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_private(path, html)
+    return path
 
 
 def _package_root() -> str:

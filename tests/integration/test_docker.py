@@ -302,3 +302,32 @@ def test_a_runtime_switch_leaves_nothing_no_command_can_stop(tmp_path):
         assert not engine.client().containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={project}"})
     finally:
         cli("down", "--force", "--volumes", check=False)  # the docker half made volumes: none is left behind
+
+
+def test_binaries_provisioned_by_a_local_up_run_in_the_images_as_their_own_users(tmp_path):
+    """As a new user goes: `sandbox up` (local) provisions into a new cache under the sandbox's private umask, then
+    `sandbox images build` and `up --runtime docker --images local` run from that cache. The container's own user
+    (go-httpbin's nonroot, 65532) must be able to run the binary: it exited 126, `permission denied`. Just the
+    upstream (a build of seconds) on ports of its own; Tyk's and OpenBao's binaries take the same path."""
+    home, cache = tmp_path / "modes", tmp_path / "cache"
+    env = {**os.environ, "SANDBOX_HOME": str(home), "SANDBOX_CACHE": str(cache), "SANDBOX_PORTS": "upstream=29884"}
+    env.pop("SANDBOX_WITHOUT", None)
+    only = [a for n in ("keycloak", "redis", "tyk", "openbao", "airflow") for a in ("--without", n)]
+
+    def cli(*args, check=True):
+        return sandbox(*args, env=env, check=check)
+
+    try:
+        cli("up", "--runtime", "local", *only)
+        (binary,) = cache.glob("upstream/*/bin/go-httpbin")
+        assert binary.stat().st_mode & 0o777 == 0o755, oct(binary.stat().st_mode)
+        cli("down")
+        built = json.loads(cli("images", "build", "upstream", "-o", "json").stdout)
+        assert [r["action"] for r in built] in (["built"], ["cached"]), built
+        cli("up", "--runtime", "docker", "--images", "local", *only)
+        row = {r["name"]: r for r in json.loads(cli("status", "-o", "json").stdout)}["upstream"]
+        assert (row["state"], row["healthy"]) == ("running", True), row
+        (container,) = engine.client().containers.list(filters={"label": f"{PROJECT_LABEL}={project_name(home)}"})
+        assert container.attrs["Config"]["User"] == "65532:65532"
+    finally:
+        cli("down", "--force", "--volumes", check=False)

@@ -149,5 +149,9 @@ class Component(ABC):
         """The secret of its login (`status --show-secrets`, the CLI's clients)."""
         return ctx.secrets.get(self.login.secret_name) if self.login else None
 
+    def secret_elsewhere(self, ctx: ComponentContext) -> str:
+        """For a login too strong for the sandbox's page to show: where it lives and the command that prints it."""
+        return ""
+
     def extra_urls(self, ctx: ComponentContext) -> dict[str, str]:
         return {}

@@ -207,6 +207,11 @@ class OpenBao(Component):
     def health(self, ctx: ComponentContext) -> Check:
         return health_of(ctx.url("openbao"))
 
+    def secret_elsewhere(self, ctx: ComponentContext) -> str:
+        # the root token reads and changes every secret in the vault: it stays off the page
+        return (f"the vault's root token lives in {ctx.paths.vault_keys(ctx.runtime)} (0600); "
+                "`sandbox status --show-secrets` prints it")
+
     def login_secret(self, ctx: ComponentContext) -> str | None:
         try:
             return root_token(ctx.paths.vault_keys(ctx.runtime))

@@ -1,16 +1,31 @@
-"""The downstream service behind the gateway: go-httpbin, whose /anything echoes what it received."""
+"""The downstream service behind the gateway: go-httpbin, whose /anything echoes what it received.
+
+It is built from `upstream_main/`, a small program of the sandbox's own around go-httpbin's handlers (pinned in its
+go.mod and go.sum) that answers no cross-origin request with credentials: go-httpbin itself grants any origin
+credentialed access, and its /cookies echoes every loopback cookie (cookies ignore ports)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 from pathlib import Path
 
 from sandbox import versions
 from sandbox.provision import Say, cached_build, is_done, require_tool, run
 from sandbox.readiness import Check, http_ok
 from sandbox.runtime.components.base import Component, ComponentContext, ProcessSpec
+from sandbox.runtime.components.go_source import GO_PINNED
 
-GO_HINT = "Go 1.22 or newer (apt-get install golang, or the official tarball)"
+GO_HINT = "Go 1.26 or newer (apt-get install golang, or the official tarball)"
+PROGRAM = Path(__file__).with_name("upstream_main")
+
+
+def _program_digest() -> str:
+    h = hashlib.sha256()
+    for name in ("main.go", "go.mod", "go.sum"):
+        h.update((PROGRAM / name).read_bytes())
+    return h.hexdigest()[:12]
 
 
 class Upstream(Component):
@@ -19,7 +34,7 @@ class Upstream(Component):
     start_timeout = 20.0
 
     def _dir(self, cache: Path) -> Path:
-        return cache / "upstream" / versions.UPSTREAM
+        return cache / "upstream" / f"{versions.UPSTREAM}-{_program_digest()}"  # a changed program is built anew
 
     def binary(self, cache: Path) -> Path:
         return self._dir(cache) / "bin" / "go-httpbin"
@@ -30,10 +45,13 @@ class Upstream(Component):
     def provision(self, cache: Path, say: Say) -> None:
         def build(tmp: Path) -> None:
             go = require_tool("go", GO_HINT)
-            say(f"go install {versions.UPSTREAM_MODULE}/cmd/go-httpbin@{versions.UPSTREAM}")
-            env = {**os.environ, "GOBIN": str(tmp / "bin"), "CGO_ENABLED": "0"}
-            run([go, "install", f"{versions.UPSTREAM_MODULE}/cmd/go-httpbin@{versions.UPSTREAM}"],
-                "building go-httpbin", env=env)
+            say(f"go build of the sandbox's upstream ({versions.UPSTREAM_MODULE} {versions.UPSTREAM})")
+            src = tmp / "src"
+            shutil.copytree(PROGRAM, src)  # the installed package may be read-only; Go writes nothing there anyway
+            env = {**os.environ, "CGO_ENABLED": "0", **GO_PINNED}
+            run([go, "build", "-trimpath", "-o", str(tmp / "bin" / "go-httpbin"), "."], "building go-httpbin",
+                cwd=src, env=env)
+            shutil.rmtree(src)
 
         cached_build(self._dir(cache), build, say)
 

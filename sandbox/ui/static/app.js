@@ -47,12 +47,21 @@ function renderComponents(rows) {
     if (r.username) login.push(r.username);
     if (r.has_secret) {
       login.push(" / ", el("span", { class: "masked", "data-secret": r.name }, revealed[r.name] || "••••••"));
-      if (!revealed[r.name]) login.push(" ", el("button", { type: "button", class: "quiet", "data-reveal": r.name,
-        on: { click: () => reveal(r.name) } }, "show"));
+      login.push(" ", revealed[r.name]
+        ? el("button", { type: "button", class: "quiet", "data-hide": r.name, on: { click: () => hide(r.name) } }, "hide")
+        : el("button", { type: "button", class: "quiet", "data-reveal": r.name, on: { click: () => reveal(r.name) } },
+          "show"));
+    } else if (r.secret_elsewhere) {
+      login.push(" / ", el("span", { class: "dim", "data-elsewhere": r.name }, r.secret_elsewhere));
     }
     return el("tr", { "data-component": r.name, "data-healthy": String(r.healthy) },
       el("td", {}, r.name), el("td", {}, r.state), el("td", {}, health), el("td", {}, links), el("td", {}, login));
   }));
+}
+
+function hide(name) {
+  delete revealed[name];
+  renderComponents(state.components);
 }
 
 async function reveal(name) {
