@@ -11,19 +11,30 @@ token carries it; the new key made active and the old one passive (it still veri
 after the longest token lifespan those tokens have all expired, the old key is removed and the gateway's JWKS
 flushed again, so it stops trusting it.
 
-`now` skips every overlap: the old secret invalidated before the new one is distributed, the new key active and
-the old one removed at once with the gateway not told — the failures a rotation without grace causes.
+`now` skips every overlap: the old secret invalidated as soon as the new one is distributed (never before: Airflow
+would be left with no valid secret), the new key active and the old one removed at once with the gateway not
+told — the failures a rotation without grace causes.
+
+One rotation at a time (a lock in the home; a second one says so and waits). A rotation notes what it is doing in
+the home before its first change and forgets it after its last: one that was killed half-way is finished by the
+next `rotate` or `up` (`settle`), so no old secret or key stays trusted for ever.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from sandbox import reconcile
 from sandbox.appliers.keycloak import CLIENT_LIFESPAN
 from sandbox.clients import Clients, why_not_running
+from sandbox.credentials import write_private
 from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
 from sandbox.plan import Addresses, plan
@@ -74,6 +85,156 @@ def realm_targets(spec: Spec, env: str | None) -> list[str]:
     return [env] if env else list(spec.environments)
 
 
+# ---- one at a time, and none left half-done -----------------------------------------------------------
+@dataclass
+class Underway:
+    """What a rotation is changing, noted before its first change and removed after its last."""
+
+    kind: str  # client-secret | signing-key
+    targets: list[list[str]]  # [realm, account] per client, or [realm] per realm
+    pid: int
+    started: float
+
+
+def _journal(paths: SandboxPaths):
+    return paths.home / "rotation-underway.json"
+
+
+def _lock_file(paths: SandboxPaths):
+    return paths.home / ".rotation.lock"
+
+
+def underway(paths: SandboxPaths) -> Underway | None:
+    try:
+        return Underway(**json.loads(_journal(paths).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+@contextmanager
+def exclusive(paths: SandboxPaths, say, wait: bool = True) -> Iterator[bool]:
+    """The rotation lock; a second rotation says that it waits. With `wait=False`, yields False at once when a
+    rotation holds it (`up` must not settle what a live rotation is doing)."""
+    path = _lock_file(paths)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                yield False
+                return
+            live = underway(paths)
+            say("rotate", "another `sandbox rotate` is running" + (f" (pid {live.pid}, {live.kind})" if live else "")
+                + ": this one waits for it to end")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _noted(paths: SandboxPaths, kind: str, targets: list[list[str]]) -> Iterator[None]:
+    write_private(_journal(paths), json.dumps(asdict(Underway(kind, targets, os.getpid(), time.time()))))
+    yield
+    _journal(paths).unlink(missing_ok=True)  # only a rotation that ended is forgotten: an exception leaves the note
+
+
+def settle(endpoints: Endpoints, paths: SandboxPaths, say) -> list[str]:
+    """Finish a rotation that was interrupted (killed, Ctrl-C, a failed call): its clients' old secrets invalidated
+    (their new ones are distributed first), its realms left with the one key that signs, and the gateway told. Run
+    by `rotate` first and by `up` after apply (which distributes the clients' current secrets); nothing when no
+    rotation was left half-done, or when one is running now. What it did, as sentences."""
+    if underway(paths) is None:
+        return []
+    with exclusive(paths, say, wait=False) as mine:
+        return _settle(endpoints, paths, say) if mine else []
+
+
+def _settle(endpoints: Endpoints, paths: SandboxPaths, say) -> list[str]:
+    """`settle`, the lock held."""
+    left = underway(paths)
+    if left is None:
+        return []
+    live = Clients(endpoints)
+    done = []
+    if left.kind == "client-secret":
+        done = _settle_secrets(live, paths, left, say)
+    elif left.kind == "signing-key":
+        done = _settle_keys(live, [t[0] for t in left.targets], say)
+    _journal(paths).unlink(missing_ok=True)
+    return done
+
+
+def _settle_secrets(live: Clients, paths: SandboxPaths, left: Underway, say) -> list[str]:
+    admin = live.keycloak
+    done = []
+    for realm, account in left.targets:
+        uuid = _client_uuid(admin, realm, account)
+        # the vault must hold the client's current secret before the old one goes (apply wrote it; a rotate first
+        # writes it again below)
+        invalidate_rotated(admin, realm, uuid)
+        done.append(f"{realm}/{account}: the old secret of an interrupted rotation is invalidated")
+    admin.change_current_realm("master")
+    for line in done:
+        say("keycloak", line)
+    return done
+
+
+@dataclass
+class KeySettlement:
+    """How one realm gets back to one signing key after an interrupted rotation."""
+
+    signing: dict  # the key that signs from now on
+    unused: list[dict]  # new keys that never signed (added passive): rolled back
+    old: list[dict]  # keys the rotation was replacing: removed now
+
+
+def key_settlement(keys: list[dict], names: dict[str, str]) -> KeySettlement | None:
+    """From a realm's RS256 keys (`GET /keys` entries) and its key components' names (id -> name): None when it has
+    one key. A passive key the sandbox made above the signing key's priority never signed: it is rolled back. Once
+    the new key signs, the old ones go now rather than never (their tokens' callers fetch new ones)."""
+    if len(keys) <= 1:
+        return None
+    prio = lambda k: int(k.get("providerPriority") or 0)  # noqa: E731
+    active = [k for k in keys if k.get("status") == "ACTIVE"]
+    signing = max(active or keys, key=prio)
+    unused = [k for k in keys if k.get("status") == "PASSIVE" and prio(k) > prio(signing)
+              and names.get(k["providerId"], "").startswith(KEY_NAME)]
+    old = [k for k in keys if k is not signing and k not in unused]
+    return KeySettlement(signing, unused, old)
+
+
+def _settle_keys(live: Clients, realms: list[str], say) -> list[str]:
+    admin = live.keycloak
+    done = []
+    for realm in realms:
+        admin.change_current_realm(realm)
+        names = {c["id"]: c.get("name", "") for c in admin.get_components({"type": KEY_PROVIDER})}
+        plan_ = key_settlement(signing_keys(admin.get_keys().get("keys") or [], ("ACTIVE", "PASSIVE")), names)
+        if plan_ is None:
+            continue
+        for k in plan_.unused:  # the rotation stopped before its new key signed anything: roll back
+            admin.delete_component(k["providerId"])
+        if plan_.unused:
+            done.append(f"{realm}: the unused new key {', '.join(k['kid'] for k in plan_.unused)} of an interrupted "
+                        "rotation is removed")
+        if plan_.signing.get("status") != "ACTIVE":
+            _set_active(admin, plan_.signing["providerId"], True)
+        for k in plan_.old:
+            admin.delete_component(k["providerId"])
+        if plan_.old:
+            done.append(f"{realm}: {plan_.signing['kid']} signs; the old key {', '.join(k['kid'] for k in plan_.old)} "
+                        "of an interrupted rotation is removed")
+    admin.change_current_realm("master")
+    for line in done:
+        say("keycloak", line)
+    if done:
+        _flush_gateway(live, say)
+    return done
+
+
 # ---- client secrets ----------------------------------------------------------------------------------
 def _client_uuid(admin, realm: str, client_id: str) -> str:
     admin.change_current_realm(realm)
@@ -96,6 +257,14 @@ def rotate_secrets(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, target
     if vault is not None and vault.state != "disabled" and (why := why_not_running(endpoints, "openbao")):
         raise SandboxError(f"Airflow reads the client secrets from the vault, and {why}: a rotation now would leave "
                            "it the old secret once that is invalidated.", "run `sandbox up`, then rotate again.")
+    with exclusive(paths, say):
+        _settle(endpoints, paths, say)
+        with _noted(paths, "client-secret", [list(t) for t in targets]):
+            return _rotate_secrets(spec, endpoints, paths, targets, now, say)
+
+
+def _rotate_secrets(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, targets: list[tuple[str, str]],
+                    now: bool, say) -> list[Rotated]:
     live = Clients(endpoints)
     admin = live.keycloak
     t0 = time.monotonic()
@@ -103,10 +272,7 @@ def rotate_secrets(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, target
     for realm, account in targets:
         uuids[(realm, account)] = uuid = _client_uuid(admin, realm, account)
         admin.generate_client_secrets(uuid)
-        if now:
-            invalidate_rotated(admin, realm, uuid)
-        say("keycloak", f"{realm}/{account}: new secret" + (", the old one invalidated at once" if now else
-                                                             ", the old one still valid"))
+        say("keycloak", f"{realm}/{account}: new secret, the old one still valid")
     with private_umask():
         skipped: dict[str, str] = {}
         reconcile.distribute_secrets(spec, endpoints, paths, live, plan(spec, Addresses.of(endpoints)), skipped)
@@ -116,9 +282,9 @@ def rotate_secrets(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, target
     if not now:
         say("keycloak", f"grace: {SECRET_GRACE:.0f} s for every reader to take the new secret")
         time.sleep(SECRET_GRACE)
-        for (realm, _), uuid in uuids.items():
-            invalidate_rotated(admin, realm, uuid)
-        say("keycloak", "the old secrets are invalidated")
+    for (realm, _), uuid in uuids.items():
+        invalidate_rotated(admin, realm, uuid)
+    say("keycloak", "the old secrets are invalidated" + (" at once, with no grace for readers" if now else ""))
     admin.change_current_realm("master")
     secs = round(time.monotonic() - t0, 1)
     return [Rotated("client-secret", f"{realm}/{account}", "invalidated " + ("at once" if now else "after the grace"),
@@ -163,7 +329,14 @@ class _KeyRotation:
     new_kid: str = ""
 
 
-def rotate_signing_keys(endpoints: Endpoints, realms: list[str], now: bool, say) -> list[Rotated]:
+def rotate_signing_keys(endpoints: Endpoints, paths: SandboxPaths, realms: list[str], now: bool, say) -> list[Rotated]:
+    with exclusive(paths, say):
+        _settle(endpoints, paths, say)
+        with _noted(paths, "signing-key", [[r] for r in realms]):
+            return _rotate_signing_keys(endpoints, realms, now, say)
+
+
+def _rotate_signing_keys(endpoints: Endpoints, realms: list[str], now: bool, say) -> list[Rotated]:
     live = Clients(endpoints)
     admin = live.keycloak
     t0 = time.monotonic()

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import requests
 
-from sandbox import reconcile
+from sandbox import reconcile, rotation
+from sandbox.appliers import Change
 from sandbox.reconcile import Report
 from sandbox.runtime.base import ComponentStatus, Endpoints, Progress, Runtime, UpResult
 from sandbox.spec import Spec
@@ -60,6 +61,9 @@ def start_and_seed(rt: Runtime, spec: Spec | None, without: list[str], ports: di
             started = pool.submit(page)
             progress("apply", f"seeding from {spec.source}")
             report = reconcile.apply(spec, endpoints, rt.paths)
+            # a rotation killed half-way (its note in the home) is finished now that apply wrote the current secrets
+            report.changes += [Change("keycloak", "update", "rotation", "interrupted", line)
+                               for line in rotation.settle(endpoints, rt.paths, progress)]
             action, secs = started.result()
         if running is None:
             results = [*results, UpResult("ui", action, round(secs, 2))]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -167,3 +169,62 @@ def test_a_key_rotated_without_grace_opens_the_unknown_kid_window_and_doctor_nam
     # the removed key's token, unexpired, is refused now that the gateway has the current keys
     r = requests.get(f"{gateway}/dev/orders/get", headers={"Authorization": f"Bearer {old_token}"}, timeout=10)
     assert r.status_code in (401, 403), r.text
+
+
+# (the rotation, words of its progress after which it is killed): each step between its first change and its last
+KILLED = [
+    (("rotate", "airflow", "--env", "dev"), "new secret"),
+    (("rotate", "airflow", "--env", "dev"), "the new secrets are in the vault"),
+    (("rotate", "--signing-key", "--env", "dev"), "added passive"),
+    (("rotate", "--signing-key", "--env", "dev"), "JWKS caches flushed"),
+    (("rotate", "--signing-key", "--env", "dev"), "signs now"),
+]
+
+
+@pytest.mark.parametrize("args, after", KILLED, ids=[f"{a[1]}-{w.replace(' ', '-')}" for a, w in KILLED])
+def test_a_rotation_killed_at_any_step_is_finished_by_the_next_up(stack, args, after):
+    keycloak = stack.status()["keycloak"]["url"]
+    old_secret = json.loads(stack.paths.client_secrets.read_text())["dev/airflow"]
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox.cli", *args], env={**stack.env, "COLUMNS": "250"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = []
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if after in line:
+                proc.kill()
+                break
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert any(after in line for line in seen), "".join(seen)
+    assert (stack.home / "rotation-underway.json").exists()  # killed between its first change and its last
+    up = stack.cli(*stack.up_args())  # its smoke: Airflow's calls through the gateway, with what it holds now
+    assert "interrupted rotation" in up.stdout, up.stdout
+    assert json.loads(up.stdout)["smoke"]["ok"], up.stdout
+    assert not (stack.home / "rotation-underway.json").exists()
+    keys = kc_admin(stack, "dev").get_keys()["keys"]
+    signing = [(k["kid"], k["status"]) for k in keys if k.get("algorithm") == "RS256" and k.get("use") == "SIG"]
+    assert len(signing) == 1 and signing[0][1] == "ACTIVE", signing
+    assert _kids(keycloak, "dev") == {signing[0][0]}  # the realm publishes that key alone
+    if args[1] != "--signing-key":
+        r = _token(keycloak, "dev", "airflow", old_secret)
+        assert r.status_code == 401 and r.json()["error"] == "unauthorized_client", r.text
+
+
+def test_a_second_rotation_waits_for_the_first_and_says_so(stack):
+    first = subprocess.Popen([sys.executable, "-m", "sandbox.cli", "rotate", "airflow", "--env", "dev"],
+                             env={**stack.env, "COLUMNS": "250"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        for line in first.stderr:
+            if "grace" in line:  # the first holds the lock for its grace
+                break
+        second = stack.cli("rotate", "reporting", "--env", "dev", "-o", "json")
+        assert "another `sandbox rotate` is running" in " ".join(second.stderr.split()), second.stderr
+        assert first.poll() is not None  # it waited for the first to end
+        assert first.returncode == 0
+        assert [r["name"] for r in json.loads(second.stdout)] == ["dev/reporting"]
+    finally:
+        first.kill()
+        first.wait(30)

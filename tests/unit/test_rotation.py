@@ -66,3 +66,75 @@ def test_the_rotation_policy_keeps_old_secrets_briefly_and_expires_none_by_surpr
     assert time.time() + SECRET_LIFETIME < 2**31
     assert rotation.SECRET_GRACE < ROTATED_BACKSTOP
     assert rotation_policy()["profiles"] == [rotation_profile()["name"]]
+
+
+def _key(kid: str, status: str, priority: int) -> dict:
+    return {"kid": kid, "providerId": f"id-{kid}", "status": status, "providerPriority": str(priority),
+            "algorithm": "RS256", "use": "SIG"}
+
+
+NAMES = {"id-first": "rsa-generated", "id-new": "sandbox-rs256-20261207T080000Z"}
+
+
+def test_one_key_needs_no_settling():
+    assert rotation.key_settlement([_key("first", "ACTIVE", 100)], NAMES) is None
+
+
+def test_a_rotation_killed_after_adding_its_passive_key_is_rolled_back():
+    first, new = _key("first", "ACTIVE", 100), _key("new", "PASSIVE", 101)
+    s = rotation.key_settlement([first, new], NAMES)
+    assert (s.signing["kid"], [k["kid"] for k in s.unused], s.old) == ("first", ["new"], [])
+
+
+def test_a_rotation_killed_once_its_new_key_signs_is_finished_the_old_key_removed():
+    first, new = _key("first", "PASSIVE", 100), _key("new", "ACTIVE", 101)
+    s = rotation.key_settlement([first, new], NAMES)
+    assert (s.signing["kid"], s.unused, [k["kid"] for k in s.old]) == ("new", [], ["first"])
+
+
+def test_a_rotation_killed_with_two_keys_signing_keeps_the_higher_priority_one():
+    first, new = _key("first", "ACTIVE", 100), _key("new", "ACTIVE", 101)
+    s = rotation.key_settlement([first, new], NAMES)
+    assert (s.signing["kid"], s.unused, [k["kid"] for k in s.old]) == ("new", [], ["first"])
+
+
+def test_a_second_rotation_says_it_waits_and_waits_for_the_first(tmp_path):
+    import threading
+
+    from sandbox.paths import SandboxPaths
+
+    paths = SandboxPaths(tmp_path / "home", tmp_path / "cache")
+    said, order = [], []
+    first_holds, release = threading.Event(), threading.Event()
+
+    def first():
+        with rotation.exclusive(paths, lambda *a: said.append(a)):
+            first_holds.set()
+            release.wait(10)
+            order.append("first ends")
+
+    def second():
+        first_holds.wait(10)
+        with rotation.exclusive(paths, lambda *a: said.append(a)):
+            order.append("second runs")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while not said and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert said == [("rotate", "another `sandbox rotate` is running: this one waits for it to end")]
+    assert order == []
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert order == ["first ends", "second runs"]
+    # `up` does not wait: it leaves a live rotation alone
+    with rotation.exclusive(paths, lambda *a: None):
+        holder = threading.Thread(target=lambda: order.append(rotation.settle(None, paths, lambda *a: None)))
+        (paths.home / "rotation-underway.json").write_text('{"kind": "signing-key", "targets": [["dev"]], '
+                                                          '"pid": 1, "started": 0}')
+        holder.start()
+        holder.join(10)
+    assert order[-1] == []
