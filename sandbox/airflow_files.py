@@ -37,6 +37,10 @@ MOVED_FROM_DAG_FOLDER = (TOKEN_HELPER, auth_module.ROUTES_FILE)
 SCENARIO_LEFTOVERS = (TEAM_AUTH,)
 
 
+PLUGINS = "plugins"  # Airflow's plugins folder inside the lib folder ([core] plugins_folder)
+POLICY_PLUGIN = "sandbox_pod_policy_plugin.py"
+
+
 def lib_code() -> dict[str, tuple[str, str]]:
     """The lib folder's code: file name -> (text, why it is there)."""
     return {
@@ -47,6 +51,12 @@ def lib_code() -> dict[str, tuple[str, str]]:
                                    "the triggerer, kept up when one trigger cannot be built"),
         f"{SERVICES_MODULE}.py": ((LIB_SOURCES / f"{SERVICES_MODULE}.py").read_text(),
                                   "Airflow's services forked from one process that imported Airflow once"),
+        "sandbox_pod_policy.py": ((LIB_SOURCES / "sandbox_pod_policy.py").read_text(),
+                                  "what a task's pod may not take, whatever its DAG asks (kubernetes runtime)"),
+        "airflow_local_settings.py": ((LIB_SOURCES / "airflow_local_settings.py").read_text(),
+                                      "Airflow's hook for every pod it makes: the task pods' policy"),
+        f"{PLUGINS}/{POLICY_PLUGIN}": ((LIB_SOURCES / PLUGINS / POLICY_PLUGIN).read_text(),
+                                       "the policy's note in a task's own log"),
     }
 
 

@@ -158,3 +158,22 @@ def psutil_processes() -> list[list[str]]:
     for p in psutil.process_iter(["cmdline"]):
         out.append(p.info["cmdline"] or [])
     return out
+
+
+def test_a_task_pod_cannot_take_the_sandboxs_secrets_and_its_log_says_why(kube):
+    path = Path(shutil.copy(fixture_path("dags/pod_override_secret.py"), kube.paths.dags))
+    try:
+        kube.cli("apply")
+        api = kube.airflow()
+        result = dag_runs.run_dag(api, "pod_override_secret", None, timeout=600)
+        assert result["state"] == "failed" and result["tasks"] == {"read_the_seal_key": "failed"}, result
+        r = api.s.get(f"{api.base}/dags/pod_override_secret/dagRuns/{result['dag_run_id']}/taskInstances/"
+                      "read_the_seal_key/logs/1", params={"full_content": "true"},
+                      headers={"Accept": "application/json"}, timeout=30)
+        text = json.dumps(r.json())
+        assert "the sandbox removed from this task's pod: volume 'seal' (Secret openbao-secrets)" in text, text[-3000:]
+        assert "service account 'airflow-scheduler'" in text
+        assert "No such file or directory: '/seal/openbao_unseal_key'" in text, text[-3000:]
+    finally:
+        path.unlink(missing_ok=True)
+        kube.cli("apply")

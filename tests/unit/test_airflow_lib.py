@@ -74,9 +74,10 @@ def test_a_trigger_that_cannot_be_built_becomes_the_error_the_runner_handles():
 def test_the_lib_folder_holds_code_and_no_secret(tmp_path):
     written = airflow_files.install_lib(tmp_path)
     assert {n for n, _ in written} == {"sandbox_auth.py", "sandbox_secrets.py", "sandbox_triggerer.py",
-                                       "sandbox_services.py"}
+                                       "sandbox_services.py", "sandbox_pod_policy.py", "airflow_local_settings.py",
+                                       "plugins/sandbox_pod_policy_plugin.py"}
     assert airflow_files.install_lib(tmp_path) == []  # unchanged: nothing written
-    for f in tmp_path.iterdir():
+    for f in tmp_path.rglob("*.py"):
         ast.parse(f.read_text())
         assert f.stat().st_mode & 0o077 == 0
     assert airflow_files.BACKEND.split(".")[0] + ".py" in {f.name for f in tmp_path.iterdir()}

@@ -181,6 +181,8 @@ class Airflow(Component):
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
             # The sandbox's code (token helper, secrets backend, triggerer guard) for every process, triggerer included.
             "PYTHONPATH": str(ctx.handoff.lib),
+            # its plugin: a task whose pod lost what the sandbox keeps from tasks says so in its log (kubernetes)
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ctx.handoff.lib / airflow_files.PLUGINS),
             "AIRFLOW__WORKERS__SECRETS_BACKEND_KWARGS":
                 json.dumps({"vault_url": ctx.url("openbao"), "vault_token_file": str(ctx.handoff.vault_token),
                             "vault_mount": MOUNT, "routes_file": str(ctx.handoff.lib / ROUTES_FILE)}),
