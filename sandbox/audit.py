@@ -4,11 +4,16 @@ Tyk appends one msgpack record per call to a Redis list (no pump needed). The ga
 X-Airflow-Dag-Id, -Task-Id and -Run-Id headers as tags, so each record names the DAG, task and run that made
 the call. The list is read with LRANGE, which consumes nothing: a pump or a later audit reads the same records.
 Records live as long as the gateway's analytics TTL (`ANALYTICS_TTL` of the Tyk component, 24 h).
+
+Those headers are the caller's word: anyone with a token can send them. So each record is checked against Airflow's
+own record of its task instances: a call is `verified` only when the run it names has that task, and the task had
+started and not yet ended when the gateway saw the call; every other call is shown as unverified.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -18,6 +23,9 @@ KEY = "analytics-tyk-system-analytics"
 DAG_TAG, TASK_TAG, RUN_TAG = "x-airflow-dag-id-", "x-airflow-task-id-", "x-airflow-run-id-"
 DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+SLACK = 2.0  # seconds either side of a task's run: the gateway's and Airflow's clocks are one machine's or close
 
 
 @dataclass
@@ -31,6 +39,50 @@ class AuditRow:
     p95_ms: float
     first_seen: str  # ISO 8601, UTC
     last_seen: str
+    verified: bool = True  # False: no task instance of Airflow's explains these calls (the headers were set by hand)
+
+
+# (dag, run) -> task id -> (started, ended or None while it runs), in epoch seconds; None when Airflow has no such run
+Runs = Callable[[str, str], dict[str, tuple[float | None, float | None]] | None]
+
+
+def explained(rec: dict, runs: Runs) -> bool:
+    """Whether Airflow's task instance named by the record's tags was running when the gateway saw the call."""
+    tags = [str(t) for t in rec.get("Tags") or []]
+    dag, task, run = tag_value(tags, DAG_TAG), tag_value(tags, TASK_TAG), tag_value(tags, RUN_TAG)
+    if not (dag and task and run):
+        return False
+    tasks = runs(dag, run)
+    if not tasks or task not in tasks:
+        return False
+    started, ended = tasks[task]
+    when = seconds_of(rec.get("TimeStamp"))
+    return started is not None and started - SLACK <= when and (ended is None or when <= ended + SLACK)
+
+
+def airflow_runs(api) -> Runs:
+    """`Runs` from Airflow's REST API: one call per run, remembered once the run has ended."""
+    kept: dict[tuple[str, str], dict | None] = {}
+
+    def runs(dag: str, run: str) -> dict | None:
+        if (dag, run) in kept:
+            return kept[(dag, run)]
+        r = api.s.get(f"{api.base}/dags/{dag}/dagRuns/{run}/taskInstances", params={"limit": 1000}, timeout=30)
+        if r.status_code == 404:
+            found = None
+        else:
+            r.raise_for_status()
+            tis = r.json().get("task_instances") or []
+            found = {t["task_id"]: (_epoch(t.get("start_date")), _epoch(t.get("end_date"))) for t in tis}
+        if found is None or all(end is not None for _, end in found.values()):  # a running one is asked again
+            kept[(dag, run)] = found
+        return found
+
+    return runs
+
+
+def _epoch(iso: str | None) -> float | None:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() if iso else None
 
 
 def parse_duration(text: str) -> int:
@@ -71,23 +123,25 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
-def summarise(records: list[dict], since: float | None = None, dag: str | None = None) -> list[AuditRow]:
-    """DAG -> task -> API -> status: call counts, latency p50/p95, first and last seen. Calls without a DAG tag
-    (made outside Airflow) are not in it."""
-    groups: dict[tuple[str, str, str, int], list[tuple[float, float]]] = {}
+def summarise(records: list[dict], since: float | None = None, dag: str | None = None,
+              runs: Runs | None = None) -> list[AuditRow]:
+    """DAG -> task -> API -> status -> verified: call counts, latency p50/p95, first and last seen. Calls without a
+    DAG tag are not in it; `runs` checks each against Airflow's task instances (None: every call unverified)."""
+    groups: dict[tuple[str, str, str, int, bool], list[tuple[float, float]]] = {}
     for rec in records:
         tags = [str(t) for t in rec.get("Tags") or []]
         dag_id = tag_value(tags, DAG_TAG)
         when = seconds_of(rec.get("TimeStamp"))
         if dag_id is None or (dag is not None and dag_id != dag) or (since is not None and when < since):
             continue
-        key = (dag_id, tag_value(tags, TASK_TAG) or "", str(rec.get("APIID", "")), int(rec.get("ResponseCode", 0)))
+        key = (dag_id, tag_value(tags, TASK_TAG) or "", str(rec.get("APIID", "")), int(rec.get("ResponseCode", 0)),
+               runs is not None and explained(rec, runs))
         groups.setdefault(key, []).append((when, float(rec.get("RequestTime", 0))))
     rows = []
-    for (dag_id, task, api, status), seen in sorted(groups.items()):
+    for (dag_id, task, api, status, verified), seen in sorted(groups.items()):
         times, latencies = [w for w, _ in seen], [ms for _, ms in seen]
         rows.append(AuditRow(dag_id, task, api, status, len(seen), _percentile(latencies, 0.5),
-                             _percentile(latencies, 0.95), _iso(min(times)), _iso(max(times))))
+                             _percentile(latencies, 0.95), _iso(min(times)), _iso(max(times)), verified))
     return rows
 
 

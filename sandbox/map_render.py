@@ -23,7 +23,12 @@ def _age(seconds: int | None) -> str:
 
 
 def _dags(e: Edge) -> str:
-    return ", ".join(f"{d['dag']} ({d['calls']} calls, last {d['last_seen']})" for d in e.dags) or "-"
+    return ", ".join(f"{d['dag']} ({d['calls']} calls{_unverified(d)}, last {d['last_seen']})" for d in e.dags) or "-"
+
+
+def _unverified(d: dict) -> str:
+    """Calls whose X-Airflow-* headers no task instance of Airflow's explains (audit.explained)."""
+    return f", {d['unverified']} unverified" if d.get("unverified") else ""
 
 
 def row(e: Edge) -> dict[str, str]:
@@ -82,7 +87,7 @@ BOX_W, BOX_H, GAP_X, GAP_Y, TOP, LEFT = 230, 60, 50, 16, 70, 20
 
 def _nodes(e: Edge) -> list[tuple[int, str, str]]:
     """(column, key, label lines joined by newline) of each hop of one edge, left to right."""
-    out = [(0, f"dag:{d['dag']}", f"{d['dag']}\n{d['calls']} call(s), last {d['last_seen'][11:19]} UTC")
+    out = [(0, f"dag:{d['dag']}", f"{d['dag']}\n{d['calls']} call(s){_unverified(d)}, last {d['last_seen'][11:19]} UTC")
            for d in e.dags]
     if e.connection:
         out.append((1, f"conn:{e.connection}", f"{e.connection}\nsmoke: {e.smoke.split(':')[0]}"))

@@ -189,12 +189,15 @@ def smoke(report) -> None:
 
 def audit(rows, records: int) -> None:
     t = Table(title=f"gateway calls by DAG ({records} records read)", title_justify="left")
-    for col in ("dag", "task", "api", "status", "calls", "p50 ms", "p95 ms", "first seen", "last seen"):
+    for col in ("dag", "task", "api", "status", "calls", "p50 ms", "p95 ms", "first seen", "last seen", "checked"):
         t.add_column(col)
     for r in rows:
         t.add_row(*map(cell, (r.dag, r.task, r.api, r.status, r.count, f"{r.p50_ms:g}", f"{r.p95_ms:g}",
-                              r.first_seen, r.last_seen)))
+                              r.first_seen, r.last_seen)), "verified" if r.verified else "[red]unverified[/]")
     out.print(t)
+    if any(not r.verified for r in rows):
+        out.print("[dim]unverified: no task instance of Airflow's was running with that DAG, task and run when the "
+                  "call came — its X-Airflow-* headers were set by whoever called.[/]")
     if not rows:
         out.print("[dim]No call tagged with X-Airflow-Dag-Id yet (`sandbox smoke` makes some).[/]")
 

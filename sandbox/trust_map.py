@@ -150,16 +150,18 @@ def mark(edge_list: list[Edge], changes: list[Change], secret_ages: dict[str, in
         if row is not None:
             e.smoke = "ok" if row["ok"] else f"failed at {row.get('verdict') or 'an unknown hop'}"
             e.smoke_at = _iso(row["at"]) if row.get("at") else ""
-        seen: dict[str, list[float]] = {}
+        seen: dict[str, list[tuple[float, bool]]] = {}
         for c in calls:
             if c["api"] == e.api and c["account"] in (None, e.account) and e.connection:
-                seen.setdefault(c["dag"], []).append(c["when"])
-        e.dags = [{"dag": d, "calls": len(w), "last_seen": _iso(max(w))} for d, w in sorted(seen.items())]
+                seen.setdefault(c["dag"], []).append((c["when"], c.get("verified", False)))
+        e.dags = [{"dag": d, "calls": len(w), "last_seen": _iso(max(t for t, _ in w)),
+                   "unverified": sum(1 for _, ok in w if not ok)} for d, w in sorted(seen.items())]
 
 
-def audit_calls(records: list[dict]) -> list[dict]:
-    """The gateway's analytics records that a DAG made, reduced to what the map needs."""
-    from sandbox.audit import DAG_TAG, seconds_of, tag_value
+def audit_calls(records: list[dict], runs=None) -> list[dict]:
+    """The gateway's analytics records that a DAG made, reduced to what the map needs; `verified` when Airflow's
+    task instances explain the call (audit.explained; `runs` None: none is)."""
+    from sandbox.audit import DAG_TAG, explained, seconds_of, tag_value
 
     out = []
     for rec in records:
@@ -167,7 +169,8 @@ def audit_calls(records: list[dict]) -> list[dict]:
         dag = tag_value(tags, DAG_TAG)
         if dag is not None:
             out.append({"api": str(rec.get("APIID", "")), "account": tag_value(tags, "account-"), "dag": dag,
-                        "when": seconds_of(rec.get("TimeStamp"))})
+                        "when": seconds_of(rec.get("TimeStamp")),
+                        "verified": runs is not None and explained(rec, runs)})
     return out
 
 
@@ -209,8 +212,15 @@ def evidence(spec: Spec, endpoints, paths) -> Evidence:
         ev.checked["audit"] = f"not read: {why}"
     else:
         try:
-            ev.calls = audit_calls(audit.read(live.redis))
-            ev.checked["audit"] = f"{len(ev.calls)} DAG calls in the gateway's analytics records (kept 24 h)"
+            records = audit.read(live.redis)
+            try:
+                runs, against = audit.airflow_runs(live.airflow), "each checked against Airflow's task instances"
+            except Exception as e:  # noqa: BLE001 - the calls stand without Airflow; none can be verified then
+                runs, against = None, f"not checked against Airflow ({_why(e)}): none verified"
+            ev.calls = audit_calls(records, runs)
+            unverified = sum(1 for c in ev.calls if not c["verified"])
+            ev.checked["audit"] = (f"{len(ev.calls)} DAG calls in the gateway's analytics records (kept 24 h), "
+                                   f"{against}" + (f"; {unverified} unverified" if unverified else ""))
         except Exception as e:  # noqa: BLE001
             ev.checked["audit"] = f"not read: {_why(e)}"
     return ev

@@ -7,9 +7,11 @@ import csv
 import io
 import json
 import shutil
+import time
 
 import pytest
 
+from sandbox.audit import SLACK
 from sandbox.clients import TykGateway
 from sandbox.spec import fixture_path
 from tests.integration.conftest import TEST_PORTS, airflow_session
@@ -74,11 +76,13 @@ def test_a_deleted_policy_fails_exactly_its_connection_at_the_gateway(stack):
 
 
 def test_audit_counts_every_smoke_call_by_dag_task_and_api(stack):
-    before = {(r["dag"], r["task"], r["api"], r["status"]): r["count"] for r in audit(stack)}
+    before = {(r["dag"], r["task"], r["api"], r["status"], r["verified"]): r["count"] for r in audit(stack)}
     rc, report = smoke(stack)
     assert rc == 0
-    after = {(r["dag"], r["task"], r["api"], r["status"]): r["count"] for r in audit(stack)}
-    made = {(f"sandbox_smoke_{r['env']}", r["service"], f"{r['env']}-{r['service']}", 200) for r in report["rows"]}
+    after = {(r["dag"], r["task"], r["api"], r["status"], r["verified"]): r["count"] for r in audit(stack)}
+    # each call once, and each verified: Airflow's own task instance was running when the gateway saw it
+    made = {(f"sandbox_smoke_{r['env']}", r["service"], f"{r['env']}-{r['service']}", 200, True)
+            for r in report["rows"]}
     assert {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)} == {k: 1 for k in made}
     # one DAG only, and as CSV a spreadsheet or the csv module reads
     dev = audit(stack, "--dag", "sandbox_smoke_dev", "--since", "1h")
@@ -90,3 +94,23 @@ def test_audit_counts_every_smoke_call_by_dag_task_and_api(stack):
         [(r["dag"], r["task"], r["api"], r["count"]) for r in dev]
     # reading consumed nothing: a second reader sees the same
     assert audit(stack, "--dag", "sandbox_smoke_dev", "--since", "1h") == dev
+
+
+def test_a_call_with_forged_dag_headers_from_outside_airflow_is_unverified_everywhere(stack, sandbox):
+    rc, report = smoke(stack, "--env", "dev")
+    assert rc == 0
+    run_id = report["runs"]["sandbox_smoke_dev"]
+    forged = {"X-Airflow-Dag-Id": "sandbox_smoke_dev", "X-Airflow-Task-Id": "orders"}
+    s = sandbox.session("dev", "orders")  # a real token of Airflow's account, held outside Airflow
+    time.sleep(SLACK + 1)  # the smoke's tasks have ended: past the clocks' slack, no running task explains a call
+    for run in ("manual__forged-by-hand", run_id):  # a run that never was; the smoke's run, after it ended
+        assert s.get("get", headers={**forged, "X-Airflow-Run-Id": run}, timeout=10).status_code == 200
+    rows = audit(stack, "--dag", "sandbox_smoke_dev", "--since", "10m")
+    orders = {r["verified"]: r["count"] for r in rows if (r["task"], r["api"], r["status"]) ==
+              ("orders", "dev-orders", 200)}
+    assert orders.get(False, 0) >= 2 and orders.get(True, 0) >= 1, rows
+    table = stack.cli("audit", "--dag", "sandbox_smoke_dev", "--since", "10m").stdout
+    assert "unverified" in table and "set by whoever called" in " ".join(table.split())
+    edges = {e["connection"]: e for e in json.loads(stack.cli("map", "-o", "json").stdout)["edges"]}
+    (dev,) = [d for d in edges["tyk_dev_orders"]["dags"] if d["dag"] == "sandbox_smoke_dev"]
+    assert dev["unverified"] >= 2, dev

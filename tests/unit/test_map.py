@@ -54,8 +54,8 @@ def test_evidence_marks_only_the_edges_it_is_about():
                                                                              "prod/airflow", "scopes")]
     rows = {"tyk_dev_billing": {"ok": False, "verdict": "gateway: HTTP 403 Key not authorized", "at": 1000.0},
             "tyk_prod_orders": {"ok": True, "verdict": "", "at": 1000.0}}
-    calls = [{"api": "dev-billing", "account": "airflow", "dag": "billing_daily", "when": 100.0},
-             {"api": "dev-billing", "account": None, "dag": "billing_daily", "when": 160.0},
+    calls = [{"api": "dev-billing", "account": "airflow", "dag": "billing_daily", "when": 100.0, "verified": True},
+             {"api": "dev-billing", "account": None, "dag": "billing_daily", "when": 160.0, "verified": False},
              {"api": "dev-orders", "account": "reporting", "dag": "export", "when": 5.0}]
     trust_map.mark(es, changes, {"dev/airflow": 42}, rows, calls)
     by = {(e.env, e.account, e.service): e for e in es}
@@ -65,7 +65,8 @@ def test_evidence_marks_only_the_edges_it_is_about():
                                                      ("prod", "airflow", "billing")}
     billing = by["dev", "airflow", "billing"]
     assert billing.state == "failing" and billing.smoke.startswith("failed at gateway: HTTP 403")
-    assert billing.dags == [{"dag": "billing_daily", "calls": 2, "last_seen": "1970-01-01T00:02:40+00:00"}]
+    assert billing.dags == [{"dag": "billing_daily", "calls": 2, "last_seen": "1970-01-01T00:02:40+00:00",
+                             "unverified": 1}]
     assert billing.secret_age_s == 42 and by["dev", "reporting", "orders"].dags == []  # only DAG calls on Airflow's
     assert by["prod", "airflow", "billing"].smoke == "not run"
 
