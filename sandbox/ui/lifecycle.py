@@ -169,7 +169,7 @@ def opener(paths: SandboxPaths) -> Path:
     target = url(found[1]) + "login"
     html = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Opening the sandbox's page</title>
 </head><body onload="document.forms[0].submit()"><form method="post" action="{target}">
-<input type="hidden" name="token" value="{token(paths)}">
+<input type="hidden" name="token" value="{_served_token(paths)}">
 <p>Opening the sandbox's page… <button type="submit">Open it</button></p></form></body></html>
 """
     path = paths.home / "data" / NAME / "open.html"
@@ -209,9 +209,19 @@ def status_row(paths: SandboxPaths, runtime: str) -> ComponentStatus:
                            secret=token(paths), runtime=runtime)
 
 
+def _served_token(paths: SandboxPaths) -> str:
+    """The token the running server holds: a file no longer trusted is replaced, and the server restarted with the
+    new token (it read the old one at its start)."""
+    value = _trusted(paths.ui_token)
+    if value is None:
+        rotate_token(paths)
+        value = token(paths)
+    return value
+
+
 def link(paths: SandboxPaths) -> str:
     """The page's URL with its token (what `sandbox ui --url` prints); refuses when it is not running."""
     found = running(paths)
     if found is None:
         raise SandboxError("The sandbox's page is not running.", "run `sandbox up` (it starts with the stack).")
-    return f"{url(found[1])}?token={token(paths)}"
+    return f"{url(found[1])}?token={_served_token(paths)}"

@@ -168,9 +168,10 @@ def test_a_guard_refuses_to_be_built_on_an_empty_token():
 
 def test_the_private_file_holds_the_token_for_a_form_post_to_the_pages_name(tmp_path, monkeypatch):
     paths = SandboxPaths(tmp_path / "home", tmp_path / "cache")
+    made = lifecycle.token(paths)  # as the running server made it
     monkeypatch.setattr(lifecycle, "running", lambda p: (None, PORT))
     path = lifecycle.opener(paths)
     text = path.read_text()
     assert path.stat().st_mode & 0o077 == 0
-    assert f'action="http://{PAGE}/login"' in text and f'value="{lifecycle.token(paths)}"' in text
+    assert f'action="http://{PAGE}/login"' in text and f'value="{made}"' in text
     assert "?token=" not in text
