@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
 import sys
+import threading
 import time
 
 import requests
@@ -55,9 +57,15 @@ def logs_follow_the_upstream(env: dict[str, str], upstream_url: str, settle: flo
     try:
         time.sleep(settle)  # the follow has started
         requests.get(f"{upstream_url}/get?follow-me", timeout=10)
+        # read beside the wait: a follow that prints nothing fails at the deadline rather than hanging the suite
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
         deadline, seen = time.monotonic() + within, []
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = lines.get(timeout=left)
+            except queue.Empty:
+                break
             seen.append(line)
             if "follow-me" in line:
                 break

@@ -8,9 +8,11 @@ package main
 
 import (
 	"flag"
-	"log"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -22,13 +24,18 @@ func main() {
 	host := flag.String("host", "0.0.0.0", "Host to listen on")
 	port := flag.Int("port", 8080, "Port to listen on")
 	flag.Parse()
+	// a line per request on stderr, as go-httpbin's own command logs them (`sandbox logs upstream` follows them)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	srv := &http.Server{
 		Addr:              net.JoinHostPort(*host, strconv.Itoa(*port)),
-		Handler:           withoutCredentials(httpbin.New()),
+		Handler:           withoutCredentials(httpbin.New(httpbin.WithObserver(httpbin.StdLogObserver(logger)))),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
-	log.Printf("go-httpbin (no credentialed CORS) listening on %s", srv.Addr)
-	log.Fatal(srv.ListenAndServe())
+	logger.Info(fmt.Sprintf("go-httpbin (no credentialed CORS) listening on http://%s", srv.Addr))
+	if err := srv.ListenAndServe(); err != nil {
+		logger.Error(fmt.Sprintf("error: %s", err))
+		os.Exit(1)
+	}
 }
 
 func withoutCredentials(h http.Handler) http.Handler {
