@@ -122,6 +122,25 @@ def test_a_cluster_scenario_shows_its_symptom_is_named_by_doctor_and_reverts_to_
     kept_fault_is_named_and_reverted(kube, name)
 
 
+def test_a_task_pod_cannot_take_the_sandboxs_secrets_and_its_log_says_why(kube):
+    path = Path(shutil.copy(fixture_path("dags/pod_override_secret.py"), kube.paths.dags))
+    try:
+        kube.cli("apply")
+        api = kube.airflow()
+        result = dag_runs.run_dag(api, "pod_override_secret", None, timeout=600)
+        assert result["state"] == "failed" and result["tasks"] == {"read_the_seal_key": "failed"}, result
+        r = api.s.get(f"{api.base}/dags/pod_override_secret/dagRuns/{result['dag_run_id']}/taskInstances/"
+                      "read_the_seal_key/logs/1", params={"full_content": "true"},
+                      headers={"Accept": "application/json"}, timeout=30)
+        text = json.dumps(r.json())
+        assert "the sandbox removed from this task's pod: volume 'seal' (Secret openbao-secrets)" in text, text[-3000:]
+        assert "service account 'airflow-scheduler'" in text
+        assert "No such file or directory: '/seal/openbao_unseal_key'" in text, text[-3000:]
+    finally:
+        path.unlink(missing_ok=True)
+        kube.cli("apply")
+
+
 def test_down_leaves_nothing_of_the_sandbox_in_the_cluster_and_another_namespace_untouched(kube):
     # another namespace's object, even one that carries the sandbox's label, is not the sandbox's to delete
     key, value = PART_OF.split("=")
@@ -159,21 +178,3 @@ def psutil_processes() -> list[list[str]]:
         out.append(p.info["cmdline"] or [])
     return out
 
-
-def test_a_task_pod_cannot_take_the_sandboxs_secrets_and_its_log_says_why(kube):
-    path = Path(shutil.copy(fixture_path("dags/pod_override_secret.py"), kube.paths.dags))
-    try:
-        kube.cli("apply")
-        api = kube.airflow()
-        result = dag_runs.run_dag(api, "pod_override_secret", None, timeout=600)
-        assert result["state"] == "failed" and result["tasks"] == {"read_the_seal_key": "failed"}, result
-        r = api.s.get(f"{api.base}/dags/pod_override_secret/dagRuns/{result['dag_run_id']}/taskInstances/"
-                      "read_the_seal_key/logs/1", params={"full_content": "true"},
-                      headers={"Accept": "application/json"}, timeout=30)
-        text = json.dumps(r.json())
-        assert "the sandbox removed from this task's pod: volume 'seal' (Secret openbao-secrets)" in text, text[-3000:]
-        assert "service account 'airflow-scheduler'" in text
-        assert "No such file or directory: '/seal/openbao_unseal_key'" in text, text[-3000:]
-    finally:
-        path.unlink(missing_ok=True)
-        kube.cli("apply")
