@@ -353,8 +353,8 @@ def rotate(accounts: tuple[str, ...], env: str | None, signing_key: bool, now: b
     progress = render.ProgressPrinter()
     endpoints = get_runtime().endpoints()
     if signing_key:
-        done = rotation.rotate_signing_keys(endpoints, _paths(), rotation.realm_targets(the_spec, env), now,
-                                              progress)
+        done = rotation.rotate_signing_keys(the_spec, endpoints, _paths(), rotation.realm_targets(the_spec, env),
+                                            now, progress)
     else:
         done = rotation.rotate_secrets(the_spec, endpoints, _paths(), rotation.secret_targets(the_spec, list(accounts),
                                                                                                 env), now, progress)

@@ -154,6 +154,17 @@ class SandboxPaths:
     def ui_token(self) -> Path:
         return self.home / "secrets" / "ui-token"
 
+    # ---- rotation --------------------------------------------------------------------------------------------
+    @property
+    def rotation_lock(self) -> Path:
+        """Held by the one `sandbox rotate` that runs."""
+        return self.home / ".rotation.lock"
+
+    @property
+    def rotation_underway(self) -> Path:
+        """What a rotation is changing: written before its first change, removed after its last (no secret)."""
+        return self.home / "rotation-underway.json"
+
     # ---- test sessions holding the sandbox ----------------------------------------------------------
     @property
     def holders_lock(self) -> Path:

@@ -65,12 +65,20 @@ def is_done(target: Path) -> bool:
 
 
 @contextmanager
-def file_lock(path: Path):
+def file_lock(path: Path, busy: Callable[[], bool] | None = None):
+    """An exclusive lock on `path` for the block (yields True). `busy`, when given, is called once if another
+    process holds it: it may say so, and returns whether to wait; False goes on without the lock (yields False)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(f, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy else 0))
+        except BlockingIOError:
+            if not busy():  # type: ignore[misc]
+                yield False
+                return
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield True
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
 

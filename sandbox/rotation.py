@@ -22,7 +22,6 @@ next `rotate` or `up` (`settle`), so no old secret or key stays trusted for ever
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
@@ -39,6 +38,7 @@ from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
 from sandbox.plan import Addresses, plan
 from sandbox.privacy import private_umask
+from sandbox.provision import file_lock
 from sandbox.realm_keys import KEY_PROVIDER
 from sandbox.runtime.base import AirflowHandoff, Endpoints
 from sandbox.spec import Spec
@@ -96,52 +96,34 @@ class Underway:
     started: float
 
 
-def _journal(paths: SandboxPaths):
-    return paths.home / "rotation-underway.json"
-
-
-def _lock_file(paths: SandboxPaths):
-    return paths.home / ".rotation.lock"
-
-
 def underway(paths: SandboxPaths) -> Underway | None:
     try:
-        return Underway(**json.loads(_journal(paths).read_text()))
+        return Underway(**json.loads(paths.rotation_underway.read_text()))
     except (OSError, ValueError, TypeError):
         return None
 
 
-@contextmanager
-def exclusive(paths: SandboxPaths, say, wait: bool = True) -> Iterator[bool]:
-    """The rotation lock; a second rotation says that it waits. With `wait=False`, yields False at once when a
-    rotation holds it (`up` must not settle what a live rotation is doing)."""
-    path = _lock_file(paths)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not wait:
-                yield False
-                return
+def exclusive(paths: SandboxPaths, say, wait: bool = True):
+    """The rotation lock (yields True); a second rotation says that it waits. With `wait=False`, yields False at
+    once when a rotation holds it (`up` must not settle what a live rotation is doing)."""
+    def busy() -> bool:
+        if wait:
             live = underway(paths)
             say("rotate", "another `sandbox rotate` is running" + (f" (pid {live.pid}, {live.kind})" if live else "")
                 + ": this one waits for it to end")
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield True
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+        return wait
+
+    return file_lock(paths.rotation_lock, busy)
 
 
 @contextmanager
 def _noted(paths: SandboxPaths, kind: str, targets: list[list[str]]) -> Iterator[None]:
-    write_private(_journal(paths), json.dumps(asdict(Underway(kind, targets, os.getpid(), time.time()))))
+    write_private(paths.rotation_underway, json.dumps(asdict(Underway(kind, targets, os.getpid(), time.time()))))
     yield
-    _journal(paths).unlink(missing_ok=True)  # only a rotation that ended is forgotten: an exception leaves the note
+    paths.rotation_underway.unlink(missing_ok=True)  # only a rotation that ended is forgotten: an error leaves it
 
 
-def settle(endpoints: Endpoints, paths: SandboxPaths, say) -> list[str]:
+def settle(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, say) -> list[str]:
     """Finish a rotation that was interrupted (killed, Ctrl-C, a failed call): its clients' old secrets invalidated
     (their new ones are distributed first), its realms left with the one key that signs, and the gateway told. Run
     by `rotate` first and by `up` after apply (which distributes the clients' current secrets); nothing when no
@@ -149,10 +131,10 @@ def settle(endpoints: Endpoints, paths: SandboxPaths, say) -> list[str]:
     if underway(paths) is None:
         return []
     with exclusive(paths, say, wait=False) as mine:
-        return _settle(endpoints, paths, say) if mine else []
+        return _settle(spec, endpoints, paths, say) if mine else []
 
 
-def _settle(endpoints: Endpoints, paths: SandboxPaths, say) -> list[str]:
+def _settle(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, say) -> list[str]:
     """`settle`, the lock held."""
     left = underway(paths)
     if left is None:
@@ -160,20 +142,22 @@ def _settle(endpoints: Endpoints, paths: SandboxPaths, say) -> list[str]:
     live = Clients(endpoints)
     done = []
     if left.kind == "client-secret":
-        done = _settle_secrets(live, paths, left, say)
+        done = _settle_secrets(spec, endpoints, paths, live, left, say)
     elif left.kind == "signing-key":
         done = _settle_keys(live, [t[0] for t in left.targets], say)
-    _journal(paths).unlink(missing_ok=True)
+    paths.rotation_underway.unlink(missing_ok=True)
     return done
 
 
-def _settle_secrets(live: Clients, paths: SandboxPaths, left: Underway, say) -> list[str]:
+def _settle_secrets(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, live: Clients, left: Underway,
+                    say) -> list[str]:
+    # the readers get each client's current secret before the old one goes (after `up`'s apply this writes nothing;
+    # before a new `rotate` it is what the killed one never wrote)
+    _distribute(spec, endpoints, paths, live, say)
     admin = live.keycloak
     done = []
     for realm, account in left.targets:
         uuid = _client_uuid(admin, realm, account)
-        # the vault must hold the client's current secret before the old one goes (apply wrote it; a rotate first
-        # writes it again below)
         invalidate_rotated(admin, realm, uuid)
         done.append(f"{realm}/{account}: the old secret of an interrupted rotation is invalidated")
     admin.change_current_realm("master")
@@ -236,6 +220,15 @@ def _settle_keys(live: Clients, realms: list[str], say) -> list[str]:
 
 
 # ---- client secrets ----------------------------------------------------------------------------------
+def _distribute(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, live: Clients, say) -> None:
+    """Every client's current secret, from Keycloak to where its readers read it (the vault, the CLI's file)."""
+    with private_umask():
+        skipped: dict[str, str] = {}
+        reconcile.distribute_secrets(spec, endpoints, paths, live, plan(spec, Addresses.of(endpoints)), skipped)
+    if skipped:
+        say("openbao", f"not written to the vault: {skipped['openbao']}")
+
+
 def _client_uuid(admin, realm: str, client_id: str) -> str:
     admin.change_current_realm(realm)
     uuid = admin.get_client_id(client_id)
@@ -258,7 +251,7 @@ def rotate_secrets(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, target
         raise SandboxError(f"Airflow reads the client secrets from the vault, and {why}: a rotation now would leave "
                            "it the old secret once that is invalidated.", "run `sandbox up`, then rotate again.")
     with exclusive(paths, say):
-        _settle(endpoints, paths, say)
+        _settle(spec, endpoints, paths, say)
         with _noted(paths, "client-secret", [list(t) for t in targets]):
             return _rotate_secrets(spec, endpoints, paths, targets, now, say)
 
@@ -273,11 +266,7 @@ def _rotate_secrets(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, targe
         uuids[(realm, account)] = uuid = _client_uuid(admin, realm, account)
         admin.generate_client_secrets(uuid)
         say("keycloak", f"{realm}/{account}: new secret, the old one still valid")
-    with private_umask():
-        skipped: dict[str, str] = {}
-        reconcile.distribute_secrets(spec, endpoints, paths, live, plan(spec, Addresses.of(endpoints)), skipped)
-    if skipped:
-        say("openbao", f"not written to the vault: {skipped['openbao']}")
+    _distribute(spec, endpoints, paths, live, say)
     say("openbao", "the new secrets are in the vault and the CLI's file")
     if not now:
         say("keycloak", f"grace: {SECRET_GRACE:.0f} s for every reader to take the new secret")
@@ -329,9 +318,10 @@ class _KeyRotation:
     new_kid: str = ""
 
 
-def rotate_signing_keys(endpoints: Endpoints, paths: SandboxPaths, realms: list[str], now: bool, say) -> list[Rotated]:
+def rotate_signing_keys(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, realms: list[str], now: bool,
+                        say) -> list[Rotated]:
     with exclusive(paths, say):
-        _settle(endpoints, paths, say)
+        _settle(spec, endpoints, paths, say)
         with _noted(paths, "signing-key", [[r] for r in realms]):
             return _rotate_signing_keys(endpoints, realms, now, say)
 

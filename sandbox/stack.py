@@ -63,7 +63,7 @@ def start_and_seed(rt: Runtime, spec: Spec | None, without: list[str], ports: di
             report = reconcile.apply(spec, endpoints, rt.paths)
             # a rotation killed half-way (its note in the home) is finished now that apply wrote the current secrets
             report.changes += [Change("keycloak", "update", "rotation", "interrupted", line)
-                               for line in rotation.settle(endpoints, rt.paths, progress)]
+                               for line in rotation.settle(spec, endpoints, rt.paths, progress)]
             action, secs = started.result()
         if running is None:
             results = [*results, UpResult("ui", action, round(secs, 2))]

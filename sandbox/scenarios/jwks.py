@@ -157,7 +157,7 @@ class RotationWithoutGrace(Scenario):
     def inject(self, ctx: ScenarioContext) -> None:
         # what `sandbox rotate --signing-key --now` does, once the gateway has cached the old keys
         cache_on_every_replica(ctx, self.connection)
-        rotate_signing_keys(ctx.endpoints, ctx.paths, [self.target.env], True, lambda *_: None)
+        rotate_signing_keys(ctx.spec, ctx.endpoints, ctx.paths, [self.target.env], True, lambda *_: None)
 
     def revert(self, ctx: ScenarioContext) -> None:
         ctx.clients.tyk.forget_all_jwks()  # the new key stays (a rotation is not undone): the gateway fetches it

@@ -132,7 +132,7 @@ def test_a_second_rotation_says_it_waits_and_waits_for_the_first(tmp_path):
     assert order == ["first ends", "second runs"]
     # `up` does not wait: it leaves a live rotation alone
     with rotation.exclusive(paths, lambda *a: None):
-        holder = threading.Thread(target=lambda: order.append(rotation.settle(None, paths, lambda *a: None)))
+        holder = threading.Thread(target=lambda: order.append(rotation.settle(None, None, paths, lambda *a: None)))
         (paths.home / "rotation-underway.json").write_text('{"kind": "signing-key", "targets": [["dev"]], '
                                                           '"pid": 1, "started": 0}')
         holder.start()
