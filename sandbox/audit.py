@@ -60,22 +60,24 @@ def explained(rec: dict, runs: Runs) -> bool:
     return started is not None and started - SLACK <= when and (ended is None or when <= ended + SLACK)
 
 
-def airflow_runs(api) -> Runs:
-    """`Runs` from Airflow's REST API: one call per run, remembered once the run has ended."""
-    kept: dict[tuple[str, str], dict | None] = {}
+# (Airflow's URL, dag, run) -> its task instances, once the run has ended: they no longer change, and the page's
+# evidence asks again every 15 s
+_ENDED: dict[tuple[str, str, str], dict[str, tuple[float | None, float | None]]] = {}
 
+
+def airflow_runs(api) -> Runs:
+    """`Runs` from Airflow's REST API: one call per run, remembered in this process once the run has ended."""
     def runs(dag: str, run: str) -> dict | None:
-        if (dag, run) in kept:
-            return kept[(dag, run)]
-        r = api.s.get(f"{api.base}/dags/{dag}/dagRuns/{run}/taskInstances", params={"limit": 1000}, timeout=30)
+        key = (api.url, dag, run)
+        if key in _ENDED:
+            return _ENDED[key]
+        r = api.call("GET", f"/dags/{dag}/dagRuns/{run}/taskInstances", ok404=True, params={"limit": 1000})
         if r.status_code == 404:
-            found = None
-        else:
-            r.raise_for_status()
-            tis = r.json().get("task_instances") or []
-            found = {t["task_id"]: (_epoch(t.get("start_date")), _epoch(t.get("end_date"))) for t in tis}
-        if found is None or all(end is not None for _, end in found.values()):  # a running one is asked again
-            kept[(dag, run)] = found
+            return None
+        found = {t["task_id"]: (_epoch(t.get("start_date")), _epoch(t.get("end_date")))
+                 for t in r.json().get("task_instances") or []}
+        if found and all(end is not None for _, end in found.values()):  # a running one is asked again
+            _ENDED[key] = found
         return found
 
     return runs

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,21 +28,7 @@ def private_umask() -> Iterator[None]:
 
 def make_private(home: Path) -> int:
     """Take group and other permissions off everything under `home` (links are not followed); how many changed."""
-    changed = 0
-    if not home.exists():
-        return 0
-    for root, dirs, files in os.walk(home):
-        for name in [None, *dirs, *files]:
-            path = root if name is None else os.path.join(root, name)
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:  # a process removed it meanwhile
-                continue
-            if stat.S_ISLNK(st.st_mode) or not st.st_mode & 0o077:
-                continue
-            os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o077)
-            changed += 1
-    return changed
+    return _remode(home, lambda mode: mode & ~0o077)
 
 
 def make_public(folder: Path) -> int:
@@ -50,21 +36,26 @@ def make_public(folder: Path) -> int:
     default umask would: the per-user cache holds public artefacts (binaries, virtualenvs, distributions) that a
     container's own user must run, whichever command built them — `up` builds under the private umask. How many
     changed."""
+    return _remode(folder, lambda mode: mode | (0o044 if mode & 0o400 else 0) | (0o011 if mode & 0o100 else 0))
+
+
+def _remode(root_folder: Path, wanted: Callable[[int], int]) -> int:
+    """Set each file's and folder's permission bits under `root_folder` (itself included) to `wanted(bits)`; links
+    are not followed. How many changed."""
     changed = 0
-    for root, dirs, files in os.walk(folder):
+    if not root_folder.exists():
+        return 0
+    for root, dirs, files in os.walk(root_folder):
         for name in [None, *dirs, *files]:
             path = root if name is None else os.path.join(root, name)
             try:
                 st = os.lstat(path)
-            except FileNotFoundError:
+            except FileNotFoundError:  # a process removed it meanwhile
                 continue
             if stat.S_ISLNK(st.st_mode):
                 continue
             mode = stat.S_IMODE(st.st_mode)
-            readable = 0o044 if mode & 0o400 else 0
-            runnable = 0o011 if mode & 0o100 else 0
-            wanted = mode | readable | runnable
-            if wanted != mode:
-                os.chmod(path, wanted)
+            if wanted(mode) != mode:
+                os.chmod(path, wanted(mode))
                 changed += 1
     return changed

@@ -15,6 +15,8 @@ import subprocess
 import tarfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
@@ -75,14 +77,21 @@ OPENBAO = Release(
     tree_sha256=versions.OPENBAO_TREE_SHA256)
 
 
-def archive_commit(path: Path) -> str | None:
-    """The commit recorded in a GitHub-style tarball's pax global header (`comment`), or None."""
+@contextmanager
+def _archive(path: Path) -> Iterator[tarfile.TarFile]:
+    """The archive open for reading; one that cannot be read is one sentence and the fix."""
     try:
         with tarfile.open(path, "r:*") as tar:
-            return tar.pax_headers.get("comment")
+            yield tar
     except (tarfile.TarError, OSError) as e:
         raise SandboxError(f"The source {path} is not a readable .tar.gz archive ({e}).",
                            "point the source variable at the release's source tarball.") from e
+
+
+def archive_commit(path: Path) -> str | None:
+    """The commit recorded in a GitHub-style tarball's pax global header (`comment`), or None."""
+    with _archive(path) as tar:
+        return tar.pax_headers.get("comment")
 
 
 def _refuse(release_title: str, path: Path, why: str) -> SandboxError:
@@ -96,28 +105,24 @@ def check_members(title: str, path: Path) -> None:
     would be read by Go from the parent folder and could swap any dependency), no `..` or absolute path, no link
     that leaves the folder, no device, pipe or other special file. Read without unpacking."""
     top = None
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            for m in tar:
-                name = m.name.rstrip("/")
-                parts = PurePosixPath(name).parts
-                if not parts or name.startswith("/") or ".." in parts:
-                    raise _refuse(title, path, f"the member {m.name!r} has a path outside its top folder")
-                top = top or parts[0]
-                if parts[0] != top or (len(parts) == 1 and not m.isdir()):
-                    raise _refuse(title, path, f"the member {m.name!r} lies outside the single top folder {top}/")
-                if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
-                    raise _refuse(title, path, f"the member {m.name!r} is a special file")
-                if m.issym() or m.islnk():
-                    # a symlink's target is relative to its folder; a hard link's to the archive's root
-                    base = PurePosixPath(*parts[:-1]) if m.issym() else PurePosixPath()
-                    target = posixpath.normpath(str(base / m.linkname))
-                    if m.linkname.startswith("/") or not (target + "/").startswith(top + "/"):
-                        raise _refuse(title, path, f"the link {m.name!r} points outside the top folder "
-                                                   f"({m.linkname!r})")
-    except (tarfile.TarError, OSError) as e:
-        raise SandboxError(f"The source {path} is not a readable .tar.gz archive ({e}).",
-                           "point the source variable at the release's source tarball.") from e
+    with _archive(path) as tar:
+        for m in tar:
+            name = m.name.rstrip("/")
+            parts = PurePosixPath(name).parts
+            if not parts or name.startswith("/") or ".." in parts:
+                raise _refuse(title, path, f"the member {m.name!r} has a path outside its top folder")
+            top = top or parts[0]
+            if parts[0] != top or (len(parts) == 1 and not m.isdir()):
+                raise _refuse(title, path, f"the member {m.name!r} lies outside the single top folder {top}/")
+            if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
+                raise _refuse(title, path, f"the member {m.name!r} is a special file")
+            if m.issym() or m.islnk():
+                # a symlink's target is relative to its folder; a hard link's to the archive's root
+                base = PurePosixPath(*parts[:-1]) if m.issym() else PurePosixPath()
+                target = posixpath.normpath(str(base / m.linkname))
+                if m.linkname.startswith("/") or not (target + "/").startswith(top + "/"):
+                    raise _refuse(title, path, f"the link {m.name!r} points outside the top folder "
+                                               f"({m.linkname!r})")
 
 
 def tree_digest(path: Path) -> str:
@@ -126,19 +131,15 @@ def tree_digest(path: Path) -> str:
     tree (GitHub's tag tarball against `git archive`) has the same digest; any added, removed or changed member,
     folder or top folder name does not."""
     entries = []
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            for m in tar:
-                kind = "f" if m.isfile() else "d" if m.isdir() else "s" if m.issym() else "h" if m.islnk() else "?"
-                line = f"{kind} {m.name.rstrip('/')} {m.mode & 0o7777:o}"
-                if m.isfile():
-                    line += " " + hashlib.sha256(tar.extractfile(m).read()).hexdigest()  # type: ignore[union-attr]
-                elif m.issym() or m.islnk():
-                    line += " " + m.linkname
-                entries.append(line)
-    except (tarfile.TarError, OSError) as e:
-        raise SandboxError(f"The source {path} is not a readable .tar.gz archive ({e}).",
-                           "point the source variable at the release's source tarball.") from e
+    with _archive(path) as tar:
+        for m in tar:
+            kind = "f" if m.isfile() else "d" if m.isdir() else "s" if m.issym() else "h" if m.islnk() else "?"
+            line = f"{kind} {m.name.rstrip('/')} {m.mode & 0o7777:o}"
+            if m.isfile():
+                line += " " + hashlib.sha256(tar.extractfile(m).read()).hexdigest()  # type: ignore[union-attr]
+            elif m.issym() or m.islnk():
+                line += " " + m.linkname
+            entries.append(line)
     return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()
 
 

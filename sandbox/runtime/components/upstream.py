@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from functools import cache
 from pathlib import Path
 
 from sandbox import versions
@@ -21,6 +22,7 @@ GO_HINT = "Go 1.26 or newer (apt-get install golang, or the official tarball)"
 PROGRAM = Path(__file__).with_name("upstream_main")
 
 
+@cache  # the package's files do not change while it runs; every status asks where the binary is
 def _program_digest() -> str:
     h = hashlib.sha256()
     for name in ("main.go", "go.mod", "go.sum"):
