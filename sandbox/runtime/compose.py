@@ -67,7 +67,7 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
         value = env.get(name)
         if (m.group(2) == ":?" and not value) or (m.group(2) == "?" and value is None):
             raise SandboxError(f"The compose file needs {name}: {m.group(3)}.",
-                               "the sandbox sets it; by hand, see the README's compose recipe.")
+                               "the sandbox sets it; by hand, see the compose recipe in docs/runtimes.md.")
         if m.group(2) == ":-" and not value:
             return m.group(3)
         if m.group(2) == "-" and value is None:

@@ -1,6 +1,6 @@
 """The Tyk open-source gateway: built from the pinned release's source, or taken from an existing install.
 
-Three ways, in the order a user should try them (the README says the same):
+Three ways, in the order a user should try them (docs/install.md says the same):
 1. SANDBOX_TYK_HOME: an installed gateway (e.g. /opt/tyk-gateway), a folder with `tyk` and `templates/`.
 2. SANDBOX_TYK_SOURCE: the release's source tarball, a local path or an http(s) URL (default: GitHub's tag
    tarball), checked against the pinned commit and built with Go (dependencies from the Go module proxy).
@@ -117,7 +117,7 @@ class Tyk(Component):
                         raise SandboxError(
                             f"No Tyk {versions.TYK} source could be had: {first.message} {second.message}",
                             "set SANDBOX_TYK_SOURCE to a local copy of the source tarball, or SANDBOX_TYK_HOME to "
-                            "an installed gateway (see the README, \"Getting the Tyk gateway\").") from second
+                            "an installed gateway (see docs/install.md, \"Getting the Tyk gateway\").") from second
             go_source.go_build(TYK, go, src, target / "tyk", {**os.environ, "CGO_ENABLED": "0"}, say)
             shutil.copytree(src / "templates", target / "templates")  # read at run time (`template_path`)
             shutil.rmtree(work)
