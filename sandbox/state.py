@@ -31,6 +31,9 @@ class State:
     # recorded processes, all alive, are then not the whole component
     starting: list[str] = field(default_factory=list)
     images: dict[str, str] = field(default_factory=dict)  # docker runtime: the image each component runs
+    # docker runtime: the ID of that image when its containers were made (they are made from the ID, so a tag moved
+    # by a rebuild or a pull in between is not what a restart runs unseen)
+    image_ids: dict[str, str] = field(default_factory=dict)
     cluster: dict[str, str] = field(default_factory=dict)  # kubernetes runtime: its context and namespace
 
     def to_json(self) -> str:
@@ -57,6 +60,7 @@ def load(path: Path) -> State | None:
             },
             starting=[str(x) for x in raw.get("starting", [])],
             images={str(k): str(v) for k, v in (raw.get("images") or {}).items()},
+            image_ids={str(k): str(v) for k, v in (raw.get("image_ids") or {}).items()},
             cluster={str(k): str(v) for k, v in (raw.get("cluster") or {}).items()},
         )
     except (ValueError, KeyError, TypeError, AttributeError) as e:

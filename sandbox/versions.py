@@ -67,7 +67,7 @@ OPENBAO_WRAPPERS_SHA256 = "d1b9cd766d559381984f9bbd6c8db698c770752abae617ae5aaa1
 
 # The docker runtime's images: the official ones, tagged with the versions above. `sandbox images build`
 # makes images of the same names' layout from package registries, tagged LOCAL_IMAGE_PREFIX/<component>:<tag>.
-IMAGES = {
+_TAGGED = {
     "keycloak": f"quay.io/keycloak/keycloak:{KEYCLOAK}",
     "redis": f"redis:{REDIS}",
     "tyk": f"tykio/tyk-gateway:{TYK}",
@@ -75,13 +75,28 @@ IMAGES = {
     "upstream": f"mccutchen/go-httpbin:{UPSTREAM}",
     "openbao": f"openbao/openbao:{OPENBAO}",
 }
+# An official image is named by its tag *and* the digest of the image index the tag named when it was pinned: a
+# re-pushed tag is then refused by the engine instead of run. No image registry answers on this project's machines,
+# so a digest is taken from where others pinned the same tag (each seen in several unrelated projects); the images
+# with none here are named by tag until a machine that reaches the registry reads theirs
+# (`docker buildx imagetools inspect <image>`, the `Digest:` line) and adds it below.
+IMAGE_DIGESTS = {
+    "keycloak": "sha256:ff4257d0d64efbe99ed1ddfaf07765cc3c36dc7518bf8324d41961327f441c54",
+    "openbao": "sha256:11fd73a2102cda9c55d5d881a8c3210303146a7ec1e8ac76f526e175c6d24641",
+}
+IMAGES = {n: f"{ref}@{IMAGE_DIGESTS[n]}" if n in IMAGE_DIGESTS else ref for n, ref in _TAGGED.items()}
 LOCAL_IMAGE_PREFIX = "airflow-tyk-sandbox"
 DEBIAN = "bookworm"  # base of the locally built images (its python3 is AIRFLOW_PYTHON)
 DEBIAN_FOR_JAVA = "trixie"  # Keycloak needs Java 21+ (its image: 25, for the AOT cache); bookworm packages neither
 
 
+def image_tag(component: str) -> str:
+    """The official image's tag (its version), which the locally built image carries too."""
+    return _TAGGED[component].rsplit(":", 1)[1]
+
+
 def local_image(component: str) -> str:
-    return f"{LOCAL_IMAGE_PREFIX}/{component}:{IMAGES[component].rsplit(':', 1)[1]}"
+    return f"{LOCAL_IMAGE_PREFIX}/{component}:{image_tag(component)}"
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,7 @@ class DockerRuntime(SkeletonRuntime):
         out = compose.variables(self.components.values(), ctx, set(HOST_PORTS))  # the page: the host's
         return {**out, "SANDBOX_CONTAINER_SECRETS": str(self.paths.container_secrets),
                 "SANDBOX_AIRFLOW_UID": str(airflow_uid()),
-                **{image_variable(c): ref for c, ref in state.images.items()}}
+                **{image_variable(c): state.image_ids.get(c, ref) for c, ref in state.images.items()}}
 
     def compose_variables(self) -> dict[str, str]:
         """The variables a hand-run `docker compose` needs to address this running sandbox (no secret among them:
@@ -194,13 +194,15 @@ class DockerRuntime(SkeletonRuntime):
         return chosen
 
     def _has(self, ref: str) -> bool:
+        return self._image_id(ref) is not None
+
+    def _image_id(self, ref: str) -> str | None:
         from docker.errors import ImageNotFound
 
         try:
-            self.client.images.get(ref)
-            return True
+            return self.client.images.get(ref).id
         except ImageNotFound:
-            return False
+            return None
 
     def _ensure_image(self, ref: str, component: str, progress: Progress) -> None:
         from docker.errors import APIError, ImageNotFound
@@ -241,6 +243,7 @@ class DockerRuntime(SkeletonRuntime):
 
     def before_start(self, state: State, running: set[str]) -> None:
         state.images = {**self.choose_images(), **{n: state.images[n] for n in running if n in state.images}}
+        state.image_ids = {n: i for n, i in state.image_ids.items() if n in running}
         state.processes = {n: r for n, r in state.processes.items() if n in running}
 
     def stop_component(self, name: str, state: State) -> bool:
@@ -258,6 +261,7 @@ class DockerRuntime(SkeletonRuntime):
     def check_startable(self, to_start: list[str], state: State, progress: Progress) -> None:
         for name in to_start:
             self._ensure_image(state.images[name], name, progress)
+            state.image_ids[name] = self._image_id(state.images[name]) or state.images[name]
 
     def prepare_host(self, state: State, secrets: dict[str, str]) -> None:
         self._prepare_host(state, secrets)

@@ -71,7 +71,10 @@ def _oss(folder: Path) -> Path:
 def values(image: str, replicas: int) -> dict:
     """The chart's values for one sandbox: the repository's, with its image and replica count, one replica a node."""
     out = yaml.safe_load((compose_dir() / "kubernetes" / "tyk-values.yaml").read_text())
-    repository, _, tag = image.rpartition(":")
+    # the chart writes `repository:tag`: a digest rides on the tag (`v5.14.0@sha256:…`)
+    name, at, digest = image.partition("@")
+    repository, _, tag = name.rpartition(":")
+    tag += at + digest
     gateway = out["tyk-gateway"]["gateway"]
     gateway["image"] = {"repository": repository, "tag": tag, "pullPolicy": "IfNotPresent"}
     # the chart's init container is busybox from a registry; the gateway's own image has the shell it needs

@@ -75,6 +75,10 @@ def test_up_starts_every_component_in_containers_and_smokes_green(dstack):
     images = {c.labels["com.docker.compose.service"]: c.image.tags[0] for c in dstack.containers(all_=False)}
     assert images["keycloak"] == versions.local_image("keycloak")
     assert images["airflow-api-server"] == versions.local_image("airflow")
+    # made from the image's ID (what `up` checked), not from a tag a rebuild or a pull could move meanwhile
+    made_from = {c.labels["com.docker.compose.service"]: c.attrs["Config"]["Image"] for c in dstack.containers()}
+    assert made_from["keycloak"] == engine.client().images.get(versions.local_image("keycloak")).id, made_from
+    assert all(ref.startswith("sha256:") for ref in made_from.values()), made_from
     # Airflow's four services in one container, from one import (the compose file's commands, forked)
     (airflow,) = [c for c in dstack.containers(all_=False) if c.labels["com.docker.compose.service"].startswith(
         "airflow-")]

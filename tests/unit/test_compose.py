@@ -35,7 +35,8 @@ def test_every_service_belongs_to_a_component_and_every_component_has_a_service(
 def test_image_tags_are_the_versions_module():
     for name, svc in SERVICES.items():
         assert svc.image == versions.IMAGES[component_of(name)], name
-    assert versions.IMAGES["keycloak"].endswith(":" + versions.KEYCLOAK)
+    assert versions.IMAGES["keycloak"].startswith(f"quay.io/keycloak/keycloak:{versions.KEYCLOAK}@sha256:")
+    assert versions.IMAGES["openbao"].startswith(f"openbao/openbao:{versions.OPENBAO}@sha256:")
     assert versions.IMAGES["airflow"] == f"apache/airflow:{versions.AIRFLOW}-python{versions.AIRFLOW_PYTHON}"
     assert versions.IMAGES["tyk"].endswith(":" + versions.TYK)
     assert versions.IMAGES["upstream"].endswith(":" + versions.UPSTREAM)
@@ -44,7 +45,16 @@ def test_image_tags_are_the_versions_module():
 
 def test_local_images_carry_the_same_tags():
     for name, ref in versions.IMAGES.items():
-        assert versions.local_image(name) == f"{versions.LOCAL_IMAGE_PREFIX}/{name}:{ref.rsplit(':', 1)[1]}"
+        tag = ref.split("@")[0].rsplit(":", 1)[1]
+        assert versions.local_image(name) == f"{versions.LOCAL_IMAGE_PREFIX}/{name}:{tag}"
+
+
+def test_official_images_pinned_by_a_well_formed_digest_where_one_is_known():
+    import re
+
+    for name, digest in versions.IMAGE_DIGESTS.items():
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), name
+        assert versions.IMAGES[name].endswith("@" + digest), name
 
 
 def test_every_port_is_published_on_loopback_only():

@@ -238,5 +238,7 @@ def test_the_gateway_runs_from_tyks_chart_with_one_replica_a_node_and_the_sandbo
     assert values["global"]["redis"]["addrs"] == ["redis:6379"]
     assert values["global"]["secrets"]["useSecretName"] == values["global"]["redis"]["passSecret"]["name"]
     assert values["global"]["components"] == {"pump": False, "operator": False}
+    pinned = tyk_chart.values("tykio/tyk-gateway:v5.14.0@sha256:" + "0" * 64, 1)["tyk-gateway"]["gateway"]["image"]
+    assert (pinned["repository"], pinned["tag"]) == ("tykio/tyk-gateway", "v5.14.0@sha256:" + "0" * 64)
     mount = next(m for m in gateway["extraVolumeMounts"] if m["subPath"] == "tyk.conf")
     assert mount["mountPath"] == "/opt/tyk-gateway/tyk.conf"  # where the image reads its configuration
