@@ -19,9 +19,9 @@ from pathlib import Path
 
 from benchlib import cli, own_sandbox, save
 
-from sandbox.clients import AirflowApi
-from sandbox.dag_runs import run_dag
 from sandbox.spec import fixture_path
+from sandbox.systems.airflow.client import AirflowApi
+from sandbox.systems.airflow.dag_runs import run_dag
 
 OUT = Path(__file__).parent / "results" / "connection.json"
 

@@ -23,7 +23,9 @@ from pathlib import Path
 from bench_startup import once
 from benchlib import cli, save, up_fresh
 
-from sandbox import engine, images, versions
+from sandbox import versions
+from sandbox.commands import images
+from sandbox.host import engine
 
 OUT = Path(__file__).parent / "results" / "docker.json"
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchlib import cli, save, up_fresh
 
-from sandbox.clients import AirflowApi
+from sandbox.systems.airflow.client import AirflowApi
 
 OUT = Path(__file__).parent / "results" / "runtimes.json"
 RUNTIMES = ("local", "docker", "kubernetes")

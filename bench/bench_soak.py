@@ -24,7 +24,7 @@ import psutil
 import requests
 from benchlib import cli, own_sandbox, save
 
-from sandbox.auth import ClientCredentialsAuth
+from sandbox.systems.airflow.token_helper import ClientCredentialsAuth
 
 SPEC = Path(__file__).parent / "soak.yaml"
 OUT = Path(__file__).parent / "results" / "soak.json"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchlib import cli, own_sandbox, save
 
-from sandbox.vault import Vault
+from sandbox.systems.openbao.client import Vault
 
 OUT = Path(__file__).parent / "results" / "vault.json"
 ONLY = [a for n in ("keycloak", "redis", "tyk", "airflow", "upstream") for a in ("--without", n)]

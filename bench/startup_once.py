@@ -30,7 +30,7 @@ from benchlib import PORTS, cli  # noqa: E402
 
 from sandbox import versions  # noqa: E402
 from sandbox.paths import SandboxPaths  # noqa: E402
-from sandbox.runtime.components.airflow import Airflow, health_complaint  # noqa: E402
+from sandbox.systems.airflow.component import Airflow, health_complaint  # noqa: E402
 
 STANDALONE_PORT = 30580
 

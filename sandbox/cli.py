@@ -15,16 +15,17 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from sandbox import ports as port_mod
-from sandbox import render, spec, versions
-from sandbox.auth import TokenError, decode_claims
+from sandbox import spec, versions
+from sandbox.commands import render
 from sandbox.errors import SandboxError
+from sandbox.host import ports as port_mod
+from sandbox.host.supervisor import tail
 from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import Runtime
-from sandbox.runtime.components import NAMES
-from sandbox.runtime.factory import IMAGE_CHOICES, RUNTIMES, down_everywhere, make_runtime
 from sandbox.settings import Settings
-from sandbox.supervisor import tail
+from sandbox.stack.factory import IMAGE_CHOICES, RUNTIMES, down_everywhere, make_runtime
+from sandbox.systems import NAMES
+from sandbox.systems.airflow.token_helper import TokenError, decode_claims
 
 SPEC = click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), envvar="SANDBOX_SPEC",
                     help="The sandbox spec (default: the bundled fixtures/sandbox.yaml).")
@@ -123,7 +124,7 @@ def images() -> None:
 def images_build(components: tuple[str, ...], output: str) -> None:
     """Build images with the official images' layout from Debian, PyPI, Maven Central and the pinned sources
     (all by default); unchanged inputs are cached. `sandbox up --runtime docker --images local` uses them."""
-    from sandbox import images as images_mod
+    from sandbox.commands import images as images_mod
 
     results = images_mod.build(list(components), _paths().cache, render.ProgressPrinter())
     if output == "json":
@@ -182,8 +183,8 @@ def up(runtime: str | None, images: str, context: str | None, namespace: str | N
        output: str) -> None:
     """Start the stack (idempotent: starts only what is not running), wait until healthy, seed it from the spec,
     and smoke it: a green `up` means every connection works end to end."""
-    from sandbox import smoke
-    from sandbox.stack import start_and_seed
+    from sandbox.commands import smoke
+    from sandbox.stack.seed import start_and_seed
 
     rt = get_runtime(runtime, images, context, namespace)
     t0 = time.monotonic()
@@ -234,8 +235,8 @@ def plan_cmd(spec_path: Path | None, base_path: Path | None, output: str) -> Non
 
 
 def _access_plan(wanted: spec.Spec, base_path: Path | None) -> None:
-    from sandbox import access
     from sandbox.clients import Clients, why_not_running
+    from sandbox.commands import access
     from sandbox.plan import Addresses, plan
     after = access.of_desired(plan(wanted, Addresses.nowhere()))
     if base_path is not None:
@@ -271,7 +272,7 @@ def apply_cmd(spec_path: Path | None, output: str) -> None:
 @OUTPUT
 def smoke_cmd(env: str | None, service: str | None, spec_path: Path | None, output: str) -> None:
     """Prove every connection end to end with real DAG runs; exit 1 when one fails."""
-    from sandbox import smoke
+    from sandbox.commands import smoke
     rt = get_runtime()
     report = smoke.run(spec.load(spec_path), rt.endpoints(), rt.paths, env, service)
     if output == "json":
@@ -290,7 +291,7 @@ def smoke_cmd(env: str | None, service: str | None, spec_path: Path | None, outp
 @OUTPUT
 def repro_cmd(name: str | None, run_all: bool, keep: bool, spec_path: Path | None, output: str) -> None:
     """Reproduce a credential bug through a real DAG run: `repro list`, `repro NAME`, `repro --all`, `repro revert`."""
-    from sandbox import repro
+    from sandbox.scenarios import repro
     from sandbox.scenarios.base import ScenarioContext
     if name == "list":  # each with the connection it breaks in this spec
         scenarios = repro.listed(spec.load(spec_path))
@@ -344,7 +345,7 @@ def repro_cmd(name: str | None, run_all: bool, keep: bool, spec_path: Path | Non
 def rotate(accounts: tuple[str, ...], env: str | None, signing_key: bool, now: bool, spec_path: Path | None,
            output: str) -> None:
     """Rotate client secrets (of ACCOUNTs, default every one) or signing keys, with no failed call."""
-    from sandbox import rotation
+    from sandbox.commands import rotation
     the_spec = spec.load(spec_path)
     if signing_key and accounts:
         raise SandboxError("A signing key belongs to a realm, not to an account.",
@@ -374,8 +375,8 @@ def rotate(accounts: tuple[str, ...], env: str | None, signing_key: bool, now: b
               help="Output format.")
 def audit(since: str | None, dag_id: str | None, secrets_: bool, output: str) -> None:
     """Which DAG called which service: the gateway's records by DAG, task, API and status."""
-    from sandbox import audit as audit_mod
     from sandbox.clients import Clients
+    from sandbox.commands import audit as audit_mod
     try:
         window = audit_mod.parse_duration(since) if since else None
     except ValueError as e:
@@ -403,8 +404,8 @@ def audit(since: str | None, dag_id: str | None, secrets_: bool, output: str) ->
 
 
 def _audit_secrets(window: int | None, output: str) -> None:
-    from sandbox import vault_audit
     from sandbox.clients import why_not_running
+    from sandbox.systems.openbao import audit_log as vault_audit
     rt = get_runtime()
     if why := why_not_running(rt.endpoints(), "openbao"):
         raise SandboxError(f"The vault's records are read from the running vault, and {why}.", "run `sandbox up`.")
@@ -429,7 +430,7 @@ def _audit_secrets(window: int | None, output: str) -> None:
 @OUTPUT
 def doctor(env: str | None, connection: str | None, spec_path: Path | None, output: str) -> None:
     """Walk each connection's path hop by hop (changing nothing) and name the broken one, with the fix."""
-    from sandbox import doctor as doctor_mod
+    from sandbox.commands import doctor as doctor_mod
     rt = get_runtime()
     results = doctor_mod.run(spec.load(spec_path), rt.endpoints(), rt.handoff(), env, connection,
                              lambda name: tail(rt.log_path(name), 400))
@@ -448,7 +449,7 @@ def doctor(env: str | None, connection: str | None, spec_path: Path | None, outp
 def map_cmd(spec_path: Path | None, output: str) -> None:
     """The trust boundaries: every grant as an edge (DAG, connection, account, scopes, policy, API, upstream), where
     each secret lives and its age, checked against the live systems."""
-    from sandbox import map_render, trust_map
+    from sandbox.commands import map_render, trust_map
     rt = get_runtime()
     m = trust_map.gather(spec.load(spec_path), rt.endpoints(), rt.paths)
     if output == "json":
@@ -464,7 +465,7 @@ def map_cmd(spec_path: Path | None, output: str) -> None:
 @OUTPUT
 def token(account: str, env: str, spec_path: Path | None, output: str) -> None:
     """Print a fresh access token for a service account (e.g. for curl)."""
-    from sandbox.accounts import auth_for
+    from sandbox.commands.accounts import auth_for
     auth = auth_for(spec.load(spec_path), get_runtime().endpoints(), _paths(), account, env)
     try:
         tok = auth.token()
@@ -489,7 +490,7 @@ def token(account: str, env: str, spec_path: Path | None, output: str) -> None:
 def call_cmd(account: str, service: str, path: str, env: str, method: str, data: str | None,
              spec_path: Path | None, output: str) -> None:
     """Call SERVICE through the gateway as ACCOUNT: its token, the route, the answer. Exit 1 when refused."""
-    from sandbox import call as call_mod
+    from sandbox.commands import call as call_mod
     result = call_mod.call(spec.load(spec_path), get_runtime().endpoints(), _paths(), account, service, path, env,
                            method.upper(), data)
     if output == "json":
@@ -540,7 +541,7 @@ def status(output: str, show_secrets: bool, credentials: bool, spec_path: Path |
 
 def _with_ui(rows: list, rt: Runtime) -> list:
     """The stack's rows and the sandbox's page (served from the host, on either runtime)."""
-    from sandbox.ui import lifecycle
+    from sandbox.stack import page as lifecycle
     return [*rows, lifecycle.status_row(rt.paths, rt.name)]
 
 
@@ -556,7 +557,7 @@ def ui(url_only: bool, rotate_token: bool) -> None:
       sandbox ui --url             # the link with its token, for a browser elsewhere
       sandbox ui --rotate-token    # a new token; open tabs must be opened again
     """
-    from sandbox.ui import lifecycle
+    from sandbox.stack import page as lifecycle
     paths = _paths()
     if rotate_token:
         restarted = lifecycle.rotate_token(paths)
@@ -582,7 +583,7 @@ def ui(url_only: bool, rotate_token: bool) -> None:
 
 
 def _credentials(spec_path: Path | None, output: str) -> None:
-    from sandbox import rotation
+    from sandbox.commands import rotation
     if output == "env":
         raise SandboxError("--credentials has no env output.", "use -o table or -o json.", exit_code=2)
     rows = rotation.inventory(spec.load(spec_path), get_runtime().endpoints(), _paths())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from sandbox.errors import SandboxError
@@ -179,3 +180,11 @@ class SandboxPaths:
     def left_out(self) -> Path:
         """What the last holder's start left out, and why (read by the test report)."""
         return self.home / ".left-out.json"
+
+
+def compose_dir() -> Path:
+    """The project's `compose/` folder: the `sandbox.compose` package data, or where it lies in a checkout."""
+    try:
+        return Path(str(resources.files("sandbox.compose")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "compose"

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from sandbox import clients
 from sandbox.runtime.base import Endpoints
 from sandbox.spec import BUNDLED, Spec
+from sandbox.systems.keycloak import client as oidc
 
 AUDIENCE = "sandbox-gateway"  # the `aud` every token must carry for the gateway
 MANAGED = "sandbox.managed"
@@ -171,7 +171,7 @@ def api_id_of(env: str, service: str) -> str:
 def plan(spec: Spec, at: Addresses) -> Desired:
     d = Desired()
     for env_name, env in spec.environments.items():
-        issuer = clients.issuer(at.keycloak_url, env_name)
+        issuer = oidc.issuer(at.keycloak_url, env_name)
         d.realms.append(KeycloakRealm(env_name, env.token_lifespan))
         grants = spec.grants_in(env_name)
         for scope in sorted({s for g in grants for s in g.scopes}):
@@ -188,7 +188,7 @@ def plan(spec: Spec, at: Addresses) -> Desired:
             svc_grants = [g for g in grants if g.service == service.name]
             d.apis.append(TykApi(
                 api_id=api_id, env=env_name, service=service.name, listen_path=f"/{env_name}/{service.name}/",
-                upstream_url=upstream, issuer=issuer, jwks_url=clients.jwks_url(at.keycloak_for_components, env_name),
+                upstream_url=upstream, issuer=issuer, jwks_url=oidc.jwks_url(at.keycloak_for_components, env_name),
                 audience=AUDIENCE,
                 scope_policies=tuple(sorted((s, policy_id(env_name, g.account, service.name))
                                             for g in svc_grants for s in g.scopes)),
@@ -207,7 +207,7 @@ def plan(spec: Spec, at: Addresses) -> Desired:
                 d.connections.append(AirflowConnection(
                     conn_id=connection_id(env_name, service.name), env=env_name, service=service.name,
                     url=f"http://{at.gateway_host}:{at.gateway_port}/{env_name}/{service.name}",
-                    token_url=clients.token_url(at.keycloak_for_components, env_name), client_id=spec.airflow_account,
+                    token_url=oidc.token_url(at.keycloak_for_components, env_name), client_id=spec.airflow_account,
                     scope=" ".join(sorted({s for g in mine for s in g.scopes})), audience=AUDIENCE,
                     secret_key=secret_key(env_name, spec.airflow_account),
                 ))

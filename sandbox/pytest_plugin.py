@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import hold as hold_mod
 from sandbox import reconcile
 from sandbox.errors import SandboxError
-from sandbox.handle import Handle
 from sandbox.paths import SandboxPaths
-from sandbox.runtime.factory import RUNTIMES
+from sandbox.runtime.base import RUNTIMES
 from sandbox.settings import Settings
 from sandbox.spec import load as load_spec
+from sandbox.stack import hold as hold_mod
+from sandbox.stack.handle import Handle
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -115,7 +115,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="session")
 def sandbox(request: pytest.FixtureRequest):
-    """The stack, started or attached to, seeded from the spec. Yields a `sandbox.handle.Handle`."""
+    """The stack, started or attached to, seeded from the spec. Yields a `sandbox.stack.handle.Handle`."""
     config = request.config
     without = _without(config)
     reporter = config.pluginmanager.get_plugin("terminalreporter")

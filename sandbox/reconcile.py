@@ -16,20 +16,21 @@ from dataclasses import dataclass, field
 import requests
 from keycloak.exceptions import KeycloakError
 
-from sandbox import airflow_files
-from sandbox.appliers import Change, Step
-from sandbox.appliers import airflow as airflow_apply
-from sandbox.appliers import keycloak as keycloak_apply
-from sandbox.appliers import tyk as tyk_apply
-from sandbox.appliers import vault as vault_apply
-from sandbox.clients import Clients, TykGateway, why_not_running
-from sandbox.credentials import write_private
+from sandbox.clients import Clients, why_not_running
 from sandbox.errors import SandboxError
+from sandbox.host.credentials import write_private
+from sandbox.host.privacy import private_umask
 from sandbox.paths import SandboxPaths
 from sandbox.plan import Addresses, Desired, plan, secret_key
-from sandbox.privacy import private_umask
 from sandbox.runtime.base import AirflowHandoff, Endpoints
 from sandbox.spec import Spec
+from sandbox.systems.airflow import applier as airflow_apply
+from sandbox.systems.airflow import files as airflow_files
+from sandbox.systems.keycloak import applier as keycloak_apply
+from sandbox.systems.openbao import applier as vault_apply
+from sandbox.systems.steps import Change, Step
+from sandbox.systems.tyk import applier as tyk_apply
+from sandbox.systems.tyk.client import TykGateway
 
 
 @dataclass
@@ -173,7 +174,7 @@ def distribute_secrets(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, li
     changes = _store_secrets(secrets, paths)
     if why := why_not_running(endpoints, "openbao"):
         skipped["openbao"] = why
-    else:  # the vault's refusals are SandboxErrors in OpenBao's words already (sandbox.vault)
+    else:  # the vault's refusals are SandboxErrors in OpenBao's words already (sandbox.systems.openbao.client)
         changes += vault_apply.store(
             live.vault, {secret_key(realm, cid): v for (realm, cid), v in secrets.items()
                          if cid == spec.airflow_account},

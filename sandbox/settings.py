@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sandbox import ports
+from sandbox.host import ports
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import time
 
 import requests
 
+from sandbox.commands.smoke import verdicts_of
 from sandbox.scenarios import CATALOGUE
-from sandbox.smoke import verdicts_of
 from sandbox.spec import load as load_spec
 
 

@@ -20,6 +20,8 @@ from sandbox.paths import SandboxPaths
 # (component, message): progress of long work, rendered by the CLI
 Progress = Callable[[str, str], None]
 
+RUNTIMES = ("local", "docker", "kubernetes")  # each made by sandbox.stack.factory
+
 
 @dataclass
 class ComponentStatus:
@@ -38,9 +40,13 @@ class ComponentStatus:
     secret_elsewhere: str = ""
     # where the stack's other components reach it ('' = `url`): a container network's service name and port
     inner_url: str = ""
-    runtime: str = ""  # which runtime runs it (runtime.factory.RUNTIMES)
+    runtime: str = ""  # which runtime runs it (RUNTIMES)
     # replica (its pod) -> its host URL, where it runs replicated (the gateway on a cluster); {} = `url` is the one
     replicas: dict[str, str] = field(default_factory=dict)
+    # its units (processes, services, pods) that exited of themselves, and those not running (the ended ones and
+    # those that stopped with them: services sharing one container)
+    ended: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -108,7 +114,7 @@ class AirflowHandoff:
     `vault_token`: the vault token Airflow's processes read the client secrets with (written by OpenBao's
     bootstrap, limited by a vault policy to Airflow's paths; 0600). `dag_folder`: Airflow's DAG folder (the smoke
     and repro DAGs). `lib`: on PYTHONPATH of every Airflow process (the token helper, the secrets backend, the
-    triggerer's guard, the routes file; see sandbox/airflow_files.py). `home`: the HOME its task processes see
+    triggerer's guard, the routes file; see sandbox/systems/airflow/files.py). `home`: the HOME its task processes see
     (files such as ~/.netrc are read from there).
     A runtime that runs Airflow elsewhere (a container) mounts these host paths where its Airflow reads them.
     """

@@ -1,7 +1,7 @@
 """The local runtime: every component as native processes on 127.0.0.1, no Docker needed.
 
 The flow (up, restart, status) is the skeleton's; here is only how native processes start, die and stop:
-`sandbox.supervisor` spawns and ends them; `provision_all` fills the per-user cache they run from.
+`sandbox.host.supervisor` spawns and ends them; `provision_all` fills the per-user cache they run from.
 """
 
 from __future__ import annotations
@@ -10,17 +10,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sandbox import ports as portcheck
-from sandbox import provision, supervisor
 from sandbox.errors import SandboxError
+from sandbox.host import ports as portcheck
+from sandbox.host import provision, supervisor
+from sandbox.host.privacy import make_private
+from sandbox.host.provision import file_lock
+from sandbox.host.readiness import Result
 from sandbox.paths import SandboxPaths
-from sandbox.privacy import make_private
-from sandbox.provision import file_lock
-from sandbox.readiness import Result
 from sandbox.runtime.base import Progress, ProvisionResult
-from sandbox.runtime.components.base import Component, ComponentContext, ProcessSpec
+from sandbox.runtime.component import Component, ComponentContext, ProcessSpec
 from sandbox.runtime.skeleton import Seen, SkeletonRuntime
-from sandbox.state import ProcessRecord, State
+from sandbox.runtime.state import ProcessRecord, State
 
 STRAY_GRACE = 3.0  # for processes of the sandbox no record names (lost state, orphans)
 
@@ -28,8 +28,9 @@ STRAY_GRACE = 3.0  # for processes of the sandbox no record names (lost state, o
 class LocalRuntime(SkeletonRuntime):
     name = "local"
 
-    def __init__(self, paths: SandboxPaths, env_ports: dict[str, int] | None = None):
-        super().__init__(paths, env_ports)
+    def __init__(self, paths: SandboxPaths, env_ports: dict[str, int] | None = None, *,
+                 components: list[Component]):
+        super().__init__(paths, env_ports, components=components)
         self._checked: dict[str, Result] = {}  # health seen by `up`, so `status` right after need not ask again
 
     def log_path(self, component: str) -> Path:
@@ -152,6 +153,7 @@ class LocalRuntime(SkeletonRuntime):
         elif st in ("running", "crashed") and secrets:
             res: Result = self._checked.pop(name, None) or comp.health(ctx)()
             healthy, detail = res.ok, res.detail
+        dead: list[str] = []
         if st == "crashed":
             dead = [r.name for r in state.processes[name] if not supervisor.alive(r)]
             detail = f"exited: {', '.join(dead)}"
@@ -160,7 +162,8 @@ class LocalRuntime(SkeletonRuntime):
                 st = "unsupervised"
                 detail = (f"serving, but {', '.join(dead)} exited (what answers is a leftover); "
                           "`sandbox up` restarts it under supervision")
-        return st, healthy, detail, [r.pid for r in state.processes.get(name, []) if supervisor.alive(r)]
+        return Seen(st, healthy, detail, [r.pid for r in state.processes.get(name, []) if supervisor.alive(r)],
+                    dead, dead)
 
     # ---- helpers ---------------------------------------------------------------------------------
     def _cwd(self, name: str, proc: ProcessSpec) -> Path:

@@ -13,34 +13,46 @@ import time
 from abc import abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
-from sandbox import credentials
-from sandbox import ports as portcheck
-from sandbox import state as statefile
 from sandbox.errors import SandboxError
+from sandbox.host import credentials
+from sandbox.host import ports as portcheck
+from sandbox.host.privacy import private_umask
+from sandbox.host.provision import file_lock
+from sandbox.host.readiness import Result, wait_for
 from sandbox.paths import SandboxPaths
-from sandbox.privacy import private_umask
-from sandbox.provision import file_lock
-from sandbox.readiness import Result, wait_for
 from sandbox.runtime import startup
+from sandbox.runtime import state as statefile
 from sandbox.runtime.base import ComponentStatus, Endpoints, Progress, Runtime, UpResult
-from sandbox.runtime.components import all_components
-from sandbox.runtime.components.base import Component, ComponentContext
-from sandbox.state import State
+from sandbox.runtime.component import Component, ComponentContext
+from sandbox.runtime.state import State
+
 
 # what a runtime says of one component in `status`: state, healthy, detail, pids
-Seen = tuple[str, bool | None, str, list[int]]
+class Seen(NamedTuple):
+    """A component as its runtime sees it: its state, health, what to tell a person, its processes, and by name the
+    units (processes, services, pods) that exited of themselves (`ended`) or are not running (`stopped`: the ended
+    ones and those that stopped with them, such as services sharing a container)."""
+
+    state: str
+    healthy: bool | None
+    detail: str
+    pids: list[int]
+    ended: list[str] = []
+    stopped: list[str] = []
 
 HOST_PORTS = {"ui": 28090}  # the sandbox's page (`sandbox ui`), a process of the host whatever the runtime
 
 
 class SkeletonRuntime(Runtime):
-    def __init__(self, paths: SandboxPaths, env_ports: dict[str, int] | None = None,
-                 components: list[Component] | None = None):
-        """`env_ports`: ports asked for in the environment (SANDBOX_PORTS), parsed once at the edge."""
+    def __init__(self, paths: SandboxPaths, env_ports: dict[str, int] | None = None, *,
+                 components: list[Component]):
+        """`env_ports`: ports asked for in the environment (SANDBOX_PORTS), parsed once at the edge. `components`:
+        what it runs, in order (`sandbox.systems.all_components()`): a runtime names no system."""
         self.paths = paths
         self.env_ports = env_ports or {}
-        self.components: dict[str, Component] = {c.name: c for c in components or all_components()}
+        self.components: dict[str, Component] = {c.name: c for c in components}
         self._lock = threading.Lock()
 
     # ---- what every runtime has ------------------------------------------------------------------
@@ -278,11 +290,12 @@ class SkeletonRuntime(Runtime):
         view = self.observe()
 
         def one(comp: Component) -> ComponentStatus:
-            st, healthy, detail, pids = self.seen(comp, state, ctx, secrets, view)
+            seen = Seen(*self.seen(comp, state, ctx, secrets, view))
             login = comp.login
             return ComponentStatus(
-                name=comp.name, state=st, healthy=healthy, detail=detail, url=comp.url(ctx),
-                urls=comp.extra_urls(ctx), ports={k: ports[k] for k in comp.default_ports}, pids=pids,
+                name=comp.name, state=seen.state, healthy=seen.healthy, detail=seen.detail, url=comp.url(ctx),
+                urls=comp.extra_urls(ctx), ports={k: ports[k] for k in comp.default_ports}, pids=seen.pids,
+                ended=list(seen.ended), stopped=list(seen.stopped),
                 username=login.username if login else None,
                 secret=comp.login_secret(ctx), secret_elsewhere=comp.secret_elsewhere(ctx),
                 inner_url=self.inner_url(comp.name), runtime=self.name, replicas=self.replica_urls(comp.name),

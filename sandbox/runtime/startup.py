@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sandbox import ports as portcheck
 from sandbox.errors import SandboxError
+from sandbox.host import ports as portcheck
 from sandbox.runtime import crash
 from sandbox.runtime.base import Progress, UpResult
-from sandbox.runtime.components.base import Component
+from sandbox.runtime.component import Component
 from sandbox.runtime.scheduler import start_in_order
 
 

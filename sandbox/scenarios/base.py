@@ -10,15 +10,16 @@ from functools import cached_property
 
 from keycloak import KeycloakAdmin
 
-from sandbox import accounts, airflow_files, reconcile
-from sandbox.appliers.keycloak import CLIENT_LIFESPAN
+from sandbox import reconcile
 from sandbox.clients import Clients
+from sandbox.commands import accounts
 from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
 from sandbox.plan import Addresses, AirflowConnection, api_id_of, plan, policy_id
-from sandbox.runtime.base import AirflowHandoff, Endpoints, Runtime
-from sandbox.runtime.factory import RUNTIMES
+from sandbox.runtime.base import RUNTIMES, AirflowHandoff, Endpoints, Runtime
 from sandbox.spec import Spec
+from sandbox.systems.airflow import files as airflow_files
+from sandbox.systems.keycloak.applier import CLIENT_LIFESPAN
 
 
 @dataclass(frozen=True)

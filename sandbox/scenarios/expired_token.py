@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import time
 
-from sandbox.auth import decode_claims
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
+from sandbox.systems.airflow.token_helper import decode_claims
 
 CACHE_PREFIX = "sandbox_repro_jwt_cache_"  # as in fixtures/dags/sandbox_repro.py
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sandbox.doctor import quota_counters
+from sandbox.commands.doctor import quota_counters
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 
 

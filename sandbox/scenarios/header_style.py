@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from sandbox.credentials import write_private
+from sandbox.host.credentials import write_private
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 
 HEADER_DAG = "sandbox_repro_header_style"

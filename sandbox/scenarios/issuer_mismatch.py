@@ -1,5 +1,5 @@
-from sandbox.appliers.tyk import SCHEME
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
+from sandbox.systems.tyk.applier import SCHEME
 
 
 class IssuerMismatch(Scenario):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import requests
 
-from sandbox.appliers.tyk import SCHEME
+from sandbox.commands.rotation import rotate_signing_keys
 from sandbox.errors import SandboxError
 from sandbox.plan import api_id_of
-from sandbox.realm_keys import KEY_PROVIDER
-from sandbox.rotation import rotate_signing_keys
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
+from sandbox.systems.keycloak.realm_keys import KEY_PROVIDER
+from sandbox.systems.tyk.applier import SCHEME
 
 ROTATED_KEY = "sandbox-repro-rotated-key"  # the key provider the rotation adds
 

@@ -1,4 +1,4 @@
-from sandbox.rotation import invalidate_rotated
+from sandbox.commands.rotation import invalidate_rotated
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 
 

@@ -3,9 +3,9 @@ when the triggerer's connection carries no credential, and an auth class the tri
 
 from __future__ import annotations
 
-from sandbox import airflow_files
-from sandbox.credentials import write_private
+from sandbox.host.credentials import write_private
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
+from sandbox.systems.airflow import files as airflow_files
 
 TEAM_AUTH_DAG = "sandbox_repro_team_auth"
 TRIGGERER = ("airflow", "airflow-triggerer")

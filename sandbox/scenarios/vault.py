@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-from sandbox.runtime.components.openbao import bootstrap
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 from sandbox.scenarios.worker_env import WORKERS
-from sandbox.vault import MOUNT
+from sandbox.systems.openbao.client import MOUNT
+from sandbox.systems.openbao.component import bootstrap
 
 VAULT = ("openbao", "openbao")  # the component, and its process (local) or container (docker)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import glob
 import json
 
-from sandbox.doctor import env_var_name
+from sandbox.commands.doctor import env_var_name
 from sandbox.errors import SandboxError
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 

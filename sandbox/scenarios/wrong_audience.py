@@ -1,6 +1,6 @@
-from sandbox.appliers.keycloak import AUDIENCE_MAPPER
 from sandbox.plan import AUDIENCE
 from sandbox.scenarios.base import Pick, Scenario, ScenarioContext, Symptom
+from sandbox.systems.keycloak.applier import AUDIENCE_MAPPER
 
 
 class WrongAudience(Scenario):

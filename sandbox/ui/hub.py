@@ -18,12 +18,13 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from sandbox import map_render, repro, smoke, trust_map
+from sandbox.commands import map_render, smoke, trust_map
 from sandbox.paths import SandboxPaths
-from sandbox.runtime.factory import make_runtime
+from sandbox.scenarios import repro
 from sandbox.scenarios.base import ScenarioContext
 from sandbox.spec import Spec
 from sandbox.spec import load as load_spec
+from sandbox.stack.factory import make_runtime
 
 COMPONENTS_EVERY, EVIDENCE_EVERY, VERDICTS_EVERY = 2.0, 15.0, 0.25
 TOUR = [  # in the order data flows: what each part is, for a new engineer's first visit
@@ -87,7 +88,7 @@ class Hub:
 
     # ---- the parts ------------------------------------------------------------------------------------
     def _components(self, rt) -> list[dict]:
-        from sandbox.ui import lifecycle
+        from sandbox.stack import page as lifecycle
 
         rows = rt.status() + [lifecycle.status_row(self.paths, rt.name)]
         return [{"name": r.name, "state": r.state, "healthy": r.healthy, "detail": r.detail, "url": r.url,
@@ -232,7 +233,7 @@ class Hub:
         return {"ok": self._doctor(ctx, None, say)}
 
     def _doctor(self, ctx, connection: str | None, say) -> bool:
-        from sandbox import doctor
+        from sandbox.commands import doctor
 
         say(f"doctor{' --connection ' + connection if connection else ''}")
         found = doctor.run(ctx.spec, ctx.endpoints, ctx.handoff, None, connection)

@@ -36,9 +36,9 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from sandbox.host.ports import HOST
 from sandbox.paths import SandboxPaths
-from sandbox.ports import HOST
-from sandbox.ui import lifecycle
+from sandbox.stack import page as lifecycle
 from sandbox.ui.hub import Hub
 
 ASSETS = {"app.js": "text/javascript", "app.css": "text/css", "favicon.svg": "image/svg+xml"}

@@ -17,9 +17,10 @@ import pytest
 import requests
 from keycloak import KeycloakAdmin
 
-from sandbox.clients import AirflowApi, keycloak_admin
-from sandbox.handle import Handle
 from sandbox.paths import SandboxPaths
+from sandbox.stack.handle import Handle
+from sandbox.systems.airflow.client import AirflowApi
+from sandbox.systems.keycloak.client import keycloak_admin
 from tests.conftest import TEST_PORTS  # also in SANDBOX_PORTS, which the `sandbox` fixture's stack runs on
 
 

@@ -16,14 +16,14 @@ import time
 import psutil
 import pytest
 
-from sandbox import engine, versions
-from sandbox.images import compose_dir
-from sandbox.paths import SandboxPaths
-from sandbox.repro import runnable
-from sandbox.runtime.docker import PROJECT_LABEL, project_name
-from sandbox.runtime.factory import make_runtime
+from sandbox import versions
+from sandbox.host import engine
+from sandbox.paths import SandboxPaths, compose_dir
+from sandbox.runtime.docker.runtime import PROJECT_LABEL, project_name
 from sandbox.scenarios import CATALOGUE
+from sandbox.scenarios.repro import runnable
 from sandbox.spec import load as load_spec
+from sandbox.stack.factory import make_runtime
 from tests.cli_checks import logs_follow_the_upstream
 from tests.integration.conftest import sandbox
 
@@ -184,7 +184,7 @@ def test_rotate_swaps_every_client_secret_inside_the_containers_and_the_smoke_st
     restart; the old one is refused by Keycloak afterwards."""
     import requests
 
-    from sandbox.clients import token_url
+    from sandbox.systems.keycloak.client import token_url
 
     paths = SandboxPaths.resolve(dstack.home)
     old = json.loads(paths.client_secrets.read_text())
@@ -212,7 +212,7 @@ def test_the_pytest_plugin_attaches_to_the_docker_stack(dstack, pytester):
         def test_calls_through_the_gateway(sandbox):
             assert sandbox.attached
             assert sandbox.session("dev", "orders").get("get").status_code == 200
-            assert sandbox.smoke().ok
+            assert sandbox.commands.smoke().ok
     """)
     r = pytester.runpytest_subprocess("--sandbox-home", str(dstack.home), "-p", "no:cacheprovider")
     r.assert_outcomes(passed=1)

@@ -9,8 +9,8 @@ import subprocess
 import psutil
 import pytest
 
-from sandbox.ports import is_free
-from sandbox.supervisor import OWNER_VAR
+from sandbox.host.ports import is_free
+from sandbox.host.supervisor import OWNER_VAR
 from tests.integration.conftest import sandbox
 
 pytestmark = pytest.mark.integration

@@ -16,11 +16,11 @@ import psutil
 import pytest
 import requests
 
-from sandbox.credentials import load_or_create
+from sandbox.host.credentials import load_or_create
+from sandbox.host.supervisor import belongs
 from sandbox.paths import default_cache
-from sandbox.runtime.components.keycloak import TEMPLATE_PASSWORD, Keycloak
-from sandbox.state import State, save
-from sandbox.supervisor import belongs
+from sandbox.runtime.state import State, save
+from sandbox.systems.keycloak.component import TEMPLATE_PASSWORD, Keycloak
 from tests.integration.conftest import sandbox
 
 pytestmark = pytest.mark.integration

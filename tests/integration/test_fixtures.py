@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from sandbox.auth import decode_claims
 from sandbox.spec import fixture_path
+from sandbox.systems.airflow.token_helper import decode_claims
 
 pytestmark = pytest.mark.integration
 

@@ -7,11 +7,11 @@ import json
 import pytest
 import requests
 
-from sandbox.appliers.tyk import api_payload
-from sandbox.auth import decode_claims
-from sandbox.clients import TykGateway
 from sandbox.plan import AUDIENCE, Addresses, plan
 from sandbox.spec import load
+from sandbox.systems.airflow.token_helper import decode_claims
+from sandbox.systems.tyk.applier import api_payload
+from sandbox.systems.tyk.client import TykGateway
 from tests.integration.conftest import TEST_PORTS, kc_admin
 
 pytestmark = pytest.mark.integration

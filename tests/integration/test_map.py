@@ -10,9 +10,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from sandbox.clients import TykGateway
 from sandbox.plan import Addresses, plan
 from sandbox.spec import load as load_spec
+from sandbox.systems.tyk.client import TykGateway
 
 pytestmark = pytest.mark.integration
 CONNECTIONS = {"tyk_dev_orders", "tyk_dev_billing", "tyk_prod_orders", "tyk_prod_billing"}

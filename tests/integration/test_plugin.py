@@ -13,6 +13,7 @@ import pytest
 
 from sandbox.paths import SandboxPaths, default_cache
 from sandbox.runtime.local import LocalRuntime
+from sandbox.systems import all_components
 
 pytestmark = pytest.mark.integration
 CACHE = default_cache()  # read now: pytester replaces HOME while a test runs
@@ -51,7 +52,7 @@ def light(pytester, tmp_path, monkeypatch):
             p.unlink()
         return result, recs
 
-    rt = LocalRuntime(SandboxPaths(home, CACHE))
+    rt = LocalRuntime(SandboxPaths(home, CACHE), components=all_components())
     yield run, rt
     rt.down(force=True)
 

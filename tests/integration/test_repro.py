@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from sandbox.repro import runnable
 from sandbox.scenarios import CATALOGUE
+from sandbox.scenarios.repro import runnable
 from tests.cli_checks import kept_fault_is_named_and_reverted, repro
 
 LOCAL = runnable("local")  # the suite's stack runs on the local runtime; tests/integration/test_docker.py has the rest

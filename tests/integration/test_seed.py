@@ -9,10 +9,10 @@ import time
 import pytest
 import requests
 
-from sandbox.auth import ClientCredentialsAuth, TokenError
 from sandbox.plan import AUDIENCE, Addresses, plan
 from sandbox.spec import fixture_path, load
-from sandbox.vault import Vault
+from sandbox.systems.airflow.token_helper import ClientCredentialsAuth, TokenError
+from sandbox.systems.openbao.client import Vault
 from tests.integration.conftest import TEST_PORTS, airflow_session, kc_admin
 
 pytestmark = pytest.mark.integration

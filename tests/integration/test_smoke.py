@@ -12,9 +12,9 @@ import time
 import pytest
 import requests
 
-from sandbox.audit import SLACK
-from sandbox.clients import TykGateway
+from sandbox.commands.audit import SLACK
 from sandbox.spec import fixture_path
+from sandbox.systems.tyk.client import TykGateway
 from tests.integration.conftest import TEST_PORTS, airflow_session
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import signal
 import psutil
 import pytest
 
-from sandbox.vault import MOUNT, SANDBOX_MOUNT, Vault, VaultError
+from sandbox.systems.openbao.client import MOUNT, SANDBOX_MOUNT, Vault, VaultError
 
 pytestmark = pytest.mark.integration
 
@@ -107,12 +107,12 @@ def test_a_teams_own_vault_backend_keeps_serving_its_tasks(stack, sandbox_run_da
     sandbox route the team moved into the vault (the credential still added)."""
     import shutil
 
-    from sandbox.runtime.factory import make_runtime
     from sandbox.scenarios.base import ScenarioContext
     from sandbox.scenarios.vault import TEAM_POLICY, VaultSilentFallback
     from sandbox.scenarios.worker_env import WORKERS
     from sandbox.spec import fixture_path
     from sandbox.spec import load as load_spec
+    from sandbox.stack.factory import make_runtime
 
     rt = make_runtime(stack.paths)
     ctx = ScenarioContext.of(load_spec(), rt)

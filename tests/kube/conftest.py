@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import state as statefile
-from sandbox.clients import AirflowApi
 from sandbox.paths import SandboxPaths, default_cache
+from sandbox.runtime import state as statefile
+from sandbox.systems.airflow.client import AirflowApi
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = ROOT / ".sandbox-kube-test"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import dag_runs
 from sandbox.spec import fixture_path
+from sandbox.systems.airflow import dag_runs
 from tests.cli_checks import kept_fault_is_named_and_reverted, logs_follow_the_upstream
 from tests.kube.conftest import PART_OF
 

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from sandbox import airflow_files, auth
-from sandbox.airflow_lib import sandbox_triggerer
+from sandbox.systems.airflow import files as airflow_files
+from sandbox.systems.airflow import token_helper as auth
+from sandbox.systems.airflow.lib import sandbox_triggerer
 
 
 def test_the_credential_goes_into_password_and_the_authorization_header():
@@ -85,7 +86,7 @@ def test_the_lib_folder_holds_code_and_no_secret(tmp_path):
 
 def test_a_crash_is_named_by_the_last_error_line_not_the_last_line():
     from sandbox.runtime import crash
-    from sandbox.runtime.components.airflow import Airflow
+    from sandbox.systems.airflow.component import Airflow
 
     lines = ["\x1b[32m2026 [info     ] Starting the triggerer [uvicorn.error]",
              "Traceback (most recent call last):",
@@ -103,7 +104,7 @@ def test_a_crash_is_named_by_the_last_error_line_not_the_last_line():
 
 
 def test_doctor_finds_what_the_triggerer_cannot_import_and_processes_without_the_backend(tmp_path):
-    from sandbox import doctor
+    from sandbox.commands import doctor
 
     (tmp_path / "team.py").write_text("import requests\nclass TeamAuth(requests.auth.AuthBase):\n    pass\n"
                                       "class Helper:\n    pass\nclass MyTrigger(BaseTrigger):\n    pass\n")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 
-from sandbox.appliers import airflow as airflow_apply
-from sandbox.appliers import keycloak as keycloak_apply
-from sandbox.appliers import tyk as tyk_apply
 from sandbox.plan import MANAGED, plan
 from sandbox.spec import load
+from sandbox.systems.airflow import applier as airflow_apply
+from sandbox.systems.keycloak import applier as keycloak_apply
+from sandbox.systems.tyk import applier as tyk_apply
 from tests.unit.test_plan import INPUTS
 
 DESIRED = plan(load(), INPUTS)

@@ -3,7 +3,7 @@ instance of that DAG, run and task was running when the gateway saw it."""
 
 from __future__ import annotations
 
-from sandbox import audit, trust_map
+from sandbox.commands import audit, trust_map
 
 RUNS = {("sandbox_smoke_dev", "manual__2026-12-07T08:00:00"): {"orders": (1000.0, 1010.0), "billing": (1000.0, None)}}
 

@@ -7,9 +7,9 @@ import os
 import stat
 from pathlib import Path
 
-from sandbox.images import _set_modes
-from sandbox.privacy import private_umask
-from sandbox.provision import DONE_MARKER, cached_build
+from sandbox.commands.images import _set_modes
+from sandbox.host.privacy import private_umask
+from sandbox.host.provision import DONE_MARKER, cached_build
 
 
 def _mode(path: Path) -> int:

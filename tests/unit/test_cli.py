@@ -55,7 +55,7 @@ def test_docker_runtime_without_an_engine_is_one_sentence(tmp_path, monkeypatch)
 
 def test_a_new_sandbox_takes_its_runtime_from_the_environment(tmp_path, monkeypatch):
     from sandbox.paths import SandboxPaths
-    from sandbox.runtime.factory import choose
+    from sandbox.stack.factory import choose
 
     paths = SandboxPaths(tmp_path / "home", tmp_path / "cache")
     # SANDBOX_RUNTIME, as Settings hands it over; --runtime wins
@@ -80,8 +80,8 @@ def test_bad_port_override(tmp_path):
 
 
 def test_data_with_rich_markup_is_printed_as_text_and_csv_cells_cannot_be_formulas(capsys):
-    from sandbox import render
-    from sandbox.audit import AuditRow as Row
+    from sandbox.commands import render
+    from sandbox.commands.audit import AuditRow as Row
 
     tag = "[/x] [bold]evil"  # any caller of the gateway sets audit tags
     with render.out.capture() as cap:

@@ -2,19 +2,20 @@
 
 from pathlib import Path
 
-from sandbox.credentials import GENERATORS
+from sandbox.host.credentials import GENERATORS
 from sandbox.paths import SandboxPaths
-from sandbox.runtime.components import NAMES, all_components
-from sandbox.runtime.components.airflow import Airflow, health_complaint
-from sandbox.runtime.components.base import ComponentContext
-from sandbox.runtime.components.keycloak import Keycloak
-from sandbox.runtime.components.tyk import gateway_config, hello_complaint
+from sandbox.runtime.component import ComponentContext
 from sandbox.runtime.local import LocalRuntime
+from sandbox.systems import NAMES, all_components
+from sandbox.systems.airflow.component import Airflow, health_complaint
+from sandbox.systems.keycloak.component import Keycloak
+from sandbox.systems.tyk.component import gateway_config, hello_complaint
 
 
 def ctx(tmp_path: Path) -> ComponentContext:
     paths = SandboxPaths(tmp_path, tmp_path / "cache")
-    return ComponentContext(paths, LocalRuntime(paths).default_ports(), {k: f"s-{k}" for k in GENERATORS})
+    ports = LocalRuntime(paths, components=all_components()).default_ports()
+    return ComponentContext(paths, ports, {k: f"s-{k}" for k in GENERATORS})
 
 
 def test_component_names_and_unique_default_ports():
@@ -46,7 +47,7 @@ def test_airflow_env_pins_keys_and_execution_api_port(tmp_path):
 
 
 def test_keycloak_fixed_hostname_loopback_and_private_db(tmp_path, monkeypatch):
-    monkeypatch.setattr("sandbox.runtime.components.keycloak.find_jdk",
+    monkeypatch.setattr("sandbox.systems.keycloak.component.find_jdk",
                         lambda *a: type("J", (), {"home": Path("/jdk"), "major": 25})())
     (spec,) = Keycloak().processes(ctx(tmp_path))
     assert spec.env["KC_HOSTNAME"] == "http://127.0.0.1:28081" and spec.env["KC_HOSTNAME_STRICT"] == "false"
@@ -74,8 +75,8 @@ def test_tyk_hello_verdict():
 def test_the_vault_runs_the_same_configuration_on_either_runtime():
     import json
 
-    from sandbox.images import compose_dir
-    from sandbox.runtime.components.openbao import server_config
+    from sandbox.paths import compose_dir
+    from sandbox.systems.openbao.component import server_config
 
     in_container = json.loads((compose_dir() / "openbao" / "openbao.json").read_text())
     assert in_container == server_config("0.0.0.0:8200", "/openbao/file", "/run/secrets/openbao_unseal_key",
@@ -87,8 +88,8 @@ def test_the_vault_runs_the_same_configuration_on_either_runtime():
 
 
 def test_a_sealed_vault_is_not_healthy_and_an_uninitialised_one_may_start(monkeypatch):
-    from sandbox.runtime.components import openbao
-    from sandbox.vault import Vault
+    from sandbox.systems.openbao import component as openbao
+    from sandbox.systems.openbao.client import Vault
 
     for code, body, ok, detail in ((200, {}, True, "unsealed"), (501, {}, True, "not initialised yet"),
                                    (503, {"sealed": True}, False, "OpenBao is sealed")):
@@ -103,7 +104,7 @@ def test_a_renewed_master_realm_key_is_new_and_shaped_as_keycloak_imports_it():
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
-    from sandbox.realm_keys import rsa_key_config
+    from sandbox.systems.keycloak.realm_keys import rsa_key_config
 
     one, two = rsa_key_config("master"), rsa_key_config("master")
     key = serialization.load_der_private_key(base64.b64decode(one["privateKey"][0]), None)  # PKCS#8 DER

@@ -6,16 +6,15 @@ import pytest
 
 from sandbox import versions
 from sandbox.errors import SandboxError
-from sandbox.images import compose_dir
-from sandbox.paths import SandboxPaths
+from sandbox.paths import SandboxPaths, compose_dir
 from sandbox.plan import Addresses, plan
-from sandbox.runtime import compose
 from sandbox.runtime.base import ComponentStatus, Endpoints
-from sandbox.runtime.components import NAMES, all_components
-from sandbox.runtime.components.base import ComponentContext
-from sandbox.runtime.components.tyk import gateway_config
-from sandbox.runtime.docker import project_name
+from sandbox.runtime.component import ComponentContext
+from sandbox.runtime.docker import compose
+from sandbox.runtime.docker.runtime import project_name
 from sandbox.spec import load
+from sandbox.systems import NAMES, all_components
+from sandbox.systems.tyk.component import gateway_config
 
 FILE = compose_dir() / "docker-compose.yml"
 # what a hand-run `docker compose up` gets: every variable at its default, the secrets' folder given (it has none)
@@ -64,7 +63,7 @@ def test_every_port_is_published_on_loopback_only():
 
 
 def test_published_ports_default_to_the_local_runtimes():
-    from sandbox.runtime.components import all_components
+    from sandbox.systems import all_components
 
     defaults = {v for c in all_components() for v in c.default_ports.values()}
     assert {p.host_port for s in SERVICES.values() for p in s.ports} == defaults
@@ -164,7 +163,7 @@ def test_the_secrets_folder_left_unset_stops_the_file_naming_it():
 
 
 def test_secrets_are_files_mounted_where_needed_never_environment_variables():
-    from sandbox.credentials import GENERATORS
+    from sandbox.host.credentials import GENERATORS
 
     declared = compose.raw(FILE)["secrets"]
     assert set(declared) <= set(GENERATORS)
@@ -199,7 +198,7 @@ def test_each_component_answers_inside_the_network_where_it_says(name):
 
 
 def test_airflows_container_environment_is_its_settings_and_its_folders_are_mounted():
-    from sandbox.runtime.components.airflow import SETTINGS
+    from sandbox.systems.airflow.component import SETTINGS
 
     ctx = ComponentContext(SandboxPaths(Path("/h"), Path("/c")), {"airflow": 1, "keycloak": 2}, {})
     for name in ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
@@ -216,10 +215,10 @@ def test_airflows_container_environment_is_its_settings_and_its_folders_are_moun
 
 
 def test_the_runtimes_compose_variables_come_from_the_components(tmp_path):
-    from sandbox.runtime.docker import DockerRuntime
-    from sandbox.state import State
+    from sandbox.runtime.docker.runtime import DockerRuntime
+    from sandbox.runtime.state import State
 
-    rt = DockerRuntime(SandboxPaths(tmp_path / "home", tmp_path / "cache"))
+    rt = DockerRuntime(SandboxPaths(tmp_path / "home", tmp_path / "cache"), components=all_components())
     got = rt._variables(State(runtime="docker", ports={"tyk": 29082}, images={"tyk": "t:1"}))
     assert got["SANDBOX_TYK_PORT"] == "29082" and got["SANDBOX_REDIS_PORT"] == "28379"
     assert got["SANDBOX_KEYCLOAK_HOSTNAME"] == "http://127.0.0.1:28081" and got["SANDBOX_IMAGE_TYK"] == "t:1"
@@ -244,7 +243,7 @@ def test_entrypoints_and_secrets_parse():
 
 def test_keycloak_is_built_with_the_same_options_everywhere():
     # the local build, the local image and compose's start must agree: client secret rotation is one of them
-    from sandbox.runtime.components.keycloak import BUILD_OPTIONS
+    from sandbox.systems.keycloak.component import BUILD_OPTIONS
     command = SERVICES["keycloak"].command
     dockerfile = (compose_dir() / "images" / "keycloak" / "Dockerfile").read_text()
     assert "--features=client-secret-rotation" in BUILD_OPTIONS

@@ -5,7 +5,7 @@ import time
 import pytest
 import requests
 
-from sandbox import dag_runs
+from sandbox.systems.airflow import dag_runs
 
 
 class Resp:

@@ -7,14 +7,15 @@ import json
 from types import SimpleNamespace
 
 from sandbox.paths import SandboxPaths
-from sandbox.runtime.docker import UNITS_LABEL, DockerRuntime, units_of
-from sandbox.state import State
+from sandbox.runtime.docker.runtime import UNITS_LABEL, DockerRuntime, units_of
+from sandbox.runtime.state import State
+from sandbox.systems import all_components
 
 AIRFLOW = ["airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"]
 
 
 def runtime(tmp_path) -> DockerRuntime:
-    return DockerRuntime(SandboxPaths(tmp_path / "home", tmp_path / "cache"))
+    return DockerRuntime(SandboxPaths(tmp_path / "home", tmp_path / "cache"), components=all_components())
 
 
 def container(status: str = "running", units: list[str] | None = None) -> SimpleNamespace:
@@ -71,12 +72,12 @@ def test_units_are_read_from_a_listing_or_an_inspect():
 
 
 def test_a_shared_container_that_exited_names_the_service_that_ended_it():
-    from sandbox.runtime.docker import which_unit_ended
+    from sandbox.runtime.docker.runtime import which_unit_ended
 
     log = b"... scheduler lines ...\n=== sandbox: airflow-triggerer exited with 1: stopping the others\nmore\n"
     c = SimpleNamespace(status="exited", attrs={"Labels": {UNITS_LABEL: ",".join(AIRFLOW)}}, logs=lambda tail: log)
-    assert which_unit_ended(c) == " (airflow-triggerer exited with 1)"
-    assert which_unit_ended(SimpleNamespace(attrs={"Labels": {}}, logs=lambda tail: log)) == ""
+    assert which_unit_ended(c) == ("airflow-triggerer", "airflow-triggerer exited with 1")
+    assert which_unit_ended(SimpleNamespace(attrs={"Labels": {}}, logs=lambda tail: log)) is None
 
 
 def test_a_service_restarted_again_drops_its_exited_container_of_before(tmp_path, monkeypatch):

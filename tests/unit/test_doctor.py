@@ -4,7 +4,7 @@ import base64
 import json
 from pathlib import Path
 
-from sandbox.doctor import check_claims, env_var_name, netrc_login, proxied, shadowing, stale_tokens
+from sandbox.commands.doctor import check_claims, env_var_name, netrc_login, proxied, shadowing, stale_tokens
 from sandbox.plan import AirflowConnection
 
 WANT = AirflowConnection("tyk_dev_orders", "dev", "orders", "http://127.0.0.1:1/dev/orders",
@@ -76,7 +76,7 @@ def test_stale_tokens_in_variables():
 
 
 def test_an_issuer_that_follows_the_request_host_is_named():
-    from sandbox.doctor import follows_request_host
+    from sandbox.commands.doctor import follows_request_host
 
     trusted = "http://127.0.0.1:28081/realms/dev"
     inside = "http://keycloak:8080/realms/dev/protocol/openid-connect/token"
@@ -88,9 +88,9 @@ def test_an_issuer_that_follows_the_request_host_is_named():
 
 
 def test_a_task_that_failed_before_any_call_is_a_task_symptom():
-    from sandbox.repro import observed
+    from sandbox.commands.smoke import SmokeRow
     from sandbox.scenarios import CATALOGUE
-    from sandbox.smoke import SmokeRow
+    from sandbox.scenarios.repro import observed
 
     hops = [{"name": h, "ok": None, "detail": "not reached", "ms": None} for h in ("connection", "gateway")]
     row = SmokeRow("tyk_dev_orders", "dev", "orders", False, None, hops,
@@ -104,14 +104,14 @@ def test_a_task_that_failed_before_any_call_is_a_task_symptom():
 
 # ---- the hop table's judges: each hop's verdict from plain data -------------------------------------------------
 def test_the_hops_are_a_table_in_the_order_a_call_takes_them():
-    from sandbox.doctor import HOP_CHECKS, HOPS
+    from sandbox.commands.doctor import HOP_CHECKS, HOPS
 
     names = [f.__name__.strip("_").replace("_hop_of", "").replace("_hop", "") for f in HOP_CHECKS]
     assert names == list(HOPS[:-1])  # the upstream is checked apart, whatever happened before
 
 
 def test_judge_connection_names_the_first_finding():
-    from sandbox.doctor import Seen, judge_connection
+    from sandbox.commands.doctor import Seen, judge_connection
     from sandbox.runtime.base import AirflowHandoff
 
     handoff = AirflowHandoff(*(Path("/nonexistent") / n for n in ("v.json", "dags", "home", "lib")))
@@ -123,7 +123,7 @@ def test_judge_connection_names_the_first_finding():
 
 
 def test_judge_secret():
-    from sandbox.doctor import judge_secret
+    from sandbox.commands.doctor import judge_secret
 
     assert judge_secret(WANT, "s3cret", []) == (judge_secret(WANT, "s3cret", [])[0], None)
     assert judge_secret(WANT, "s3cret", [])[0].ok
@@ -137,8 +137,8 @@ def test_judge_secret():
 
 
 def test_judge_token_by_keycloaks_answer():
-    from sandbox.auth import TokenError
-    from sandbox.doctor import judge_token
+    from sandbox.commands.doctor import judge_token
+    from sandbox.systems.airflow.token_helper import TokenError
 
     hop, verdict = judge_token(WANT, None, 12.3)
     assert hop.ok and verdict is None and "12 ms" in hop.detail
@@ -149,7 +149,7 @@ def test_judge_token_by_keycloaks_answer():
 
 
 def test_judge_claims_names_an_unfixed_hostname_before_the_issuer():
-    from sandbox.doctor import judge_claims
+    from sandbox.commands.doctor import judge_claims
 
     hop, verdict = judge_claims(WANT, GOOD, ISS, [])
     assert hop.ok and verdict is None
@@ -161,7 +161,7 @@ def test_judge_claims_names_an_unfixed_hostname_before_the_issuer():
 
 
 def test_a_teams_vault_backend_is_read_from_the_workers_environment_and_its_paths_follow_the_provider():
-    from sandbox import team_vault as tv
+    from sandbox.systems.openbao import team_backend as tv
 
     kwargs = {"url": "http://openbao:8200", "mount_point": "airflow", "kv_engine_version": 1, "token": "t"}
     envs = {"1 scheduler": {tv.BACKEND_VAR: tv.VAULT_BACKEND, tv.KWARGS_VAR: json.dumps(kwargs)},
@@ -181,7 +181,7 @@ def test_a_teams_vault_backend_is_read_from_the_workers_environment_and_its_path
 
 
 def test_a_teams_vault_backend_that_gives_nothing_is_named_with_where_the_task_went_instead():
-    from sandbox import team_vault as tv
+    from sandbox.systems.openbao import team_backend as tv
 
     team = tv.TeamBackend(tv.VAULT_BACKEND, 1, {})
     found = tv.VaultRead("airflow/data/connections/c", 2, 200, "OK", {"host": "h"})
@@ -200,7 +200,7 @@ def test_a_teams_vault_backend_that_gives_nothing_is_named_with_where_the_task_w
 
 
 def test_a_forked_airflow_service_is_named_by_its_own_name():
-    from sandbox.doctor import process_label
+    from sandbox.commands.doctor import process_label
 
     assert process_label(["/v/bin/python3", "/v/bin/airflow", "scheduler", "--skip-serve-logs"], "airflow") == \
         "/v/bin/airflow scheduler"
@@ -209,7 +209,7 @@ def test_a_forked_airflow_service_is_named_by_its_own_name():
 
 
 def test_gateway_replicas_that_disagree_are_named_with_the_stale_jwks_when_the_claims_are_right():
-    from sandbox.doctor import Diagnosis, _split_hop
+    from sandbox.commands.doctor import Diagnosis, _split_hop
 
     token = ".".join(base64.urlsafe_b64encode(json.dumps(p).encode()).decode().rstrip("=")
                      for p in ({"alg": "RS256", "kid": "k2"}, {})) + ".sig"
@@ -225,21 +225,24 @@ def test_gateway_replicas_that_disagree_are_named_with_the_stale_jwks_when_the_c
 
 
 def test_a_shared_airflow_container_that_one_service_ended_names_that_service_and_not_the_container():
-    """docker: one container (named after the API server) runs the four services; the runtime's detail names the
-    container and, in parentheses, the service whose end stopped it."""
-    from sandbox.doctor import airflow_down
+    """docker: one container (named after the API server) runs the four services; the runtime says which service's
+    end stopped it (`ended`) and which are not running (`stopped`), as fields."""
+    from sandbox.commands.doctor import airflow_down
     from sandbox.runtime.base import ComponentStatus, Endpoints
 
-    def diagnose(detail: str):
-        st = ComponentStatus("airflow", "crashed", None, detail, "http://127.0.0.1:9")  # nothing answers there
+    def diagnose(detail: str, ended: list[str], stopped: list[str]):
+        st = ComponentStatus("airflow", "crashed", None, detail, "http://127.0.0.1:9",  # nothing answers there
+                             ended=ended, stopped=stopped)
         d, _ = airflow_down(Endpoints({"airflow": st}), lambda _: [])
         return {h.name: (h.ok, h.detail) for h in d.hops}, d.verdict
 
-    hops, verdict = diagnose("container(s) not running: airflow-api-server (airflow-dag-processor exited with -9)")
+    hops, verdict = diagnose("container(s) not running: airflow-api-server (airflow-dag-processor exited with -9)",
+                             ["airflow-dag-processor"], ["airflow-api-server"])
     assert hops["dag-processor"][0] is False and hops["dag-processor"][1].startswith("its process exited")
     assert hops["api-server"][0] is False and hops["api-server"][1].startswith("stopped with airflow-dag-processor")
     assert hops["scheduler"][0] is None and hops["triggerer"][0] is None  # not checked: nothing answers
     assert "partly down: api-server, dag-processor" in verdict
     # a container of its own per service (local processes, an older docker stack): named as before
-    hops, _ = diagnose("container(s) not running: airflow-api-server, airflow-triggerer")
+    hops, _ = diagnose("container(s) not running: airflow-api-server, airflow-triggerer",
+                       ["airflow-api-server", "airflow-triggerer"], ["airflow-api-server", "airflow-triggerer"])
     assert hops["api-server"][1].startswith("its process exited") and hops["triggerer"][0] is False

@@ -4,15 +4,17 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import images, versions
+from sandbox import versions
+from sandbox.commands import images
 from sandbox.errors import SandboxError
 from sandbox.paths import SandboxPaths
-from sandbox.repro import runnable
-from sandbox.runtime.docker import DockerRuntime, image_variable, port_variable
+from sandbox.runtime.docker.runtime import DockerRuntime, image_variable, port_variable
+from sandbox.scenarios.repro import runnable
+from sandbox.systems import all_components
 
 
 def runtime(tmp_path, mode: str, have: set[str]) -> DockerRuntime:
-    rt = DockerRuntime(SandboxPaths(tmp_path / "home", tmp_path / "cache"), images=mode)
+    rt = DockerRuntime(SandboxPaths(tmp_path / "home", tmp_path / "cache"), components=all_components(), images=mode)
     rt._has = lambda ref: ref in have  # what this engine holds
     return rt
 
@@ -47,7 +49,7 @@ def test_compose_variables_are_named_after_ports_and_components():
 
 
 def test_the_airflow_containers_run_as_the_host_user_but_never_root(monkeypatch):
-    from sandbox.runtime import docker
+    from sandbox.runtime.docker import runtime as docker
 
     monkeypatch.setattr(docker.os, "getuid", lambda: 1000)
     assert docker.airflow_uid() == 1000
@@ -115,7 +117,7 @@ def test_the_local_runtime_follows_new_lines_of_its_log_files(tmp_path):
 
     from sandbox.runtime.local import LocalRuntime
 
-    rt = LocalRuntime(SandboxPaths(tmp_path / "home", tmp_path / "cache"))
+    rt = LocalRuntime(SandboxPaths(tmp_path / "home", tmp_path / "cache"), components=all_components())
     log = rt.log_path("redis")
     log.parent.mkdir(parents=True)
     log.write_text("old line\n")
@@ -144,7 +146,7 @@ def test_the_airflow_lock_pins_what_the_constraints_pin_each_with_hashes():
 def test_airflow_installs_the_lock_without_resolving_it_again():
     """A resolution asks the index for an extra's base unpinned (fastapi-cli's uvicorn[standard]): the first uvicorn
     released after the lock made every fresh install fail. Each install takes the lock as is, then `pip check`s it."""
-    from sandbox.runtime.components.airflow import PIP_LOCKED
+    from sandbox.systems.airflow.component import PIP_LOCKED
 
     assert {"--require-hashes", "--no-deps"} <= set(PIP_LOCKED)
     dockerfile = "\n".join(line for line in (images.compose_dir() / "images" / "airflow" / "Dockerfile").read_text()

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.errors import SandboxError
-from sandbox.java import find_jdk, parse_major
+from sandbox.systems.keycloak.java import find_jdk, parse_major
 
 
 @pytest.mark.parametrize("text,major", [("25.0.3+9", 25), ("17.0.15", 17), ("1.8.0_392", 8), ('"21"', 21)])

@@ -7,7 +7,7 @@ import re
 from cryptography import x509
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from sandbox.runtime.components.keycloak_copy import ARGON2, _cause, _lit, own_copy_sql
+from sandbox.systems.keycloak.database_copy import ARGON2, _cause, _lit, own_copy_sql
 
 
 def _values(sql: str, name: str) -> list[str]:

@@ -6,18 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import state as statefile
 from sandbox import versions
 from sandbox.errors import SandboxError
-from sandbox.images import compose_dir
-from sandbox.paths import SandboxPaths
-from sandbox.runtime import compose, forwarder, tyk_chart
-from sandbox.runtime import kube_manifests as km
-from sandbox.runtime.components import all_components
-from sandbox.runtime.components.base import ComponentContext
-from sandbox.runtime.kubernetes import KubernetesRuntime, lacking
+from sandbox.paths import SandboxPaths, compose_dir
+from sandbox.runtime import state as statefile
+from sandbox.runtime.component import ComponentContext
+from sandbox.runtime.docker import compose
+from sandbox.runtime.kubernetes import forwarder, tyk_chart
+from sandbox.runtime.kubernetes import manifests as km
+from sandbox.runtime.kubernetes.runtime import KubernetesRuntime, lacking
+from sandbox.runtime.state import State
 from sandbox.settings import Settings
-from sandbox.state import State
+from sandbox.systems import all_components
 
 COMPONENTS = {c.name: c for c in all_components()}
 SECRETS = {s: f"value-of-{s}" for c in COMPONENTS.values() for s in c.secrets}
@@ -27,7 +27,7 @@ DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 @pytest.fixture(scope="module")
 def rt(tmp_path_factory) -> KubernetesRuntime:
     home = tmp_path_factory.mktemp("home")
-    return KubernetesRuntime(SandboxPaths(home, home / "cache"))
+    return KubernetesRuntime(SandboxPaths(home, home / "cache"), components=all_components())
 
 
 @pytest.fixture(scope="module")
@@ -215,15 +215,17 @@ def test_images_are_the_projects_own_unless_asked(rt, monkeypatch):
 def test_a_sandbox_stays_in_its_context_and_namespace_while_it_runs(tmp_path):
     paths = SandboxPaths(tmp_path, tmp_path / "cache")
     statefile.save(paths.state, State(runtime="kubernetes", cluster={"context": "kind-a", "namespace": "team-a"}))
-    assert KubernetesRuntime(paths).namespace == "team-a"  # later commands find it where it runs
-    assert KubernetesRuntime(paths, settings=Settings(kube_namespace="env-ns")).namespace == "team-a"
-    moved = KubernetesRuntime(paths, context="kind-a", namespace="team-b")
+    every = all_components()
+    assert KubernetesRuntime(paths, components=every).namespace == "team-a"  # later commands find it where it runs
+    assert KubernetesRuntime(paths, components=every, settings=Settings(kube_namespace="env-ns")).namespace == "team-a"
+    moved = KubernetesRuntime(paths, components=every, context="kind-a", namespace="team-b")
     state = statefile.load(paths.state)
     with pytest.raises(SandboxError, match="runs in context kind-a, namespace team-a"):
         moved.before_start(state, {"redis"})
     moved.before_start(state, set())  # nothing runs: it moves, and says so in its state
     assert state.cluster == {"context": "kind-a", "namespace": "team-b"}
-    assert KubernetesRuntime(SandboxPaths(tmp_path / "new", tmp_path)).namespace.startswith("sandbox-new-")
+    fresh = KubernetesRuntime(SandboxPaths(tmp_path / "new", tmp_path), components=every)
+    assert fresh.namespace.startswith("sandbox-new-")
 
 
 def test_the_gateway_runs_from_tyks_chart_with_one_replica_a_node_and_the_sandboxs_image():

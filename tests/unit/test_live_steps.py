@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from sandbox.appliers import Change, Step
 from sandbox.errors import SandboxError
 from sandbox.reconcile import run_live_steps
+from sandbox.systems.steps import Change, Step
 
 
 def step(system: str, log: list[str], fail: bool = False, wait: threading.Event | None = None) -> Step:

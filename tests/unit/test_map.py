@@ -6,10 +6,10 @@ import csv
 import io
 import xml.etree.ElementTree as ET
 
-from sandbox import map_render, trust_map
-from sandbox.appliers import Change
+from sandbox.commands import map_render, trust_map
 from sandbox.plan import Addresses, plan
 from sandbox.spec import load, parse
+from sandbox.systems.steps import Change
 
 SPEC = load()
 NOT_GRANTED = """
@@ -93,8 +93,8 @@ def test_the_map_renders_as_markdown_csv_and_an_svg_that_names_every_connection(
 
 
 def test_what_the_gateway_enforces_reads_back_as_the_plans_grants():
-    from sandbox import access
-    from sandbox.appliers.tyk import api_payload, policy_payload
+    from sandbox.commands import access
+    from sandbox.systems.tyk.applier import api_payload, policy_payload
 
     desired = plan(SPEC, Addresses.nowhere())
     policies = {p.policy_id: policy_payload(p) for p in desired.policies}
@@ -106,7 +106,7 @@ def test_what_the_gateway_enforces_reads_back_as_the_plans_grants():
 
 
 def test_the_access_diff_names_each_grant_gained_or_lost_and_each_scope_rate_and_quota_change():
-    from sandbox import access
+    from sandbox.commands import access
 
     def g(service="orders", scopes=("a",), rate=(10, 1), quota=(-1, -1), account="airflow"):
         return access.Grant("dev", account, service, scopes, rate, quota)

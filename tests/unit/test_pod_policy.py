@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace as NS
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sandbox" / "airflow_lib"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sandbox" / "systems" / "airflow" / "lib"))
 
 import sandbox_pod_policy  # noqa: E402
 

@@ -4,7 +4,7 @@ import socket
 import pytest
 
 from sandbox.errors import SandboxError
-from sandbox.ports import holder, is_free, parse_overrides, resolve
+from sandbox.host.ports import holder, is_free, parse_overrides, resolve
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from sandbox import provision
 from sandbox.errors import SandboxError
+from sandbox.host import provision
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from sandbox.readiness import Result, all_of, http_ok, wait_for
+from sandbox.host.readiness import Result, all_of, http_ok, wait_for
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from sandbox import rotation
-from sandbox.appliers.keycloak import ROTATED_BACKSTOP, SECRET_LIFETIME, rotation_policy, rotation_profile
+from sandbox.commands import rotation
+from sandbox.commands.render import age
 from sandbox.errors import SandboxError
-from sandbox.render import age
 from sandbox.spec import load
+from sandbox.systems.keycloak.applier import ROTATED_BACKSTOP, SECRET_LIFETIME, rotation_policy, rotation_profile
 
 
 def test_secret_targets_default_to_every_account_in_every_environment():

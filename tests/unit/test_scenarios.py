@@ -5,9 +5,9 @@ import dataclasses
 import pytest
 
 from sandbox.errors import SandboxError
-from sandbox.repro import listed as listed_for
 from sandbox.scenarios import CATALOGUE
 from sandbox.scenarios.base import Pick
+from sandbox.scenarios.repro import listed as listed_for
 from sandbox.spec import load
 
 

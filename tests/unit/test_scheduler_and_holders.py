@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 from sandbox.errors import SandboxError
-from sandbox.hold import Holders
 from sandbox.runtime.scheduler import start_in_order
+from sandbox.stack.hold import Holders
 
 AFTER = {"tyk": ("redis",), "redis": (), "keycloak": (), "airflow": ()}
 
@@ -90,8 +90,8 @@ def test_start_all_records_each_failure_with_its_reason():
 def test_airflow_starts_beside_the_vault_until_its_dag_folder_holds_something(tmp_path):
     """Only user code (from the DAG folder) reads the vault: a new sandbox need not wait for OpenBao."""
     from sandbox.paths import SandboxPaths
-    from sandbox.runtime.components.airflow import Airflow
-    from sandbox.runtime.components.base import ComponentContext
+    from sandbox.runtime.component import ComponentContext
+    from sandbox.systems.airflow.component import Airflow
 
     ctx = ComponentContext(SandboxPaths(tmp_path / "home", tmp_path / "cache"), {}, {}, runtime="local")
     assert Airflow().start_after(ctx) == ()  # no folder yet

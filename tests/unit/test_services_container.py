@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 
-LIB = Path(__file__).resolve().parents[2] / "sandbox" / "airflow_lib"
+LIB = Path(__file__).resolve().parents[2] / "sandbox" / "systems" / "airflow" / "lib"
 RUNNER = """
 import sys
 sys.path.insert(0, sys.argv.pop(1))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from sandbox.errors import SandboxError
-from sandbox.handle import Handle
 from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import AirflowHandoff, ComponentStatus, Endpoints
 from sandbox.spec import load
+from sandbox.stack.handle import Handle
 
 
 def test_a_gateway_session_without_the_gateway_says_why(tmp_path):

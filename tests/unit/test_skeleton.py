@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox import state as statefile
 from sandbox.errors import SandboxError
+from sandbox.host.readiness import Result
 from sandbox.paths import SandboxPaths
-from sandbox.readiness import Result
-from sandbox.runtime.components.base import Component, Login
+from sandbox.runtime import state as statefile
+from sandbox.runtime.component import Component, Login
 from sandbox.runtime.skeleton import SkeletonRuntime
-from sandbox.state import ProcessRecord, State
+from sandbox.runtime.state import ProcessRecord, State
 
 
 class Fake(Component):
@@ -40,8 +40,8 @@ class FakeRuntime(SkeletonRuntime):
     name = "fake"
 
     def __init__(self, paths: SandboxPaths, breaks: dict[str, str] | None = None):
-        super().__init__(paths, {}, [Fake("db", 30001), Fake("api", 30002, after=("db",),
-                                                                     login=Login("admin", "api_password"))])
+        super().__init__(paths, {}, components=[Fake("db", 30001), Fake("api", 30002, after=("db",),
+                                                                                login=Login("admin", "api_password"))])
         self.breaks = breaks or {}
         self.calls: list[tuple[str, str]] = []
 

@@ -2,11 +2,11 @@ import stat
 
 import pytest
 
-from sandbox import state as statefile
-from sandbox.credentials import GENERATORS, load_or_create, mask
 from sandbox.errors import SandboxError
+from sandbox.host.credentials import GENERATORS, load_or_create, mask
 from sandbox.paths import SandboxPaths
-from sandbox.state import ProcessRecord, State
+from sandbox.runtime import state as statefile
+from sandbox.runtime.state import ProcessRecord, State
 
 
 def paths(tmp_path) -> SandboxPaths:
@@ -58,8 +58,8 @@ def test_a_planted_link_beside_the_secrets_is_not_followed_and_a_foreign_file_is
 
     import pytest
 
-    from sandbox.credentials import load_or_create
     from sandbox.errors import SandboxError
+    from sandbox.host.credentials import load_or_create
 
     target = tmp_path / "elsewhere"
     target.write_text("untouched")
@@ -77,8 +77,8 @@ def test_a_planted_link_beside_the_secrets_is_not_followed_and_a_foreign_file_is
 def test_a_folder_handed_to_a_containers_user_keeps_its_files_theirs(tmp_path):
     import os
 
-    from sandbox.credentials import write_private
-    from sandbox.runtime.docker import hand_over
+    from sandbox.host.credentials import write_private
+    from sandbox.runtime.docker.runtime import hand_over
 
     folder = tmp_path / "airflow-lib"
     write_private(folder / "old.py", "x = 1")

@@ -11,8 +11,8 @@ import sys
 import psutil
 import pytest
 
-from sandbox import supervisor
 from sandbox.errors import SandboxError
+from sandbox.host import supervisor
 
 LAUNCHER = """
 import os, sys, time

@@ -3,7 +3,7 @@ the working folder inside its home; and which component a process is of."""
 
 from pathlib import Path
 
-from sandbox.supervisor import OWNER_VAR, belongs, component_of
+from sandbox.host.supervisor import OWNER_VAR, belongs, component_of
 
 HOME = Path("/home/u/.local/share/airflow-tyk-sandbox/default")
 

@@ -13,9 +13,9 @@ import pytest
 
 from sandbox import versions
 from sandbox.errors import SandboxError
-from sandbox.provision import sha256_of
-from sandbox.runtime.components import go_source
-from sandbox.runtime.components.go_source import TYK
+from sandbox.host import go_source
+from sandbox.host.go_source import TYK
+from sandbox.host.provision import sha256_of
 
 OTHER = "0123456789abcdef0123456789abcdef01234567"
 

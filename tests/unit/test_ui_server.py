@@ -6,7 +6,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from sandbox.paths import SandboxPaths
-from sandbox.ui import lifecycle
+from sandbox.stack import page as lifecycle
 from sandbox.ui.server import build
 
 PORT = 28999

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sandbox.vault_audit import records, summarise
+from sandbox.systems.openbao.audit_log import records, summarise
 
 
 def _line(kind: str, path: str, who: str, when: str, error: str = "") -> str:

@@ -1,0 +1,83 @@
+"""`sandbox call`: an account's token, one request through the gateway, and what came back from each side.
+
+It is the curl a newcomer would write by hand: token endpoint, bearer header, gateway route.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import requests
+
+from sandbox.clients import why_not_running
+from sandbox.commands.accounts import auth_for
+from sandbox.errors import SandboxError
+from sandbox.host.credentials import mask
+from sandbox.paths import SandboxPaths
+from sandbox.runtime.base import Endpoints
+from sandbox.spec import Spec
+from sandbox.systems.airflow.token_helper import TokenError, decode_claims
+from sandbox.systems.tyk.client import error_text
+
+
+@dataclass
+class CallResult:
+    method: str
+    url: str
+    status: int
+    gateway_error: str | None  # the gateway's words when it refused the call itself
+    body: object  # the upstream's answer (JSON when it sent JSON)
+    seconds: float
+    claims: dict = field(default_factory=dict)  # azp, scope and exp of the token that was sent
+
+    @property
+    def ok(self) -> bool:
+        return self.status < 400
+
+
+def gateway_refusal(r: requests.Response) -> str | None:
+    """Tyk answers a refusal with a JSON body holding only `error`; an upstream's own error looks different."""
+    if r.status_code < 400:
+        return None
+    try:
+        body = r.json()
+    except ValueError:
+        return None
+    return error_text(r) if isinstance(body, dict) and set(body) == {"error"} else None
+
+
+def hide_token(text: str, token: str) -> str:
+    return text.replace(token, mask(token)) if token else text
+
+
+def call(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, account: str, service: str, path: str = "",
+         env: str = "dev", method: str = "GET", data: str | None = None) -> CallResult:
+    if service not in spec.services:
+        raise SandboxError(f"No service named {service!r} in {spec.source}.",
+                           f"use one of: {', '.join(spec.services)}.", exit_code=2)
+    auth = auth_for(spec, endpoints, paths, account, env)
+    if why := why_not_running(endpoints, "tyk"):
+        raise SandboxError(f"No call through the gateway: {why}.", "run `sandbox up`.")
+    try:
+        token = auth.token()
+    except TokenError as e:
+        raise SandboxError(f"Keycloak refused a token for {account} in {env}: {e}",
+                           "`sandbox doctor` names the cause; `sandbox apply` repairs the client.") from e
+    url = f"{endpoints.url('tyk')}/{env}/{service}/{path.lstrip('/')}"
+    t0 = time.monotonic()
+    try:
+        r = requests.request(method, url, data=data, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    except requests.RequestException as e:
+        raise SandboxError(f"The gateway at {endpoints.url('tyk')} did not answer ({type(e).__name__}).",
+                           "check `sandbox status`; `sandbox up` restarts it.") from e
+    seconds = time.monotonic() - t0
+    text = hide_token(r.text, token)  # an echoing upstream sends the bearer back; it is a credential
+    try:
+        body: object = json.loads(text)
+    except ValueError:
+        body = text
+    claims = decode_claims(token)
+    return CallResult(method, url, r.status_code, gateway_refusal(r), body, seconds,
+                      {k: claims.get(k) for k in ("azp", "scope", "exp")})

@@ -1,0 +1,165 @@
+"""The Tyk open-source gateway: built from the pinned release's source, or taken from an existing install.
+
+Three ways, in the order a user should try them (docs/install.md says the same):
+1. SANDBOX_TYK_HOME: an installed gateway (e.g. /opt/tyk-gateway), a folder with `tyk` and `templates/`.
+2. SANDBOX_TYK_SOURCE: the release's source tarball, a local path or an http(s) URL (default: GitHub's tag
+   tarball), checked against the pinned commit and built with Go (dependencies from the Go module proxy).
+3. SANDBOX_TYK_SOURCE=goproxy: the gateway module itself from the Go module proxy, by commit, where a proxy
+   serves it. Also tried when the default tarball cannot be downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from sandbox import versions
+from sandbox.errors import SandboxError
+from sandbox.host import go_source
+from sandbox.host.credentials import write_private
+from sandbox.host.go_source import GO_HINT, TYK
+from sandbox.host.provision import Say, cached_build, is_done, require_tool
+from sandbox.host.readiness import Check, http_ok
+from sandbox.runtime.component import Component, ComponentContext, Login, ProcessSpec
+
+ANALYTICS_TTL = 24 * 3600  # records must outlive the gap between a DAG run and `sandbox audit`
+
+
+def hello_complaint(body: dict) -> str | None:
+    redis = body.get("details", {}).get("redis", {}).get("status")
+    if body.get("status") != "pass" or redis != "pass":
+        return f"tyk /hello: status={body.get('status')}, redis={redis}"
+    return None
+
+
+def gateway_config(ctx: ComponentContext, templates: Path) -> dict:
+    data = ctx.data_dir("tyk")
+    return {
+        "listen_address": "127.0.0.1",
+        "listen_port": ctx.ports["tyk"],
+        "secret": ctx.secrets["tyk_secret"],
+        "template_path": str(templates),
+        "app_path": str(data / "apps"),
+        "middleware_path": str(data / "middleware"),
+        "use_db_app_configs": False,
+        "policies": {"policy_source": "file", "policy_path": str(data / "policies")},
+        "storage": {"type": "redis", "host": "127.0.0.1", "port": ctx.ports["redis"],
+                    "password": ctx.secrets["redis_password"], "database": 0},
+        "enable_analytics": True,
+        "analytics_config": {"type": "", "ignored_ips": [], "storage_expiration_time": ANALYTICS_TTL},
+        "enable_jsvm": False,
+        "hash_keys": True,
+        "pid_file_location": str(data / "tyk.pid"),
+        "health_check": {"enable_health_checks": False},
+        # /hello reports Redis only after its first liveness check, every 10 s by default: checking every
+        # second makes the gateway healthy ~1 s after start instead of ~11 s (Go duration, in nanoseconds).
+        "liveness_check": {"check_duration": 1_000_000_000},
+        # The default limiter on one gateway is an in-memory bucket sized when first used and kept while a
+        # policy's rate changes; Redis's sliding log reads the policy's rate on every request, so what the
+        # policy says is what a call gets (and `sandbox repro rate-limited` is deterministic).
+        "enable_redis_rolling_limiter": True,
+    }
+
+
+class Tyk(Component):
+    name = "tyk"
+    default_ports = {"tyk": 28082}
+    after = ("redis",)
+    start_timeout = 60.0
+    login = Login("x-tyk-authorization", "tyk_secret")
+    secrets = ("tyk_secret", "redis_password")
+
+    @staticmethod
+    def installed() -> Path | None:
+        """SANDBOX_TYK_HOME: a gateway installed elsewhere (such as /opt/tyk-gateway), used instead of a build."""
+        given = os.environ.get("SANDBOX_TYK_HOME")
+        return Path(given) if given else None
+
+    def home(self, cache: Path) -> Path:
+        return self.installed() or cache / "tyk" / versions.TYK
+
+    def provisioned(self, cache: Path) -> bool:
+        home = self.home(cache)
+        if self.installed():
+            return (home / "tyk").is_file() and (home / "templates").is_dir()
+        return is_done(home)
+
+    def provision(self, cache: Path, say: Say) -> None:
+        if self.installed():
+            if not self.provisioned(cache):
+                raise SandboxError(f"SANDBOX_TYK_HOME={self.home(cache)} holds no `tyk` binary with a "
+                                   "`templates/` folder beside it.",
+                                   "point it at a Tyk gateway install such as /opt/tyk-gateway, or unset it.")
+            say(f"using the gateway at {self.home(cache)}")
+            return
+
+        source = os.environ.get("SANDBOX_TYK_SOURCE", "").strip()
+
+        def build(target: Path) -> None:
+            go = require_tool("go", GO_HINT)
+            work = target / "src"
+            if source == go_source.GOPROXY_SOURCE:
+                src = _from_module_proxy(go, work, say)
+            elif source:
+                src = _from_archive(source, cache, work, say)
+            else:
+                try:
+                    src = _from_archive(TYK.default_source, cache, work, say)
+                except SandboxError as first:
+                    say(f"{first.message} Trying the Go module proxy by commit instead.")
+                    try:
+                        src = _from_module_proxy(go, work, say)
+                    except SandboxError as second:
+                        raise SandboxError(
+                            f"No Tyk {versions.TYK} source could be had: {first.message} {second.message}",
+                            "set SANDBOX_TYK_SOURCE to a local copy of the source tarball, or SANDBOX_TYK_HOME to "
+                            "an installed gateway (see docs/install.md, \"Getting the Tyk gateway\").") from second
+            go_source.go_build(TYK, go, src, target / "tyk", {**os.environ, "CGO_ENABLED": "0"}, say)
+            shutil.copytree(src / "templates", target / "templates")  # read at run time (`template_path`)
+            shutil.rmtree(work)
+
+        cached_build(self.home(cache), build, say)
+
+    def prepare(self, ctx: ComponentContext, say: Say) -> None:
+        data = ctx.data_dir(self.name)
+        for sub in ("apps", "middleware", "policies"):
+            (data / sub).mkdir(parents=True, exist_ok=True)
+        # it holds the gateway secret and the Redis password
+        write_private(data / "tyk.conf", json.dumps(gateway_config(ctx, self.home(ctx.cache) / "templates"), indent=2))
+
+    def processes(self, ctx: ComponentContext) -> list[ProcessSpec]:
+        return [ProcessSpec("tyk", [str(self.home(ctx.cache) / "tyk"), "--conf",
+                                    str(ctx.data_dir(self.name) / "tyk.conf")], cwd=ctx.data_dir(self.name))]
+
+    def health(self, ctx: ComponentContext) -> Check:
+        return http_ok(ctx.url("tyk") + "/hello", lambda r: hello_complaint(r.json()))
+
+
+def _from_archive(source: str, cache: Path, work: Path, say: Say) -> Path:
+    return go_source.from_archive(TYK, source, cache / "tyk" / "downloads", work, say)
+
+
+def _from_module_proxy(go: str, work: Path, say: Say) -> Path:
+    ref = f"{versions.TYK_MODULE}@{versions.TYK_COMMIT}"
+    say(f"go mod download {ref} ({versions.TYK})")
+    p = run_json([go, "mod", "download", "-json", ref])
+    if p.get("Error") or not p.get("Dir"):
+        raise SandboxError(f"The Go module proxy did not serve {ref} "
+                           f"({p.get('Error', 'no module directory').splitlines()[0]}).",
+                           "set GOPROXY to a proxy that serves it, or use a source tarball (SANDBOX_TYK_SOURCE).")
+    shutil.copytree(p["Dir"], work)  # the module cache is read-only; go build needs to write
+    for d in (work, *work.rglob("*")):
+        if d.is_dir():
+            d.chmod(0o755)
+    return work
+
+
+def run_json(cmd: list[str]) -> dict:
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    try:
+        return json.loads(p.stdout)
+    except ValueError:
+        return {"Error": (p.stderr or p.stdout or f"exit {p.returncode}").strip()}
