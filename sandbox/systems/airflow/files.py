@@ -13,11 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sandbox.host.credentials import write_private
-from sandbox.plan import Desired
 from sandbox.spec import fixture_path
 from sandbox.systems.airflow import token_helper as auth_module
+
+if TYPE_CHECKING:  # the plan imports this system's clients; its objects are only read here
+    from sandbox.plan import Desired
 
 LIB_SOURCES = Path(__file__).parent / "lib"
 TOKEN_HELPER = "sandbox_auth.py"  # the module name Airflow's processes import
