@@ -9,6 +9,7 @@ the checksum differs. Go modules the program needs come from the Go module proxy
 from __future__ import annotations
 
 import hashlib
+import os
 import posixpath
 import re
 import subprocess
@@ -25,7 +26,7 @@ import requests
 
 from sandbox import versions
 from sandbox.errors import SandboxError
-from sandbox.host.provision import Say, interrupted, reap, sha256_of, spawn
+from sandbox.host.provision import Say, cached_build, interrupted, is_done, reap, sha256_of, spawn
 
 GO_HINT = "Go 1.26 or newer (apt-get install golang, or the official tarball)"
 
@@ -279,3 +280,39 @@ def from_archive(release: Release, source: str, downloads: Path, work: Path, say
         raise
     say(f"unpacking {archive.name} (commit {release.commit[:12]}, as pinned)")
     return extract(release, archive, work)
+
+
+class BuiltOrInstalled:
+    """A component whose program is built from its pinned Go source into the cache (`build`), unless the variable
+    `home_variable` names an install elsewhere, which is used as it is: Tyk's gateway and OpenBao."""
+
+    home_variable: str
+    cache_folder: tuple[str, str]  # (folder, version) under the cache
+    install_holds: tuple[str, ...]  # what an install elsewhere holds: files, and folders with a trailing '/'
+    install_fix: str  # what to do when it does not hold them
+
+    @classmethod
+    def installed(cls) -> Path | None:
+        given = os.environ.get(cls.home_variable)
+        return Path(given) if given else None
+
+    def home(self, cache: Path) -> Path:
+        return self.installed() or cache.joinpath(*self.cache_folder)
+
+    def provisioned(self, cache: Path) -> bool:
+        home = self.home(cache)
+        if self.installed():
+            return all((home / p).is_dir() if p.endswith("/") else (home / p).is_file() for p in self.install_holds)
+        return is_done(home)
+
+    def provision(self, cache: Path, say: Say) -> None:
+        if self.installed():
+            if not self.provisioned(cache):
+                holds = " and ".join(f"`{p}`" for p in self.install_holds)
+                raise SandboxError(f"{self.home_variable}={self.home(cache)} does not hold {holds}.", self.install_fix)
+            say(f"using the install in {self.home(cache)}")
+            return
+        cached_build(self.home(cache), lambda target: self.build(cache, target, say), say)
+
+    def build(self, cache: Path, target: Path, say: Say) -> None:
+        raise NotImplementedError

@@ -27,8 +27,8 @@ from sandbox import versions
 from sandbox.errors import SandboxError
 from sandbox.host import go_source
 from sandbox.host.credentials import write_private
-from sandbox.host.go_source import GO_HINT, OPENBAO
-from sandbox.host.provision import Say, cached_build, is_done, require_tool, run, sha256_of
+from sandbox.host.go_source import GO_HINT, OPENBAO, BuiltOrInstalled
+from sandbox.host.provision import Say, require_tool, run, sha256_of
 from sandbox.host.readiness import Check, Result, wait_for
 from sandbox.runtime.component import Component, ComponentContext, Login, ProcessSpec
 from sandbox.systems.openbao.client import (
@@ -133,7 +133,7 @@ def root_token(keys_file: Path) -> str:
                            "run `sandbox up` (it initialises the vault on its first start).") from e
 
 
-class OpenBao(Component):
+class OpenBao(BuiltOrInstalled, Component):
     name = "openbao"
     default_ports = {"openbao": 28200}
     inner_port = INNER_PORT
@@ -147,40 +147,24 @@ class OpenBao(Component):
         ("error parsing", "the sandbox wrote a configuration OpenBao refuses: `sandbox down`, then `sandbox up`"),
     )
 
-    @staticmethod
-    def installed() -> Path | None:
-        given = os.environ.get("SANDBOX_OPENBAO_HOME")
-        return Path(given) if given else None
-
-    def home(self, cache: Path) -> Path:
-        return self.installed() or cache / "openbao" / versions.OPENBAO
+    home_variable = "SANDBOX_OPENBAO_HOME"
+    cache_folder = ("openbao", versions.OPENBAO)
+    install_holds = ("bao",)
+    install_fix = "point it at a folder with OpenBao's `bao`, or unset it."
 
     def binary(self, cache: Path) -> Path:
         return self.home(cache) / "bao"
 
-    def provisioned(self, cache: Path) -> bool:
-        return self.binary(cache).is_file() if self.installed() else is_done(self.home(cache))
-
-    def provision(self, cache: Path, say: Say) -> None:
-        if self.installed():
-            if not self.provisioned(cache):
-                raise SandboxError(f"SANDBOX_OPENBAO_HOME={self.home(cache)} holds no `bao` binary.",
-                                   "point it at a folder with OpenBao's `bao`, or unset it.")
-            say(f"using the OpenBao binary in {self.home(cache)}")
-            return
-
-        def build(target: Path) -> None:
-            go = require_tool("go", GO_HINT)
-            source = os.environ.get(OPENBAO.source_variable, "").strip() or OPENBAO.default_source
-            work = target / "src"
-            src = go_source.from_archive(OPENBAO, source, cache / "openbao" / "downloads", work, say)
-            wrappers = os.environ.get("SANDBOX_OPENBAO_WRAPPERS", "").strip()
-            if wrappers:
-                _use_wrappers(go, Path(wrappers).expanduser(), src, work, say)
-            go_source.go_build(OPENBAO, go, src, target / "bao", {**os.environ, "CGO_ENABLED": "0"}, say)
-            shutil.rmtree(work)
-
-        cached_build(self.home(cache), build, say)
+    def build(self, cache: Path, target: Path, say: Say) -> None:
+        go = require_tool("go", GO_HINT)
+        source = os.environ.get(OPENBAO.source_variable, "").strip() or OPENBAO.default_source
+        work = target / "src"
+        src = go_source.from_archive(OPENBAO, source, cache / "openbao" / "downloads", work, say)
+        wrappers = os.environ.get("SANDBOX_OPENBAO_WRAPPERS", "").strip()
+        if wrappers:
+            _use_wrappers(go, Path(wrappers).expanduser(), src, work, say)
+        go_source.go_build(OPENBAO, go, src, target / "bao", {**os.environ, "CGO_ENABLED": "0"}, say)
+        shutil.rmtree(work)
 
     def prepare_host(self, ctx: ComponentContext) -> None:
         data = ctx.data_dir(self.name)

@@ -20,8 +20,8 @@ from sandbox import versions
 from sandbox.errors import SandboxError
 from sandbox.host import go_source
 from sandbox.host.credentials import write_private
-from sandbox.host.go_source import GO_HINT, TYK
-from sandbox.host.provision import Say, cached_build, is_done, require_tool
+from sandbox.host.go_source import GO_HINT, TYK, BuiltOrInstalled
+from sandbox.host.provision import Say, require_tool
 from sandbox.host.readiness import Check, http_ok
 from sandbox.runtime.component import Component, ComponentContext, Login, ProcessSpec
 
@@ -64,7 +64,7 @@ def gateway_config(ctx: ComponentContext, templates: Path) -> dict:
     }
 
 
-class Tyk(Component):
+class Tyk(BuiltOrInstalled, Component):
     name = "tyk"
     default_ports = {"tyk": 28082}
     after = ("redis",)
@@ -72,56 +72,35 @@ class Tyk(Component):
     login = Login("x-tyk-authorization", "tyk_secret")
     secrets = ("tyk_secret", "redis_password")
 
-    @staticmethod
-    def installed() -> Path | None:
-        """SANDBOX_TYK_HOME: a gateway installed elsewhere (such as /opt/tyk-gateway), used instead of a build."""
-        given = os.environ.get("SANDBOX_TYK_HOME")
-        return Path(given) if given else None
+    # SANDBOX_TYK_HOME: a gateway installed elsewhere (such as /opt/tyk-gateway), used instead of a build
+    home_variable = "SANDBOX_TYK_HOME"
+    cache_folder = ("tyk", versions.TYK)
+    install_holds = ("tyk", "templates/")
+    install_fix = "point it at a Tyk gateway install such as /opt/tyk-gateway, or unset it."
 
-    def home(self, cache: Path) -> Path:
-        return self.installed() or cache / "tyk" / versions.TYK
-
-    def provisioned(self, cache: Path) -> bool:
-        home = self.home(cache)
-        if self.installed():
-            return (home / "tyk").is_file() and (home / "templates").is_dir()
-        return is_done(home)
-
-    def provision(self, cache: Path, say: Say) -> None:
-        if self.installed():
-            if not self.provisioned(cache):
-                raise SandboxError(f"SANDBOX_TYK_HOME={self.home(cache)} holds no `tyk` binary with a "
-                                   "`templates/` folder beside it.",
-                                   "point it at a Tyk gateway install such as /opt/tyk-gateway, or unset it.")
-            say(f"using the gateway at {self.home(cache)}")
-            return
-
+    def build(self, cache: Path, target: Path, say: Say) -> None:
         source = os.environ.get("SANDBOX_TYK_SOURCE", "").strip()
-
-        def build(target: Path) -> None:
-            go = require_tool("go", GO_HINT)
-            work = target / "src"
-            if source == go_source.GOPROXY_SOURCE:
-                src = _from_module_proxy(go, work, say)
-            elif source:
-                src = _from_archive(source, cache, work, say)
-            else:
+        go = require_tool("go", GO_HINT)
+        work = target / "src"
+        if source == go_source.GOPROXY_SOURCE:
+            src = _from_module_proxy(go, work, say)
+        elif source:
+            src = _from_archive(source, cache, work, say)
+        else:
+            try:
+                src = _from_archive(TYK.default_source, cache, work, say)
+            except SandboxError as first:
+                say(f"{first.message} Trying the Go module proxy by commit instead.")
                 try:
-                    src = _from_archive(TYK.default_source, cache, work, say)
-                except SandboxError as first:
-                    say(f"{first.message} Trying the Go module proxy by commit instead.")
-                    try:
-                        src = _from_module_proxy(go, work, say)
-                    except SandboxError as second:
-                        raise SandboxError(
-                            f"No Tyk {versions.TYK} source could be had: {first.message} {second.message}",
-                            "set SANDBOX_TYK_SOURCE to a local copy of the source tarball, or SANDBOX_TYK_HOME to "
-                            "an installed gateway (see docs/install.md, \"Getting the Tyk gateway\").") from second
-            go_source.go_build(TYK, go, src, target / "tyk", {**os.environ, "CGO_ENABLED": "0"}, say)
-            shutil.copytree(src / "templates", target / "templates")  # read at run time (`template_path`)
-            shutil.rmtree(work)
-
-        cached_build(self.home(cache), build, say)
+                    src = _from_module_proxy(go, work, say)
+                except SandboxError as second:
+                    raise SandboxError(
+                        f"No Tyk {versions.TYK} source could be had: {first.message} {second.message}",
+                        "set SANDBOX_TYK_SOURCE to a local copy of the source tarball, or SANDBOX_TYK_HOME to "
+                        "an installed gateway (see docs/install.md, \"Getting the Tyk gateway\").") from second
+        go_source.go_build(TYK, go, src, target / "tyk", {**os.environ, "CGO_ENABLED": "0"}, say)
+        shutil.copytree(src / "templates", target / "templates")  # read at run time (`template_path`)
+        shutil.rmtree(work)
 
     def prepare(self, ctx: ComponentContext, say: Say) -> None:
         data = ctx.data_dir(self.name)
