@@ -7,15 +7,18 @@ import csv
 import io
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
+from sandbox.host import credentials
 from sandbox.plan import Addresses, plan
 from sandbox.spec import load as load_spec
 from sandbox.systems.tyk.client import TykGateway
 
 pytestmark = pytest.mark.integration
 CONNECTIONS = {"tyk_dev_orders", "tyk_dev_billing", "tyk_prod_orders", "tyk_prod_billing"}
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def _map(stack, fmt: str = "json"):
@@ -61,9 +64,21 @@ def test_markdown_csv_and_svg_parse_and_name_every_connection(stack):
     assert len(table) == 1 + 5 and all(c in md for c in CONNECTIONS)
     rows = list(csv.DictReader(io.StringIO(_map(stack, "csv"))))
     assert {r["connection"] for r in rows} == CONNECTIONS | {"-"}
-    root = ET.fromstring(_map(stack, "svg"))
+    svg = _map(stack, "svg")
+    root = ET.fromstring(svg)
     texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
     assert all(c in texts for c in CONNECTIONS)
+    # the docs' picture is this one, made anew by every run, with no secret of the sandbox in it
+    assert not [k for k, v in _secrets(stack).items() if v in svg]
+    (DOCS / "trust-map.svg").write_text(svg)
+
+
+def _secrets(stack) -> dict[str, str]:
+    """Every value the sandbox keeps as a secret: its own (passwords, keys, tokens) and each account's client secret."""
+    own = credentials.read(stack.paths.secrets)
+    clients = json.loads(stack.paths.client_secrets.read_text()) if stack.paths.client_secrets.exists() else {}
+    return {k: v for k, v in {**own, **{f"client {k}": v for k, v in clients.items()}}.items()
+            if isinstance(v, str) and len(v) >= 8}
 
 
 def test_the_access_plan_of_a_spec_edit_names_exactly_its_changes(stack, tmp_path):

@@ -2,7 +2,7 @@
 it loads with its token and refuses without; every component and connection is shown; no console error; a smoke
 started from the page ends green on the page; a scenario reproduced from the page shows its symptom on its edge
 and green again after its revert. And the server itself: token, Origin and Host refusals, loopback only. A
-screenshot of the page is kept in test-artifacts/."""
+screenshot of the page is kept in test-artifacts/ and is the docs' picture (docs/ui.png)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import requests
 
 pytestmark = pytest.mark.integration
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 CONNECTIONS = {"tyk_dev_orders", "tyk_dev_billing", "tyk_prod_orders", "tyk_prod_billing"}
 SCENARIO = "missing-scope"  # a token-hop symptom in seconds, reverted by apply
 
@@ -139,7 +140,8 @@ def test_the_page_loads_with_its_token_and_refuses_without(stack, browser):
     vault = browser.find_element(By.CSS_SELECTOR, "[data-elsewhere='openbao']").text
     assert "openbao-local.json" in vault and "sandbox status --show-secrets" in vault, vault
     ARTIFACTS.mkdir(exist_ok=True)
-    browser.save_screenshot(str(ARTIFACTS / "ui.png"))  # the docs' picture: no secret in it
+    browser.save_screenshot(str(ARTIFACTS / "ui.png"))
+    browser.save_screenshot(str(DOCS / "ui.png"))  # the docs' picture, made anew by every run: every login masked
     # a login is shown when asked for, and hidden again
     _click(browser, "[data-reveal='keycloak']")
     _wait(browser, lambda: browser.find_element(By.CSS_SELECTOR, "[data-secret='keycloak']").text != "••••••",
