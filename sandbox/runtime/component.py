@@ -13,6 +13,7 @@ from sandbox.host.provision import Say
 from sandbox.host.readiness import Check
 from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import AirflowHandoff
+from sandbox.runtime.kubernetes.forms import ClusterForm
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,12 @@ class Component(ABC):
     restart_heals: bool = False
     # (fragment of the line in its log that says why a process exited, the fix): what `up` says when it crashes
     crash_fixes: tuple[tuple[str, str], ...] = ()
+    # what it runs differently on a cluster (its vendor's chart, tasks in pods of their own); None: its services
+    cluster_form: ClusterForm | None = None
+    # the uid its image runs as where that user must own the host folders it is given (a root host); None: not so
+    image_user: int | None = None
+    # its host folders hold what the sandbox hands Airflow (DAGs, lib, the vault token): copied into a cluster
+    holds_handoff: bool = False
     # paths (under its main URL) it builds on their first request, not at its start: `up` requests them beside
     # apply, so the first real use (smoke's first task) does not wait for that work
     first_use: tuple[str, ...] = ()

@@ -3,9 +3,9 @@ setting the scheduler has is not a setting the task has."""
 
 from __future__ import annotations
 
-from sandbox.runtime.kubernetes.executor import TASK_UNIT
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 from sandbox.systems.airflow import files as airflow_files
+from sandbox.systems.airflow.kube_executor import TASK_UNIT
 
 TASK_PODS = ("airflow", TASK_UNIT)
 

@@ -50,11 +50,13 @@ def test_compose_variables_are_named_after_ports_and_components():
 
 def test_the_airflow_containers_run_as_the_host_user_but_never_root(monkeypatch):
     from sandbox.runtime.docker import runtime as docker
+    from sandbox.systems.airflow.component import Airflow
 
+    assert Airflow.image_user == 50000  # the official image's airflow user
     monkeypatch.setattr(docker.os, "getuid", lambda: 1000)
-    assert docker.airflow_uid() == 1000
+    assert docker.run_as(Airflow.image_user) == 1000
     monkeypatch.setattr(docker.os, "getuid", lambda: 0)
-    assert docker.airflow_uid() == docker.AIRFLOW_IMAGE_UID
+    assert docker.run_as(Airflow.image_user) == 50000
 
 
 def test_every_image_sets_a_user_other_than_root():

@@ -3,8 +3,8 @@ held to the scheduler's own translated pod."""
 
 import yaml
 
-from sandbox.runtime.kubernetes import executor as kx
 from sandbox.runtime.kubernetes import manifests as km
+from sandbox.systems.airflow import kube_executor as kx
 from tests.unit.test_kube_manifests import SECRETS, rt, tr  # noqa: F401 (fixtures)
 
 NS = "sandbox-test"

@@ -12,12 +12,13 @@ from sandbox.paths import SandboxPaths, compose_dir
 from sandbox.runtime import state as statefile
 from sandbox.runtime.component import ComponentContext
 from sandbox.runtime.docker import compose
-from sandbox.runtime.kubernetes import forwarder, tyk_chart
+from sandbox.runtime.kubernetes import forwarder
 from sandbox.runtime.kubernetes import manifests as km
 from sandbox.runtime.kubernetes.runtime import KubernetesRuntime, lacking
 from sandbox.runtime.state import State
 from sandbox.settings import Settings
 from sandbox.systems import all_components
+from sandbox.systems.tyk import chart as tyk_chart
 
 COMPONENTS = {c.name: c for c in all_components()}
 SECRETS = {s: f"value-of-{s}" for c in COMPONENTS.values() for s in c.secrets}

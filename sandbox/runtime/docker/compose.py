@@ -117,6 +117,11 @@ def image_variable(component: str) -> str:
     return f"SANDBOX_IMAGE_{component.upper()}"
 
 
+def uid_variable(component: str) -> str:
+    """The uid its containers run as, for a component whose image user must own its host folders."""
+    return f"SANDBOX_{component.upper()}_UID"
+
+
 def raw(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 

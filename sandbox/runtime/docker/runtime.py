@@ -53,7 +53,6 @@ DIED_CHECK_EVERY = 1.0
 # its shim, about 40 ms of CPU): at the file's 2-5 s, 28 of them during one `up`, on the cores the starts need. The
 # sandbox's containers run theirs at least 10 s apart.
 CONTAINER_CHECK_EVERY = 10
-AIRFLOW_IMAGE_UID = 50000  # the official image's airflow user (group 0)
 
 def remove_project(client, project: str, volumes: bool = False) -> bool:
     """Stop and remove every container (and the network; `volumes`: the volumes) labelled with `project`, whatever
@@ -94,9 +93,10 @@ def _said(ended: tuple[str, str] | None) -> str:
     return f" ({ended[1]})" if ended else ""
 
 
-def airflow_uid() -> int:
-    """The uid Airflow's containers run as: the host user's (the bind-mounted folders are theirs), but never root."""
-    return os.getuid() or AIRFLOW_IMAGE_UID
+def run_as(image_user: int) -> int:
+    """The uid containers of an image that runs as `image_user` run as: the host user's (the bind-mounted folders
+    are theirs), but never root (root's host: the image's own user, handed those folders)."""
+    return os.getuid() or image_user
 
 
 def hand_over(folder: Path, uid: int, gid: int) -> None:
@@ -170,7 +170,8 @@ class DockerRuntime(SkeletonRuntime):
         ctx = ComponentContext(self.paths, {**self.default_ports(), **state.ports}, {}, runtime=self.name)
         out = compose.variables(self.components.values(), ctx, set(HOST_PORTS))  # the page: the host's
         return {**out, "SANDBOX_CONTAINER_SECRETS": str(self.paths.container_secrets),
-                "SANDBOX_AIRFLOW_UID": str(airflow_uid()),
+                **{compose.uid_variable(c.name): str(run_as(c.image_user)) for c in self.components.values()
+                   if c.image_user is not None},
                 **{image_variable(c): state.image_ids.get(c, ref) for c, ref in state.images.items()}}
 
     def compose_variables(self) -> dict[str, str]:
@@ -396,9 +397,11 @@ class DockerRuntime(SkeletonRuntime):
         for comp in self.components.values():
             comp.prepare_host(ctx)
         self._write_container_secrets(secrets)
-        if os.getuid() == 0:  # Airflow runs as the image's user: the folders it reads and writes become its own
-            for folder in self.components["airflow"].host_folders(ctx).values():
-                hand_over(folder, AIRFLOW_IMAGE_UID, 0)
+        if os.getuid() == 0:  # such a component runs as its image's user: the folders it uses become its own
+            for comp in self.components.values():
+                if comp.image_user is not None:
+                    for folder in comp.host_folders(ctx).values():
+                        hand_over(folder, comp.image_user, 0)
 
     def _write_container_secrets(self, secrets: dict[str, str]) -> None:
         """One file per secret a component reads, for its bind mount at /run/secrets/<name>. The folder is the

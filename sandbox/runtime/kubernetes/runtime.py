@@ -41,14 +41,13 @@ from sandbox.runtime import state as statefile
 from sandbox.runtime.base import Progress, ProvisionResult
 from sandbox.runtime.component import Component, ComponentContext
 from sandbox.runtime.docker import compose
-from sandbox.runtime.kubernetes import executor as kube_executor
-from sandbox.runtime.kubernetes import forwarder, tyk_chart
+from sandbox.runtime.kubernetes import forwarder
 from sandbox.runtime.kubernetes import manifests as km
+from sandbox.runtime.kubernetes.forms import PodPerTask, ReplicatedChart
 from sandbox.runtime.skeleton import HOST_PORTS, Seen, SkeletonRuntime
 from sandbox.runtime.state import ProcessRecord, State
 from sandbox.settings import Settings
 
-AIRFLOW_UID = 50000  # the image's airflow user: no host folder is bind-mounted, so no host uid to match
 FAILING = ("CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "CreateContainerConfigError",
            "CreateContainerError", "InvalidImageName")
 FORWARDER = "forwarder"  # its log's name in the home's logs
@@ -132,7 +131,9 @@ class KubernetesRuntime(SkeletonRuntime):
         ctx = ComponentContext(self.paths, {**self.default_ports(), **state.ports}, {}, runtime=self.name)
         return {**compose.variables(self.components.values(), ctx, set(HOST_PORTS)),
                 "SANDBOX_CONTAINER_SECRETS": str(self.paths.container_secrets),  # the compose file's; unused here
-                "SANDBOX_AIRFLOW_UID": str(AIRFLOW_UID),
+                # no host folder is bind-mounted: a container runs as its image's user, with no host uid to match
+                **{compose.uid_variable(c.name): str(c.image_user) for c in self.components.values()
+                   if c.image_user is not None},
                 **{compose.image_variable(c): ref for c, ref in (state.images or self.choose_images()).items()}}
 
     def translation(self, state: State, secrets: dict[str, str]) -> km.Translation:
@@ -150,9 +151,24 @@ class KubernetesRuntime(SkeletonRuntime):
         return compose.component_of(service, self.components) or service
 
     def units_of(self, component: str) -> list[str]:
-        if component == "tyk":
-            return [tyk_chart.UNIT]
+        if chart := self._chart(component):
+            return [chart.unit]
         return [s for s in self.service_names if self._component_of(s) == component and not s.endswith("-init")]
+
+    # ---- what a system runs differently on a cluster (its `cluster_form`) ----------------------------
+    def _chart(self, component: str) -> ReplicatedChart | None:
+        form = self.components[component].cluster_form if component in self.components else None
+        return form if isinstance(form, ReplicatedChart) else None
+
+    def _tasks(self, component: str) -> PodPerTask | None:
+        form = self.components[component].cluster_form if component in self.components else None
+        return form if isinstance(form, PodPerTask) else None
+
+    def _task_units(self) -> set[str]:
+        return {f.task_unit for c in self.components if (f := self._tasks(c))}
+
+    def _replicated(self) -> list[tuple[str, ReplicatedChart]]:
+        return [(c, f) for c in self.components if (f := self._chart(c))]
 
     # ---- images ----------------------------------------------------------------------------------
     def choose_images(self) -> dict[str, str]:
@@ -258,7 +274,7 @@ class KubernetesRuntime(SkeletonRuntime):
     def _state_of(self, name: str, items: list[dict]) -> str:
         # a task's pod is the task's, not the component's: one that failed leaves Airflow running
         mine = [i for i in items if i["metadata"].get("labels", {}).get(km.COMPONENT) == name
-                and i["metadata"]["labels"].get(km.UNIT) != kube_executor.TASK_UNIT]
+                and i["metadata"]["labels"].get(km.UNIT) not in self._task_units()]
         deployments = {i["metadata"]["name"] for i in mine if i["kind"] == "Deployment"}
         units = self.units_of(name)
         if not deployments & set(units):
@@ -348,16 +364,16 @@ class KubernetesRuntime(SkeletonRuntime):
         self._ensure_forwarder(state)
 
     def start_component(self, name: str, ctx: ComponentContext, state: State, progress: Progress) -> None:
-        if name == "tyk":
-            return self._start_gateway(ctx, state, progress)
+        if chart := self._chart(name):
+            return self._start_chart(name, chart, ctx, state, progress)
         tr = self._tr
         assert tr is not None
         self.apply(tr.storage(name))
         if tr.publish_plan(name):
             self.kubectl("rollout", "status", f"deployment/{km.files_unit(name)}", "--timeout=300s", timeout=310)
             self.publish(name)
-        if name == "airflow":  # its tasks in pods of their own: the scheduler's rights and the template first
-            self.apply(kube_executor.objects(self._launcher(tr), self.namespace))
+        if tasks := self._tasks(name):  # its tasks in pods of their own: the launcher's rights and the template first
+            self.apply(tasks.rights(self._launcher(tr, name, tasks), self.namespace, None))
         for job in self._on_executor(name, tr.jobs(name)):
             unit = job["metadata"]["name"]
             self.kubectl("delete", "job", unit, "--ignore-not-found")
@@ -366,52 +382,33 @@ class KubernetesRuntime(SkeletonRuntime):
             self._wait_job(unit)
         self.apply(self._on_executor(name, tr.workloads(name)))
 
-    # ---- Airflow's tasks, each in a pod ----------------------------------------------------------
+    # ---- tasks in pods of their own (the executor's form) -----------------------------------------
     def _on_executor(self, component: str, objects: list[dict]) -> list[dict]:
-        return kube_executor.for_airflow(objects, self.namespace) if component == "airflow" else objects
+        tasks = self._tasks(component)
+        return tasks.configure(objects, self.namespace) if tasks else objects
 
     @staticmethod
-    def _launcher(tr: km.Translation) -> dict:
-        return next(w for w in tr.workloads("airflow") if w["metadata"]["name"] == kube_executor.LAUNCHER)
+    def _launcher(tr: km.Translation, component: str, tasks: PodPerTask) -> dict:
+        return next(w for w in tr.workloads(component) if w["metadata"]["name"] == tasks.launcher)
 
-    def _task_template(self) -> dict | None:
-        found = json.loads(self.kubectl("get", "configmap", kube_executor.TEMPLATE, "-o", "json", "--ignore-not-found",
-                                        check=False) or "null")
-        return yaml.safe_load(found["data"][kube_executor.TEMPLATE_FILE]) if found else None
+    def _task_template(self, tasks: PodPerTask) -> dict | None:
+        found = json.loads(self.kubectl("get", "configmap", tasks.template_configmap, "-o", "json",
+                                        "--ignore-not-found", check=False) or "null")
+        return yaml.safe_load(found["data"][tasks.template_file]) if found else None
 
-    # ---- the gateway: Tyk's own chart, replicated -------------------------------------------------
-    def gateway_objects(self, secrets: dict[str, str], image: str, replicas: int, say) -> list[dict]:
-        """What the chart renders, labelled as the sandbox's, with what it reads (its Secret, the sandbox's tyk.conf)
-        and a Service of the compose name, so that the stack reaches the gateway at `tyk:8080` as elsewhere."""
-        rendered = tyk_chart.render(tyk_chart.chart(self.paths.cache, say), self.namespace,
-                                    tyk_chart.values(image, replicas))
-        for obj in rendered:
-            obj["metadata"].setdefault("labels", {}).update(km.labels("tyk", tyk_chart.UNIT))
-            if obj["kind"] == "Deployment":
-                obj["spec"]["template"]["metadata"]["labels"].update(km.labels("tyk", tyk_chart.UNIT))
-        meta = {"namespace": self.namespace, "labels": km.labels("tyk")}
-        return [
-            {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-             "metadata": {"name": "tyk-gateway-secrets", **meta},
-             "stringData": {"APISecret": secrets["tyk_secret"], "redisPass": secrets["redis_password"]}},
-            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "tyk-conf", **meta},
-             "data": {"tyk.conf": (compose_dir() / "tyk" / "tyk.conf").read_text()}},
-            *rendered,
-            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "tyk", **meta},
-             "spec": {"selector": {"app": tyk_chart.UNIT},
-                      "ports": [{"name": "http", "port": tyk_chart.PORT, "targetPort": tyk_chart.PORT}]}},
-        ]
-
-    def _start_gateway(self, ctx: ComponentContext, state: State, progress: Progress) -> None:
-        replicas = min(tyk_chart.MAX_REPLICAS, len(self._schedulable_nodes()))
-        self.apply(self.gateway_objects(ctx.secrets, state.images["tyk"], replicas, lambda m: progress("tyk", m)))
-        progress("tyk", f"{replicas} replica(s), one a node")
-        self.kubectl("rollout", "status", f"deployment/{tyk_chart.UNIT}", "--timeout=300s", timeout=310)
-        # apply writes to every replica (each keeps its own APIs): all of them reachable before `up` goes on
+    # ---- a vendor's chart, replicated (the gateway's form) ------------------------------------------
+    def _start_chart(self, name: str, chart: ReplicatedChart, ctx: ComponentContext, state: State,
+                     progress: Progress) -> None:
+        replicas = min(chart.max_replicas, len(self._schedulable_nodes()))
+        self.apply(chart.objects(self.paths.cache, self.namespace, state.images[name], replicas, ctx.secrets,
+                                 lambda m: progress(name, m)))
+        progress(name, f"{replicas} replica(s), one a node")
+        self.kubectl("rollout", "status", f"deployment/{chart.unit}", "--timeout=300s", timeout=310)
+        # apply writes to every replica (each keeps its own state): all of them reachable before `up` goes on
         deadline = time.monotonic() + 60
-        while len(self.replica_urls("tyk")) < replicas:
+        while len(self.replica_urls(name)) < replicas:
             if time.monotonic() > deadline:
-                raise SandboxError(f"The gateway's {replicas} replicas are ready but not all forwarded to 127.0.0.1.",
+                raise SandboxError(f"{name}'s {replicas} replicas are ready but not all forwarded to 127.0.0.1.",
                                    f"see {self.paths.log(FORWARDER)}; then `sandbox up` again.")
             time.sleep(0.2)
 
@@ -432,19 +429,22 @@ class KubernetesRuntime(SkeletonRuntime):
     def serve_only(self, component: str, replica: str | None) -> None:
         """The component's Service sends every in-cluster call to one replica (its pod, as `replica_urls` names
         it), or to all again (None): what makes a scenario of a replica's own state deterministic."""
-        if component != "tyk":
-            raise SandboxError(f"{component} is not replicated here.", "only the gateway runs as replicas.")
+        chart = self._chart(component)
+        if chart is None:
+            raise SandboxError(f"{component} is not replicated here.",
+                               f"name one that is: {', '.join(c for c, _ in self._replicated()) or 'none is'}.")
         pods = self._replica_ports(component)
         for pod in pods:
             self.kubectl("label", "pod", pod, f"{SERVING}-", check=False)
-        selector: dict = {"app": tyk_chart.UNIT, SERVING: None}
+        selector: dict = {"app": chart.unit, SERVING: None}
         if replica is not None:
             if replica not in pods:
                 raise SandboxError(f"{replica} is not a running replica of {component}.",
                                    f"name one of: {', '.join(sorted(pods)) or 'none runs'}.")
             self.kubectl("label", "pod", replica, f"{SERVING}=only", "--overwrite")
             selector[SERVING] = "only"
-        self.kubectl("patch", "service", "tyk", "--type", "merge", "-p", json.dumps({"spec": {"selector": selector}}))
+        self.kubectl("patch", "service", self.components[component].service or component, "--type", "merge", "-p",
+                     json.dumps({"spec": {"selector": selector}}))
 
     def _wait_job(self, unit: str) -> None:
         deadline = time.monotonic() + JOB_TIMEOUT_S
@@ -464,7 +464,9 @@ class KubernetesRuntime(SkeletonRuntime):
 
     # ---- files from the host ---------------------------------------------------------------------
     def publish_handoff(self) -> None:
-        self.publish("airflow")
+        for name, comp in self.components.items():
+            if comp.holds_handoff:
+                self.publish(name)
 
     def publish(self, component: str) -> None:
         """The component's host folders, copied into its files claim (what a bind mount shows at once): extracted
@@ -499,7 +501,7 @@ class KubernetesRuntime(SkeletonRuntime):
         for comp in self.components:
             for service, host, port in tr.forwards(comp):
                 by_service.setdefault(service, []).append(f"{host}:{port}")
-        return [f"--pods=tyk=app={tyk_chart.UNIT}:{tyk_chart.PORT}",
+        return [*(f"--pods={name}=app={chart.unit}:{chart.port}" for name, chart in self._replicated()),
                 *(f"{s}:{','.join(p)}" for s, p in sorted(by_service.items()))]
 
     def _ensure_forwarder(self, state: State) -> None:
@@ -550,13 +552,14 @@ class KubernetesRuntime(SkeletonRuntime):
         """As elsewhere, with one difference the executor makes: the scheduler's workers are the task pods, so
         the scheduler's (or the task pods') difference goes into the pod template, and the scheduler restarts
         to read it at once (a mounted ConfigMap changes only at the kubelet's next sync)."""
-        tasks = component == "airflow" and unit in (kube_executor.LAUNCHER, kube_executor.TASK_UNIT)
+        form = self._tasks(component)
+        tasks = form is not None and unit in (form.launcher, form.task_unit)
         if unit not in self.units_of(component) and not tasks:
             raise SandboxError(f"{component} has no unit {unit}.", "run `sandbox status`.")
         tr = self.translation(state, ctx.secrets)
-        if tasks:
-            self.apply(kube_executor.objects(self._launcher(tr), self.namespace, extra_env))
-            unit, marks, extra_env = kube_executor.LAUNCHER, {"sandbox/task-env": ",".join(sorted(extra_env))}, {}
+        if form is not None and tasks:
+            self.apply(form.rights(self._launcher(tr, component, form), self.namespace, extra_env))
+            unit, marks, extra_env = form.launcher, {"sandbox/task-env": ",".join(sorted(extra_env))}, {}
         else:
             marks = {"sandbox/extra-env": ",".join(sorted(extra_env))}
         deployment = next(w for w in self._on_executor(component, tr.workloads(component))
@@ -592,14 +595,17 @@ class KubernetesRuntime(SkeletonRuntime):
         return Seen(st, healthy, detail, [], [failing[0]] if failing else [], [failing[0]] if failing else [])
 
     def airflow_environs(self) -> dict[str, dict[str, str]]:
-        """What each Airflow Deployment gives its pods (the cluster runs them; /proc here shows none of them)."""
-        found = json.loads(self.kubectl("get", "deployments", "-l", self._selector("airflow"), "-o", "json"))
-        out = {f"{d['metadata']['name']} (deployment)": {e["name"]: e.get("value", "")
-                                                         for e in d["spec"]["template"]["spec"]["containers"][0]
-                                                         .get("env") or []}
-               for d in found["items"] if d["metadata"]["name"] in self.units_of("airflow")}
-        if template := self._task_template():  # where tasks run: what the scheduler's pods do not show
-            out[f"{kube_executor.TASK_UNIT} (task pods' template)"] = kube_executor.task_env(template)
+        """What each Deployment of the component Airflow's files are handed to gives its pods (the cluster runs
+        them; /proc here shows none of them), and its task pods' template."""
+        out: dict[str, dict[str, str]] = {}
+        for name in (n for n, c in self.components.items() if c.holds_handoff):
+            found = json.loads(self.kubectl("get", "deployments", "-l", self._selector(name), "-o", "json"))
+            out.update({f"{d['metadata']['name']} (deployment)": {e["name"]: e.get("value", "")
+                                                                  for e in d["spec"]["template"]["spec"]
+                                                                  ["containers"][0].get("env") or []}
+                        for d in found["items"] if d["metadata"]["name"] in self.units_of(name)})
+            if (tasks := self._tasks(name)) and (template := self._task_template(tasks)):
+                out[f"{tasks.task_unit} (task pods' template)"] = tasks.task_env(template)  # what its pods do not show
         return out
 
     def inner_url(self, name: str) -> str:
@@ -615,7 +621,8 @@ class KubernetesRuntime(SkeletonRuntime):
             stopped = [n for n in self.components if self._state_of(n, items) != "stopped"]
             if strays := supervisor.owned_processes(self.paths.home):
                 supervisor.terminate(strays, grace=2)
-            (self.paths.data("airflow") / ".published").unlink(missing_ok=True)
+            for name in self.components:
+                (self.paths.data(name) / ".published").unlink(missing_ok=True)
             self._forget_processes(state)  # what is left in the cluster is found by its labels, not the state
             kinds = f"{OWNED},pods" + (",persistentvolumeclaims" if volumes else "")
             try:

@@ -23,6 +23,7 @@ from sandbox.host.readiness import Check, http_ok
 from sandbox.host.supervisor import base_env
 from sandbox.runtime.component import Component, ComponentContext, Login, ProcessSpec
 from sandbox.systems.airflow import files as airflow_files
+from sandbox.systems.airflow import kube_executor
 from sandbox.systems.airflow.token_helper import ROUTES_FILE
 from sandbox.systems.openbao.client import MOUNT
 
@@ -93,6 +94,9 @@ CONTAINER_LAUNCHER = ["python", "-m", airflow_files.SERVICES_MODULE]
 
 class Airflow(Component):
     name = "airflow"
+    cluster_form = kube_executor.FORM  # on a cluster: the KubernetesExecutor, a pod per task
+    image_user = 50000  # the official image's airflow user (group 0)
+    holds_handoff = True
     default_ports = {"airflow": 28080}
     after = ("openbao",)  # its client secrets are in the vault, read with its own token
     start_timeout = 180.0

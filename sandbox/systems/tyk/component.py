@@ -24,6 +24,7 @@ from sandbox.host.go_source import GO_HINT, TYK, BuiltOrInstalled
 from sandbox.host.provision import Say, require_tool
 from sandbox.host.readiness import Check, http_ok
 from sandbox.runtime.component import Component, ComponentContext, Login, ProcessSpec
+from sandbox.systems.tyk import chart
 
 ANALYTICS_TTL = 24 * 3600  # records must outlive the gap between a DAG run and `sandbox audit`
 
@@ -66,6 +67,7 @@ def gateway_config(ctx: ComponentContext, templates: Path) -> dict:
 
 class Tyk(BuiltOrInstalled, Component):
     name = "tyk"
+    cluster_form = chart.FORM  # on a cluster: Tyk's own chart, one replica a node
     default_ports = {"tyk": 28082}
     after = ("redis",)
     start_timeout = 60.0

@@ -19,6 +19,7 @@ import copy
 import yaml
 
 from sandbox.runtime.kubernetes import manifests as km
+from sandbox.runtime.kubernetes.forms import PodPerTask
 
 EXECUTOR = "KubernetesExecutor"
 LAUNCHER = "airflow-scheduler"  # the unit that runs the executor
@@ -129,3 +130,8 @@ def objects(launcher: dict, namespace: str, extra_env: dict[str, str] | None = N
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": TEMPLATE, **meta},
          "data": {TEMPLATE_FILE: yaml.safe_dump(task_pod(launcher, namespace, extra_env), sort_keys=False)}},
     ]
+
+
+# what the kubernetes runtime asks of Airflow's component: its tasks in pods of their own
+FORM = PodPerTask(launcher=LAUNCHER, task_unit=TASK_UNIT, template_configmap=TEMPLATE, template_file=TEMPLATE_FILE,
+                  configure=for_airflow, rights=objects, task_env=task_env)

@@ -24,6 +24,8 @@ from sandbox.errors import SandboxError
 from sandbox.host.go_source import Release, check_source, fetch_archive
 from sandbox.host.provision import Say, cached_build, run
 from sandbox.paths import compose_dir
+from sandbox.runtime.kubernetes import manifests as km
+from sandbox.runtime.kubernetes.forms import ReplicatedChart
 
 CHARTS = Release(
     "Tyk charts", "tyk-charts", versions.TYK_CHARTS, versions.TYK_CHARTS_COMMIT, (versions.TYK_CHARTS_SHA256,),
@@ -94,3 +96,28 @@ def render(chart_dir: Path, namespace: str, chart_values: dict) -> list[dict]:
                     "--skip-tests"], "helm template of tyk-oss")
     return [d for d in yaml.safe_load_all(text)
             if d and (d.get("kind"), d.get("metadata", {}).get("name")) not in DROPPED]
+
+
+def objects(cache: Path, namespace: str, image: str, replicas: int, secrets: dict[str, str], say: Say) -> list[dict]:
+    """What the chart renders, labelled as the sandbox's, with what it reads (its Secret, the sandbox's tyk.conf)
+    and a Service of the compose name, so that the stack reaches the gateway at `tyk:8080` as elsewhere."""
+    rendered = render(chart(cache, say), namespace, values(image, replicas))
+    for obj in rendered:
+        obj["metadata"].setdefault("labels", {}).update(km.labels("tyk", UNIT))
+        if obj["kind"] == "Deployment":
+            obj["spec"]["template"]["metadata"]["labels"].update(km.labels("tyk", UNIT))
+    meta = {"namespace": namespace, "labels": km.labels("tyk")}
+    return [
+        {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+         "metadata": {"name": "tyk-gateway-secrets", **meta},
+         "stringData": {"APISecret": secrets["tyk_secret"], "redisPass": secrets["redis_password"]}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "tyk-conf", **meta},
+         "data": {"tyk.conf": (compose_dir() / "tyk" / "tyk.conf").read_text()}},
+        *rendered,
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "tyk", **meta},
+         "spec": {"selector": {"app": UNIT}, "ports": [{"name": "http", "port": PORT, "targetPort": PORT}]}},
+    ]
+
+
+# what the kubernetes runtime asks of the gateway's component: its vendor's chart, one replica a node
+FORM = ReplicatedChart(unit=UNIT, port=PORT, max_replicas=MAX_REPLICAS, objects=objects)
