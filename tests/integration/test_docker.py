@@ -212,7 +212,7 @@ def test_the_pytest_plugin_attaches_to_the_docker_stack(dstack, pytester):
         def test_calls_through_the_gateway(sandbox):
             assert sandbox.attached
             assert sandbox.session("dev", "orders").get("get").status_code == 200
-            assert sandbox.commands.smoke().ok
+            assert sandbox.smoke().ok
     """)
     r = pytester.runpytest_subprocess("--sandbox-home", str(dstack.home), "-p", "no:cacheprovider")
     r.assert_outcomes(passed=1)
