@@ -91,6 +91,19 @@ def _settings() -> Settings:
     return _invocation().settings
 
 
+def _chosen(spec_path: Path | None) -> spec.Chosen:
+    """The spec given, else the one this sandbox runs (`up --spec` recorded it), else the bundled one; a given one
+    that is not what the sandbox runs is said on stderr."""
+    chosen = spec.chosen(_paths().spec_record, spec_path)
+    if chosen.note:
+        render.err.print(f"[yellow]{render.e(chosen.note)}[/]")
+    return chosen
+
+
+def _spec(spec_path: Path | None) -> spec.Spec:
+    return spec.load(_chosen(spec_path).path)
+
+
 @click.group(cls=SandboxGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="SANDBOX_HOME",
               help="The sandbox's state directory (default: ~/.local/share/airflow-tyk-sandbox/default).")
@@ -188,10 +201,13 @@ def up(runtime: str | None, images: str, context: str | None, namespace: str | N
 
     rt = get_runtime(runtime, images, context, namespace)
     t0 = time.monotonic()
-    the_spec = None if no_apply else spec.load(spec_path)  # a bad spec stops `up` before anything starts
+    chosen = None if no_apply else _chosen(spec_path)
+    the_spec = None if chosen is None else spec.load(chosen.path)  # a bad spec stops `up` before anything starts
     progress = render.ProgressPrinter()
     without = without or _settings().without
     started = start_and_seed(rt, the_spec, list(without), port_mod.parse_overrides(",".join(ports)), progress)
+    if chosen is not None and spec_path is not None:  # what it runs now: every later command uses it
+        spec.remember(rt.paths.spec_record, chosen.path)
     results, rows, report, smoked = started.results, _with_ui(started.rows, rt), started.report, None
     if the_spec is not None and not no_smoke and not ({"airflow", "keycloak", "tyk", "upstream"} & set(without)):
         progress("smoke", "a real DAG run per environment, every connection through the gateway")
@@ -222,12 +238,12 @@ def plan_cmd(spec_path: Path | None, base_path: Path | None, output: str) -> Non
     """Show what `apply` would create, update or delete in each system. Changes nothing."""
     from sandbox import reconcile
     if output == "md":
-        _access_plan(spec.load(spec_path), base_path)
+        _access_plan(_spec(spec_path), base_path)
         return
     if base_path is not None:
         raise SandboxError("--base compares two specs' access, which only -o md shows.",
                            "run `sandbox plan -o md --base BASE_SPEC`.", exit_code=2)
-    report = reconcile.plan_report(spec.load(spec_path), get_runtime().endpoints())
+    report = reconcile.plan_report(_spec(spec_path), get_runtime().endpoints())
     if output == "json":
         render.dump_json(report)
     else:
@@ -258,7 +274,7 @@ def apply_cmd(spec_path: Path | None, output: str) -> None:
     """Converge Keycloak, Tyk and Airflow to the spec; a second run changes nothing."""
     from sandbox import reconcile
     rt = get_runtime()
-    report = reconcile.apply(spec.load(spec_path), rt.endpoints(), rt.paths)
+    report = reconcile.apply(_spec(spec_path), rt.endpoints(), rt.paths)
     if output == "json":
         render.dump_json(report)
     else:
@@ -274,7 +290,7 @@ def smoke_cmd(env: str | None, service: str | None, spec_path: Path | None, outp
     """Prove every connection end to end with real DAG runs; exit 1 when one fails."""
     from sandbox.commands import smoke
     rt = get_runtime()
-    report = smoke.run(spec.load(spec_path), rt.endpoints(), rt.paths, env, service)
+    report = smoke.run(_spec(spec_path), rt.endpoints(), rt.paths, env, service)
     if output == "json":
         render.dump_json(report)
     else:
@@ -294,7 +310,7 @@ def repro_cmd(name: str | None, run_all: bool, keep: bool, spec_path: Path | Non
     from sandbox.scenarios import repro
     from sandbox.scenarios.base import ScenarioContext
     if name == "list":  # each with the connection it breaks in this spec
-        scenarios = repro.listed(spec.load(spec_path))
+        scenarios = repro.listed(_spec(spec_path))
         if output == "json":
             render.dump_json([{"name": s.name, "connection": s.connection, "expected": s.expected, "cause": s.cause,
                                "fix": s.fix, "story": s.story, "runtimes": s.runtimes} for s in scenarios])
@@ -304,7 +320,7 @@ def repro_cmd(name: str | None, run_all: bool, keep: bool, spec_path: Path | Non
     if not name and not run_all:
         raise SandboxError("Name a scenario, or give --all.", "`sandbox repro list` shows the catalogue.", exit_code=2)
     rt = get_runtime()
-    ctx = ScenarioContext.of(spec.load(spec_path), rt)
+    ctx = ScenarioContext.of(_spec(spec_path), rt)
     if name == "revert":
         kept = repro.revert_kept(ctx)
         render.out.print(f"Reverted {', '.join(sorted(kept)) or 'nothing (no fault kept)'}; the spec is applied again.")
@@ -346,7 +362,7 @@ def rotate(accounts: tuple[str, ...], env: str | None, signing_key: bool, now: b
            output: str) -> None:
     """Rotate client secrets (of ACCOUNTs, default every one) or signing keys, with no failed call."""
     from sandbox.commands import rotation
-    the_spec = spec.load(spec_path)
+    the_spec = _spec(spec_path)
     if signing_key and accounts:
         raise SandboxError("A signing key belongs to a realm, not to an account.",
                            "leave out the accounts (use --env for one realm), or leave out --signing-key.",
@@ -432,7 +448,7 @@ def doctor(env: str | None, connection: str | None, spec_path: Path | None, outp
     """Walk each connection's path hop by hop (changing nothing) and name the broken one, with the fix."""
     from sandbox.commands import doctor as doctor_mod
     rt = get_runtime()
-    results = doctor_mod.run(spec.load(spec_path), rt.endpoints(), rt.handoff(), env, connection,
+    results = doctor_mod.run(_spec(spec_path), rt.endpoints(), rt.handoff(), env, connection,
                              lambda name: tail(rt.log_path(name), 400))
     if output == "json":
         render.dump_json([{**vars(d), "ok": d.ok} for d in results])
@@ -451,7 +467,7 @@ def map_cmd(spec_path: Path | None, output: str) -> None:
     each secret lives and its age, checked against the live systems."""
     from sandbox.commands import map_render, trust_map
     rt = get_runtime()
-    m = trust_map.gather(spec.load(spec_path), rt.endpoints(), rt.paths)
+    m = trust_map.gather(_spec(spec_path), rt.endpoints(), rt.paths)
     if output == "json":
         render.dump_json(m.as_dict())
     else:
@@ -466,7 +482,7 @@ def map_cmd(spec_path: Path | None, output: str) -> None:
 def token(account: str, env: str, spec_path: Path | None, output: str) -> None:
     """Print a fresh access token for a service account (e.g. for curl)."""
     from sandbox.commands.accounts import auth_for
-    auth = auth_for(spec.load(spec_path), get_runtime().endpoints(), _paths(), account, env)
+    auth = auth_for(_spec(spec_path), get_runtime().endpoints(), _paths(), account, env)
     try:
         tok = auth.token()
     except TokenError as e:
@@ -491,7 +507,7 @@ def call_cmd(account: str, service: str, path: str, env: str, method: str, data:
              spec_path: Path | None, output: str) -> None:
     """Call SERVICE through the gateway as ACCOUNT: its token, the route, the answer. Exit 1 when refused."""
     from sandbox.commands import call as call_mod
-    result = call_mod.call(spec.load(spec_path), get_runtime().endpoints(), _paths(), account, service, path, env,
+    result = call_mod.call(_spec(spec_path), get_runtime().endpoints(), _paths(), account, service, path, env,
                            method.upper(), data)
     if output == "json":
         render.dump_json({**vars(result), "ok": result.ok})
@@ -537,6 +553,7 @@ def status(output: str, show_secrets: bool, credentials: bool, spec_path: Path |
         render.status_env(rows, show_secrets)
     else:
         render.status_table(rows, show_secrets)
+        render.out.print(f"[dim]Spec:[/] {render.e(_chosen(spec_path).path)}")
 
 
 def _with_ui(rows: list, rt: Runtime) -> list:
@@ -586,7 +603,7 @@ def _credentials(spec_path: Path | None, output: str) -> None:
     from sandbox.commands import rotation
     if output == "env":
         raise SandboxError("--credentials has no env output.", "use -o table or -o json.", exit_code=2)
-    rows = rotation.inventory(spec.load(spec_path), get_runtime().endpoints(), _paths())
+    rows = rotation.inventory(_spec(spec_path), get_runtime().endpoints(), _paths())
     if output == "json":
         render.dump_json(rows)
     else:

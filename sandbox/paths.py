@@ -81,6 +81,11 @@ class SandboxPaths:
         return self.home / "state.json"
 
     @property
+    def spec_record(self) -> Path:
+        """The spec this sandbox runs, as `up --spec` named it (every later command uses it)."""
+        return self.home / "spec.json"
+
+    @property
     def secrets(self) -> Path:
         """The sandbox's generated secrets: admin passwords, keys (0600)."""
         return self.home / "secrets.json"

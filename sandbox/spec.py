@@ -13,6 +13,7 @@ Defaults for keys a spec may leave out (the constants below; the README quotes t
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -227,6 +228,36 @@ def fixture_path(name: str) -> Path:
 
 def default_spec_path() -> Path:
     return fixture_path("sandbox.yaml")
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """Which spec a command uses: the one it was given, else the one the sandbox runs (`up --spec` recorded it),
+    else the bundled one. `note` says when a given spec is not the one the sandbox runs."""
+
+    path: Path
+    runs: Path | None  # what the sandbox runs, when `up --spec` recorded one
+    note: str = ""
+
+
+def chosen(record: Path, given: Path | None) -> Chosen:
+    """`record`: the sandbox's SandboxPaths.spec_record."""
+    try:
+        runs: Path | None = Path(json.loads(record.read_text())["path"])
+    except (OSError, ValueError, KeyError, TypeError):
+        runs = None
+    if given is None:
+        return Chosen(runs or default_spec_path(), runs)
+    given = given.resolve()
+    note = f"Using {given}, not {runs}, which this sandbox runs (`sandbox up --spec` changes that)." \
+        if runs is not None and runs != given else ""
+    return Chosen(given, runs, note)
+
+
+def remember(record: Path, path: Path) -> None:
+    """What `up --spec` started: every later command of this sandbox uses it unless told otherwise."""
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"path": str(path.resolve())}) + "\n")
 
 
 def load(path: Path | None = None) -> Spec:

@@ -22,7 +22,7 @@ from sandbox.commands import map_render, smoke, trust_map
 from sandbox.paths import SandboxPaths
 from sandbox.scenarios import repro
 from sandbox.scenarios.base import ScenarioContext
-from sandbox.spec import Spec
+from sandbox.spec import Spec, chosen
 from sandbox.spec import load as load_spec
 from sandbox.stack.factory import make_runtime
 
@@ -64,7 +64,8 @@ class Hub:
 
     # ---- what the page gets --------------------------------------------------------------------------
     def spec(self) -> Spec:
-        return load_spec(self.spec_path)
+        # the spec it was started with, else the one the sandbox runs (`up --spec` recorded it)
+        return load_spec(chosen(self.paths.spec_record, self.spec_path).path)
 
     def runtime(self):
         return make_runtime(self.paths)

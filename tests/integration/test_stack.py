@@ -86,6 +86,24 @@ def test_up_again_is_a_no_op(stack):
     assert {n: r["pids"] for n, r in stack.status().items()} == before
 
 
+def test_a_spec_given_to_up_is_the_one_every_later_command_uses(stack, tmp_path):
+    from sandbox.spec import fixture_path
+
+    bundled = fixture_path("sandbox.yaml").resolve()
+    mine = tmp_path / "team.yaml"  # the same grants: the stack is not changed, only which file it runs
+    mine.write_text(bundled.read_text())
+    try:
+        stack.cli("up", "--spec", str(mine), "--no-smoke", *stack.up_args()[3:])
+        assert f"Spec: {mine}" in " ".join(stack.cli("status").stdout.split())
+        for args in (("token", "airflow"), ("call", "airflow", "orders"), ("smoke",), ("repro", "list")):
+            done = stack.cli(*args)
+            assert "Using" not in done.stderr, (args, done.stderr)  # no flag: the sandbox's own, nothing to say
+        other = stack.cli("token", "airflow", "--spec", str(bundled))
+        assert f"Using {bundled}, not {mine}, which this sandbox runs" in " ".join(other.stderr.split()), other.stderr
+    finally:
+        stack.paths.spec_record.unlink(missing_ok=True)
+
+
 def test_killed_component_is_detected_and_only_it_restarts(stack):
     before = stack.status()
     # Kill one of Airflow's four processes: the component counts as crashed as a whole.

@@ -261,3 +261,18 @@ def test_a_document_wide_problem_on_line_1_comes_first():
     assert err.message == ("my.yaml, line 1: airflow: no 'airflow' section and no account named 'airflow' for "
                            "Airflow's connections\n"
                            "  line 10: accounts.bi.environments[0]: no environment named 'qa'")
+
+
+def test_a_command_uses_the_spec_given_else_the_one_up_recorded_else_the_bundled_one(tmp_path):
+    from sandbox.spec import chosen, default_spec_path, remember
+
+    record = tmp_path / "home" / "spec.json"
+    assert chosen(record, None) == chosen(record, None).__class__(default_spec_path(), None)
+    mine, other = tmp_path / "mine.yaml", tmp_path / "other.yaml"
+    remember(record, mine)
+    assert (chosen(record, None).path, chosen(record, None).note) == (mine.resolve(), "")
+    given = chosen(record, other)
+    assert given.path == other.resolve() and f"not {mine.resolve()}, which this sandbox runs" in given.note
+    assert chosen(record, mine).note == ""  # the one it runs: nothing to say
+    record.write_text("not json")
+    assert chosen(record, None).path == default_spec_path()
