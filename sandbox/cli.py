@@ -33,8 +33,71 @@ OUTPUT = click.option("-o", "--output", type=click.Choice(["table", "json"]), de
                       show_default=True, help="Output format.")
 
 
+def place_global_options(args: list[str]) -> list[str]:
+    """`--home DIR` is the group's and `-o FORMAT` a command's, but where a user writes them should not matter:
+    `sandbox status --home X` is `sandbox --home X status`, `sandbox -o json status` is `sandbox status -o json`."""
+    head: list[str] = []  # --home, wherever it was
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            rest += args[i:]
+            break
+        if a == "--home" and i + 1 < len(args):
+            head += args[i:i + 2]
+            i += 2
+            continue
+        if a.startswith("--home="):
+            head.append(a)
+        else:
+            rest.append(a)
+        i += 1
+    # an output format before the command goes after it
+    command = next((j for j, a in enumerate(rest) if not a.startswith("-")
+                    and (j == 0 or rest[j - 1] not in ("-o", "--output"))), None)
+    if command is not None:
+        before = rest[:command]
+        moved = [x for j, x in enumerate(before) if x in ("-o", "--output") and j + 1 < len(before)
+                 for x in (x, before[j + 1])]
+        if moved:
+            kept = [x for j, x in enumerate(before) if x not in ("-o", "--output")
+                    and not (j > 0 and before[j - 1] in ("-o", "--output"))]
+            rest = kept + [rest[command]] + moved + rest[command + 1:]
+    return head + rest
+
+
 class SandboxGroup(click.Group):
     """Turns a SandboxError into one sentence and its fix on stderr, never a traceback."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, place_global_options(list(args)))
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Usage errors in the house style too: one sentence, the fix, exit 2 (click's own words, without its
+        usage block)."""
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:
+            click.echo(e.ctx.get_help() if e.ctx else "")
+            code = e.exit_code
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx else "sandbox"
+            fix = f"`{where} --help` lists what it takes, with examples."
+            if isinstance(e, click.BadParameter) and e.param is not None and isinstance(e.param.type, click.Choice):
+                fix = f"use one of: {', '.join(map(str, e.param.type.choices))}; " + fix
+            render.err.print(f"[bold red]Error:[/] {escape(e.format_message())}")
+            render.err.print(f"[bold]Fix:[/] {escape(fix)}")
+            code = 2
+        except click.ClickException as e:
+            e.show()
+            code = e.exit_code
+        except click.exceptions.Abort:
+            render.err.print("Aborted.")
+            code = 1
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -104,7 +167,7 @@ def _spec(spec_path: Path | None) -> spec.Spec:
     return spec.load(_chosen(spec_path).path)
 
 
-@click.group(cls=SandboxGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="sandbox", cls=SandboxGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="SANDBOX_HOME",
               help="The sandbox's state directory (default: ~/.local/share/airflow-tyk-sandbox/default).")
 @click.version_option(package_name="airflow-tyk-sandbox")

@@ -14,3 +14,12 @@ class SandboxError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} Fix: {self.fix}" if self.fix else self.message
+
+
+def use_one_of(given: str, known) -> str:
+    """The fix for a name that is not one of `known`: the closest, when one is close ("did you mean"), and all."""
+    from difflib import get_close_matches
+
+    names = [str(k) for k in known]
+    close = get_close_matches(str(given), names, n=1, cutoff=0.6)
+    return (f"did you mean {close[0]!r}? " if close else "") + f"use one of: {', '.join(names)}."

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from sandbox import clients
-from sandbox.errors import SandboxError
+from sandbox.errors import SandboxError, use_one_of
 from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import Endpoints
 from sandbox.spec import Spec
@@ -17,7 +17,7 @@ from sandbox.systems.keycloak import client as oidc
 def check_account(spec: Spec, account: str, env: str) -> None:
     if account not in spec.accounts:
         raise SandboxError(f"No account named {account!r} in {spec.source}.",
-                           f"use one of: {', '.join(spec.accounts)}.", exit_code=2)
+                           use_one_of(account, spec.accounts), exit_code=2)
     if env not in spec.accounts[account].environments:
         raise SandboxError(f"{account} has no client in {env!r}.",
                            f"use --env with one of: {', '.join(spec.accounts[account].environments)}.", exit_code=2)

@@ -13,7 +13,7 @@ import requests
 
 from sandbox.clients import why_not_running
 from sandbox.commands.accounts import auth_for
-from sandbox.errors import SandboxError
+from sandbox.errors import SandboxError, use_one_of
 from sandbox.host.credentials import mask
 from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import Endpoints
@@ -56,7 +56,7 @@ def call(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, account: str, se
          env: str = "dev", method: str = "GET", data: str | None = None) -> CallResult:
     if service not in spec.services:
         raise SandboxError(f"No service named {service!r} in {spec.source}.",
-                           f"use one of: {', '.join(spec.services)}.", exit_code=2)
+                           use_one_of(service, spec.services), exit_code=2)
     auth = auth_for(spec, endpoints, paths, account, env)
     if why := why_not_running(endpoints, "tyk"):
         raise SandboxError(f"No call through the gateway: {why}.", "run `sandbox up`.")

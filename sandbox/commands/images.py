@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox import versions
-from sandbox.errors import SandboxError
+from sandbox.errors import SandboxError, use_one_of
 from sandbox.host import engine
 from sandbox.host.provision import Say, require_tool, run
 from sandbox.paths import compose_dir  # noqa: F401 (tests read the recipes through this module)
@@ -82,7 +82,7 @@ def base_tag(suite: str) -> str:
 def build(components: list[str], cache: Path, say: Callable[[str, str], None]) -> list[ImageResult]:
     unknown = [c for c in components if c not in COMPONENTS]
     if unknown:
-        raise SandboxError(f"There is no image for {unknown[0]!r}.", f"use one of: {', '.join(COMPONENTS)}.",
+        raise SandboxError(f"There is no image for {unknown[0]!r}.", use_one_of(unknown[0], COMPONENTS),
                            exit_code=2)
     client = engine.client(timeout=1800)
     ca = ca_bundle()

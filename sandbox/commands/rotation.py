@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 
 from sandbox import reconcile
 from sandbox.clients import Clients, why_not_running
-from sandbox.errors import SandboxError
+from sandbox.errors import SandboxError, use_one_of
 from sandbox.host.credentials import write_private
 from sandbox.host.privacy import private_umask
 from sandbox.host.provision import file_lock
@@ -66,10 +66,10 @@ def secret_targets(spec: Spec, accounts: list[str], env: str | None) -> list[tup
     for a in accounts:
         if a not in spec.accounts:
             raise SandboxError(f"No account named {a!r} in {spec.source}.",
-                               f"use one of: {', '.join(spec.accounts)}.", exit_code=2)
+                               use_one_of(a, spec.accounts), exit_code=2)
     if env is not None and env not in spec.environments:
         raise SandboxError(f"No environment {env!r} in {spec.source}.",
-                           f"use one of: {', '.join(spec.environments)}.", exit_code=2)
+                           use_one_of(env, spec.environments), exit_code=2)
     out = [(e, a) for a in (accounts or list(spec.accounts)) for e in spec.accounts[a].environments
            if env is None or e == env]
     if not out:
@@ -81,7 +81,7 @@ def secret_targets(spec: Spec, accounts: list[str], env: str | None) -> list[tup
 def realm_targets(spec: Spec, env: str | None) -> list[str]:
     if env is not None and env not in spec.environments:
         raise SandboxError(f"No environment {env!r} in {spec.source}.",
-                           f"use one of: {', '.join(spec.environments)}.", exit_code=2)
+                           use_one_of(env, spec.environments), exit_code=2)
     return [env] if env else list(spec.environments)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from sandbox.errors import SandboxError
+from sandbox.errors import SandboxError, use_one_of
 from sandbox.host.supervisor import OWNER_VAR
 
 HOST = "127.0.0.1"
@@ -22,8 +22,12 @@ def parse_overrides(text: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in filter(None, (x.strip() for x in text.split(","))):
         name, sep, value = item.partition("=")
-        if not sep or not value.strip().isdigit():
-            raise SandboxError(f"Port override {item!r} is not NAME=PORT.", "write e.g. keycloak=18080.")
+        if not sep or not name.strip():
+            raise SandboxError(f"Port override {item!r} is not NAME=PORT.", "write e.g. keycloak=18080.",
+                               exit_code=2)
+        if not value.strip().isdigit():
+            raise SandboxError(f"Port override {item!r}: {value.strip() or 'nothing'!r} is not a port number.",
+                               f"write a number from 1 to 65535, e.g. {name.strip()}=18080.", exit_code=2)
         out[name.strip()] = int(value)
     return out
 
@@ -32,9 +36,9 @@ def resolve(defaults: dict[str, int], remembered: dict[str, int], requested: dic
     """The ports to use: the defaults, then what the sandbox remembers, then what was asked for now."""
     for name, port in requested.items():
         if name not in defaults:
-            raise SandboxError(f"Unknown port name {name!r}.", f"use one of: {', '.join(defaults)}.", exit_code=2)
+            raise SandboxError(f"Unknown port name {name!r}.", use_one_of(name, defaults), exit_code=2)
         if not 1 <= port <= 65535:
-            raise SandboxError(f"Port {port} for {name} is out of range.", "use a port from 1 to 65535.")
+            raise SandboxError(f"Port {port} for {name} is out of range.", "use a port from 1 to 65535.", exit_code=2)
     ports = {**defaults, **remembered, **requested}
     seen: dict[int, str] = {}
     for name, port in ports.items():

@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.errors import SandboxError
+from sandbox.errors import SandboxError, use_one_of
 from sandbox.paths import SandboxPaths
 
 # (component, message): progress of long work, rendered by the CLI
@@ -200,4 +200,4 @@ class Runtime(ABC):
         unknown = [n for n in names if n not in known]
         if unknown:
             raise SandboxError(f"Unknown component {unknown[0]!r} for {what}.",
-                               f"use one of: {', '.join(known)}.", exit_code=2)
+                               use_one_of(unknown[0], known), exit_code=2)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from sandbox.commands import smoke
-from sandbox.errors import SandboxError
+from sandbox.errors import SandboxError, use_one_of
 from sandbox.host.credentials import write_private
 from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import Progress
@@ -47,7 +47,7 @@ class ReproResult:
 
 def scenario(name: str) -> Scenario:
     if name not in CATALOGUE:
-        raise SandboxError(f"No scenario named {name!r}.", f"use one of: {', '.join(CATALOGUE)}.", exit_code=2)
+        raise SandboxError(f"No scenario named {name!r}.", use_one_of(name, CATALOGUE), exit_code=2)
     return CATALOGUE[name]
 
 

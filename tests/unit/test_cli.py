@@ -76,7 +76,9 @@ def test_without_needs_dependency(tmp_path):
 
 def test_bad_port_override(tmp_path):
     r = run(tmp_path, "up", "--port", "keycloak")
-    assert r.exit_code == 1 and "is not NAME=PORT" in r.output
+    assert r.exit_code == 2 and "is not NAME=PORT" in r.output
+    r = run(tmp_path, "up", "--port", "airflow=notaport")
+    assert r.exit_code == 2 and "'notaport' is not a port number" in r.output and "airflow=18080" in r.output
 
 
 def test_data_with_rich_markup_is_printed_as_text_and_csv_cells_cannot_be_formulas(capsys):
@@ -110,3 +112,37 @@ def test_without_from_the_environment_is_checked_like_the_option(tmp_path, monke
     monkeypatch.setenv("SANDBOX_WITHOUT", "postgres")
     r = run(tmp_path, "up", "--no-apply")
     assert r.exit_code == 2 and "Unknown component 'postgres' for --without" in r.output
+
+
+def test_global_options_are_taken_before_or_after_the_command(tmp_path):
+    home = tmp_path / "elsewhere"
+    (home).mkdir()
+    (home / "state.json").write_text("garbage")  # that home's, and only that home's: a corrupt state
+    for args in (["status", "--home", str(home)], [f"--home={home}", "status"], ["-o", "json", "status", "--home",
+                                                                                 str(home)]):
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code != 0 and f"{home}/state.json is corrupt" in " ".join(r.output.split()), (args, r.output)
+    r = CliRunner().invoke(cli, ["-o", "json", "versions"])
+    assert r.exit_code == 0 and json.loads(r.output)
+
+
+BAD_INPUTS = [  # (what a user typed, words of the sentence that must say what is wrong, words of the fix)
+    (["up", "--runtime", "nosuch"], "'nosuch' is not one of", "use one of: local, docker, kubernetes"),
+    (["up", "--port", "airflow=notaport"], "'notaport' is not a port number", "airflow=18080"),
+    (["up", "--port", "airflw=18080"], "Unknown port name 'airflw'", "did you mean 'airflow'?"),
+    (["token", "airflw"], "No account named 'airflw'", "did you mean 'airflow'?"),
+    (["logs", "keycloack"], "Unknown component 'keycloack'", "did you mean 'keycloak'?"),
+    (["call", "airflow", "ordres"], "No service named 'ordres'", "did you mean 'orders'?"),
+    (["repro", "rotated-secrt"], "No scenario named 'rotated-secrt'", "did you mean 'rotated-secret'?"),
+    (["statuss"], "No such command 'statuss'", "`sandbox --help`"),
+]
+
+
+@pytest.mark.parametrize(("args", "said", "fix"), BAD_INPUTS, ids=[" ".join(a) for a, _, _ in BAD_INPUTS])
+def test_bad_input_gets_one_sentence_the_fix_and_exit_2(tmp_path, args, said, fix):
+    r = run(tmp_path, *args)
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert r.exit_code == 2, r.output
+    assert lines[0].startswith("Error: ") and said in lines[0], r.output
+    assert len(lines) == 2 and lines[1].startswith("Fix: ") and fix in lines[1], r.output
+    assert "Traceback" not in r.output and "Usage:" not in r.output
