@@ -180,7 +180,13 @@ def cli(ctx: click.Context, home: Path | None) -> None:
 @cli.command("versions")
 @OUTPUT
 def versions_cmd(output: str) -> None:
-    """Print the pinned component versions."""
+    """Print the pinned component versions.
+
+    \b
+    Examples:
+      sandbox versions
+      sandbox versions -o json
+    """
     pins = versions.pins()
     if output == "json":
         render.dump_json(pins)
@@ -199,7 +205,13 @@ def images() -> None:
 @OUTPUT
 def images_build(components: tuple[str, ...], output: str) -> None:
     """Build images with the official images' layout from Debian, PyPI, Maven Central and the pinned sources
-    (all by default); unchanged inputs are cached. `sandbox up --runtime docker --images local` uses them."""
+    (all by default); unchanged inputs are cached. `sandbox up --runtime docker --images local` uses them.
+
+    \b
+    Examples:
+      sandbox images build                # every image, from package registries
+      sandbox images build airflow -o json
+    """
     from sandbox.commands import images as images_mod
 
     results = images_mod.build(list(components), _paths().cache, render.ProgressPrinter())
@@ -219,7 +231,13 @@ def images_build(components: tuple[str, ...], output: str) -> None:
 @click.argument("components", nargs=-1, type=click.Choice(NAMES))
 @OUTPUT
 def provision(components: tuple[str, ...], output: str) -> None:
-    """Fetch and build components into the per-user cache (all by default). Safe to re-run."""
+    """Fetch and build components into the per-user cache (all by default). Safe to re-run.
+
+    \b
+    Examples:
+      sandbox provision                   # every component, into the per-user cache
+      sandbox provision tyk openbao
+    """
     results = get_runtime().provision(list(components), render.ProgressPrinter())
     if output == "json":
         render.dump_json(results)
@@ -258,7 +276,15 @@ def up(runtime: str | None, images: str, context: str | None, namespace: str | N
        ports: tuple[str, ...], show_secrets: bool, no_apply: bool, no_smoke: bool, spec_path: Path | None,
        output: str) -> None:
     """Start the stack (idempotent: starts only what is not running), wait until healthy, seed it from the spec,
-    and smoke it: a green `up` means every connection works end to end."""
+    and smoke it: a green `up` means every connection works end to end.
+
+    \b
+    Examples:
+      sandbox up                          # start, seed from the spec, smoke
+      sandbox up --spec my.yaml          # later commands use my.yaml too
+      sandbox up --runtime docker --images local
+      sandbox up --without tyk --port airflow=18080
+    """
     from sandbox.commands import smoke
     from sandbox.stack.seed import start_and_seed
 
@@ -298,7 +324,14 @@ def up(runtime: str | None, images: str, context: str | None, namespace: str | N
 @click.option("-o", "--output", type=click.Choice(["table", "json", "md"]), default="table", show_default=True,
               help="Output format; md: the access changes, written for the reviewer of a pull request.")
 def plan_cmd(spec_path: Path | None, base_path: Path | None, output: str) -> None:
-    """Show what `apply` would create, update or delete in each system. Changes nothing."""
+    """Show what `apply` would create, update or delete in each system. Changes nothing.
+
+    \b
+    Examples:
+      sandbox plan
+      sandbox plan --spec my.yaml -o json
+      sandbox plan -o md --spec pr.yaml --base main.yaml
+    """
     from sandbox import reconcile
     if output == "md":
         _access_plan(_spec(spec_path), base_path)
@@ -334,7 +367,13 @@ def _access_plan(wanted: spec.Spec, base_path: Path | None) -> None:
 @SPEC
 @OUTPUT
 def apply_cmd(spec_path: Path | None, output: str) -> None:
-    """Converge Keycloak, Tyk and Airflow to the spec; a second run changes nothing."""
+    """Converge Keycloak, Tyk and Airflow to the spec; a second run changes nothing.
+
+    \b
+    Examples:
+      sandbox apply
+      sandbox apply --spec my.yaml -o json
+    """
     from sandbox import reconcile
     rt = get_runtime()
     report = reconcile.apply(_spec(spec_path), rt.endpoints(), rt.paths)
@@ -350,7 +389,13 @@ def apply_cmd(spec_path: Path | None, output: str) -> None:
 @SPEC
 @OUTPUT
 def smoke_cmd(env: str | None, service: str | None, spec_path: Path | None, output: str) -> None:
-    """Prove every connection end to end with real DAG runs; exit 1 when one fails."""
+    """Prove every connection end to end with real DAG runs; exit 1 when one fails.
+
+    \b
+    Examples:
+      sandbox smoke
+      sandbox smoke --env dev --service orders -o json
+    """
     from sandbox.commands import smoke
     rt = get_runtime()
     report = smoke.run(_spec(spec_path), rt.endpoints(), rt.paths, env, service)
@@ -369,7 +414,15 @@ def smoke_cmd(env: str | None, service: str | None, spec_path: Path | None, outp
 @SPEC
 @OUTPUT
 def repro_cmd(name: str | None, run_all: bool, keep: bool, spec_path: Path | None, output: str) -> None:
-    """Reproduce a credential bug through a real DAG run: `repro list`, `repro NAME`, `repro --all`, `repro revert`."""
+    """Reproduce a credential bug through a real DAG run: `repro list`, `repro NAME`, `repro --all`, `repro revert`.
+
+    \b
+    Examples:
+      sandbox repro list
+      sandbox repro rotated-secret
+      sandbox repro --all -o json
+      sandbox repro revert
+    """
     from sandbox.scenarios import repro
     from sandbox.scenarios.base import ScenarioContext
     if name == "list":  # each with the connection it breaks in this spec
@@ -423,7 +476,14 @@ def repro_cmd(name: str | None, run_all: bool, keep: bool, spec_path: Path | Non
 @OUTPUT
 def rotate(accounts: tuple[str, ...], env: str | None, signing_key: bool, now: bool, spec_path: Path | None,
            output: str) -> None:
-    """Rotate client secrets (of ACCOUNTs, default every one) or signing keys, with no failed call."""
+    """Rotate client secrets (of ACCOUNTs, default every one) or signing keys, with no failed call.
+
+    \b
+    Examples:
+      sandbox rotate                      # every client secret, with a grace period
+      sandbox rotate airflow --env dev
+      sandbox rotate --signing-key --env prod
+    """
     from sandbox.commands import rotation
     the_spec = _spec(spec_path)
     if signing_key and accounts:
@@ -453,7 +513,14 @@ def rotate(accounts: tuple[str, ...], env: str | None, signing_key: bool, now: b
 @click.option("-o", "--output", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
               help="Output format.")
 def audit(since: str | None, dag_id: str | None, secrets_: bool, output: str) -> None:
-    """Which DAG called which service: the gateway's records by DAG, task, API and status."""
+    """Which DAG called which service: the gateway's records by DAG, task, API and status.
+
+    \b
+    Examples:
+      sandbox audit
+      sandbox audit --since 10m --dag sandbox_smoke_dev -o json
+      sandbox audit --secrets
+    """
     from sandbox.clients import Clients
     from sandbox.commands import audit as audit_mod
     try:
@@ -508,7 +575,13 @@ def _audit_secrets(window: int | None, output: str) -> None:
 @SPEC
 @OUTPUT
 def doctor(env: str | None, connection: str | None, spec_path: Path | None, output: str) -> None:
-    """Walk each connection's path hop by hop (changing nothing) and name the broken one, with the fix."""
+    """Walk each connection's path hop by hop (changing nothing) and name the broken one, with the fix.
+
+    \b
+    Examples:
+      sandbox doctor
+      sandbox doctor --env dev --connection tyk_dev_orders -o json
+    """
     from sandbox.commands import doctor as doctor_mod
     rt = get_runtime()
     results = doctor_mod.run(_spec(spec_path), rt.endpoints(), rt.handoff(), env, connection,
@@ -527,7 +600,14 @@ def doctor(env: str | None, connection: str | None, spec_path: Path | None, outp
               help="Markdown for a control document, JSON or CSV for tools, an SVG picture.")
 def map_cmd(spec_path: Path | None, output: str) -> None:
     """The trust boundaries: every grant as an edge (DAG, connection, account, scopes, policy, API, upstream), where
-    each secret lives and its age, checked against the live systems."""
+    each secret lives and its age, checked against the live systems.
+
+    \b
+    Examples:
+      sandbox map
+      sandbox map -o md > trust-map.md
+      sandbox map -o svg > trust-map.svg
+    """
     from sandbox.commands import map_render, trust_map
     rt = get_runtime()
     m = trust_map.gather(_spec(spec_path), rt.endpoints(), rt.paths)
@@ -543,7 +623,13 @@ def map_cmd(spec_path: Path | None, output: str) -> None:
 @SPEC
 @OUTPUT
 def token(account: str, env: str, spec_path: Path | None, output: str) -> None:
-    """Print a fresh access token for a service account (e.g. for curl)."""
+    """Print a fresh access token for a service account (e.g. for curl).
+
+    \b
+    Examples:
+      sandbox token airflow
+      sandbox token reporting --env dev -o json
+    """
     from sandbox.commands.accounts import auth_for
     auth = auth_for(_spec(spec_path), get_runtime().endpoints(), _paths(), account, env)
     try:
@@ -568,7 +654,14 @@ def token(account: str, env: str, spec_path: Path | None, output: str) -> None:
 @OUTPUT
 def call_cmd(account: str, service: str, path: str, env: str, method: str, data: str | None,
              spec_path: Path | None, output: str) -> None:
-    """Call SERVICE through the gateway as ACCOUNT: its token, the route, the answer. Exit 1 when refused."""
+    """Call SERVICE through the gateway as ACCOUNT: its token, the route, the answer. Exit 1 when refused.
+
+    \b
+    Examples:
+      sandbox call airflow orders
+      sandbox call airflow billing /get --env prod
+      sandbox call airflow orders /post -X POST -d '{"a": 1}'
+    """
     from sandbox.commands import call as call_mod
     result = call_mod.call(_spec(spec_path), get_runtime().endpoints(), _paths(), account, service, path, env,
                            method.upper(), data)
@@ -587,7 +680,13 @@ def call_cmd(account: str, service: str, path: str, env: str, method: str, data:
               "and namespace (kubernetes): Keycloak's and Airflow's databases; the next `up` starts them empty.")
 @OUTPUT
 def down(force: bool, volumes: bool, output: str) -> None:
-    """Stop every component of the sandbox; nothing is left running. Data and secrets are kept."""
+    """Stop every component of the sandbox; nothing is left running. Data and secrets are kept.
+
+    \b
+    Examples:
+      sandbox down
+      sandbox down --volumes                # and the data
+    """
     t0 = time.monotonic()
     stopped = down_everywhere(_paths(), force=force, volumes=volumes, settings=_settings())
     secs = time.monotonic() - t0
@@ -605,7 +704,14 @@ def down(force: bool, volumes: bool, output: str) -> None:
               "and its age (client secrets, signing keys, Airflow's vault token).")
 @SPEC
 def status(output: str, show_secrets: bool, credentials: bool, spec_path: Path | None) -> None:
-    """Show each component's state, health, URL and login."""
+    """Show each component's state, health, URL and login.
+
+    \b
+    Examples:
+      sandbox status
+      sandbox status -o json --home ~/other-sandbox
+      sandbox status --credentials
+    """
     if credentials:
         return _credentials(spec_path, output)
     rt = get_runtime()
@@ -679,7 +785,13 @@ def _credentials(spec_path: Path | None, output: str) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (Ctrl-C to stop).")
 @click.option("-n", "--lines", default=50, show_default=True, help="How many of the last lines to show.")
 def logs(component: str | None, follow: bool, lines: int) -> None:
-    """Show a component's log (every component's when none is named)."""
+    """Show a component's log (every component's when none is named).
+
+    \b
+    Examples:
+      sandbox logs airflow
+      sandbox logs -f tyk
+    """
     rt = get_runtime()
     if component:
         rt.check_names([component], "logs")

@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from sandbox.cli import cli
+from sandbox.cli import cli, place_global_options
 
 
 def run(tmp_path, *args):
@@ -146,3 +146,36 @@ def test_bad_input_gets_one_sentence_the_fix_and_exit_2(tmp_path, args, said, fi
     assert lines[0].startswith("Error: ") and said in lines[0], r.output
     assert len(lines) == 2 and lines[1].startswith("Fix: ") and fix in lines[1], r.output
     assert "Traceback" not in r.output and "Usage:" not in r.output
+
+
+def _commands(group, path=()):
+    import click
+
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*path, name))
+        else:
+            yield (*path, name), cmd
+
+
+def test_every_commands_help_has_examples_and_each_example_parses(tmp_path, monkeypatch):
+    import shlex
+
+    monkeypatch.chdir(tmp_path)  # the files the examples name, where they look for them
+    for name in ("my.yaml", "pr.yaml", "main.yaml"):
+        (tmp_path / name).write_text("")
+    walked = list(_commands(cli))
+    assert len(walked) >= 18
+    for path, cmd in walked:
+        text = cmd.help or ""
+        assert "Examples:" in text, " ".join(path)
+        examples = [line.strip() for line in text.split("Examples:", 1)[1].splitlines()
+                    if line.strip().startswith("sandbox ")]
+        assert examples, " ".join(path)
+        for example in examples:
+            words = ["sandbox", *place_global_options(shlex.split(example.split(" #")[0].split(" > ")[0])[1:])]
+            if words[1] == "--home":  # the group's option: parsed by the group
+                words = [words[0], *words[3:]]
+            assert words[1:1 + len(path)] == list(path), example
+            with cmd.make_context(" ".join(words[:1 + len(path)]), words[1 + len(path):]) as ctx:
+                assert ctx.params is not None, example
