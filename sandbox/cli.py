@@ -267,14 +267,17 @@ def provision(components: tuple[str, ...], output: str) -> None:
               help="Leave a component out (repeatable; env SANDBOX_WITHOUT, space-separated).")
 @click.option("--port", "ports", multiple=True, metavar="NAME=PORT",
               help="Override a port, e.g. --port keycloak=18080 (env SANDBOX_PORTS, comma-separated).")
+@click.option("--port-offset", type=click.IntRange(1, 30000), default=None, metavar="N",
+              help="Every port N higher than its default: a second sandbox beside the first, in one flag "
+                   "(remembered, as every port is).")
 @click.option("--show-secrets", is_flag=True, help="Show logins unmasked.")
 @click.option("--no-apply", is_flag=True, help="Only start the stack; do not seed it from the spec (nor smoke it).")
 @click.option("--no-smoke", is_flag=True, help="Seed, but skip the smoke run that proves every connection.")
 @SPEC
 @OUTPUT
 def up(runtime: str | None, images: str, context: str | None, namespace: str | None, without: tuple[str, ...],
-       ports: tuple[str, ...], show_secrets: bool, no_apply: bool, no_smoke: bool, spec_path: Path | None,
-       output: str) -> None:
+       ports: tuple[str, ...], port_offset: int | None, show_secrets: bool, no_apply: bool, no_smoke: bool,
+       spec_path: Path | None, output: str) -> None:
     """Start the stack (idempotent: starts only what is not running), wait until healthy, seed it from the spec,
     and smoke it: a green `up` means every connection works end to end.
 
@@ -284,6 +287,7 @@ def up(runtime: str | None, images: str, context: str | None, namespace: str | N
       sandbox up --spec my.yaml          # later commands use my.yaml too
       sandbox up --runtime docker --images local
       sandbox up --without tyk --port airflow=18080
+      sandbox --home ~/second up --port-offset 1000   # a second sandbox beside the first
     """
     from sandbox.commands import smoke
     from sandbox.stack.seed import start_and_seed
@@ -294,7 +298,10 @@ def up(runtime: str | None, images: str, context: str | None, namespace: str | N
     the_spec = None if chosen is None else spec.load(chosen.path)  # a bad spec stops `up` before anything starts
     progress = render.ProgressPrinter()
     without = without or _settings().without
-    started = start_and_seed(rt, the_spec, list(without), port_mod.parse_overrides(",".join(ports)), progress)
+    asked = port_mod.parse_overrides(",".join(ports))
+    if port_offset:  # every default moved; a port named with --port is taken as it is
+        asked = {**{n: p + port_offset for n, p in rt.default_ports().items()}, **asked}
+    started = start_and_seed(rt, the_spec, list(without), asked, progress)
     if chosen is not None and spec_path is not None:  # what it runs now: every later command uses it
         spec.remember(rt.paths.spec_record, chosen.path)
     results, rows, report, smoked = started.results, _with_ui(started.rows, rt), started.report, None

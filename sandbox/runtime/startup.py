@@ -33,16 +33,20 @@ def check_port_changes(components: dict[str, Component], running: set[str], curr
 
 
 def check_ports_free(components: dict[str, Component], to_start: list[str], ports: dict[str, int]) -> None:
-    """Every port of what is about to start is free (Airflow itself would not fail on a taken one)."""
-    for name in to_start:
-        for port_name in components[name].default_ports:
-            port = ports[port_name]
-            if not portcheck.is_free(port):
-                raise SandboxError(
-                    f"Port {port} ({port_name}) is taken by {portcheck.holder(port)}.",
-                    f"stop that process, or give {port_name} another port: "
-                    f"sandbox up --port {port_name}=<free port> (or SANDBOX_PORTS).",
-                )
+    """Every port of what is about to start is free (Airflow itself would not fail on a taken one); the taken ones
+    are named all at once, each with who holds it."""
+    taken = [(port_name, ports[port_name]) for name in to_start for port_name in components[name].default_ports
+             if not portcheck.is_free(ports[port_name])]
+    if len(taken) == 1:
+        ((port_name, port),) = taken
+        raise SandboxError(f"Port {port} ({port_name}) is taken by {portcheck.holder(port)}.",
+                           f"stop that process, or give {port_name} another port: "
+                           f"sandbox up --port {port_name}=<free port> (or SANDBOX_PORTS).")
+    if taken:
+        said = "; ".join(f"{port} ({port_name}) by {portcheck.holder(port)}" for port_name, port in taken)
+        raise SandboxError(f"{len(taken)} ports are taken: {said}.",
+                           "stop what holds them, or move this whole sandbox: sandbox up --port-offset 1000 "
+                           "(every port 1000 higher, remembered).")
 
 
 def start_all(wanted: list[str], after: dict[str, tuple[str, ...]], bring_up: Callable[[str], None],

@@ -104,6 +104,31 @@ def test_a_spec_given_to_up_is_the_one_every_later_command_uses(stack, tmp_path)
         stack.paths.spec_record.unlink(missing_ok=True)
 
 
+def test_a_second_sandbox_with_a_port_offset_runs_beside_the_first(stack, tmp_path):
+    from sandbox.host.ports import is_free
+    from sandbox.runtime.skeleton import HOST_PORTS
+    from sandbox.systems import all_components
+
+    env = {**stack.env, "SANDBOX_HOME": str(tmp_path / "second"), "SANDBOX_RUNTIME": "local"}
+    env.pop("SANDBOX_PORTS", None)
+    defaults = {**{k: v for c in all_components() for k, v in c.default_ports.items()}, **HOST_PORTS}
+    light = ["--without", "keycloak", "--without", "tyk", "--without", "airflow"]  # enough to show the ports
+    try:
+        sandbox("up", "--no-apply", "--port-offset", "2000", *light, env=env)
+        rows = {r["name"]: r for r in json.loads(sandbox("status", "-o", "json", env=env).stdout)}
+        for name in ("redis", "openbao", "upstream"):
+            assert rows[name]["healthy"], rows[name]
+            assert rows[name]["ports"] == {k: defaults[k] + 2000 for k in rows[name]["ports"]}, rows[name]
+        assert all(r["healthy"] for r in stack.status().values())  # the first goes on as it was
+        # remembered: a later `up` of the second sandbox keeps them, with no flag
+        again = json.loads(sandbox("up", "--no-apply", "-o", "json", *light, env=env).stdout)
+        assert {r["name"]: r["ports"] for r in again["status"] if r["name"] == "redis"} == {
+            "redis": {"redis": defaults["redis"] + 2000}}
+    finally:
+        sandbox("down", env=env, check=False)
+    assert all(is_free(defaults[n] + 2000) for n in ("redis", "openbao", "upstream"))
+
+
 def test_killed_component_is_detected_and_only_it_restarts(stack):
     before = stack.status()
     # Kill one of Airflow's four processes: the component counts as crashed as a whole.

@@ -62,3 +62,27 @@ def test_holder_of_a_client_connection_port(listener):
         assert holder(port) == f"pid {os.getpid()} ({__import__('psutil').Process().name()}), a ESTABLISHED connection"
     finally:
         client.close()
+
+
+def test_every_taken_port_is_named_at_once_with_a_fix_that_moves_the_whole_sandbox():
+    import socket
+
+    from sandbox.runtime.startup import check_ports_free
+    from sandbox.systems import all_components
+
+    components = {c.name: c for c in all_components()}
+    held = [socket.socket(), socket.socket()]
+    try:
+        for s in held:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+        ports = {"redis": held[0].getsockname()[1], "upstream": held[1].getsockname()[1]}
+        with pytest.raises(SandboxError) as e:
+            check_ports_free(components, ["redis", "upstream"], ports)
+        assert e.value.message.startswith("2 ports are taken: ")
+        assert f"{ports['redis']} (redis) by pid {os.getpid()}" in e.value.message
+        assert f"{ports['upstream']} (upstream) by pid {os.getpid()}" in e.value.message
+        assert "--port-offset" in e.value.fix
+    finally:
+        for s in held:
+            s.close()
