@@ -52,11 +52,16 @@ class ProgressPrinter:
 
 
 def status_dicts(rows: list[ComponentStatus], show_secrets: bool) -> list[dict]:
+    """Each row as data: a masked secret is `null` with `masked: true` (a string of stars would read as a value);
+    a component that is not running has no URL of its own (the default port may be another sandbox's)."""
     out_rows = []
     for r in rows:
         d = asdict(r)
-        if not show_secrets and d["secret"]:
-            d["secret"] = mask(d["secret"])
+        d["masked"] = bool(d["secret"]) and not show_secrets
+        if d["masked"]:
+            d["secret"] = None
+        if r.state in ("stopped", "disabled"):
+            d["url"], d["urls"], d["inner_url"], d["replicas"] = "", {}, "", {}
         out_rows.append(d)
     return out_rows
 
@@ -73,7 +78,8 @@ def status_table(rows: list[ComponentStatus], show_secrets: bool) -> None:
     for col in ("component", "state", "health", "url", "login"):
         t.add_column(col)
     for r in status_dicts(rows, show_secrets):
-        login = f"{r['username']} / {r['secret']}" if r["username"] and r["secret"] else (r["username"] or "")
+        secret = mask("x" * 8) if r["masked"] else r["secret"]
+        login = f"{r['username']} / {secret}" if r["username"] and secret else (r["username"] or "")
         health = HEALTH[r["healthy"]] + (f" [dim]{e(r['detail'])}[/]" if r["healthy"] is False else "")
         if r["state"] in ("crashed", "unsupervised"):
             health = f"[{'red' if r['state'] == 'crashed' else 'yellow'}]{e(r['detail'])}[/]"
