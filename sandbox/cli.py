@@ -553,7 +553,7 @@ def audit(since: str | None, dag_id: str | None, secrets_: bool, output: str) ->
     elif output == "csv":
         render.csv_rows(rows, audit_mod.AuditRow)
     else:
-        render.audit(rows, len(records))
+        render.audit(rows, audit_mod.tally(records, time.time() - window if window else None, dag_id))
 
 
 def _audit_secrets(window: int | None, output: str) -> None:
@@ -603,8 +603,9 @@ def doctor(env: str | None, connection: str | None, spec_path: Path | None, outp
 
 @cli.command("map")
 @SPEC
-@click.option("-o", "--output", type=click.Choice(["md", "json", "csv", "svg"]), default="md", show_default=True,
-              help="Markdown for a control document, JSON or CSV for tools, an SVG picture.")
+@click.option("-o", "--output", type=click.Choice(["table", "md", "json", "csv", "svg"]), default="table",
+              show_default=True, help="A table for the terminal, Markdown for a control document, JSON or CSV for "
+              "tools, an SVG picture.")
 def map_cmd(spec_path: Path | None, output: str) -> None:
     """The trust boundaries: every grant as an edge (DAG, connection, account, scopes, policy, API, upstream), where
     each secret lives and its age, checked against the live systems.
@@ -620,6 +621,9 @@ def map_cmd(spec_path: Path | None, output: str) -> None:
     m = trust_map.gather(_spec(spec_path), rt.endpoints(), rt.paths)
     if output == "json":
         render.dump_json(m.as_dict())
+    elif output == "table":
+        render.simple_table(f"trust map of {m.spec}", list(map_render.TERMINAL_COLUMNS), map_render.terminal_rows(m))
+        render.out.print("[dim]Every field of every edge: `sandbox map -o md` (or json, csv, svg).[/]")
     else:
         sys.stdout.write({"md": map_render.markdown, "csv": map_render.to_csv, "svg": map_render.svg}[output](m))
 

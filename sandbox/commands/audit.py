@@ -147,6 +147,26 @@ def summarise(records: list[dict], since: float | None = None, dag: str | None =
     return rows
 
 
+@dataclass(frozen=True)
+class Tally:
+    """What the rows stand for among the records read: so that a count of rows never reads as a count of calls."""
+
+    read: int
+    untagged: int  # no X-Airflow-Dag-Id: not a task's call (`sandbox call`, curl, a script)
+    filtered: int  # tagged, but outside --since or another --dag
+
+
+def tally(records: list[dict], since: float | None = None, dag: str | None = None) -> Tally:
+    untagged = filtered = 0
+    for rec in records:
+        dag_id = tag_value([str(t) for t in rec.get("Tags") or []], DAG_TAG)
+        if dag_id is None:
+            untagged += 1
+        elif (dag is not None and dag_id != dag) or (since is not None and seconds_of(rec.get("TimeStamp")) < since):
+            filtered += 1
+    return Tally(len(records), untagged, filtered)
+
+
 def read(redis_client) -> list[dict]:
     """Every analytics record in Redis, oldest first, without consuming any."""
     return [decode(raw) for raw in redis_client.lrange(KEY, 0, -1)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shlex
 import sys
 import threading
@@ -20,8 +21,8 @@ from sandbox.host.credentials import mask
 from sandbox.runtime.base import ComponentStatus
 
 out = Console(highlight=False, soft_wrap=True)
-if not out.is_terminal:
-    out.width = 160  # piped output: keep URLs whole rather than fold them at 80 columns
+if not out.is_terminal and "COLUMNS" not in os.environ:
+    out.width = 160  # piped output: keep URLs whole rather than fold them at 80 columns (COLUMNS says otherwise)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -114,7 +115,7 @@ def age(seconds: int | None) -> str:
 def simple_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     t = Table(title=title, title_justify="left")
     for c in columns:
-        t.add_column(c)
+        t.add_column(c, overflow="fold")  # a narrow terminal folds a long name, never cuts it
     for row in rows:
         t.add_row(*map(cell, row))
     out.print(t)
@@ -193,14 +194,20 @@ def smoke(report) -> None:
               "`sandbox doctor --connection <id>` walks one hop by hop.")
 
 
-def audit(rows, records: int) -> None:
-    t = Table(title=f"gateway calls by DAG ({records} records read)", title_justify="left")
-    for col in ("dag", "task", "api", "status", "calls", "p50 ms", "p95 ms", "first seen", "last seen", "checked"):
-        t.add_column(col)
+def audit(rows, tally) -> None:
+    """One row a DAG, task, API, status; narrow enough for 100 columns (first seen and p95 are in -o json/csv)."""
+    calls = sum(r.count for r in rows)
+    t = Table(title=f"gateway calls by DAG: {calls} of the {tally.read} records read", title_justify="left")
+    for col in ("dag", "task", "api", "status", "calls", "p50 ms", "last seen", "checked"):
+        t.add_column(col, overflow="fold")
     for r in rows:
-        t.add_row(*map(cell, (r.dag, r.task, r.api, r.status, r.count, f"{r.p50_ms:g}", f"{r.p95_ms:g}",
-                              r.first_seen, r.last_seen)), "verified" if r.verified else "[red]unverified[/]")
+        t.add_row(*map(cell, (r.dag, r.task, r.api, r.status, r.count, f"{r.p50_ms:g}", r.last_seen[11:19])),
+                  "verified" if r.verified else "[red]unverified[/]")
     out.print(t)
+    if tally.untagged or tally.filtered:
+        outside = f", {tally.filtered} outside --since/--dag" if tally.filtered else ""
+        out.print(f"[dim]Not in the table: {tally.untagged} call(s) without an X-Airflow-Dag-Id header (not a "
+                  f"task's: `sandbox call`, curl, a script){outside}. Times are UTC.[/]")
     if any(not r.verified for r in rows):
         out.print("[dim]unverified: no task instance of Airflow's was running with that DAG, task and run when the "
                   "call came — its X-Airflow-* headers were set by whoever called.[/]")

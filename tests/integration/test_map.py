@@ -81,6 +81,17 @@ def _secrets(stack) -> dict[str, str]:
             if isinstance(v, str) and len(v) >= 8}
 
 
+def test_the_map_and_the_audit_fit_a_terminal_of_100_columns(stack):
+    from tests.integration.conftest import sandbox
+
+    env = {**stack.env, "COLUMNS": "100"}
+    for args in (("map",), ("audit",)):
+        out = sandbox(*args, env=env).stdout
+        assert max(len(line) for line in out.splitlines()) <= 100, out
+    assert "records read" in sandbox("audit", env=env).stdout
+    assert "Every field of every edge: `sandbox map -o md`" in " ".join(sandbox("map", env=env).stdout.split())
+
+
 def test_the_access_plan_of_a_spec_edit_names_exactly_its_changes(stack, tmp_path):
     from sandbox.spec import fixture_path
 

@@ -43,3 +43,14 @@ def test_every_output_carries_the_verdict():
         ("sandbox_smoke_dev", "orders", 1, False), ("sandbox_smoke_dev", "orders", 1, True)]
     assert [c["verified"] for c in trust_map.audit_calls(recs, runs)] == [True, False]
     assert [r.verified for r in audit.summarise(recs)] == [False]  # not checked: nothing is verified
+
+
+def test_the_records_a_table_leaves_out_are_counted_by_why():
+    tagged = {"Tags": ["x-airflow-dag-id-d", "x-airflow-task-id-t"], "TimeStamp": 1000, "APIID": "dev-orders",
+              "ResponseCode": 200, "RequestTime": 3}
+    other_dag = {**tagged, "Tags": ["x-airflow-dag-id-e"]}
+    untagged = {"Tags": [], "TimeStamp": 1000, "APIID": "dev-orders", "ResponseCode": 200, "RequestTime": 3}
+    t = audit.tally([tagged, other_dag, untagged, untagged], since=None, dag="d")
+    assert (t.read, t.untagged, t.filtered) == (4, 2, 1)
+    assert sum(r.count for r in audit.summarise([tagged, other_dag, untagged, untagged], dag="d")) == \
+        t.read - t.untagged - t.filtered

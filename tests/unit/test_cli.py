@@ -84,10 +84,11 @@ def test_bad_port_override(tmp_path):
 def test_data_with_rich_markup_is_printed_as_text_and_csv_cells_cannot_be_formulas(capsys):
     from sandbox.commands import render
     from sandbox.commands.audit import AuditRow as Row
+    from sandbox.commands.audit import Tally
 
     tag = "[/x] [bold]evil"  # any caller of the gateway sets audit tags
     with render.out.capture() as cap:
-        render.audit([Row(tag, "=cmd|' /C calc'!A0", "api", 200, 1, 1.0, 2.0, "t0", "t1")], 1)
+        render.audit([Row(tag, "=cmd|' /C calc'!A0", "api", 200, 1, 1.0, 2.0, "t0", "t1")], Tally(1, 0, 0))
         render.simple_table("t", ["a"], [[tag]])
     assert "[/x] [bold]evil" in cap.get()
     render.csv_rows([Row("@SUM(1)", "=cmd", "-2+3", 200, 1, 1.0, 2.0, "+x", "ok")], Row)
