@@ -802,8 +802,13 @@ def logs(component: str | None, follow: bool, lines: int) -> None:
     Examples:
       sandbox logs airflow
       sandbox logs -f tyk
+      sandbox logs ui                     # the sandbox's page
     """
+    from sandbox.stack import page
+
     rt = get_runtime()
+    if component == page.NAME:  # the page runs on the host whatever the runtime: its log is a file of the home
+        return _page_log(rt.paths.log(page.NAME), follow, lines)
     if component:
         rt.check_names([component], "logs")
     names = [component] if component else rt.component_names()
@@ -821,6 +826,25 @@ def logs(component: str | None, follow: bool, lines: int) -> None:
         try:
             for name, line in rt.follow(names):
                 print((f"{name}| " if len(names) > 1 else "") + line, flush=True)
+        except KeyboardInterrupt:
+            pass
+
+
+def _page_log(path: Path, follow: bool, lines: int) -> None:
+    if not path.exists():
+        raise SandboxError(f"The sandbox's page has no log yet ({path}).", "start it with `sandbox up`.")
+    for line in tail(path, lines):
+        print(line)
+    if follow:
+        try:
+            with path.open(errors="replace") as f:
+                f.seek(0, 2)
+                while True:
+                    line = f.readline()
+                    if line:
+                        print(line.rstrip("\n"), flush=True)
+                    else:
+                        time.sleep(0.2)
         except KeyboardInterrupt:
             pass
 

@@ -191,6 +191,8 @@ def test_logs_show_a_component(stack):
     assert "=== sandbox: starting redis-server" in p.stdout and "Ready to accept connections" in p.stdout
     p = stack.cli("logs", "nope", check=False)
     assert p.returncode == 2 and "Unknown component 'nope'" in p.stderr
+    page = stack.cli("logs", "ui", "-n", "200")  # the page's own log, on the host whatever the runtime
+    assert page.stdout.strip() and page.stdout.strip() in stack.paths.log("ui").read_text()
 
 
 def test_status_masks_secrets_unless_asked(stack):
