@@ -6,6 +6,7 @@ imported by the commands that use them, so `down`, `status` and `logs` start fas
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import sys
 import time
@@ -27,6 +28,9 @@ from sandbox.stack.factory import IMAGE_CHOICES, RUNTIMES, down_everywhere, make
 from sandbox.systems import NAMES
 from sandbox.systems.airflow.token_helper import TokenError, decode_claims
 
+# the filters, named and meant the same on every command that filters (smoke, doctor, audit, map)
+ENV_FILTER = click.option("--env", "env", default=None, help="Only this environment (default: every one).")
+SERVICE_FILTER = click.option("--service", default=None, help="Only this service (default: every one).")
 SPEC = click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), envvar="SANDBOX_SPEC",
                     help="The sandbox spec (default: the bundled fixtures/sandbox.yaml).")
 OUTPUT = click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
@@ -391,8 +395,8 @@ def apply_cmd(spec_path: Path | None, output: str) -> None:
 
 
 @cli.command("smoke")
-@click.option("--env", "env", default=None, help="Only this environment's connections.")
-@click.option("--service", default=None, help="Only this service's connections.")
+@ENV_FILTER
+@SERVICE_FILTER
 @SPEC
 @OUTPUT
 def smoke_cmd(env: str | None, service: str | None, spec_path: Path | None, output: str) -> None:
@@ -514,12 +518,15 @@ def rotate(accounts: tuple[str, ...], env: str | None, signing_key: bool, now: b
 
 @cli.command()
 @click.option("--since", default=None, metavar="DURATION", help="Only calls of the last DURATION (30s, 15m, 2h, 1d).")
+@ENV_FILTER
+@SERVICE_FILTER
 @click.option("--dag", "dag_id", default=None, help="Only this DAG's calls.")
 @click.option("--secrets", "secrets_", is_flag=True, help="The vault's records instead: which identity read which "
               "secret path, when (and what it was refused).")
 @click.option("-o", "--output", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
               help="Output format.")
-def audit(since: str | None, dag_id: str | None, secrets_: bool, output: str) -> None:
+def audit(since: str | None, env: str | None, service: str | None, dag_id: str | None, secrets_: bool,
+          output: str) -> None:
     """Which DAG called which service: the gateway's records by DAG, task, API and status.
 
     \b
@@ -547,7 +554,8 @@ def audit(since: str | None, dag_id: str | None, secrets_: bool, output: str) ->
     except SandboxError as e:  # the records stand without Airflow; none of them can be verified then
         runs = None
         render.err.print(f"[yellow]Calls not checked against Airflow's task instances: {e.message}[/]")
-    rows = audit_mod.summarise(records, time.time() - window if window else None, dag_id, runs)
+    rows = [r for r in audit_mod.summarise(records, time.time() - window if window else None, dag_id, runs)
+            if (env is None or r.api.startswith(f"{env}-")) and (service is None or r.api.endswith(f"-{service}"))]
     if output == "json":
         render.dump_json(rows)
     elif output == "csv":
@@ -577,11 +585,13 @@ def _audit_secrets(window: int | None, output: str) -> None:
 
 
 @cli.command()
-@click.option("--env", "env", default=None, help="Only this environment's connections.")
+@ENV_FILTER
+@SERVICE_FILTER
 @click.option("--connection", default=None, help="Only this connection id (e.g. tyk_dev_orders).")
 @SPEC
 @OUTPUT
-def doctor(env: str | None, connection: str | None, spec_path: Path | None, output: str) -> None:
+def doctor(env: str | None, service: str | None, connection: str | None, spec_path: Path | None,
+           output: str) -> None:
     """Walk each connection's path hop by hop (changing nothing) and name the broken one, with the fix.
 
     \b
@@ -592,7 +602,7 @@ def doctor(env: str | None, connection: str | None, spec_path: Path | None, outp
     from sandbox.commands import doctor as doctor_mod
     rt = get_runtime()
     results = doctor_mod.run(_spec(spec_path), rt.endpoints(), rt.handoff(), env, connection,
-                             lambda name: tail(rt.log_path(name), 400))
+                             lambda name: tail(rt.log_path(name), 400), service)
     if output == "json":
         render.dump_json([{**vars(d), "ok": d.ok} for d in results])
     else:
@@ -602,11 +612,13 @@ def doctor(env: str | None, connection: str | None, spec_path: Path | None, outp
 
 
 @cli.command("map")
+@ENV_FILTER
+@SERVICE_FILTER
 @SPEC
 @click.option("-o", "--output", type=click.Choice(["table", "md", "json", "csv", "svg"]), default="table",
               show_default=True, help="A table for the terminal, Markdown for a control document, JSON or CSV for "
               "tools, an SVG picture.")
-def map_cmd(spec_path: Path | None, output: str) -> None:
+def map_cmd(env: str | None, service: str | None, spec_path: Path | None, output: str) -> None:
     """The trust boundaries: every grant as an edge (DAG, connection, account, scopes, policy, API, upstream), where
     each secret lives and its age, checked against the live systems.
 
@@ -619,6 +631,8 @@ def map_cmd(spec_path: Path | None, output: str) -> None:
     from sandbox.commands import map_render, trust_map
     rt = get_runtime()
     m = trust_map.gather(_spec(spec_path), rt.endpoints(), rt.paths)
+    m = dataclasses.replace(m, edges=[e for e in m.edges if (env is None or e.env == env)
+                                      and (service is None or e.service == service)])
     if output == "json":
         render.dump_json(m.as_dict())
     elif output == "table":

@@ -20,7 +20,7 @@ import requests
 
 from sandbox.clients import Clients, why_not_running
 from sandbox.commands.call import gateway_refusal
-from sandbox.errors import SandboxError
+from sandbox.errors import SandboxError, use_one_of
 from sandbox.plan import Addresses, AirflowConnection, Desired, TykApi, plan
 from sandbox.runtime import crash
 from sandbox.runtime.base import AirflowHandoff, Endpoints
@@ -726,7 +726,8 @@ def airflow_down(endpoints: Endpoints, log_lines: Callable[[str], list[str]]) ->
 
 
 def run(spec: Spec, endpoints: Endpoints, handoff: AirflowHandoff, env: str | None = None,
-        connection: str | None = None, log_lines: Callable[[str], list[str]] = lambda _: []) -> list[Diagnosis]:
+        connection: str | None = None, log_lines: Callable[[str], list[str]] = lambda _: [],
+        service: str | None = None) -> list[Diagnosis]:
     """Diagnose the spec's connections (optionally one environment or one connection). A partly-down Airflow is
     diagnosed first (which service, why); its connections are walked too when its API server answers."""
     first: list[Diagnosis] = []
@@ -741,11 +742,12 @@ def run(spec: Spec, endpoints: Endpoints, handoff: AirflowHandoff, env: str | No
             return first
         raise SandboxError(f"doctor needs {name}, and {why}.", "run `sandbox up`, then `sandbox doctor` again.")
     desired = plan(spec, Addresses.of(endpoints))
-    conns = [c for c in desired.connections
-             if (env is None or c.env == env) and (connection is None or c.conn_id == connection)]
+    conns = [c for c in desired.connections if (env is None or c.env == env) and (connection is None or
+             c.conn_id == connection) and (service is None or c.service == service)]
     if not conns:
-        known = ", ".join(c.conn_id for c in desired.connections)
-        raise SandboxError(f"No connection {connection or ''} in {env or 'any environment'} in {spec.source}.".replace(
-            "  ", " "), f"use one of: {known}.", exit_code=2)
+        known = [c.conn_id for c in desired.connections]
+        what = " ".join(filter(None, (connection, service and f"of {service}")))
+        raise SandboxError(f"No connection {what} in {env or 'any environment'} in {spec.source}.".replace(
+            "  ", " "), use_one_of(connection or "", known), exit_code=2)
     live_clients = Clients(endpoints, allow_unhealthy={"airflow"} if first else set())
     return first + [diagnose(desired, endpoints, live_clients, handoff, c) for c in conns]

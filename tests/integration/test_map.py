@@ -89,6 +89,8 @@ def test_the_map_and_the_audit_fit_a_terminal_of_100_columns(stack):
         out = sandbox(*args, env=env).stdout
         assert max(len(line) for line in out.splitlines()) <= 100, out
     assert "records read" in sandbox("audit", env=env).stdout
+    dev = json.loads(stack.cli("map", "--env", "dev", "--service", "orders", "-o", "json").stdout)["edges"]
+    assert dev and {(e["env"], e["service"]) for e in dev} == {("dev", "orders")}
     assert "Every field of every edge: `sandbox map -o md`" in " ".join(sandbox("map", env=env).stdout.split())
 
 

@@ -180,3 +180,14 @@ def test_every_commands_help_has_examples_and_each_example_parses(tmp_path, monk
             assert words[1:1 + len(path)] == list(path), example
             with cmd.make_context(" ".join(words[:1 + len(path)]), words[1 + len(path):]) as ctx:
                 assert ctx.params is not None, example
+
+
+def test_the_commands_that_filter_take_the_same_filters_with_one_meaning():
+    helps = {}
+    for name in ("smoke", "doctor", "audit", "map"):
+        params = {p.name: p for p in cli.commands[name].params}
+        for flag in ("env", "service"):
+            assert flag in params, (name, flag)
+            assert params[flag].default is None, (name, flag)  # a filter: none given, every one
+            helps.setdefault(flag, set()).add(params[flag].help)
+    assert all(len(h) == 1 for h in helps.values()), helps
