@@ -82,11 +82,15 @@ def _without(config: pytest.Config) -> list[str]:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    # which sandbox the tests use, said first: a suite run beside `sandbox up` is a second stack unless told otherwise
+    home = _paths(config).home
+    lines = [f"sandbox: the tests' own sandbox in {home} (started here unless it runs; `--sandbox-home DIR` "
+             "attaches to another, such as the one `sandbox up` started)"]
     without = _without(config)
-    if not without:
-        return []
-    what = ", ".join("whatever cannot be provisioned" if w == "unavailable" else w for w in without)
-    return [f"sandbox: LEAVING OUT {what}: tests of those components will skip or fail"]
+    if without:
+        what = ", ".join("whatever cannot be provisioned" if w == "unavailable" else w for w in without)
+        lines.append(f"sandbox: LEAVING OUT {what}: tests of those components will skip or fail")
+    return lines
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
