@@ -26,6 +26,8 @@ for name in sys.argv[1:]:
         os.setsid()
         time.sleep(60)
         os._exit(0)
+    while os.getsid(pid) != pid:  # as sandbox_services does: reported once it leads its own session
+        time.sleep(0.001)
     os.write(fd, f"{name} {pid}\\n".encode())
 """
 

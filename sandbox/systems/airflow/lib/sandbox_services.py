@@ -85,6 +85,18 @@ def serve(name: str, module: str, args: list[str]) -> None:
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
+def _await_own_session(pid: int, timeout: float = 5.0) -> None:
+    """Until the forked child has made its own session (its first act), or it ended, or `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.getsid(pid) == pid:
+                return
+        except ProcessLookupError:
+            return
+        time.sleep(0.001)
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--release"]:
         sys.exit(release(sys.argv[2]))
@@ -106,6 +118,7 @@ def main() -> None:
             return  # the service ended: the interpreter exits as that service's command would
         pids[pid] = name
         if report is not None:
+            _await_own_session(pid)  # reported once `down` can end its group: not while it is still in ours
             os.write(int(report), f"{name} {pid}\n".encode())
     gc.enable()  # the launcher itself: in a container it stays, supervising
     if report is not None:
