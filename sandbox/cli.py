@@ -821,13 +821,13 @@ def logs(component: str | None, follow: bool, lines: int) -> None:
     from sandbox.stack import page
 
     rt = get_runtime()
-    if component == page.NAME:  # the page runs on the host whatever the runtime: its log is a file of the home
-        return _page_log(rt.paths.log(page.NAME), follow, lines)
-    if component:
+    # the page runs on the host whatever the runtime: its log is a file of the home, followed as a file
+    own_page = component == page.NAME
+    if component and not own_page:
         rt.check_names([component], "logs")
     names = [component] if component else rt.component_names()
     for name in names:
-        path = rt.log_path(name)
+        path = rt.paths.log(name) if own_page else rt.log_path(name)
         if not component and not path.exists():
             continue
         if not component:
@@ -837,30 +837,25 @@ def logs(component: str | None, follow: bool, lines: int) -> None:
         for line in tail(path, lines):
             print(line)
     if follow:
+        following = ((page.NAME, line) for line in _new_lines(rt.paths.log(page.NAME))) if own_page else \
+            rt.follow(names)
         try:
-            for name, line in rt.follow(names):
+            for name, line in following:
                 print((f"{name}| " if len(names) > 1 else "") + line, flush=True)
         except KeyboardInterrupt:
             pass
 
 
-def _page_log(path: Path, follow: bool, lines: int) -> None:
-    if not path.exists():
-        raise SandboxError(f"The sandbox's page has no log yet ({path}).", "start it with `sandbox up`.")
-    for line in tail(path, lines):
-        print(line)
-    if follow:
-        try:
-            with path.open(errors="replace") as f:
-                f.seek(0, 2)
-                while True:
-                    line = f.readline()
-                    if line:
-                        print(line.rstrip("\n"), flush=True)
-                    else:
-                        time.sleep(0.2)
-        except KeyboardInterrupt:
-            pass
+def _new_lines(path: Path):
+    """What is written to `path` from now on, line by line (Ctrl-C ends it)."""
+    with path.open(errors="replace") as f:
+        f.seek(0, 2)
+        while True:
+            line = f.readline()
+            if line:
+                yield line.rstrip("\n")
+            else:
+                time.sleep(0.2)
 
 
 def main() -> None:
