@@ -104,6 +104,14 @@ def test_a_spec_given_to_up_is_the_one_every_later_command_uses(stack, tmp_path)
         stack.paths.spec_record.unlink(missing_ok=True)
 
 
+def test_global_options_go_before_or_after_the_command_on_the_running_stack(stack):
+    env = {k: v for k, v in stack.env.items() if k != "SANDBOX_HOME"}  # the home only from the option
+    for args in (("status", "--home", str(stack.home), "-o", "json"), ("-o", "json", "--home", str(stack.home),
+                                                                       "status")):
+        rows = json.loads(sandbox(*args, env=env).stdout)
+        assert {r["name"] for r in rows if r["healthy"]} >= {"keycloak", "tyk", "airflow", "redis"}, (args, rows)
+
+
 def test_a_second_sandbox_with_a_port_offset_runs_beside_the_first(stack, tmp_path):
     from sandbox.host.ports import is_free
     from sandbox.runtime.skeleton import HOST_PORTS
