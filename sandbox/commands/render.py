@@ -207,10 +207,10 @@ def audit(rows, tally) -> None:
     if tally.untagged or tally.filtered:
         outside = f", {tally.filtered} outside --since/--dag" if tally.filtered else ""
         out.print(f"[dim]Not in the table: {tally.untagged} call(s) without an X-Airflow-Dag-Id header (not a "
-                  f"task's: `sandbox call`, curl, a script){outside}. Times are UTC.[/]")
+                  f"task's: `sandbox call`, curl, a script){outside}. Times are UTC.[/]", soft_wrap=False)
     if any(not r.verified for r in rows):
         out.print("[dim]unverified: no task instance of Airflow's was running with that DAG, task and run when the "
-                  "call came — its X-Airflow-* headers were set by whoever called.[/]")
+                  "call came — its X-Airflow-* headers were set by whoever called.[/]", soft_wrap=False)
     if not rows:
         out.print("[dim]No call tagged with X-Airflow-Dag-Id yet (`sandbox smoke` makes some).[/]")
 

@@ -100,7 +100,8 @@ def test_a_spec_given_to_up_is_the_one_every_later_command_uses(stack, tmp_path)
             assert "Using" not in done.stderr, (args, done.stderr)  # no flag: the sandbox's own, nothing to say
         other = stack.cli("token", "airflow", "--spec", str(bundled))
         assert f"Using {bundled}, not {mine}, which this sandbox runs" in " ".join(other.stderr.split()), other.stderr
-    finally:
+    finally:  # back to the bundled spec (the page follows the spec `up` names), and no record of it
+        stack.cli("up", "--spec", str(bundled), "--no-smoke", *stack.up_args()[3:])
         stack.paths.spec_record.unlink(missing_ok=True)
 
 
