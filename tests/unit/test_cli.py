@@ -30,7 +30,10 @@ def test_logs_unknown_component(tmp_path):
 def test_status_of_a_new_sandbox(tmp_path):
     r = run(tmp_path, "status", "-o", "json")
     assert r.exit_code == 0
-    assert {row["state"] for row in json.loads(r.output)} == {"stopped"}
+    rows = json.loads(r.output)
+    assert {row["state"] for row in rows} == {"stopped"}
+    # nothing of it runs: no URL is shown as its own (the default ports may be another sandbox's)
+    assert {row["url"] for row in rows} == {""} and not any(row["urls"] for row in rows)
 
 
 def test_corrupt_state_is_one_sentence(tmp_path):
