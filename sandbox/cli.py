@@ -58,17 +58,15 @@ def place_global_options(args: list[str]) -> list[str]:
             rest.append(a)
         i += 1
     # an output format before the command goes after it
-    command = next((j for j, a in enumerate(rest) if not a.startswith("-")
-                    and (j == 0 or rest[j - 1] not in ("-o", "--output"))), None)
-    if command is not None:
-        before = rest[:command]
-        moved = [x for j, x in enumerate(before) if x in ("-o", "--output") and j + 1 < len(before)
-                 for x in (x, before[j + 1])]
-        if moved:
-            kept = [x for j, x in enumerate(before) if x not in ("-o", "--output")
-                    and not (j > 0 and before[j - 1] in ("-o", "--output"))]
-            rest = kept + [rest[command]] + moved + rest[command + 1:]
-    return head + rest
+    before: list[str] = []
+    output: list[str] = []
+    while rest and rest[0].startswith("-"):
+        if rest[0] in ("-o", "--output") and len(rest) > 1:
+            output += rest[:2]
+            rest = rest[2:]
+        else:
+            before.append(rest.pop(0))
+    return head + before + rest[:1] + output + rest[1:]
 
 
 class SandboxGroup(click.Group):
@@ -554,14 +552,14 @@ def audit(since: str | None, env: str | None, service: str | None, dag_id: str |
     except SandboxError as e:  # the records stand without Airflow; none of them can be verified then
         runs = None
         render.err.print(f"[yellow]Calls not checked against Airflow's task instances: {e.message}[/]")
-    rows = [r for r in audit_mod.summarise(records, time.time() - window if window else None, dag_id, runs)
-            if (env is None or r.api.startswith(f"{env}-")) and (service is None or r.api.endswith(f"-{service}"))]
+    filters = audit_mod.Filters(time.time() - window if window else None, dag_id, env, service)
+    rows = audit_mod.summarise(records, filters, runs)
     if output == "json":
         render.dump_json(rows)
     elif output == "csv":
         render.csv_rows(rows, audit_mod.AuditRow)
     else:
-        render.audit(rows, audit_mod.tally(records, time.time() - window if window else None, dag_id))
+        render.audit(rows, audit_mod.tally(records, filters))
 
 
 def _audit_secrets(window: int | None, output: str) -> None:

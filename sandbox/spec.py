@@ -236,7 +236,6 @@ class Chosen:
     else the bundled one. `note` says when a given spec is not the one the sandbox runs."""
 
     path: Path
-    runs: Path | None  # what the sandbox runs, when `up --spec` recorded one
     note: str = ""
 
 
@@ -247,11 +246,11 @@ def chosen(record: Path, given: Path | None) -> Chosen:
     except (OSError, ValueError, KeyError, TypeError):
         runs = None
     if given is None:
-        return Chosen(runs or default_spec_path(), runs)
+        return Chosen(runs or default_spec_path())
     given = given.resolve()
     note = f"Using {given}, not {runs}, which this sandbox runs (`sandbox up --spec` changes that)." \
         if runs is not None and runs != given else ""
-    return Chosen(given, runs, note)
+    return Chosen(given, note)
 
 
 def remember(record: Path, path: Path) -> None:

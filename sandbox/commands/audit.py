@@ -125,20 +125,34 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
-def summarise(records: list[dict], since: float | None = None, dag: str | None = None,
-              runs: Runs | None = None) -> list[AuditRow]:
+@dataclass(frozen=True)
+class Filters:
+    """Which tagged calls a summary keeps: since when, one DAG, one environment, one service (None: every one)."""
+
+    since: float | None = None
+    dag: str | None = None
+    env: str | None = None
+    service: str | None = None
+
+    def keeps(self, dag_id: str, rec: dict) -> bool:
+        api = str(rec.get("APIID", ""))  # the gateway API of a route: <env>-<service>
+        return ((self.dag is None or dag_id == self.dag) and (self.env is None or api.startswith(f"{self.env}-"))
+                and (self.service is None or api.endswith(f"-{self.service}"))
+                and (self.since is None or seconds_of(rec.get("TimeStamp")) >= self.since))
+
+
+def summarise(records: list[dict], filters: Filters = Filters(), runs: Runs | None = None) -> list[AuditRow]:
     """DAG -> task -> API -> status -> verified: call counts, latency p50/p95, first and last seen. Calls without a
     DAG tag are not in it; `runs` checks each against Airflow's task instances (None: every call unverified)."""
     groups: dict[tuple[str, str, str, int, bool], list[tuple[float, float]]] = {}
     for rec in records:
         tags = [str(t) for t in rec.get("Tags") or []]
         dag_id = tag_value(tags, DAG_TAG)
-        when = seconds_of(rec.get("TimeStamp"))
-        if dag_id is None or (dag is not None and dag_id != dag) or (since is not None and when < since):
+        if dag_id is None or not filters.keeps(dag_id, rec):
             continue
         key = (dag_id, tag_value(tags, TASK_TAG) or "", str(rec.get("APIID", "")), int(rec.get("ResponseCode", 0)),
                runs is not None and explained(rec, runs))
-        groups.setdefault(key, []).append((when, float(rec.get("RequestTime", 0))))
+        groups.setdefault(key, []).append((seconds_of(rec.get("TimeStamp")), float(rec.get("RequestTime", 0))))
     rows = []
     for (dag_id, task, api, status, verified), seen in sorted(groups.items()):
         times, latencies = [w for w, _ in seen], [ms for _, ms in seen]
@@ -153,16 +167,16 @@ class Tally:
 
     read: int
     untagged: int  # no X-Airflow-Dag-Id: not a task's call (`sandbox call`, curl, a script)
-    filtered: int  # tagged, but outside --since or another --dag
+    filtered: int  # tagged, but left out by the filters (--since, --dag, --env, --service)
 
 
-def tally(records: list[dict], since: float | None = None, dag: str | None = None) -> Tally:
+def tally(records: list[dict], filters: Filters = Filters()) -> Tally:
     untagged = filtered = 0
     for rec in records:
         dag_id = tag_value([str(t) for t in rec.get("Tags") or []], DAG_TAG)
         if dag_id is None:
             untagged += 1
-        elif (dag is not None and dag_id != dag) or (since is not None and seconds_of(rec.get("TimeStamp")) < since):
+        elif not filters.keeps(dag_id, rec):
             filtered += 1
     return Tally(len(records), untagged, filtered)
 

@@ -77,10 +77,6 @@ TERMINAL_COLUMNS = ("env", "account → service", "connection", "scopes", "rate"
 
 def terminal_rows(m: TrustMap) -> list[list[str]]:
     """The map for a terminal, one short row an edge (the whole of each edge is in -o md, json and csv)."""
-    def age(s: int | None) -> str:
-        return "?" if s is None else f"{s // 86400}d" if s >= 86400 else f"{s // 3600}h" if s >= 3600 else \
-            f"{s // 60}m" if s >= 60 else f"{s}s"
-
     return [[e.env, f"{e.account} → {e.service}", e.connection or "-", "\n".join(e.scopes) or "-",
              e.rate if e.policy else "-", e.state + (" (drift)" if e.drift and e.state != "drift" else ""),
              age(e.secret_age_s), "\n".join(d["dag"] for d in e.dags) or "-"] for e in m.edges]

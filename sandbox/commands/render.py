@@ -78,8 +78,8 @@ def status_table(rows: list[ComponentStatus], show_secrets: bool) -> None:
               title_justify="left")
     for col in ("component", "state", "health", "url", "login"):
         t.add_column(col)
-    for r in status_dicts(rows, show_secrets):
-        secret = mask("x" * 8) if r["masked"] else r["secret"]
+    for row, r in zip(rows, status_dicts(rows, show_secrets), strict=True):
+        secret = mask(row.secret or "") if r["masked"] else r["secret"]
         login = f"{r['username']} / {secret}" if r["username"] and secret else (r["username"] or "")
         health = HEALTH[r["healthy"]] + (f" [dim]{e(r['detail'])}[/]" if r["healthy"] is False else "")
         if r["state"] in ("crashed", "unsupervised"):
@@ -205,7 +205,7 @@ def audit(rows, tally) -> None:
                   "verified" if r.verified else "[red]unverified[/]")
     out.print(t)
     if tally.untagged or tally.filtered:
-        outside = f", {tally.filtered} outside --since/--dag" if tally.filtered else ""
+        outside = f", {tally.filtered} left out by the filters" if tally.filtered else ""
         out.print(f"[dim]Not in the table: {tally.untagged} call(s) without an X-Airflow-Dag-Id header (not a "
                   f"task's: `sandbox call`, curl, a script){outside}. Times are UTC.[/]", soft_wrap=False)
     if any(not r.verified for r in rows):

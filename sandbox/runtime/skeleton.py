@@ -39,8 +39,8 @@ class Seen(NamedTuple):
     healthy: bool | None
     detail: str
     pids: list[int]
-    ended: list[str] = []
-    stopped: list[str] = []
+    ended: tuple[str, ...] | list[str] = ()
+    stopped: tuple[str, ...] | list[str] = ()
 
 HOST_PORTS = {"ui": 28090}  # the sandbox's page (`sandbox ui`), a process of the host whatever the runtime
 

@@ -50,7 +50,7 @@ def test_the_records_a_table_leaves_out_are_counted_by_why():
               "ResponseCode": 200, "RequestTime": 3}
     other_dag = {**tagged, "Tags": ["x-airflow-dag-id-e"]}
     untagged = {"Tags": [], "TimeStamp": 1000, "APIID": "dev-orders", "ResponseCode": 200, "RequestTime": 3}
-    t = audit.tally([tagged, other_dag, untagged, untagged], since=None, dag="d")
+    t = audit.tally([tagged, other_dag, untagged, untagged], audit.Filters(dag="d"))
     assert (t.read, t.untagged, t.filtered) == (4, 2, 1)
-    assert sum(r.count for r in audit.summarise([tagged, other_dag, untagged, untagged], dag="d")) == \
+    assert sum(r.count for r in audit.summarise([tagged, other_dag, untagged, untagged], audit.Filters(dag="d"))) == \
         t.read - t.untagged - t.filtered

@@ -267,7 +267,7 @@ def test_a_command_uses_the_spec_given_else_the_one_up_recorded_else_the_bundled
     from sandbox.spec import chosen, default_spec_path, remember
 
     record = tmp_path / "home" / "spec.json"
-    assert chosen(record, None) == chosen(record, None).__class__(default_spec_path(), None)
+    assert (chosen(record, None).path, chosen(record, None).note) == (default_spec_path(), "")
     mine, other = tmp_path / "mine.yaml", tmp_path / "other.yaml"
     remember(record, mine)
     assert (chosen(record, None).path, chosen(record, None).note) == (mine.resolve(), "")

@@ -156,13 +156,15 @@ class KubernetesRuntime(SkeletonRuntime):
         return [s for s in self.service_names if self._component_of(s) == component and not s.endswith("-init")]
 
     # ---- what a system runs differently on a cluster (its `cluster_form`) ----------------------------
-    def _chart(self, component: str) -> ReplicatedChart | None:
+    def _form(self, component: str, kind: type):
         form = self.components[component].cluster_form if component in self.components else None
-        return form if isinstance(form, ReplicatedChart) else None
+        return form if isinstance(form, kind) else None
+
+    def _chart(self, component: str) -> ReplicatedChart | None:
+        return self._form(component, ReplicatedChart)
 
     def _tasks(self, component: str) -> PodPerTask | None:
-        form = self.components[component].cluster_form if component in self.components else None
-        return form if isinstance(form, PodPerTask) else None
+        return self._form(component, PodPerTask)
 
     def _task_units(self) -> set[str]:
         return {f.task_unit for c in self.components if (f := self._tasks(c))}
