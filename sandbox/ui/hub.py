@@ -2,9 +2,11 @@
 verdicts, the scenario catalogue — and the one job a person started from the page (a smoke, a scenario reproduced
 and kept, its revert), with its progress lines.
 
-A background thread refreshes the parts at their own cadence: the smoke verdicts file every 0.25 s (a verdict
-reaches the page within a second), the components every 2 s, the live evidence (drift, secret ages, audit) every
-15 s and after each job. Every change bumps `version`; the server streams the snapshot to the page when it does.
+While somebody looks (a page's event stream, an API client, a job), a background thread refreshes the parts at
+their own cadence: the smoke verdicts file every 0.25 s (a verdict reaches the page within a second), the components
+every 2 s, the live evidence (drift, secret ages, audit) every 15 s and after each job. Every change bumps `version`;
+the server streams the snapshot to the page when it does. Nobody looking for LINGER seconds, it stops refreshing: a
+page left running beside the stack took a tenth of a core (and called every system's API) for no reader.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sandbox.spec import load as load_spec
 from sandbox.stack.factory import make_runtime
 
 COMPONENTS_EVERY, EVIDENCE_EVERY, VERDICTS_EVERY = 2.0, 15.0, 0.25
+LINGER = 30.0  # seconds the refreshes go on after the last look (an event stream looks at least every 10 s)
 TOUR = [  # in the order data flows: what each part is, for a new engineer's first visit
     ("components", "The stack", "Six systems run here: Airflow runs the DAGs; the vault (OpenBao) keeps every client "
                                 "secret; Keycloak issues tokens; the Tyk gateway checks them against policies; Redis "
@@ -61,6 +64,8 @@ class Hub:
         self._json = ""
         self._wake = threading.Event()
         self._job_thread: threading.Thread | None = None
+        self.wanted_until = 0.0  # monotonic: refresh while now is before it
+        self.refreshes = 0  # a look after a pause waits for the next one
 
     # ---- what the page gets --------------------------------------------------------------------------
     def spec(self) -> Spec:
@@ -82,9 +87,33 @@ class Hub:
                 self._json, self.version = text, self.version + 1
                 self.changed.notify_all()
 
-    def wait_change(self, seen: int, timeout: float) -> tuple[int, str]:
+    def want(self) -> bool:
+        """Somebody looks: refreshes go on for LINGER seconds. True when they had paused (the snapshot may be old)."""
         with self.lock:
-            self.changed.wait_for(lambda: self.version != seen, timeout=timeout)
+            paused = time.monotonic() >= self.wanted_until
+            self.wanted_until = time.monotonic() + LINGER
+        if paused:
+            self._wake.set()
+        return paused
+
+    def wanted(self) -> bool:
+        return time.monotonic() < self.wanted_until or self.busy()
+
+    def look(self, timeout: float) -> tuple[int, str]:
+        """The snapshot for one reader; after a pause, the one the next refresh makes (within `timeout`)."""
+        with self.lock:
+            done = self.refreshes
+        if self.want():
+            with self.lock:
+                self.changed.wait_for(lambda: self.refreshes != done, timeout=timeout)
+        return self.snapshot()
+
+    def wait_change(self, seen: int, timeout: float) -> tuple[int, str]:
+        """The next snapshot after version `seen` (an event stream's wait); a current one after a pause."""
+        until = time.monotonic() + timeout
+        self.look(timeout)
+        with self.lock:
+            self.changed.wait_for(lambda: self.version != seen, timeout=max(0.0, until - time.monotonic()))
             return self.version, self._json
 
     # ---- the parts ------------------------------------------------------------------------------------
@@ -134,6 +163,10 @@ class Hub:
         mtime = None
         while True:
             now = time.monotonic()
+            if not self.wanted():  # nobody looks: sleep until somebody does (`want` wakes this)
+                self._wake.wait(LINGER)
+                self._wake.clear()
+                continue
             try:
                 seen = self.paths.smoke_verdicts.stat().st_mtime if self.paths.smoke_verdicts.exists() else None
                 if (now - last["components"] >= COMPONENTS_EVERY or seen != mtime
@@ -145,6 +178,9 @@ class Hub:
                         last["evidence"] = now
             except Exception as e:  # noqa: BLE001 - the page shows it; the loop goes on
                 self._set(error=f"{type(e).__name__}: {e}")
+            with self.lock:  # a look waiting after a pause has its answer (the error included)
+                self.refreshes += 1
+                self.changed.notify_all()
             self._wake.wait(VERDICTS_EVERY)
             self._wake.clear()
 

@@ -157,7 +157,7 @@ def build(paths: SandboxPaths, port: int, spec_path: Path | None, hub: Hub | Non
         return wrapped
 
     async def state(request: Request) -> Response:
-        _, text = hub.snapshot()
+        _, text = await asyncio.to_thread(hub.look, 10.0)
         return Response(text or "{}", media_type="application/json")
 
     async def events(request: Request) -> Response:
