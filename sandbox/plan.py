@@ -15,13 +15,25 @@ from urllib.parse import urlsplit
 
 from sandbox.runtime.base import Endpoints
 from sandbox.spec import BUNDLED, Spec
-from sandbox.systems.keycloak import client as oidc
 
 AUDIENCE = "sandbox-gateway"  # the `aud` every token must carry for the gateway
 MANAGED = "sandbox.managed"
 CONNECTION_MARK = "[managed by airflow-tyk-sandbox]"  # an Airflow connection's description starts with it
 # Request headers the gateway records as analytics tags: which DAG, task and run made a call.
 AUDIT_HEADERS = ("X-Airflow-Dag-Id", "X-Airflow-Task-Id", "X-Airflow-Run-Id")
+
+
+# ---- a realm's OIDC URLs, as Keycloak lays them out (pure: planning, clients and tests build them alike) ------
+def issuer(keycloak_url: str, realm: str) -> str:
+    return f"{keycloak_url}/realms/{realm}"
+
+
+def token_url(keycloak_url: str, realm: str) -> str:
+    return f"{issuer(keycloak_url, realm)}/protocol/openid-connect/token"
+
+
+def jwks_url(keycloak_url: str, realm: str) -> str:
+    return f"{issuer(keycloak_url, realm)}/protocol/openid-connect/certs"
 
 
 @dataclass(frozen=True)
@@ -171,7 +183,7 @@ def api_id_of(env: str, service: str) -> str:
 def plan(spec: Spec, at: Addresses) -> Desired:
     d = Desired()
     for env_name, env in spec.environments.items():
-        issuer = oidc.issuer(at.keycloak_url, env_name)
+        realm_issuer = issuer(at.keycloak_url, env_name)
         d.realms.append(KeycloakRealm(env_name, env.token_lifespan))
         grants = spec.grants_in(env_name)
         for scope in sorted({s for g in grants for s in g.scopes}):
@@ -188,7 +200,7 @@ def plan(spec: Spec, at: Addresses) -> Desired:
             svc_grants = [g for g in grants if g.service == service.name]
             d.apis.append(TykApi(
                 api_id=api_id, env=env_name, service=service.name, listen_path=f"/{env_name}/{service.name}/",
-                upstream_url=upstream, issuer=issuer, jwks_url=oidc.jwks_url(at.keycloak_for_components, env_name),
+                upstream_url=upstream, issuer=realm_issuer, jwks_url=jwks_url(at.keycloak_for_components, env_name),
                 audience=AUDIENCE,
                 scope_policies=tuple(sorted((s, policy_id(env_name, g.account, service.name))
                                             for g in svc_grants for s in g.scopes)),
@@ -207,7 +219,7 @@ def plan(spec: Spec, at: Addresses) -> Desired:
                 d.connections.append(AirflowConnection(
                     conn_id=connection_id(env_name, service.name), env=env_name, service=service.name,
                     url=f"http://{at.gateway_host}:{at.gateway_port}/{env_name}/{service.name}",
-                    token_url=oidc.token_url(at.keycloak_for_components, env_name), client_id=spec.airflow_account,
+                    token_url=token_url(at.keycloak_for_components, env_name), client_id=spec.airflow_account,
                     scope=" ".join(sorted({s for g in mine for s in g.scopes})), audience=AUDIENCE,
                     secret_key=secret_key(env_name, spec.airflow_account),
                 ))

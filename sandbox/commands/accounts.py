@@ -8,10 +8,10 @@ import json
 from sandbox import clients
 from sandbox.errors import SandboxError, use_one_of
 from sandbox.paths import SandboxPaths
+from sandbox.plan import token_url
 from sandbox.runtime.base import Endpoints
 from sandbox.spec import Spec
 from sandbox.systems.airflow.token_helper import ClientCredentialsAuth
-from sandbox.systems.keycloak import client as oidc
 
 
 def check_account(spec: Spec, account: str, env: str) -> None:
@@ -37,5 +37,5 @@ def auth_for(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, account: str
     if why := clients.why_not_running(endpoints, "keycloak"):
         raise SandboxError(f"No token without Keycloak: {why}.", "run `sandbox up`.")
     client_secret(paths, env, account)  # a missing secret is said now, not at the first call
-    return ClientCredentialsAuth(oidc.token_url(endpoints.url("keycloak"), env), account,
+    return ClientCredentialsAuth(token_url(endpoints.url("keycloak"), env), account,
                                  lambda: client_secret(paths, env, account))  # re-read: `sandbox rotate` changes it

@@ -184,7 +184,7 @@ def test_rotate_swaps_every_client_secret_inside_the_containers_and_the_smoke_st
     restart; the old one is refused by Keycloak afterwards."""
     import requests
 
-    from sandbox.systems.keycloak.client import token_url
+    from sandbox.plan import token_url
 
     paths = SandboxPaths.resolve(dstack.home)
     old = json.loads(paths.client_secrets.read_text())

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
+from sandbox.plan import jwks_url, token_url
 from sandbox.spec import fixture_path
 from sandbox.systems.airflow import dag_runs
-from sandbox.systems.keycloak.client import jwks_url, token_url
 from sandbox.systems.tyk.client import TykGateway
 from tests.integration.conftest import kc_admin
 

@@ -1,4 +1,4 @@
-"""Keycloak's side of the sandbox: the OIDC URLs of a realm (pure) and the master realm's admin, logged in."""
+"""Keycloak's admin client: the master realm's admin, logged in. (A realm's OIDC URLs are plan's: pure shapes.)"""
 
 from __future__ import annotations
 
@@ -8,19 +8,6 @@ from sandbox.errors import SandboxError
 
 if TYPE_CHECKING:  # the library takes half a second to load: only commands that talk to Keycloak load it
     from keycloak import KeycloakAdmin
-
-
-# ---- OIDC URLs of a Keycloak realm (pure) ------------------------------------------------------------
-def issuer(keycloak_url: str, realm: str) -> str:
-    return f"{keycloak_url}/realms/{realm}"
-
-
-def token_url(keycloak_url: str, realm: str) -> str:
-    return f"{issuer(keycloak_url, realm)}/protocol/openid-connect/token"
-
-
-def jwks_url(keycloak_url: str, realm: str) -> str:
-    return f"{issuer(keycloak_url, realm)}/protocol/openid-connect/certs"
 
 
 def keycloak_admin(url: str, password: str) -> KeycloakAdmin:

@@ -25,8 +25,8 @@ from sandbox.host import supervisor
 from sandbox.host.credentials import GENERATORS, write_private
 from sandbox.host.provision import Say, cached_build, is_done, require_tool, run, sha256_of
 from sandbox.host.readiness import Check, http_ok, wait_for
+from sandbox.plan import token_url
 from sandbox.runtime.component import Component, ComponentContext, Login, ProcessSpec
-from sandbox.systems.keycloak import client as oidc
 from sandbox.systems.keycloak.database_copy import make_own_copy
 from sandbox.systems.keycloak.java import Jdk, find_jdk
 from sandbox.systems.keycloak.realm_keys import IMPORTED, KEY_PROVIDER, rsa_key_config
@@ -202,7 +202,7 @@ def _start_command(dist: Path, jdk: Jdk, data: Path, http_port: int, mgmt_port: 
 
 def _token(base_url: str, password: str) -> str | None:
     """An admin-cli token of the master admin, or None when the password is refused."""
-    r = requests.post(oidc.token_url(base_url, "master"), data={
+    r = requests.post(token_url(base_url, "master"), data={
         "grant_type": "password", "client_id": "admin-cli", "username": "admin", "password": password}, timeout=30)
     return r.json()["access_token"] if r.ok else None
 
