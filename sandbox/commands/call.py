@@ -19,7 +19,7 @@ from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import Endpoints
 from sandbox.spec import Spec
 from sandbox.systems.airflow.token_helper import TokenError, decode_claims
-from sandbox.systems.tyk.client import error_text
+from sandbox.systems.tyk.client import gateway_refusal
 
 
 @dataclass
@@ -35,17 +35,6 @@ class CallResult:
     @property
     def ok(self) -> bool:
         return self.status < 400
-
-
-def gateway_refusal(r: requests.Response) -> str | None:
-    """Tyk answers a refusal with a JSON body holding only `error`; an upstream's own error looks different."""
-    if r.status_code < 400:
-        return None
-    try:
-        body = r.json()
-    except ValueError:
-        return None
-    return error_text(r) if isinstance(body, dict) and set(body) == {"error"} else None
 
 
 def hide_token(text: str, token: str) -> str:

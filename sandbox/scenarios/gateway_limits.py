@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sandbox.commands.doctor import quota_counters
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
+from sandbox.systems.tyk.doctor import quota_counters
 
 
 def _cut(ctx: ScenarioContext, policy_id: str, **fields) -> None:
@@ -63,10 +63,10 @@ class StaleQuotaAfterReseed(Scenario):
         # The baseline's call made the counter; set it where the backfill left it: the spec's quota used up,
         # and the refused retries counted on top. Then the re-seed, which changes nothing on the gateway.
         quota = ctx.clients.tyk.call("GET", f"/policies/{self.policy}").json()["quota_max"]
-        for key in quota_counters(ctx.clients, self.policy):
+        for key in quota_counters(lambda: ctx.clients.redis, self.policy):
             ctx.clients.redis.set(key, quota + quota // 4, keepttl=True)
         ctx.apply()
 
     def revert(self, ctx: ScenarioContext) -> None:
-        if keys := list(quota_counters(ctx.clients, self.policy)):
+        if keys := list(quota_counters(lambda: ctx.clients.redis, self.policy)):
             ctx.clients.redis.delete(*keys)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import glob
 import json
 
-from sandbox.commands.doctor import env_var_name
 from sandbox.errors import SandboxError
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
+from sandbox.systems.airflow.doctor import env_var_name
 
 WORKERS = ("airflow", "airflow-scheduler")  # the LocalExecutor's workers are forked by the scheduler
 IDP = ("keycloak", "keycloak")

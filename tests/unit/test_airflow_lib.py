@@ -104,7 +104,7 @@ def test_a_crash_is_named_by_the_last_error_line_not_the_last_line():
 
 
 def test_doctor_finds_what_the_triggerer_cannot_import_and_processes_without_the_backend(tmp_path):
-    from sandbox.commands import doctor
+    from sandbox.systems.airflow import doctor
 
     (tmp_path / "team.py").write_text("import requests\nclass TeamAuth(requests.auth.AuthBase):\n    pass\n"
                                       "class Helper:\n    pass\nclass MyTrigger(BaseTrigger):\n    pass\n")

@@ -4,8 +4,9 @@ import base64
 import json
 from pathlib import Path
 
-from sandbox.commands.doctor import check_claims, env_var_name, netrc_login, proxied, shadowing, stale_tokens
 from sandbox.plan import AirflowConnection
+from sandbox.systems.airflow.doctor import env_var_name, netrc_login, proxied, shadowing, stale_tokens
+from sandbox.systems.keycloak.doctor import check_claims
 
 WANT = AirflowConnection("tyk_dev_orders", "dev", "orders", "http://127.0.0.1:1/dev/orders",
                          "http://kc/realms/dev/protocol/openid-connect/token", "airflow", "orders.read orders.write",
@@ -76,7 +77,7 @@ def test_stale_tokens_in_variables():
 
 
 def test_an_issuer_that_follows_the_request_host_is_named():
-    from sandbox.commands.doctor import follows_request_host
+    from sandbox.systems.keycloak.doctor import follows_request_host
 
     trusted = "http://127.0.0.1:28081/realms/dev"
     inside = "http://keycloak:8080/realms/dev/protocol/openid-connect/token"
@@ -111,8 +112,8 @@ def test_the_hops_are_a_table_in_the_order_a_call_takes_them():
 
 
 def test_judge_connection_names_the_first_finding():
-    from sandbox.commands.doctor import Seen, judge_connection
     from sandbox.runtime.base import AirflowHandoff
+    from sandbox.systems.airflow.doctor import Seen, judge_connection
 
     handoff = AirflowHandoff(*(Path("/nonexistent") / n for n in ("v.json", "dags", "home", "lib")))
     hop, verdict = judge_connection(Seen(WANT, None, {}, handoff))
@@ -123,7 +124,7 @@ def test_judge_connection_names_the_first_finding():
 
 
 def test_judge_secret():
-    from sandbox.commands.doctor import judge_secret
+    from sandbox.systems.openbao.doctor import judge_secret
 
     assert judge_secret(WANT, "s3cret", []) == (judge_secret(WANT, "s3cret", [])[0], None)
     assert judge_secret(WANT, "s3cret", [])[0].ok
@@ -137,8 +138,8 @@ def test_judge_secret():
 
 
 def test_judge_token_by_keycloaks_answer():
-    from sandbox.commands.doctor import judge_token
     from sandbox.systems.airflow.token_helper import TokenError
+    from sandbox.systems.keycloak.doctor import judge_token
 
     hop, verdict = judge_token(WANT, None, 12.3)
     assert hop.ok and verdict is None and "12 ms" in hop.detail
@@ -149,7 +150,7 @@ def test_judge_token_by_keycloaks_answer():
 
 
 def test_judge_claims_names_an_unfixed_hostname_before_the_issuer():
-    from sandbox.commands.doctor import judge_claims
+    from sandbox.systems.keycloak.doctor import judge_claims
 
     hop, verdict = judge_claims(WANT, GOOD, ISS, [])
     assert hop.ok and verdict is None
@@ -200,7 +201,7 @@ def test_a_teams_vault_backend_that_gives_nothing_is_named_with_where_the_task_w
 
 
 def test_a_forked_airflow_service_is_named_by_its_own_name():
-    from sandbox.commands.doctor import process_label
+    from sandbox.systems.airflow.doctor import process_label
 
     assert process_label(["/v/bin/python3", "/v/bin/airflow", "scheduler", "--skip-serve-logs"], "airflow") == \
         "/v/bin/airflow scheduler"
@@ -209,26 +210,27 @@ def test_a_forked_airflow_service_is_named_by_its_own_name():
 
 
 def test_gateway_replicas_that_disagree_are_named_with_the_stale_jwks_when_the_claims_are_right():
-    from sandbox.commands.doctor import Diagnosis, _split_hop
+    from sandbox.systems.checks import Diagnosis
+    from sandbox.systems.tyk.doctor import split_hop
 
     token = ".".join(base64.urlsafe_b64encode(json.dumps(p).encode()).decode().rstrip("=")
                      for p in ({"alg": "RS256", "kid": "k2"}, {})) + ".sig"
     split = {"gateway-tyk-b": (403, "Key not authorized"), "gateway-tyk-a": (200, "")}
     d = Diagnosis(WANT.conn_id)
-    hop = _split_hop(d, split, "dev-orders", WANT, token, claims_ok=True)
+    hop = split_hop(d, split, "dev-orders", WANT, token, claims_ok=True)
     assert not hop.ok and "replica gateway-tyk-b refuses it" in hop.detail and "gateway-tyk-a accepts" in hop.detail
     assert "replicas disagree" in d.verdict and "(k2)" in d.verdict and "DELETE /tyk/cache/jwks/dev-orders" in d.verdict
     assert "gateway-tyk-b first" in d.verdict
     d = Diagnosis(WANT.conn_id)
-    _split_hop(d, {**split, "gateway-tyk-b": (429, "Rate Limit Exceeded")}, "dev-orders", WANT, token, True)
+    split_hop(d, {**split, "gateway-tyk-b": (429, "Rate Limit Exceeded")}, "dev-orders", WANT, token, True)
     assert "rate limit" in d.verdict and "on every replica" in d.verdict
 
 
 def test_a_shared_airflow_container_that_one_service_ended_names_that_service_and_not_the_container():
     """docker: one container (named after the API server) runs the four services; the runtime says which service's
     end stopped it (`ended`) and which are not running (`stopped`), as fields."""
-    from sandbox.commands.doctor import airflow_down
     from sandbox.runtime.base import ComponentStatus, Endpoints
+    from sandbox.systems.airflow.doctor import airflow_down
 
     def diagnose(detail: str, ended: list[str], stopped: list[str]):
         st = ComponentStatus("airflow", "crashed", None, detail, "http://127.0.0.1:9",  # nothing answers there

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import requests
 
-from sandbox.commands.call import gateway_refusal, hide_token
-from sandbox.commands.doctor import explain_refusal
+from sandbox.commands.call import hide_token
 from sandbox.plan import AUDIT_HEADERS, plan
 from sandbox.spec import load
 from sandbox.systems.tyk.applier import api_managed, api_payload, differences, policy_managed, policy_payload
+from sandbox.systems.tyk.client import gateway_refusal
+from sandbox.systems.tyk.doctor import explain_refusal
 from tests.unit.test_plan import INPUTS
 
 DESIRED = plan(load(), INPUTS)

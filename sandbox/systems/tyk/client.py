@@ -77,3 +77,14 @@ def error_text(r: requests.Response) -> str:
     if isinstance(body, dict):
         return str(body.get("error") or body.get("message") or "")
     return ""
+
+
+def gateway_refusal(r: requests.Response) -> str | None:
+    """Tyk answers a refusal with a JSON body holding only `error`; an upstream's own error looks different."""
+    if r.status_code < 400:
+        return None
+    try:
+        body = r.json()
+    except ValueError:
+        return None
+    return error_text(r) if isinstance(body, dict) and set(body) == {"error"} else None
