@@ -1,7 +1,7 @@
 """Central rotation: client secrets and realms' signing keys, changed with overlap so that no caller fails.
 
 A client secret (per account and environment): Keycloak regenerates it and, by the realm's rotation policy
-(`appliers.keycloak.ROTATION`), keeps the old one valid as the client's "rotated secret"; the new one is written
+(the keycloak applier's ROTATION), keeps the old one valid as the client's "rotated secret"; the new one is written
 where every reader reads it (the vault, the CLI's file); after SECRET_GRACE — longer than any reader keeps a
 secret (Airflow's secrets backend: 5 s) plus a token request — the old one is invalidated.
 
@@ -28,7 +28,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 
 from sandbox import reconcile
 from sandbox.clients import Clients, why_not_running
@@ -40,14 +39,23 @@ from sandbox.paths import SandboxPaths
 from sandbox.plan import Addresses, plan
 from sandbox.runtime.base import AirflowHandoff, Endpoints
 from sandbox.spec import Spec
-from sandbox.systems.keycloak.applier import CLIENT_LIFESPAN
 from sandbox.systems.keycloak.realm_keys import KEY_PROVIDER
+from sandbox.systems.keycloak.rotation import (
+    KEY_NAME,
+    SECRET_CREATED,
+    add_key,
+    client_uuid,
+    invalidate_rotated,
+    key_age,
+    key_settlement,
+    longest_lifespan,
+    set_active,
+    signing_keys,
+)
 from sandbox.systems.openbao.client import SANDBOX_MOUNT, VaultError
 
 SECRET_GRACE = 15.0  # seconds the old secret stays valid after the new one is in the vault
 CLOCK_SKEW = 10.0  # added to the longest token lifespan before the old key goes
-KEY_NAME = "sandbox-rs256-"  # + the UTC time it was made: the key's age, for `status --credentials`
-SECRET_CREATED = "client.secret.creation.time"  # Keycloak's attribute: epoch seconds the secret was made
 
 
 @dataclass
@@ -157,7 +165,7 @@ def _settle_secrets(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, live:
     admin = live.keycloak
     done = []
     for realm, account in left.targets:
-        uuid = _client_uuid(admin, realm, account)
+        uuid = client_uuid(admin, realm, account)
         invalidate_rotated(admin, realm, uuid)
         done.append(f"{realm}/{account}: the old secret of an interrupted rotation is invalidated")
     admin.change_current_realm("master")
@@ -166,28 +174,8 @@ def _settle_secrets(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, live:
     return done
 
 
-@dataclass
-class KeySettlement:
-    """How one realm gets back to one signing key after an interrupted rotation."""
-
-    signing: dict  # the key that signs from now on
-    unused: list[dict]  # new keys that never signed (added passive): rolled back
-    old: list[dict]  # keys the rotation was replacing: removed now
 
 
-def key_settlement(keys: list[dict], names: dict[str, str]) -> KeySettlement | None:
-    """From a realm's RS256 keys (`GET /keys` entries) and its key components' names (id -> name): None when it has
-    one key. A passive key the sandbox made above the signing key's priority never signed: it is rolled back. Once
-    the new key signs, the old ones go now rather than never (their tokens' callers fetch new ones)."""
-    if len(keys) <= 1:
-        return None
-    prio = lambda k: int(k.get("providerPriority") or 0)  # noqa: E731
-    active = [k for k in keys if k.get("status") == "ACTIVE"]
-    signing = max(active or keys, key=prio)
-    unused = [k for k in keys if k.get("status") == "PASSIVE" and prio(k) > prio(signing)
-              and names.get(k["providerId"], "").startswith(KEY_NAME)]
-    old = [k for k in keys if k is not signing and k not in unused]
-    return KeySettlement(signing, unused, old)
 
 
 def _settle_keys(live: Clients, realms: list[str], say) -> list[str]:
@@ -205,7 +193,7 @@ def _settle_keys(live: Clients, realms: list[str], say) -> list[str]:
             done.append(f"{realm}: the unused new key {', '.join(k['kid'] for k in plan_.unused)} of an interrupted "
                         "rotation is removed")
         if plan_.signing.get("status") != "ACTIVE":
-            _set_active(admin, plan_.signing["providerId"], True)
+            set_active(admin, plan_.signing["providerId"], True)
         for k in plan_.old:
             admin.delete_component(k["providerId"])
         if plan_.old:
@@ -229,19 +217,8 @@ def _distribute(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, live: Cli
         say("openbao", f"not written to the vault: {skipped['openbao']}")
 
 
-def _client_uuid(admin, realm: str, client_id: str) -> str:
-    admin.change_current_realm(realm)
-    uuid = admin.get_client_id(client_id)
-    if not uuid:
-        raise SandboxError(f"Keycloak's realm {realm} has no client {client_id}.", "run `sandbox apply` first.")
-    return uuid
 
 
-def invalidate_rotated(admin, realm: str, uuid: str) -> None:
-    r = admin.connection.raw_delete(f"admin/realms/{realm}/clients/{uuid}/client-secret/rotated")
-    if r.status_code not in (200, 204, 404):
-        raise SandboxError(f"Keycloak refused to invalidate the old secret of a client in {realm}: HTTP "
-                           f"{r.status_code} {r.text[:200]}", "run `sandbox rotate` again.")
 
 
 def rotate_secrets(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, targets: list[tuple[str, str]],
@@ -263,7 +240,7 @@ def _rotate_secrets(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, targe
     t0 = time.monotonic()
     uuids = {}
     for realm, account in targets:
-        uuids[(realm, account)] = uuid = _client_uuid(admin, realm, account)
+        uuids[(realm, account)] = uuid = client_uuid(admin, realm, account)
         admin.generate_client_secrets(uuid)
         say("keycloak", f"{realm}/{account}: new secret, the old one still valid")
     _distribute(spec, endpoints, paths, live, say)
@@ -281,26 +258,10 @@ def _rotate_secrets(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, targe
             for realm, account in targets]
 
 
-# ---- signing keys ------------------------------------------------------------------------------------
-def signing_keys(keys: list[dict], statuses: tuple[str, ...] = ("ACTIVE",)) -> list[dict]:
-    """The realm's RS256 signing keys (`GET /keys`' entries: kid, providerId, status…) that sign now, or (with
-    PASSIVE) also those that only verify — a rotation retires both: a passive key left by an interrupted rotation
-    would otherwise stay published for ever."""
-    return [k for k in keys if k.get("algorithm") == "RS256" and k.get("use", "SIG") == "SIG"
-            and k.get("status") in statuses]
 
 
-def longest_lifespan(realm: dict, clients: list[dict]) -> int:
-    """Seconds the longest-lived access token of a realm lives: its lifespan, or a client's longer override."""
-    spans = [int(realm.get("accessTokenLifespan") or 300)]
-    spans += [int(v) for c in clients if (v := (c.get("attributes") or {}).get(CLIENT_LIFESPAN)) and v.isdigit()]
-    return max(spans)
 
 
-def _set_active(admin, component_id: str, active: bool) -> None:
-    c = admin.get_component(component_id)
-    c["config"] = {**c.get("config", {}), "active": ["true" if active else "false"]}
-    admin.update_component(component_id, c)
 
 
 def _flush_gateway(live: Clients, say) -> None:
@@ -333,17 +294,8 @@ def _rotate_signing_keys(endpoints: Endpoints, realms: list[str], now: bool, say
     work = []
     for realm in realms:  # 1. a new key per realm: passive (or, now, active at once)
         admin.change_current_realm(realm)
-        keys = admin.get_keys().get("keys") or []
-        old = signing_keys(keys, ("ACTIVE", "PASSIVE"))
-        priority = max([int(k.get("providerPriority") or 0) for k in signing_keys(keys)] or [100]) + 1
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        new_id = admin.create_component({
-            "name": f"{KEY_NAME}{stamp}", "providerId": "rsa-generated", "providerType": KEY_PROVIDER,
-            "parentId": admin.get_realm(realm)["id"],
-            "config": {"priority": [str(priority)], "keySize": ["2048"], "algorithm": ["RS256"],
-                       "enabled": ["true"], "active": ["true" if now else "false"]}})
-        r = _KeyRotation(realm, old, new_id)
-        r.new_kid = next((k["kid"] for k in admin.get_keys().get("keys") or [] if k.get("providerId") == new_id), "")
+        old = signing_keys(admin.get_keys().get("keys") or [], ("ACTIVE", "PASSIVE"))
+        r = _KeyRotation(realm, old, *add_key(admin, realm, active=now))
         work.append(r)
         say("keycloak", f"{realm}: new signing key {r.new_kid} " + ("active at once" if now else "added passive"))
     if now:
@@ -358,9 +310,9 @@ def _rotate_signing_keys(endpoints: Endpoints, realms: list[str], now: bool, say
     wait = 0
     for r in work:  # 3. the new key signs; the old one only verifies
         admin.change_current_realm(r.realm)
-        _set_active(admin, r.new_id, True)
+        set_active(admin, r.new_id, True)
         for k in r.old:
-            _set_active(admin, k["providerId"], False)
+            set_active(admin, k["providerId"], False)
         wait = max(wait, longest_lifespan(admin.get_realm(r.realm), admin.get_clients()))
         say("keycloak", f"{r.realm}: {r.new_kid} signs now; the old key only verifies")
     grace = wait + CLOCK_SKEW
@@ -395,14 +347,6 @@ class Credential:
     detail: str = ""
 
 
-def _key_age(name: str, now: float) -> int | None:
-    if not name.startswith(KEY_NAME):
-        return None
-    try:
-        made = datetime.strptime(name[len(KEY_NAME):], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return None
-    return int(now - made)
 
 
 def inventory(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, live: Clients | None = None) -> list[Credential]:
@@ -428,7 +372,7 @@ def inventory(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, live: Clien
         components = {c["id"]: c for c in admin.get_components({"type": KEY_PROVIDER})}
         for k in signing_keys(admin.get_keys().get("keys") or []):
             name = components.get(k["providerId"], {}).get("name", "")
-            out.append(Credential("signing-key", realm, f"Keycloak realm {realm} ({name})", _key_age(name, now),
+            out.append(Credential("signing-key", realm, f"Keycloak realm {realm} ({name})", key_age(name, now),
                                   f"kid {k['kid']}" + ("" if name.startswith(KEY_NAME) else "; the realm's first")))
     admin.change_current_realm("master")
     token_file = AirflowHandoff.of(paths).vault_token

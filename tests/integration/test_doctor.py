@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import pytest
 from keycloak import KeycloakAdmin
 
-from sandbox.commands.rotation import invalidate_rotated
+from sandbox.systems.keycloak.rotation import invalidate_rotated
 from tests.integration.conftest import airflow_session, kc_admin
 
 pytestmark = pytest.mark.integration

@@ -70,7 +70,7 @@ SHORT_LIFESPAN = 20  # seconds
 @pytest.fixture
 def short_lived_tokens(stack):
     """Both realms' tokens living 20 s for this test: the old keys retire after the longest token lifespan
-    (rotation.longest_lifespan, read from the live realm), so the key rotation waits 30 s, not the spec's 300 + 10
+    (keycloak's longest_lifespan, read from the live realm), so the key rotation waits 30 s, not the spec's 300 + 10
     — the same path, almost five minutes less of CI. Restored after."""
     admins = {realm: kc_admin(stack, realm) for realm in ("dev", "prod")}
     before = {realm: a.get_realm(realm)["accessTokenLifespan"] for realm, a in admins.items()}

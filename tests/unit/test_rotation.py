@@ -11,6 +11,7 @@ from sandbox.commands import rotation
 from sandbox.commands.render import age
 from sandbox.errors import SandboxError
 from sandbox.spec import load
+from sandbox.systems.keycloak import rotation as keycloak_rotation
 from sandbox.systems.keycloak.applier import ROTATED_BACKSTOP, SECRET_LIFETIME, rotation_policy, rotation_profile
 
 
@@ -35,23 +36,23 @@ def test_only_active_rs256_signing_keys_are_rotated():
             {"kid": "b", "algorithm": "RS256", "use": "SIG", "status": "PASSIVE"},
             {"kid": "c", "algorithm": "RSA-OAEP", "use": "ENC", "status": "ACTIVE"},
             {"kid": "d", "algorithm": "HS512", "use": "SIG", "status": "ACTIVE"}]
-    assert [k["kid"] for k in rotation.signing_keys(keys)] == ["a"]
+    assert [k["kid"] for k in keycloak_rotation.signing_keys(keys)] == ["a"]
 
 
 def test_the_old_key_waits_for_the_longest_lifespan_a_client_override_included():
     realm = {"accessTokenLifespan": 300}
-    assert rotation.longest_lifespan(realm, [{"attributes": {}}, {}]) == 300
-    assert rotation.longest_lifespan(realm, [{"attributes": {"access.token.lifespan": "900"}}]) == 900
-    assert rotation.longest_lifespan(realm, [{"attributes": {"access.token.lifespan": ""}}]) == 300
+    assert keycloak_rotation.longest_lifespan(realm, [{"attributes": {}}, {}]) == 300
+    assert keycloak_rotation.longest_lifespan(realm, [{"attributes": {"access.token.lifespan": "900"}}]) == 900
+    assert keycloak_rotation.longest_lifespan(realm, [{"attributes": {"access.token.lifespan": ""}}]) == 300
 
 
 def test_a_keys_age_comes_from_its_name_and_a_realms_first_key_has_none():
     made = "2026-12-01T10:00:00+00:00"
     from datetime import datetime
     now = datetime.fromisoformat(made).timestamp() + 125
-    assert rotation._key_age(f"{rotation.KEY_NAME}20261201T100000Z", now) == 125
-    assert rotation._key_age("rsa-generated", now) is None
-    assert rotation._key_age(f"{rotation.KEY_NAME}garbage", now) is None
+    assert keycloak_rotation.key_age(f"{keycloak_rotation.KEY_NAME}20261201T100000Z", now) == 125
+    assert keycloak_rotation.key_age("rsa-generated", now) is None
+    assert keycloak_rotation.key_age(f"{keycloak_rotation.KEY_NAME}garbage", now) is None
 
 
 def test_ages_read_as_people_say_them():
@@ -77,24 +78,24 @@ NAMES = {"id-first": "rsa-generated", "id-new": "sandbox-rs256-20261207T080000Z"
 
 
 def test_one_key_needs_no_settling():
-    assert rotation.key_settlement([_key("first", "ACTIVE", 100)], NAMES) is None
+    assert keycloak_rotation.key_settlement([_key("first", "ACTIVE", 100)], NAMES) is None
 
 
 def test_a_rotation_killed_after_adding_its_passive_key_is_rolled_back():
     first, new = _key("first", "ACTIVE", 100), _key("new", "PASSIVE", 101)
-    s = rotation.key_settlement([first, new], NAMES)
+    s = keycloak_rotation.key_settlement([first, new], NAMES)
     assert (s.signing["kid"], [k["kid"] for k in s.unused], s.old) == ("first", ["new"], [])
 
 
 def test_a_rotation_killed_once_its_new_key_signs_is_finished_the_old_key_removed():
     first, new = _key("first", "PASSIVE", 100), _key("new", "ACTIVE", 101)
-    s = rotation.key_settlement([first, new], NAMES)
+    s = keycloak_rotation.key_settlement([first, new], NAMES)
     assert (s.signing["kid"], s.unused, [k["kid"] for k in s.old]) == ("new", [], ["first"])
 
 
 def test_a_rotation_killed_with_two_keys_signing_keeps_the_higher_priority_one():
     first, new = _key("first", "ACTIVE", 100), _key("new", "ACTIVE", 101)
-    s = rotation.key_settlement([first, new], NAMES)
+    s = keycloak_rotation.key_settlement([first, new], NAMES)
     assert (s.signing["kid"], s.unused, [k["kid"] for k in s.old]) == ("new", [], ["first"])
 
 
