@@ -14,12 +14,3 @@ os.environ.setdefault("SANDBOX_RUNTIME", "local")
 TEST_PORTS = {"keycloak": 29081, "keycloak-management": 29091, "redis": 29379, "tyk": 29082,
               "airflow": 29080, "upstream": 29083, "openbao": 29200, "ui": 29090}
 os.environ["SANDBOX_PORTS"] = ",".join(f"{k}={v}" for k, v in TEST_PORTS.items())
-
-# The docker runtime's module runs last. Its stack's start and its scenarios keep both cores busy, while the local
-# stack's tests mostly wait (DAG runs, timeouts: about half the CPU idle); CI runs the cluster suite beside this one
-# from its first minutes, and it is the waiting part it should meet, not the busy one.
-LAST = ("tests/integration/test_docker.py",)
-
-
-def pytest_collection_modifyitems(session, config, items):
-    items.sort(key=lambda item: item.nodeid.startswith(LAST))  # stable: every other test keeps its place
