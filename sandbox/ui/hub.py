@@ -167,6 +167,7 @@ class Hub:
                 self._wake.wait(LINGER)
                 self._wake.clear()
                 continue
+            answered = True  # a refresh made, or its error: a look waiting after a pause has its answer
             try:
                 seen = self.paths.smoke_verdicts.stat().st_mtime if self.paths.smoke_verdicts.exists() else None
                 if (now - last["components"] >= COMPONENTS_EVERY or seen != mtime
@@ -176,11 +177,14 @@ class Hub:
                     mtime, last["components"] = seen, now
                     if full:
                         last["evidence"] = now
+                else:
+                    answered = False
             except Exception as e:  # noqa: BLE001 - the page shows it; the loop goes on
                 self._set(error=f"{type(e).__name__}: {e}")
-            with self.lock:  # a look waiting after a pause has its answer (the error included)
-                self.refreshes += 1
-                self.changed.notify_all()
+            if answered:
+                with self.lock:
+                    self.refreshes += 1
+                    self.changed.notify_all()
             self._wake.wait(VERDICTS_EVERY)
             self._wake.clear()
 
