@@ -45,6 +45,7 @@ from sandbox.systems.keycloak.rotation import (
     SECRET_CREATED,
     add_key,
     client_uuid,
+    has_rotated,
     invalidate_rotated,
     key_age,
     key_settlement,
@@ -362,13 +363,11 @@ def inventory(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, live: Clien
             if realm not in acc.environments or account not in clients:
                 continue
             made = (clients[account].get("attributes") or {}).get(SECRET_CREATED, "")
-            rotated = admin.connection.raw_get(
-                f"admin/realms/{realm}/clients/{clients[account]['id']}/client-secret/rotated")
             out.append(Credential("client-secret", f"{realm}/{account}",
                                   f"Keycloak; vault sandbox/clients/{realm}/{account}",
                                   int(now - int(made)) if made.isdigit() else None,
-                                  "old secret still valid" if rotated.status_code == 200 and rotated.content
-                                  and rotated.json().get("value") else ""))
+                                  "old secret still valid" if has_rotated(admin, realm, clients[account]["id"])
+                                  else ""))
         components = {c["id"]: c for c in admin.get_components({"type": KEY_PROVIDER})}
         for k in signing_keys(admin.get_keys().get("keys") or []):
             name = components.get(k["providerId"], {}).get("name", "")

@@ -48,11 +48,23 @@ def client_uuid(admin, realm: str, client_id: str) -> str:
     return uuid
 
 
+def _rotated(realm: str, uuid: str) -> str:
+    """Keycloak's admin path of a client's rotated (old, still valid) secret."""
+    return f"admin/realms/{realm}/clients/{uuid}/client-secret/rotated"
+
+
 def invalidate_rotated(admin, realm: str, uuid: str) -> None:
-    r = admin.connection.raw_delete(f"admin/realms/{realm}/clients/{uuid}/client-secret/rotated")
+    r = admin.connection.raw_delete(_rotated(realm, uuid))
     if r.status_code not in (200, 204, 404):
         raise SandboxError(f"Keycloak refused to invalidate the old secret of a client in {realm}: HTTP "
                            f"{r.status_code} {r.text[:200]}", "run `sandbox rotate` again.")
+
+
+def has_rotated(admin, realm: str, uuid: str) -> bool:
+    """Whether the client's old secret is still valid beside its new one (a rotation's grace, or one left over)."""
+    r = admin.connection.raw_get(_rotated(realm, uuid))
+    return r.status_code == 200 and bool(r.content) and bool(r.json().get("value"))
+
 
 # ---- signing keys ------------------------------------------------------------------------------------
 def signing_keys(keys: list[dict], statuses: tuple[str, ...] = ("ACTIVE",)) -> list[dict]:
