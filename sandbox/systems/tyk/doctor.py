@@ -81,10 +81,9 @@ def gateway_hop(d: Diagnosis, api: TykApi, pol: TykPolicy | None, endpoints: End
     if words == "Key not authorized" and claims_ok:  # right claims, a current kid: the gateway's keys are older
         kid = decode_header(token).get("kid")
         d.verdict = d.verdict or (
-            f"The gateway refuses a token signed with the realm's current key ({kid}) although its claims are right: "
-            "its cached JWKS predates that key (the signing key was rotated). Fix: flush the gateway's JWKS cache "
-            f"(DELETE /tyk/cache/jwks/{api.api_id}) or wait out its cacheTimeout; next time, add the new key "
-            "passive first and activate it after the cache has expired.")
+            "The gateway refuses a token signed with the realm's current key although its claims are right: "
+            + stale_jwks(kid, f"(DELETE /tyk/cache/jwks/{api.api_id})") + "; next time, add the new key passive "
+            "first and activate it after the cache has expired.")
         return Hop("gateway", False, f"GET {want.path}/: HTTP {r.status_code} {words} (kid {kid} not in its JWKS)")
     if words is not None and "quota exceeded" in words.lower() and pol is not None \
             and (counters := quota_counters(redis_of, pol.policy_id)):
@@ -104,6 +103,12 @@ def gateway_hop(d: Diagnosis, api: TykApi, pol: TykPolicy | None, endpoints: End
         return Hop("gateway", False, f"GET {want.path}/: HTTP {r.status_code} {words}")
     return Hop("gateway", True, f"GET {want.path}/: HTTP {r.status_code} ({ms:.0f} ms), API {api.api_id}"
                + (f", policy {pol.policy_id}" if pol else ""))
+
+
+def stale_jwks(kid: str | None, flush: str, why: str = "the signing key was rotated") -> str:
+    """The verdict on a current key the gateway does not know, for one gateway or a replica of several."""
+    return (f"its cached JWKS predates the realm's current key ({kid}) ({why}). Fix: flush the JWKS cache {flush}, "
+            "or wait out its cacheTimeout")
 
 
 def replicas_split(endpoints: Endpoints, want: AirflowConnection, token: str) -> dict[str, tuple[int, str]] | None:
@@ -132,10 +137,9 @@ def split_hop(d: Diagnosis, split: dict[str, tuple[int, str]], api_id: str, want
     told = f"replica {refuser} refuses it (HTTP {status} {words})" + (f", replica {ok[0]} accepts it" if ok else "")
     if words == "Key not authorized" and claims_ok:
         kid = decode_header(token).get("kid")
-        why = (f"the refusing replica's cached JWKS predates the realm's current key ({kid}): a cache flush reached "
-               "only some replicas. Fix: flush the JWKS cache on every replica "
-               f"(DELETE /tyk/cache/jwks/{api_id} to each pod, {refuser} first, not through the Service), or wait "
-               "out its cacheTimeout")
+        why = "the refusing replica: " + stale_jwks(kid, f"on every replica (DELETE /tyk/cache/jwks/{api_id} to "
+                                                         f"each pod, {refuser} first, not through the Service)",
+                                                    "a cache flush reached only some replicas")
     else:
         cause, fix = explain_refusal(words)
         why = f"{cause}. Fix: {fix} on every replica (`sandbox apply` writes to each)"
