@@ -167,19 +167,19 @@ class Hub:
                 self._wake.wait(LINGER)
                 self._wake.clear()
                 continue
-            answered = True  # a refresh made, or its error: a look waiting after a pause has its answer
+            answered = False  # a refresh made, or its error: a look waiting after a pause has its answer
             try:
                 seen = self.paths.smoke_verdicts.stat().st_mtime if self.paths.smoke_verdicts.exists() else None
                 if (now - last["components"] >= COMPONENTS_EVERY or seen != mtime
                         or now - last["evidence"] >= EVIDENCE_EVERY):
                     full = now - last["evidence"] >= EVIDENCE_EVERY
                     self.refresh(evidence=full)
+                    answered = True
                     mtime, last["components"] = seen, now
                     if full:
                         last["evidence"] = now
-                else:
-                    answered = False
             except Exception as e:  # noqa: BLE001 - the page shows it; the loop goes on
+                answered = True
                 self._set(error=f"{type(e).__name__}: {e}")
             if answered:
                 with self.lock:
