@@ -14,6 +14,7 @@ from sandbox.runtime.component import ComponentContext
 from sandbox.runtime.docker import compose
 from sandbox.runtime.kubernetes import forwarder
 from sandbox.runtime.kubernetes import manifests as km
+from sandbox.runtime.kubernetes import runtime as kr
 from sandbox.runtime.kubernetes.runtime import KubernetesRuntime, lacking
 from sandbox.runtime.state import State
 from sandbox.settings import Settings
@@ -151,7 +152,8 @@ def test_repository_folders_are_config_maps_and_home_folders_are_published(tr, r
 def _pod(name, component, unit, waiting=None, phase="Running"):
     status = {"phase": phase, "containerStatuses": [{"state": {"waiting": {"reason": waiting}} if waiting else
                                                                {"running": {}}}]}
-    return {"kind": "Pod", "metadata": {"name": name, "labels": {km.COMPONENT: component, km.UNIT: unit}},
+    return {"kind": "Pod", "metadata": {"name": name, "labels": {km.COMPONENT: component, km.UNIT: unit},
+                                        "creationTimestamp": "2026-12-07T18:00:00Z"},
             "status": status}
 
 
@@ -167,6 +169,18 @@ def test_a_components_state_is_read_from_one_snapshot(rt):
     assert rt._failing(crashing).startswith("pod redis-1: CrashLoopBackOff")
     partly = [_deployment("airflow-api-server", "airflow")]
     assert rt._state_of("airflow", partly) == "crashed"  # a component is running when all its units are
+
+
+def test_a_component_starts_its_clock_once_its_pods_run_and_says_what_a_pending_pod_waits_for():
+    assert kr._not_running([], "openbao") == "openbao: no pod yet"
+    unbound = _pod("openbao-1", "openbao", "openbao", phase="Pending")
+    unbound["status"] = {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "message": "pod has unbound immediate PersistentVolumeClaims"}]}
+    assert kr._not_running([unbound], "openbao") == \
+        "openbao: pod openbao-1 Pending (pod has unbound immediate PersistentVolumeClaims)"
+    creating = _pod("openbao-1", "openbao", "openbao", "ContainerCreating", phase="Pending")
+    assert kr._not_running([creating], "openbao") == "openbao: pod openbao-1 Pending (ContainerCreating)"
+    assert kr._not_running([creating, _pod("openbao-2", "openbao", "openbao")], "openbao") == ""
 
 
 def test_the_forwarder_reaches_services_on_loopback_only():

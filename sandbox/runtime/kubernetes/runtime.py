@@ -52,6 +52,7 @@ FAILING = ("CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "ErrImageNeve
            "CreateContainerError", "InvalidImageName")
 FORWARDER = "forwarder"  # its log's name in the home's logs
 JOB_TIMEOUT_S = 600
+POD_START_TIMEOUT_S = 600  # scheduling, a claim bound, containers created: minutes on a loaded two-core machine
 SERVING = "sandbox/serving"  # the label of the one replica a Service is narrowed to (serve_only)
 # what the sandbox makes in its namespace, by kind (claims apart: they outlive `down` unless --volumes)
 OWNED = "deployments,jobs,services,secrets,configmaps,serviceaccounts,roles,rolebindings"
@@ -383,6 +384,28 @@ class KubernetesRuntime(SkeletonRuntime):
             progress(name, f"{unit}: {' '.join(job['spec']['template']['spec']['containers'][0].get('args', []))}")
             self._wait_job(unit)
         self.apply(self._on_executor(name, tr.workloads(name)))
+        self._wait_running(name, progress)
+
+    def _wait_running(self, name: str, progress: Progress) -> None:
+        """Until each unit of the component has a pod whose containers run. The component's start_timeout is the
+        time its own process takes to answer, as on the other runtimes: a busy cluster's scheduling, volume
+        provisioning and container creation come before it and are waited for here (a 30-s vault timed out on
+        them while a loaded two-node cluster bound its claim)."""
+        t0 = time.monotonic()
+        units = [u for u in self.units_of(name) if u not in self._task_units()]
+        while True:
+            items = self.snapshot(name)
+            if self._failing(items):
+                return  # the health wait's abort says why, at once
+            waiting = {u: _not_running(items, u) for u in units}
+            if not any(waiting.values()):
+                if (secs := time.monotonic() - t0) >= 5:
+                    progress(name, f"pods running after {secs:.0f}s (scheduling, volumes, containers)")
+                return
+            if time.monotonic() - t0 > POD_START_TIMEOUT_S:
+                raise SandboxError(f"{name}'s pods did not start in {POD_START_TIMEOUT_S}s: "
+                                   + "; ".join(w for w in waiting.values() if w))
+            time.sleep(1.0)
 
     # ---- tasks in pods of their own (the executor's form) -----------------------------------------
     def _on_executor(self, component: str, objects: list[dict]) -> list[dict]:
@@ -715,3 +738,23 @@ def lacking(nodes: list[dict], images: dict[str, str]) -> dict[str, list[str]]:
             if _short(ref) not in held:
                 out.setdefault(ref, []).append(node["metadata"]["name"])
     return out
+
+
+def _not_running(items: list[dict], unit: str) -> str:
+    """'' when a pod of `unit` runs all its containers; else what its newest pod waits for."""
+    pods = sorted((i for i in items if i["kind"] == "Pod" and i["metadata"].get("labels", {}).get(km.UNIT) == unit
+                   and not i["metadata"].get("deletionTimestamp")),
+                  key=lambda p: p["metadata"]["creationTimestamp"])
+    for pod in pods:
+        statuses = pod.get("status", {}).get("containerStatuses") or []
+        if statuses and all("running" in (cs.get("state") or {}) for cs in statuses):
+            return ""
+    if not pods:
+        return f"{unit}: no pod yet"
+    status = pods[-1].get("status", {})
+    why = [c.get("message", "")[:200] for c in status.get("conditions") or []
+           if c.get("type") == "PodScheduled" and c.get("status") == "False"]
+    why += [reason for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
+            if (reason := ((cs.get("state") or {}).get("waiting") or {}).get("reason"))]
+    said = f" ({', '.join(why)})" if why else ""
+    return f"{unit}: pod {pods[-1]['metadata']['name']} {status.get('phase', 'Pending')}{said}"
