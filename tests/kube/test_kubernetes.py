@@ -163,11 +163,14 @@ def test_down_leaves_nothing_of_the_sandbox_in_the_cluster_and_another_namespace
 
 def labelled(kube) -> list[tuple[str, str, str]]:
     """Every object of every kind the cluster lists (namespaced and cluster-scoped) that carries the sandbox's
-    label: (kind, namespace, name)."""
+    label: (kind, namespace, name) — but another sandbox's namespace and what it holds (a shared cluster; the CI
+    machine's kind cluster keeps an interrupted run's sandbox, whose home was elsewhere)."""
     kinds = [k for k in kube.kubectl("api-resources", "--verbs=list", "-o", "name").split() if k
              and not k.startswith("events")]
-    found = kube.items(",".join(kinds), "-A", "-l", PART_OF)
-    return sorted((o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in found)
+    found = [(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"])
+             for o in kube.items(",".join(kinds), "-A", "-l", PART_OF)]
+    others = {name for kind, _, name in found if kind == "Namespace" and name != kube.namespace}
+    return sorted(o for o in found if o[1] not in others and not (o[0] == "Namespace" and o[2] in others))
 
 
 def psutil_processes() -> list[list[str]]:
