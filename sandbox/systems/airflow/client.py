@@ -5,19 +5,25 @@ from __future__ import annotations
 import requests
 
 from sandbox.errors import SandboxError
+from sandbox.plan import token_endpoint
+
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+SIGN_IN = "sign-in"  # Airflow's status URL naming its realm's issuer: where its callers get their Keycloak token
 
 
 class AirflowApi:
-    """Airflow's REST API v2 as the sandbox's admin."""
+    """Airflow's REST API v2 as the sandbox's own caller: a client of Airflow's realm whose Keycloak token Airflow's
+    auth manager exchanges for its own (the jwt-bearer grant), as any machine caller's."""
 
-    def __init__(self, url: str, password: str):
+    def __init__(self, url: str, token_url: str, client_id: str, secret: str):
         self.url = url.rstrip("/")
-        r = requests.post(f"{self.url}/auth/token", json={"username": "admin", "password": password}, timeout=30)
-        if not r.ok:
-            raise SandboxError(f"Airflow at {url} refused the sandbox's admin login (HTTP {r.status_code}).",
-                               "check `sandbox status`; `sandbox up` restarts a broken Airflow.")
         self.s = requests.Session()
-        self.s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+        self.s.headers["Authorization"] = f"Bearer {airflow_token(self.url, token_url, client_id, secret)}"
+
+    @classmethod
+    def of_status(cls, af: dict) -> AirflowApi:
+        """From Airflow's row of `sandbox status -o json --show-secrets` (its URL, realm, caller and secret)."""
+        return cls(af["url"], token_endpoint(af["urls"][SIGN_IN]), af["username"], af["secret"])
 
     @property
     def base(self) -> str:
@@ -46,3 +52,19 @@ class AirflowApi:
             offset += 100
             if offset >= page["total_entries"]:
                 return out
+
+
+def airflow_token(url: str, token_url: str, client_id: str, secret: str) -> str:
+    """An Airflow token for a client of Airflow's realm: its Keycloak token (with `openid`, which Airflow's check of
+    it at Keycloak's userinfo needs), exchanged at Airflow's /auth/token."""
+    kc = requests.post(token_url, data={"grant_type": "client_credentials", "client_id": client_id,
+                                        "client_secret": secret, "scope": "openid"}, timeout=30)
+    if not kc.ok:
+        raise SandboxError(f"Keycloak refused {client_id}'s token for Airflow (HTTP {kc.status_code} at {token_url}).",
+                           "run `sandbox apply`: it makes Airflow's realm, its client and the sandbox's caller.")
+    r = requests.post(f"{url}/auth/token", json={"grant_type": JWT_BEARER, "assertion": kc.json()["access_token"]},
+                      timeout=30)
+    if r.status_code != 201:
+        raise SandboxError(f"Airflow at {url} refused to exchange {client_id}'s Keycloak token (HTTP {r.status_code} "
+                           f"{r.text[:200]}).", "check `sandbox status`; `sandbox apply` restores Airflow's sign-in.")
+    return r.json()["access_token"]

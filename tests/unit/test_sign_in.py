@@ -1,0 +1,51 @@
+"""Airflow's sign-in as apply makes it in Keycloak and hands it to Airflow: plain data, no Keycloak."""
+
+from __future__ import annotations
+
+import json
+
+from sandbox.plan import Addresses, plan
+from sandbox.spec import load
+from sandbox.systems.airflow import files as airflow_files
+from sandbox.systems.keycloak import sign_in
+
+DESIRED = plan(load(), Addresses.nowhere())
+
+
+def test_the_authorization_model_is_the_providers_with_an_affirmative_decision():
+    authz = sign_in.authorization(DESIRED.sign_in)
+    assert authz["decisionStrategy"] == "AFFIRMATIVE"  # UNANIMOUS denies every request, Admin's too
+    names = {p["name"] for p in authz["policies"]}
+    assert {"Allow-Viewer", "Allow-User", "Allow-Op", "Allow-Admin", "Allow-SuperAdmin",
+            "ReadOnly", "Admin", "User", "Op"} == names
+    dag = next(r for r in authz["resources"] if r["name"] == "Dag")
+    assert {s["name"] for s in dag["scopes"]} == {"GET", "POST", "PUT", "DELETE", "LIST"}
+    assert {"MENU"} == {s["name"] for r in authz["resources"] if r["name"] == "Dags" for s in r["scopes"]}
+
+
+def test_airflows_client_carries_the_model_its_secret_and_its_callbacks():
+    c = sign_in.airflow_client(DESIRED.sign_in, "http://127.0.0.1:28080", "s3cret")
+    assert (c["clientId"], c["secret"], c["authorizationServicesEnabled"]) == ("airflow-server", "s3cret", True)
+    assert c["redirectUris"] == ["http://127.0.0.1:28080/*"]
+    assert c["attributes"][sign_in.MODEL] == sign_in.model_digest(DESIRED.sign_in, "http://127.0.0.1:28080")
+    assert sign_in.model_digest(DESIRED.sign_in, "http://127.0.0.1:28080") != \
+        sign_in.model_digest(DESIRED.sign_in, "http://127.0.0.1:29080")
+
+
+def test_a_callers_token_holds_what_airflow_reads():
+    c = sign_in.caller_client(DESIRED.sign_in, "sandbox", None)
+    assert "secret" not in c  # Keycloak makes one, unless the sandbox chose it
+    assert {"profile", "roles"} <= set(c["defaultClientScopes"])  # preferred_username; realm_access for roles
+    assert c["protocolMappers"][0]["config"]["included.client.audience"] == "airflow-server"
+
+
+def test_airflow_reads_its_realm_from_the_lib_folder(tmp_path):
+    before = airflow_files.auth_settings(tmp_path, "http://kc")
+    assert before["AIRFLOW__KEYCLOAK_AUTH_MANAGER__REALM"] == "master"  # nothing applied yet: nobody signs in
+    assert airflow_files.write_sign_in(tmp_path, DESIRED) is True
+    assert airflow_files.write_sign_in(tmp_path, DESIRED) is False  # unchanged: no restart
+    after = airflow_files.auth_settings(tmp_path, "http://kc")
+    assert after["AIRFLOW__KEYCLOAK_AUTH_MANAGER__REALM"] == "dev"
+    assert after["AIRFLOW__KEYCLOAK_AUTH_MANAGER__JWT_FEDERATED_CLIENT_IDS"] == "sandbox"
+    assert after["AIRFLOW__KEYCLOAK_AUTH_MANAGER__SERVER_URL"] == "http://kc"
+    assert "secret" not in json.dumps(json.loads((tmp_path / airflow_files.SIGN_IN_FILE).read_text())).lower()
