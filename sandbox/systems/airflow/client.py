@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import requests
 
 from sandbox.errors import SandboxError
@@ -54,9 +56,21 @@ class AirflowApi:
                 return out
 
 
+# An OAuth client keeps its token until it nears its end, and so does the sandbox, per process: one command asks
+# Airflow many times (a repro's baseline, its fault, its revert), and an exchange asked just after the realm's
+# signing key changed is refused for up to 30 s (PyJWT's JWKS client will not fetch the keys again sooner: a
+# phenomenon of Airflow's auth manager, not the sandbox's to hide — only its own calls must not hang on it).
+_HELD: dict[tuple[str, str, str], tuple[str, float]] = {}  # (Airflow, token URL, client) -> (its token, Keycloak exp)
+KEEP_MARGIN = 30.0  # seconds of the Keycloak token's life left when the sandbox asks for a new one
+
+
 def airflow_token(url: str, token_url: str, client_id: str, secret: str) -> str:
     """An Airflow token for a client of Airflow's realm: its Keycloak token (with `openid`, which Airflow's check of
-    it at Keycloak's userinfo needs), exchanged at Airflow's /auth/token."""
+    it at Keycloak's userinfo needs), exchanged at Airflow's /auth/token; the one this process holds while it lasts."""
+    key = (url, token_url, client_id)
+    if (held := _HELD.get(key)) and held[1] - KEEP_MARGIN > time.time():
+        return held[0]
+    asked = time.time()
     kc = requests.post(token_url, data={"grant_type": "client_credentials", "client_id": client_id,
                                         "client_secret": secret, "scope": "openid"}, timeout=30)
     if not kc.ok:
@@ -67,4 +81,6 @@ def airflow_token(url: str, token_url: str, client_id: str, secret: str) -> str:
     if r.status_code != 201:
         raise SandboxError(f"Airflow at {url} refused to exchange {client_id}'s Keycloak token (HTTP {r.status_code} "
                            f"{r.text[:200]}).", "check `sandbox status`; `sandbox apply` restores Airflow's sign-in.")
-    return r.json()["access_token"]
+    token = r.json()["access_token"]
+    _HELD[key] = (token, asked + kc.json().get("expires_in", 0))
+    return token
