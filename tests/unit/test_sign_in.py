@@ -49,3 +49,27 @@ def test_airflow_reads_its_realm_from_the_lib_folder(tmp_path):
     assert after["AIRFLOW__KEYCLOAK_AUTH_MANAGER__JWT_FEDERATED_CLIENT_IDS"] == "sandbox"
     assert after["AIRFLOW__KEYCLOAK_AUTH_MANAGER__SERVER_URL"] == "http://kc"
     assert "secret" not in json.dumps(json.loads((tmp_path / airflow_files.SIGN_IN_FILE).read_text())).lower()
+
+
+def test_the_sandboxs_own_caller_outlives_the_realms_tokens_and_no_other_does():
+    s = DESIRED.sign_in
+    assert sign_in.caller_client(s, "sandbox", None)["attributes"]["access.token.lifespan"] == "3600"
+    assert "access.token.lifespan" not in sign_in.caller_client(s, "ci", None)["attributes"]
+
+
+def test_a_session_signs_in_again_once_its_keycloak_token_nears_its_end(monkeypatch):
+    from sandbox.systems.airflow import client
+
+    asked = []
+
+    def exchange(url, token_url, client_id, secret):
+        asked.append(len(asked))
+        return f"token-{len(asked)}"
+
+    monkeypatch.setattr(client, "airflow_token", exchange)
+    auth = client.SignedIn("http://af", "http://kc/token", "sandbox", "s")
+    import requests
+
+    first = auth(requests.Request("GET", "http://af/api/v2/dags").prepare()).headers["Authorization"]
+    second = auth(requests.Request("GET", "http://af/api/v2/dags").prepare()).headers["Authorization"]
+    assert (first, second) == ("Bearer token-1", "Bearer token-2")  # asked per request; the cache decides

@@ -20,7 +20,8 @@ class AirflowApi:
     def __init__(self, url: str, token_url: str, client_id: str, secret: str):
         self.url = url.rstrip("/")
         self.s = requests.Session()
-        self.s.headers["Authorization"] = f"Bearer {airflow_token(self.url, token_url, client_id, secret)}"
+        self.s.auth = SignedIn(self.url, token_url, client_id, secret)
+        airflow_token(self.url, token_url, client_id, secret)  # refused now rather than at the first call
 
     @classmethod
     def of_status(cls, af: dict) -> AirflowApi:
@@ -54,6 +55,19 @@ class AirflowApi:
             offset += 100
             if offset >= page["total_entries"]:
                 return out
+
+
+class SignedIn(requests.auth.AuthBase):
+    """Each request with an Airflow token whose Keycloak token is still alive: an Airflow token is worth nothing once
+    the Keycloak token inside it has expired (every permission is asked of Keycloak with it), so a session that
+    outlives one signs in again."""
+
+    def __init__(self, url: str, token_url: str, client_id: str, secret: str):
+        self.args = (url, token_url, client_id, secret)
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = f"Bearer {airflow_token(*self.args)}"
+        return r
 
 
 # An OAuth client keeps its token until it nears its end, and so does the sandbox, per process: one command asks

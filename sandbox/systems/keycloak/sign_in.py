@@ -28,6 +28,10 @@ AIRFLOW_AUDIENCE_MAPPER = "airflow-audience"
 # a caller's token: `roles` carries realm_access (role policies read it), `profile` the preferred_username Airflow
 # records as the run's triggering user
 CALLER_SCOPES = ("basic", "profile", "roles", "service_account")
+# The sandbox drives Airflow through the very faults it reproduces (a skewed IdP clock, a rotated signing key): its
+# own caller's token, kept by the CLI, lasts an hour whatever the realm's lifespan, as a platform's robot account
+# would; the accounts of the spec keep the realm's.
+CALLER_LIFESPAN = 3600
 
 
 def _permission(name: str, policies: list[str], *, scopes: tuple[str, ...] = (), resources: tuple[str, ...] = (),
@@ -80,12 +84,14 @@ def airflow_client(s: AirflowSignIn, airflow_url: str, secret: str) -> dict:
 def caller_client(s: AirflowSignIn, client_id: str, secret: str | None) -> dict:
     """A client whose service account calls Airflow: its tokens carry Airflow's client as audience. `secret`: the
     one the sandbox chose for it (its own caller's), else Keycloak makes one."""
+    own = client_id in s.admins  # the sandbox's own: its tokens outlive the realm's short ones (see CALLER_LIFESPAN)
     return {"clientId": client_id, **({"secret": secret} if secret else {}),
             "description": "calls Airflow's API, managed by airflow-tyk-sandbox",
             "enabled": True, "protocol": "openid-connect", "publicClient": False,
             "clientAuthenticatorType": "client-secret", "serviceAccountsEnabled": True,
             "standardFlowEnabled": False, "directAccessGrantsEnabled": False, "implicitFlowEnabled": False,
-            "attributes": {MANAGED: "true"}, "defaultClientScopes": list(CALLER_SCOPES),
+            "attributes": {MANAGED: "true", **({"access.token.lifespan": str(CALLER_LIFESPAN)} if own else {})},
+            "defaultClientScopes": list(CALLER_SCOPES),
             "protocolMappers": [{"name": AIRFLOW_AUDIENCE_MAPPER, "protocol": "openid-connect",
                                  "protocolMapper": "oidc-audience-mapper",
                                  "config": {"included.client.audience": s.client_id, "access.token.claim": "true",
@@ -118,8 +124,11 @@ def steps(admin: KeycloakAdmin, desired: Desired, airflow_url: str, secret: str 
     for caller in s.callers:
         if caller not in clients:
             out.append(_caller_step(admin, s, caller, caller_secrets.get(caller)))
-        elif _managed(clients[caller]) and caller_secrets.get(caller) not in (None, _secret(admin, clients[caller])):
-            out.append(_caller_secret_step(admin, s, caller, clients[caller]["id"], caller_secrets[caller]))
+        elif _managed(live_caller := clients[caller]) and (
+                caller_secrets.get(caller) not in (None, _secret(admin, live_caller))
+                or (live_caller.get("attributes") or {}).get("access.token.lifespan")
+                != caller_client(s, caller, None)["attributes"].get("access.token.lifespan")):
+            out.append(_caller_fix_step(admin, s, caller, live_caller["id"], caller_secrets.get(caller)))
     users = {u["username"]: u for u in admin.get_users({"max": 1000})}
     for p in people:
         if p.name not in users:
@@ -197,11 +206,16 @@ def _caller_step(admin: KeycloakAdmin, s: AirflowSignIn, caller: str, secret: st
                 _in_realm(admin, s.realm, make))
 
 
-def _caller_secret_step(admin: KeycloakAdmin, s: AirflowSignIn, caller: str, uuid: str, secret: str) -> Step:
+def _caller_fix_step(admin: KeycloakAdmin, s: AirflowSignIn, caller: str, uuid: str, secret: str | None) -> Step:
+    """A caller's secret (the one the sandbox chose) and token lifespan as the sign-in wants them."""
     def put(a: KeycloakAdmin) -> None:
-        a.update_client(uuid, {**a.get_client(uuid), "secret": secret})
+        live = a.get_client(uuid)
+        want = caller_client(s, caller, secret)
+        # Keycloak merges attributes on update: a lifespan override is cleared by setting it empty
+        attributes = {**(live.get("attributes") or {}), "access.token.lifespan": "", **want["attributes"]}
+        a.update_client(uuid, {**live, **({"secret": secret} if secret else {}), "attributes": attributes})
 
-    return Step(Change("keycloak", "update", "client", f"{s.realm}/{caller}", "the sandbox's secret for it"),
+    return Step(Change("keycloak", "update", "client", f"{s.realm}/{caller}", "its secret and token lifespan"),
                 _in_realm(admin, s.realm, put))
 
 
