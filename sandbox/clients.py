@@ -54,12 +54,14 @@ class Clients:
     def airflow(self) -> AirflowApi:
         self._require("airflow")
         st = self.endpoints.components["airflow"]
-        return AirflowApi(st.url, token_endpoint(st.urls[SIGN_IN]), st.username or "", st.secret or "")
+        return AirflowApi(st.url, token_endpoint(st.urls[SIGN_IN]), st.username or "", st.secret or "",
+                          self.endpoints.airflow_token)
 
     def sign_in_to_airflow(self, realm_issuer: str) -> AirflowApi:
         """Airflow's client anew through the realm given (apply, once it moved Airflow's sign-in there)."""
         st = self.endpoints.components["airflow"]
-        self.__dict__["airflow"] = AirflowApi(st.url, token_endpoint(realm_issuer), st.username or "", st.secret or "")
+        self.__dict__["airflow"] = AirflowApi(st.url, token_endpoint(realm_issuer), st.username or "", st.secret or "",
+                                              self.endpoints.airflow_token)
         return self.airflow
 
     @cached_property

@@ -62,7 +62,7 @@ def test_a_session_signs_in_again_once_its_keycloak_token_nears_its_end(monkeypa
 
     asked = []
 
-    def exchange(url, token_url, client_id, secret):
+    def exchange(url, token_url, client_id, secret, keep=None):
         asked.append(len(asked))
         return f"token-{len(asked)}"
 
@@ -73,3 +73,24 @@ def test_a_session_signs_in_again_once_its_keycloak_token_nears_its_end(monkeypa
     first = auth(requests.Request("GET", "http://af/api/v2/dags").prepare()).headers["Authorization"]
     second = auth(requests.Request("GET", "http://af/api/v2/dags").prepare()).headers["Authorization"]
     assert (first, second) == ("Bearer token-1", "Bearer token-2")  # asked per request; the cache decides
+
+
+def test_a_token_kept_in_the_home_serves_the_next_process(tmp_path, monkeypatch):
+    import time
+
+    from sandbox.systems.airflow import client
+
+    keep = tmp_path / "airflow-token.json"
+    key = ["http://af", "http://kc/token", "sandbox"]
+    keep.write_text(json.dumps({"for": key, "token": "kept", "expires": time.time() + 600}))
+    monkeypatch.setattr(client, "_HELD", {})
+    monkeypatch.setattr(client.requests, "post", lambda *a, **k: (_ for _ in ()).throw(AssertionError("asked")))
+    assert client.airflow_token(*key, "s", keep) == "kept"  # no exchange: the kept token has 10 min left
+    keep.write_text(json.dumps({"for": ["http://other", "http://kc/token", "sandbox"], "token": "x",
+                                "expires": time.time() + 600}))
+    monkeypatch.setattr(client, "_HELD", {})
+    try:
+        client.airflow_token(*key, "s", keep)
+        raise AssertionError("another Airflow's token was used")
+    except AssertionError as e:
+        assert str(e) == "asked"

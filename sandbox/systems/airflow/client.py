@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import requests
 
 from sandbox.errors import SandboxError
+from sandbox.host.credentials import write_private
 from sandbox.plan import token_endpoint
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -17,11 +20,11 @@ class AirflowApi:
     """Airflow's REST API v2 as the sandbox's own caller: a client of Airflow's realm whose Keycloak token Airflow's
     auth manager exchanges for its own (the jwt-bearer grant), as any machine caller's."""
 
-    def __init__(self, url: str, token_url: str, client_id: str, secret: str):
+    def __init__(self, url: str, token_url: str, client_id: str, secret: str, keep: Path | None = None):
         self.url = url.rstrip("/")
         self.s = requests.Session()
-        self.s.auth = SignedIn(self.url, token_url, client_id, secret)
-        airflow_token(self.url, token_url, client_id, secret)  # refused now rather than at the first call
+        self.s.auth = SignedIn(self.url, token_url, client_id, secret, keep)
+        airflow_token(self.url, token_url, client_id, secret, keep)  # refused now rather than at the first call
 
     @classmethod
     def of_status(cls, af: dict) -> AirflowApi:
@@ -62,8 +65,8 @@ class SignedIn(requests.auth.AuthBase):
     the Keycloak token inside it has expired (every permission is asked of Keycloak with it), so a session that
     outlives one signs in again."""
 
-    def __init__(self, url: str, token_url: str, client_id: str, secret: str):
-        self.args = (url, token_url, client_id, secret)
+    def __init__(self, url: str, token_url: str, client_id: str, secret: str, keep: Path | None = None):
+        self.args = (url, token_url, client_id, secret, keep)
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         r.headers["Authorization"] = f"Bearer {airflow_token(*self.args)}"
@@ -78,10 +81,17 @@ _HELD: dict[tuple[str, str, str], tuple[str, float]] = {}  # (Airflow, token URL
 KEEP_MARGIN = 30.0  # seconds of the Keycloak token's life left when the sandbox asks for a new one
 
 
-def airflow_token(url: str, token_url: str, client_id: str, secret: str) -> str:
+def airflow_token(url: str, token_url: str, client_id: str, secret: str, keep: Path | None = None) -> str:
     """An Airflow token for a client of Airflow's realm: its Keycloak token (with `openid`, which Airflow's check of
-    it at Keycloak's userinfo needs), exchanged at Airflow's /auth/token; the one this process holds while it lasts."""
+    it at Keycloak's userinfo needs), exchanged at Airflow's /auth/token; the one this process holds while it lasts,
+    else the one kept in `keep` (the home's, 0600: `repro --keep` and the `doctor` after it are two processes)."""
     key = (url, token_url, client_id)
+    if not _HELD.get(key) and keep is not None and keep.exists():
+        try:
+            kept = json.loads(keep.read_text())
+            _HELD[key] = (kept["token"], kept["expires"]) if kept["for"] == list(key) else _HELD.get(key)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
     if (held := _HELD.get(key)) and held[1] - KEEP_MARGIN > time.time():
         return held[0]
     asked = time.time()
@@ -97,4 +107,6 @@ def airflow_token(url: str, token_url: str, client_id: str, secret: str) -> str:
                            f"{r.text[:200]}).", "check `sandbox status`; `sandbox apply` restores Airflow's sign-in.")
     token = r.json()["access_token"]
     _HELD[key] = (token, asked + kc.json().get("expires_in", 0))
+    if keep is not None:
+        write_private(keep, json.dumps({"for": list(key), "token": token, "expires": _HELD[key][1]}))
     return token
