@@ -94,3 +94,21 @@ def test_a_token_kept_in_the_home_serves_the_next_process(tmp_path, monkeypatch)
         raise AssertionError("another Airflow's token was used")
     except AssertionError as e:
         assert str(e) == "asked"
+
+
+def test_the_api_server_reads_no_workers_home(tmp_path):
+    """A ~/.netrc in the workers' HOME must not reach the API server's calls to Keycloak (same host locally)."""
+    from sandbox.paths import SandboxPaths
+    from sandbox.runtime.component import ComponentContext
+    from sandbox.systems.airflow.component import Airflow
+
+    secrets = {k: "x" for k in ("airflow_fernet_key", "airflow_jwt_secret", "airflow_api_secret_key",
+                                "airflow_client_secret")}
+    ctx = ComponentContext(SandboxPaths(tmp_path / "h", tmp_path / "c"),
+                           {"airflow": 1, "keycloak": 2, "openbao": 3}, secrets)
+    units = Airflow().processes(ctx)
+    homes = {u.name: u.env["HOME"] for u in units}
+    assert homes["airflow-api-server"] != homes["airflow-scheduler"] == str(ctx.handoff.home)
+    plan = json.loads(Airflow().launcher(ctx, units).env["SANDBOX_SERVICES"])
+    own = {name: env for name, *_, env in plan}
+    assert own["airflow-api-server"] == {"HOME": homes["airflow-api-server"]} and own["airflow-scheduler"] == {}

@@ -230,14 +230,20 @@ class Airflow(Component):
         command["triggerer"] = [str(self.venv(ctx.cache) / "bin" / "python"), "-m", airflow_files.TRIGGERER_MODULE]
         extra = {"scheduler": ["--skip-serve-logs"], "triggerer": ["--skip-serve-logs"],
                  "api-server": ["--workers", "1"]}
-        return [ProcessSpec(f"airflow-{s}", [*command[s], *extra.get(s, [])], env=env,
+        # The API server runs no user code and calls Keycloak for every sign-in and permission: it does not read
+        # the workers' HOME, where a ~/.netrc for the gateway's host (127.0.0.1, Keycloak's too) would add Basic auth
+        # to those calls (`sandbox repro netrc-override` puts one there).
+        own = {"api-server": {"HOME": str(ctx.data_dir(self.name))}}
+        return [ProcessSpec(f"airflow-{s}", [*command[s], *extra.get(s, [])], env={**env, **own.get(s, {})},
                             cwd=ctx.data_dir(self.name)) for s in SERVICES]
 
     def launcher(self, ctx: ComponentContext, units: list[ProcessSpec]) -> ProcessSpec | None:
         """The four services forked from one process that imported Airflow once (sandbox_services): a quarter of
         the CPU-seconds a start costs, and a second less to healthy on two cores."""
         python = str(self.venv(ctx.cache) / "bin" / "python")
-        plan = json.dumps([[u.name, *unit_of(u.cmd[1:])] for u in units])
+        base = units[0].env
+        plan = json.dumps([[u.name, *unit_of(u.cmd[1:]), {k: v for k, v in u.env.items() if base.get(k) != v}]
+                           for u in units])
         return ProcessSpec("airflow-services",
                            [python, "-m", airflow_files.SERVICES_MODULE, *labels(u.name for u in units)],
                            env={**units[0].env, "SANDBOX_SERVICES": plan}, cwd=units[0].cwd)
