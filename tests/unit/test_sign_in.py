@@ -64,15 +64,72 @@ def test_a_session_signs_in_again_once_its_keycloak_token_nears_its_end(monkeypa
 
     def exchange(url, token_url, client_id, secret, keep=None):
         asked.append(len(asked))
-        return f"token-{len(asked)}"
+        return f"token-{len(asked)}", False
 
-    monkeypatch.setattr(client, "airflow_token", exchange)
+    monkeypatch.setattr(client, "airflow_token_held", exchange)
     auth = client.SignedIn("http://af", "http://kc/token", "sandbox", "s")
     import requests
 
     first = auth(requests.Request("GET", "http://af/api/v2/dags").prepare()).headers["Authorization"]
     second = auth(requests.Request("GET", "http://af/api/v2/dags").prepare()).headers["Authorization"]
     assert (first, second) == ("Bearer token-1", "Bearer token-2")  # asked per request; the cache decides
+
+
+def test_a_held_token_airflow_refuses_is_replaced_once_and_a_new_tokens_refusal_is_the_answer(tmp_path, monkeypatch):
+    """After a signing-key rotation Keycloak no longer honours the held token and Airflow answers 403: the session
+    signs in again, once; a 403 to a new token is Airflow's answer."""
+    import http.server
+    import threading
+    import time
+
+    import requests
+
+    from sandbox.systems.airflow import client
+
+    seen = []
+
+    class Airflow(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append(self.headers["Authorization"])
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            ok = self.headers["Authorization"] == "Bearer new" and self.path != "/api/v2/forbidden"
+            self.send_response(200 if ok else 403)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Airflow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    keep = tmp_path / "airflow-token.json"
+    key = [url, "http://kc/token", "sandbox"]
+    keep.write_text(json.dumps({"for": key, "token": "old", "expires": time.time() + 600}))
+    monkeypatch.setattr(client, "_HELD", {})
+    monkeypatch.setattr(client.requests, "post", lambda *a, **k: (_ for _ in ()).throw(AssertionError("asked")))
+    made = []
+
+    def sign_in(*args):
+        made.append(args)
+        client._HELD[tuple(key)] = ("new", time.time() + 600)
+        return "new", False
+
+    s = requests.Session()
+    s.auth = client.SignedIn(*key, "s", keep)
+    try:
+        real = client.airflow_token_held
+        monkeypatch.setattr(client, "airflow_token_held",
+                            lambda *a: real(*a) if client._HELD or keep.exists() else sign_in(*a))
+        r = s.post(f"{url}/api/v2/dags", json={"a": 1})
+        assert (r.status_code, r.json(), seen) == (200, {"a": 1}, ["Bearer old", "Bearer new"])
+        assert len(made) == 1 and not keep.exists()  # the refused token is forgotten, in the home too
+        seen.clear()
+        assert s.post(f"{url}/api/v2/forbidden", json={}).status_code == 403
+        assert seen == ["Bearer new", "Bearer new"]  # held, refused, signed in again once: no loop
+    finally:
+        server.shutdown()
 
 
 def test_a_token_kept_in_the_home_serves_the_next_process(tmp_path, monkeypatch):
