@@ -35,7 +35,7 @@ def main() -> None:
         cli(env, "up", "--no-smoke")
         shutil.copy(fixture_path("dags/connection_timing.py"), Path(env["SANDBOX_HOME"]) / "dags")
         af = {r["name"]: r for r in json.loads(cli(env, "status", "-o", "json", "--show-secrets")[1].stdout)}["airflow"]
-        api = AirflowApi(af["url"], af["secret"])
+        api = AirflowApi.of_status(af)
         api.call("POST", "/connections", json={"connection_id": "bench_plain_http", "conn_type": "http",
                                                "host": "http://127.0.0.1:9"})
         for _ in range(runs):

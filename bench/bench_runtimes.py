@@ -39,7 +39,7 @@ def queued_to_running(env: dict) -> list[float]:
     """Seconds each task of the last smoke waited between queued and running."""
     _, p = cli(env, "status", "-o", "json", "--show-secrets")
     af = {r["name"]: r for r in json.loads(p.stdout)}["airflow"]
-    api = AirflowApi(af["url"], af["secret"])
+    api = AirflowApi.of_status(af)
     out = []
     for dag in SMOKE_DAGS:
         (run,) = api.s.get(f"{api.base}/dags/{dag}/dagRuns", params={"order_by": "-start_date", "limit": 1},

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 import redis
 
 from sandbox.errors import SandboxError
+from sandbox.plan import token_endpoint
 from sandbox.runtime.base import Endpoints
-from sandbox.systems.airflow.client import AirflowApi
+from sandbox.systems.airflow.client import SIGN_IN, AirflowApi
 from sandbox.systems.keycloak.client import keycloak_admin
 from sandbox.systems.openbao.client import Vault
 from sandbox.systems.tyk.client import TykGateway
@@ -52,7 +53,16 @@ class Clients:
     @cached_property
     def airflow(self) -> AirflowApi:
         self._require("airflow")
-        return AirflowApi(self.endpoints.url("airflow"), self.endpoints.secret("airflow") or "")
+        st = self.endpoints.components["airflow"]
+        return AirflowApi(st.url, token_endpoint(st.urls[SIGN_IN]), st.username or "", st.secret or "",
+                          self.endpoints.airflow_token)
+
+    def sign_in_to_airflow(self, realm_issuer: str) -> AirflowApi:
+        """Airflow's client anew through the realm given (apply, once it moved Airflow's sign-in there)."""
+        st = self.endpoints.components["airflow"]
+        self.__dict__["airflow"] = AirflowApi(st.url, token_endpoint(realm_issuer), st.username or "", st.secret or "",
+                                              self.endpoints.airflow_token)
+        return self.airflow
 
     @cached_property
     def tyk(self) -> TykGateway:

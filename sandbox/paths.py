@@ -142,6 +142,16 @@ class SandboxPaths:
         return self.home / "secrets" / "clients.json"
 
     @property
+    def airflow_token(self) -> Path:
+        """The Airflow token the CLI signed in with, kept while its Keycloak token lasts; 0600."""
+        return self.home / "secrets" / "airflow-token.json"
+
+    @property
+    def people(self) -> Path:
+        """The passwords of the spec's people (who sign in to Airflow through Keycloak), made by apply; 0600."""
+        return self.home / "secrets" / "people.json"
+
+    @property
     def smoke_result(self) -> Path:
         """The last `sandbox smoke` report (also read by the test handle)."""
         return self.home / "smoke.json"

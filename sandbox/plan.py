@@ -14,13 +14,18 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from sandbox.runtime.base import Endpoints
-from sandbox.spec import BUNDLED, Spec
+from sandbox.spec import BUNDLED, ROLES, Spec
 
 AUDIENCE = "sandbox-gateway"  # the `aud` every token must carry for the gateway
 MANAGED = "sandbox.managed"
 CONNECTION_MARK = "[managed by airflow-tyk-sandbox]"  # an Airflow connection's description starts with it
 # Request headers the gateway records as analytics tags: which DAG, task and run made a call.
 AUDIT_HEADERS = ("X-Airflow-Dag-Id", "X-Airflow-Task-Id", "X-Airflow-Run-Id")
+# Airflow's own client in its realm: its Keycloak auth manager's, which people sign in through and which holds the
+# authorization model (docs/plans/inbound.md)
+AIRFLOW_CLIENT = "airflow-server"
+# the sandbox's CLI and pytest plugin call Airflow's API as this client's service account (Airflow's Admin)
+SANDBOX_CALLER = "sandbox"
 
 
 # ---- a realm's OIDC URLs, as Keycloak lays them out (pure: planning, clients and tests build them alike) ------
@@ -29,7 +34,11 @@ def issuer(keycloak_url: str, realm: str) -> str:
 
 
 def token_url(keycloak_url: str, realm: str) -> str:
-    return f"{issuer(keycloak_url, realm)}/protocol/openid-connect/token"
+    return token_endpoint(issuer(keycloak_url, realm))
+
+
+def token_endpoint(issuer_url: str) -> str:
+    return f"{issuer_url}/protocol/openid-connect/token"
 
 
 def jwks_url(keycloak_url: str, realm: str) -> str:
@@ -82,6 +91,35 @@ class KeycloakClient:
     description: str
     scopes: tuple[str, ...]  # client scopes of the spec's grants (sorted); `basic` is always added
     audience: str = AUDIENCE
+
+
+@dataclass(frozen=True)
+class KeycloakPerson:
+    """A realm user who signs in to Airflow's UI, with one of Airflow's roles (a realm role)."""
+
+    realm: str
+    name: str
+    role: str
+
+
+@dataclass(frozen=True)
+class AirflowSignIn:
+    """Airflow's side in Keycloak: its client in its realm with Airflow's authorization model (the roles, resources,
+    scopes and permissions of the provider's `create-all`), and the clients allowed to exchange their Keycloak token
+    for an Airflow one (its `jwt_federated_client_ids`)."""
+
+    realm: str
+    client_id: str
+    roles: tuple[str, ...]
+    callers: tuple[str, ...]  # the allow-list; the sandbox's own first
+    admins: tuple[str, ...]  # callers whose service account holds Airflow's Admin role
+
+    def clients(self) -> tuple[str, ...]:
+        return (self.client_id, *self.callers)
+
+    def handoff(self) -> dict:
+        """What Airflow's processes read of it (the lib folder's auth file): no secret."""
+        return {"realm": self.realm, "client_id": self.client_id, "federated_client_ids": list(self.callers)}
 
 
 @dataclass(frozen=True)
@@ -155,9 +193,11 @@ class Desired:
     apis: list[TykApi] = field(default_factory=list)
     policies: list[TykPolicy] = field(default_factory=list)
     connections: list[AirflowConnection] = field(default_factory=list)
+    people: list[KeycloakPerson] = field(default_factory=list)
+    sign_in: AirflowSignIn | None = None
 
     def counts(self) -> dict[str, int]:
-        return {k: len(v) for k, v in vars(self).items()}
+        return {k: len(v) for k, v in vars(self).items() if isinstance(v, list)}
 
 
 def connection_id(env: str, service: str) -> str:
@@ -182,6 +222,10 @@ def api_id_of(env: str, service: str) -> str:
 
 def plan(spec: Spec, at: Addresses) -> Desired:
     d = Desired()
+    realm = spec.airflow_realm
+    d.sign_in = AirflowSignIn(realm, AIRFLOW_CLIENT, ("SuperAdmin", *ROLES), callers=(SANDBOX_CALLER,),
+                              admins=(SANDBOX_CALLER,))
+    d.people = [KeycloakPerson(realm, p.name, p.role) for p in spec.people.values()]
     for env_name, env in spec.environments.items():
         realm_issuer = issuer(at.keycloak_url, env_name)
         d.realms.append(KeycloakRealm(env_name, env.token_lifespan))

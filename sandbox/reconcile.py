@@ -18,15 +18,17 @@ from keycloak.exceptions import KeycloakError
 
 from sandbox.clients import Clients, why_not_running
 from sandbox.errors import SandboxError
+from sandbox.host import credentials
 from sandbox.host.credentials import write_private
 from sandbox.host.privacy import private_umask
 from sandbox.paths import SandboxPaths
-from sandbox.plan import Addresses, Desired, plan, secret_key
+from sandbox.plan import SANDBOX_CALLER, Addresses, Desired, issuer, plan, secret_key
 from sandbox.runtime.base import AirflowHandoff, Endpoints
 from sandbox.spec import Spec
 from sandbox.systems.airflow import applier as airflow_apply
 from sandbox.systems.airflow import files as airflow_files
 from sandbox.systems.keycloak import applier as keycloak_apply
+from sandbox.systems.keycloak import sign_in
 from sandbox.systems.openbao import applier as vault_apply
 from sandbox.systems.steps import Change, Step
 from sandbox.systems.tyk import applier as tyk_apply
@@ -46,25 +48,63 @@ class Collected:
     desired: Desired
     steps: list[Step]
     skipped: dict[str, str]  # system -> why it was not compared
+    # Airflow is read only once Keycloak holds its sign-in (the sandbox calls Airflow as a client of its realm):
+    # apply compares and converges it after Keycloak's steps
+    airflow_after_keycloak: bool = False
 
 
-def collect(spec: Spec, endpoints: Endpoints, live: Clients) -> Collected:
+def _airflow_secrets(secrets: dict[str, str] | None) -> tuple[str | None, dict[str, str]]:
+    """Airflow's client's secret and the callers' that the sandbox chose (None: not known here, plan only)."""
+    if secrets is None:
+        return None, {}
+    return secrets["airflow_client_secret"], {SANDBOX_CALLER: secrets["airflow_caller_secret"]}
+
+
+def collect(spec: Spec, endpoints: Endpoints, live: Clients, secrets: dict[str, str] | None = None,
+            password_of: Callable[[str], str] | None = None) -> Collected:
+    """The steps from the live systems to the spec. `secrets`: the sandbox's own (apply's; a plan compares without
+    them); `password_of`: a person's password, made when first asked (apply's)."""
     desired = plan(spec, Addresses.of(endpoints))
     steps: list[Step] = []
     skipped: dict[str, str] = {}
+    after_keycloak = False
     if why := why_not_running(endpoints, "keycloak"):
         skipped["keycloak"] = why
     else:
         steps += keycloak_apply.steps(live.keycloak, desired)
+        new = {s.change.name for s in steps if (s.change.kind, s.change.action) == ("realm", "create")}
+        client_secret, callers = _airflow_secrets(secrets)
+        sign = sign_in.steps(live.keycloak, desired, endpoints.url("airflow"), client_secret, callers,
+                             password_of or _no_password, desired.sign_in is not None and desired.sign_in.realm in new)
+        steps += sign
+        after_keycloak = bool(sign)
     if why := why_not_running(endpoints, "airflow"):
         skipped["airflow"] = why
-    else:
+    elif "keycloak" in skipped:
+        skipped["airflow"] = "the sandbox signs in to Airflow through Keycloak, which is not running"
+    elif not after_keycloak:
         steps += airflow_apply.steps(live.airflow, desired)
     if why := why_not_running(endpoints, "tyk"):
         skipped["tyk"] = why
     else:
         steps += tyk_apply.steps(live.tyk, desired)
-    return Collected(desired, steps, skipped)
+    return Collected(desired, steps, skipped, after_keycloak)
+
+
+def _passwords(paths: SandboxPaths) -> Callable[[str], str]:
+    """A person's password: the one the sandbox made for them, else a new one (kept 0600 for the CLI)."""
+    def of(person: str) -> str:
+        known = json.loads(paths.people.read_text()) if paths.people.exists() else {}
+        if person not in known:
+            known[person] = credentials.new_password()
+            write_private(paths.people, json.dumps(known, indent=2, sort_keys=True))
+        return known[person]
+
+    return of
+
+
+def _no_password(person: str) -> str:
+    raise SandboxError(f"no password for {person}: only apply makes people")
 
 
 @contextmanager
@@ -78,10 +118,19 @@ def _live_errors(what: str):
                            "check `sandbox status` and `sandbox logs`; then run the command again.") from e
 
 
+def before_start(spec: Spec, paths: SandboxPaths) -> None:
+    """What the stack's components read as they start and the spec decides: Airflow's sign-in (its realm)."""
+    with private_umask():
+        airflow_files.write_sign_in(AirflowHandoff.of(paths).lib, plan(spec, Addresses.nowhere()))
+
+
 def plan_report(spec: Spec, endpoints: Endpoints) -> Report:
     t0 = time.monotonic()
     with _live_errors("reading the live systems"):
         c = collect(spec, endpoints, Clients(endpoints))
+    if c.airflow_after_keycloak:
+        c.skipped["airflow"] = ("compared once Keycloak holds Airflow's sign-in, which the sandbox signs in to "
+                                "Airflow with: apply makes it first, then converges Airflow")
     return Report([s.change for s in c.steps], c.skipped, c.desired.counts(), time.monotonic() - t0)
 
 
@@ -95,7 +144,7 @@ def _apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: Airfl
     t0 = time.monotonic()
     live = Clients(endpoints)  # one login per system, for the diff, the steps and the secrets after
     with _live_errors("reading the live systems"):
-        c = collect(spec, endpoints, live)
+        c = collect(spec, endpoints, live, credentials.read(paths.secrets), _passwords(paths))
     # The DAG folder first: Airflow's processor finds a new file only at its next look (every 5 s), and parses it
     # while the live steps run, so the smoke after a first apply need not wait for it.
     dag_files = _install_airflow_files(handoff, c.desired)
@@ -108,6 +157,16 @@ def _apply(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, handoff: Airfl
 
     run_live_steps(c.steps, None if "tyk" in c.skipped else reload,
                    lambda quiet: _forget_jwks(live.tyk, changes, quiet))
+    if "airflow" not in c.skipped:
+        if any(ch.name == airflow_files.SIGN_IN_FILE for ch in dag_files):
+            # Airflow reads its realm and its callers when its API server starts
+            endpoints.restart("airflow", "airflow-api-server")
+        if c.airflow_after_keycloak:  # the sandbox can sign in to Airflow now, in the realm the spec says
+            with _live_errors("converging Airflow's connections"):
+                api = live.sign_in_to_airflow(issuer(endpoints.url("keycloak"), c.desired.sign_in.realm))
+                after = airflow_apply.steps(api, c.desired)
+            _run_steps(after)
+            changes += [s.change for s in after]
     if "keycloak" not in c.skipped:
         changes += distribute_secrets(spec, endpoints, paths, live, c.desired, c.skipped)
     if "airflow" not in c.skipped:

@@ -9,6 +9,8 @@ Defaults for keys a spec may leave out (the constants below; the README quotes t
 - `grants[i].rate`: DEFAULT_RATE, `100/min`
 - `grants[i].quota`: DEFAULT_QUOTA, none: no quota, calls are limited by the rate only
 - `services.<name>.upstream`: `bundled`; `services.<name>.routes`: `[/]`
+- `airflow.environment`: the first environment: the realm Airflow's auth manager trusts (one realm per Airflow)
+- `people.<name>.role`: DEFAULT_ROLE, `Viewer`
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ BUNDLED = "bundled"
 DEFAULT_TOKEN_LIFESPAN = 300  # seconds: Keycloak's own default access-token lifespan
 DEFAULT_RATE = "100/min"  # a grant's rate; parsed like a written one, so it must stay a valid rate
 DEFAULT_QUOTA: str | None = None  # a grant's quota; None means no quota (unlimited)
+# Airflow's roles as its Keycloak auth manager names them (its `create-all` makes a policy for each)
+ROLES = ("Viewer", "User", "Op", "Admin")
+DEFAULT_ROLE = "Viewer"
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,14 @@ class Grant:
 
 
 @dataclass(frozen=True)
+class Person:
+    """Somebody who signs in to Airflow's UI through Keycloak, in Airflow's realm."""
+
+    name: str
+    role: str = DEFAULT_ROLE
+
+
+@dataclass(frozen=True)
 class Spec:
     environments: dict[str, Environment]
     services: dict[str, Service]
@@ -85,6 +98,12 @@ class Spec:
     grants: tuple[Grant, ...]
     airflow_account: str
     source: str = "<spec>"
+    airflow_environment: str = ""  # the realm Airflow's auth manager trusts; '' = the first environment
+    people: dict[str, Person] = field(default_factory=dict)
+
+    @property
+    def airflow_realm(self) -> str:
+        return self.airflow_environment or next(iter(self.environments))
 
     def grants_in(self, env: str) -> list[Grant]:
         return [g for g in self.grants if env in self.accounts[g.account].environments]
@@ -294,7 +313,7 @@ def parse(text: str, source: str = "<spec>") -> Spec:
     if root is None:
         raise SpecError(source, [Problem("(document)", 1, "the spec is empty")])
     c = _Checker()
-    top = c.mapping(root, "", {"version", "environments", "services", "accounts", "grants"}, {"airflow"})
+    top = c.mapping(root, "", {"version", "environments", "services", "accounts", "grants"}, {"airflow", "people"})
     if "version" in top and c.scalar(top["version"], "version", int) not in (1, None):
         c.add("version", top["version"], "only version 1 is known")
     # each section checked on its own, every problem of every section collected before one error names them all
@@ -302,10 +321,11 @@ def parse(text: str, source: str = "<spec>") -> Spec:
     services = _services(c, top)
     accounts = _accounts(c, top, envs)
     grants = _grants(c, top, accounts, services)
-    airflow_account = _airflow_account(c, top, root, accounts)
+    airflow_account, airflow_environment = _airflow(c, top, root, accounts, envs)
+    people = _people(c, top)
     if c.problems:
         raise SpecError(source, c.problems)
-    return Spec(envs, services, accounts, tuple(grants), airflow_account, source)
+    return Spec(envs, services, accounts, tuple(grants), airflow_account, source, airflow_environment, people)
 
 
 def _environments(c: _Checker, top: dict) -> dict[str, Environment]:
@@ -392,13 +412,33 @@ def _grants(c: _Checker, top: dict, accounts: dict[str, Account], services: dict
     return grants
 
 
-def _airflow_account(c: _Checker, top: dict, root, accounts: dict[str, Account]) -> str:
-    airflow_account = "airflow"
+def _airflow(c: _Checker, top: dict, root, accounts: dict[str, Account],
+             envs: dict[str, Environment]) -> tuple[str, str]:
+    """The account behind Airflow's connections, and the environment whose realm Airflow trusts ('' = the first)."""
+    airflow_account, environment = "airflow", ""
     if "airflow" in top:
-        f = c.mapping(top["airflow"], "airflow", {"account"}, set())
+        f = c.mapping(top["airflow"], "airflow", {"account"}, {"environment"})
         airflow_account = c.scalar(f.get("account"), "airflow.account", str, "airflow") or "airflow"
         if "account" in f and airflow_account not in accounts:
             c.add("airflow.account", f["account"], f"no account named {airflow_account!r}")
+        environment = c.scalar(f.get("environment"), "airflow.environment", str, "") or ""
+        if "environment" in f and environment and environment not in envs:
+            c.add("airflow.environment", f["environment"], f"no environment named {environment!r} (Airflow's "
+                  "auth manager trusts the realm of one environment of the spec)")
     elif "airflow" not in accounts and accounts:
         c.add("airflow", root, "no 'airflow' section and no account named 'airflow' for Airflow's connections")
-    return airflow_account
+    return airflow_account, environment
+
+
+def _people(c: _Checker, top: dict) -> dict[str, Person]:
+    people: dict[str, Person] = {}
+    for name, _, node in c.named_mapping(top["people"], "people") if "people" in top else []:
+        f = c.mapping(node, f"people.{name}", set(), {"role"})
+        role = c.scalar(f.get("role"), f"people.{name}.role", str, DEFAULT_ROLE) or DEFAULT_ROLE
+        if name.startswith("service-account-"):
+            c.add(f"people.{name}", node, f"{name!r} is the name Keycloak gives a client's service account; "
+                  "choose another")
+        if role not in ROLES:
+            c.add(f"people.{name}.role", f["role"], f"{role!r} is not one of Airflow's roles ({', '.join(ROLES)})")
+        people[name] = Person(name, role)
+    return people

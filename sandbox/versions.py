@@ -12,8 +12,10 @@ from importlib import resources
 AIRFLOW = "3.3.2"
 AIRFLOW_PYTHON = "3.11"  # the frozen constraints below were resolved for this Python
 # the HTTP hooks the smoke uses; HashiCorp's VaultBackend, which teams point [secrets] backend at (the vault
-# scenarios reproduce its failures). Versions come from the constraints file.
-AIRFLOW_EXTRA_PACKAGES = ("apache-airflow-providers-http", "apache-airflow-providers-hashicorp")
+# scenarios reproduce its failures); Keycloak's auth manager, which signs people and callers in to Airflow
+# (docs/plans/inbound.md). Versions come from the constraints file.
+AIRFLOW_EXTRA_PACKAGES = ("apache-airflow-providers-http", "apache-airflow-providers-hashicorp",
+                          "apache-airflow-providers-keycloak")
 AIRFLOW_CONSTRAINTS = f"airflow-{AIRFLOW}-python{AIRFLOW_PYTHON}.txt"
 # what the installs take: every distribution, pinned with its files' SHA-256 (tools/lock_airflow.py writes it)
 AIRFLOW_LOCK = f"airflow-{AIRFLOW}-python{AIRFLOW_PYTHON}.lock"

@@ -61,9 +61,12 @@ class Walk:
 def _connection_hop(w: Walk) -> bool:
     """Where Airflow's processes resolve it, and the metastore and routes file against the spec."""
     try:
-        live = w.clients.airflow.call("GET", f"/connections/{w.want.conn_id}").json()
-    except SandboxError:
-        live = None
+        r = w.clients.airflow.call("GET", f"/connections/{w.want.conn_id}", ok404=True)
+    except SandboxError as e:  # Airflow refused the sandbox itself: what it holds is unknown, not missing
+        w.add((Hop("connection", False, f"not read: {e.message}"),
+               f"The sandbox could not read {w.want.conn_id} from Airflow: {e}"))
+        return True
+    live = None if r.status_code == 404 else r.json()
     environs = airflow_doctor.airflow_environs(w.endpoints)
     team = team_vault.configured(environs)
     got = team_vault.read(team, w.want.conn_id, lambda url: as_components_call(w.endpoints, url)) if team else None

@@ -36,7 +36,7 @@ from sandbox.host.credentials import write_private
 from sandbox.host.privacy import private_umask
 from sandbox.host.provision import file_lock
 from sandbox.paths import SandboxPaths
-from sandbox.plan import Addresses, plan
+from sandbox.plan import SANDBOX_CALLER, Addresses, plan
 from sandbox.runtime.base import AirflowHandoff, Endpoints
 from sandbox.spec import Spec
 from sandbox.systems.keycloak.realm_keys import KEY_PROVIDER
@@ -314,7 +314,9 @@ def _rotate_signing_keys(endpoints: Endpoints, realms: list[str], now: bool, say
         set_active(admin, r.new_id, True)
         for k in r.old:
             set_active(admin, k["providerId"], False)
-        wait = max(wait, longest_lifespan(admin.get_realm(r.realm), admin.get_clients()))
+        # the sandbox's own caller's hour-long token is not waited for: its session signs in again when a token
+        # of the retired key is refused (SignedIn)
+        wait = max(wait, longest_lifespan(admin.get_realm(r.realm), admin.get_clients(), (SANDBOX_CALLER,)))
         say("keycloak", f"{r.realm}: {r.new_kid} signs now; the old key only verifies")
     grace = wait + CLOCK_SKEW
     deadline = time.monotonic() + grace

@@ -17,7 +17,10 @@ from sandbox.errors import SandboxError
 
 # name -> generator. Adding a name here is enough: an existing sandbox gains it on its next start.
 GENERATORS = {
-    "airflow_admin_password": lambda: _random.token_urlsafe(18),
+    # Airflow's client in Keycloak (its auth manager's) and the sandbox's own caller: set by apply, so Airflow
+    # starts knowing its secret and the CLI needs no file to call Airflow
+    "airflow_client_secret": lambda: _random.token_urlsafe(32),
+    "airflow_caller_secret": lambda: _random.token_urlsafe(32),
     "airflow_fernet_key": lambda: base64.urlsafe_b64encode(_random.token_bytes(32)).decode(),
     "airflow_jwt_secret": lambda: _random.token_urlsafe(32),
     "airflow_api_secret_key": lambda: _random.token_urlsafe(32),
@@ -27,6 +30,14 @@ GENERATORS = {
     # OpenBao's static seal key: 32 random bytes, hex (the vault unseals itself with it at every start)
     "openbao_unseal_key": lambda: _random.token_bytes(32).hex(),
 }
+
+
+# what a sandbox of an earlier version kept and nothing reads any more: forgotten at its next start
+OBSOLETE = ("airflow_admin_password",)  # the simple auth manager's; Airflow signs in through Keycloak now
+
+
+def new_password() -> str:
+    return _random.token_urlsafe(18)
 
 
 def mask(value: str) -> str:
@@ -50,8 +61,8 @@ def load_or_create(path: Path) -> dict[str, str]:
                 "generated on the next `sandbox up`.",
             ) from e
     missing = {k: gen() for k, gen in GENERATORS.items() if k not in current}
-    if missing:
-        current.update(missing)
+    if missing or any(k in current for k in OBSOLETE):
+        current = {k: v for k, v in {**current, **missing}.items() if k not in OBSOLETE}
         write_private(path, json.dumps(current, indent=2))
     return current
 

@@ -78,15 +78,22 @@ class Endpoints:
     # read them from the processes themselves (a cluster's pods); None: doctor reads the processes (`pids`)
     environs: Callable[[], dict[str, dict[str, str]] | None] = field(default=lambda: None, repr=False,
                                                                      compare=False)
+    # where the CLI keeps the Airflow token it signed in with (None: each process signs in for itself)
+    airflow_token: Path | None = None
+    # restarts one unit of a component as it is configured now (what apply wrote for it to read at its start)
+    restart: Callable[[str, str], None] = field(default=lambda component, unit: None, repr=False, compare=False)
 
     @classmethod
     def of(cls, rows: list[ComponentStatus], publish: Callable[[], None] | None = None,
-           environs: Callable[[], dict[str, dict[str, str]] | None] | None = None) -> Endpoints:
-        out = cls({s.name: s for s in rows})
+           environs: Callable[[], dict[str, dict[str, str]] | None] | None = None,
+           restart: Callable[[str, str], None] | None = None, airflow_token: Path | None = None) -> Endpoints:
+        out = cls({s.name: s for s in rows}, airflow_token=airflow_token)
         if publish:
             out.publish = publish
         if environs:
             out.environs = environs
+        if restart:
+            out.restart = restart
         return out
 
     def url(self, name: str) -> str:
@@ -180,7 +187,8 @@ class Runtime(ABC):
 
     def endpoints(self, rows: list[ComponentStatus] | None = None) -> Endpoints:
         """Where the stack answers: from `rows` (a status just taken), else from a new one."""
-        return Endpoints.of(self.status() if rows is None else rows, self.publish_handoff, self.airflow_environs)
+        return Endpoints.of(self.status() if rows is None else rows, self.publish_handoff, self.airflow_environs,
+                            lambda component, unit: self.restart(component, unit, {}), self.paths.airflow_token)
 
     def publish_handoff(self) -> None:
         """Make what was just written into the handoff's folders visible to this runtime's Airflow: nothing to do

@@ -43,6 +43,8 @@ def first_use(urls: list[str], timeout: float = 120.0) -> None:
 def start_and_seed(rt: Runtime, spec: Spec | None, without: list[str], ports: dict[str, int], progress: Progress,
                    running: list[ComponentStatus] | None = None) -> Started:
     """`rt.up`, then apply `spec` to what answers; `running`: the status of a stack found running (not started)."""
+    if spec is not None and running is None:  # Airflow reads its realm as it starts: the spec's, not a restart later
+        reconcile.before_start(spec, rt.paths)
     results = [] if running is not None else rt.up(without, ports, progress)
     rows = running if running is not None else rt.status()
     endpoints = rt.endpoints(rows)

@@ -69,9 +69,9 @@ def stack(sandbox) -> Stack:
 
 
 def airflow_session(stack) -> tuple[str, requests.Session]:
-    """Airflow's REST API v2 base URL and a session logged in as the sandbox's admin (the product's client)."""
+    """Airflow's REST API v2 base URL and a session signed in as the sandbox's own caller (the product's client)."""
     af = stack.status()["airflow"]
-    api = AirflowApi(af["url"], af["secret"])
+    api = AirflowApi.of_status(af)
     return api.base, api.s
 
 

@@ -20,6 +20,7 @@ from sandbox.host.credentials import load_or_create
 from sandbox.host.supervisor import belongs
 from sandbox.paths import default_cache
 from sandbox.runtime.state import State, save
+from sandbox.systems.airflow.client import AirflowApi
 from sandbox.systems.keycloak.component import TEMPLATE_PASSWORD, Keycloak
 from tests.integration.conftest import sandbox
 
@@ -156,10 +157,8 @@ def test_scheduler_killed_mid_run_the_run_ends_visibly(env):
     dag = Path(__file__).parents[2] / "fixtures" / "dags" / "slow_task.py"
     (home / "dags" / dag.name).write_text(dag.read_text())
     airflow = status(env)["airflow"]["url"]
-    api = requests.Session()
-    secret = json.loads((home / "secrets.json").read_text())["airflow_admin_password"]
-    api.headers["Authorization"] = "Bearer " + requests.post(
-        f"{airflow}/auth/token", json={"username": "admin", "password": secret}, timeout=30).json()["access_token"]
+    shown = {r["name"]: r for r in json.loads(sandbox("status", "-o", "json", "--show-secrets", env=env).stdout)}
+    api = AirflowApi.of_status(shown["airflow"]).s
     deadline = time.monotonic() + 120
     while api.patch(f"{airflow}/api/v2/dags/slow_task", json={"is_paused": False}, timeout=30).status_code == 404:
         assert time.monotonic() < deadline, "the DAG was not parsed"

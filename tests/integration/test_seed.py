@@ -35,7 +35,8 @@ def test_up_seeded_every_client_and_its_token_carries_the_grant(stack):
 def test_second_apply_changes_nothing(stack):
     out = json.loads(stack.cli("apply", "-o", "json").stdout)
     assert out["changes"] == []
-    assert out["counts"] == {"realms": 2, "scopes": 7, "clients": 3, "apis": 4, "policies": 5, "connections": 4}
+    assert out["counts"] == {"realms": 2, "scopes": 7, "clients": 3, "apis": 4, "policies": 5, "connections": 4,
+                             "people": 1}
     assert json.loads(stack.cli("plan", "-o", "json").stdout)["changes"] == []
 
 

@@ -63,7 +63,7 @@ class KubeStack:
 
     def airflow(self) -> AirflowApi:
         af = self.status()["airflow"]
-        return AirflowApi(af["url"], af["secret"])
+        return AirflowApi.of_status(af)
 
 
 def kubectl() -> str:

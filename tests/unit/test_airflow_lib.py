@@ -76,6 +76,7 @@ def test_the_lib_folder_holds_code_and_no_secret(tmp_path):
     written = airflow_files.install_lib(tmp_path)
     assert {n for n, _ in written} == {"sandbox_auth.py", "sandbox_secrets.py", "sandbox_triggerer.py",
                                        "sandbox_services.py", "sandbox_pod_policy.py", "airflow_local_settings.py",
+                                       "sandbox_forward.py",
                                        "plugins/sandbox_pod_policy_plugin.py"}
     assert airflow_files.install_lib(tmp_path) == []  # unchanged: nothing written
     for f in tmp_path.rglob("*.py"):

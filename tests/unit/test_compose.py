@@ -171,7 +171,8 @@ def test_secrets_are_files_mounted_where_needed_never_environment_variables():
                if v.target.startswith("/run/secrets/"))
     # no environment value comes from a variable: what the sandbox sets there is ports, names and paths
     raw_env = [v for s in compose.raw(FILE)["services"].values() for v in (s.get("environment") or {}).values()]
-    assert not [v for v in raw_env if "${" in str(v) and "PORT" not in str(v) and "HOSTNAME" not in str(v)]
+    names = ("PORT", "HOSTNAME", "SANDBOX_AIRFLOW_REALM", "SANDBOX_AIRFLOW_CLIENT_ID", "SANDBOX_AIRFLOW_CALLERS")
+    assert not [v for v in raw_env if "${" in str(v) and not any(n in str(v) for n in names)]
 
 
 # ---- the compose file against what each component says of itself ---------------------------------------------
@@ -212,6 +213,14 @@ def test_airflows_container_environment_is_its_settings_and_its_folders_are_moun
         assert [v for v in raw if v.startswith("${" + variable + ":-")], variable
     assert set(COMPONENTS["keycloak"].compose_settings(ctx)) == {"SANDBOX_KEYCLOAK_HOSTNAME"}
     assert "${SANDBOX_KEYCLOAK_HOSTNAME:-" in FILE.read_text()
+    # Keycloak's auth manager as the local runtime sets it: every setting, and the realm and callers it reads
+    from sandbox.systems.airflow import files as airflow_files
+
+    signed = airflow_files.auth_settings(Path("/nowhere"), "http://kc")
+    env = SERVICES["airflow-api-server"].environment
+    assert set(signed) <= set(env) and env["AIRFLOW__CORE__AUTH_MANAGER"] == signed["AIRFLOW__CORE__AUTH_MANAGER"]
+    for variable in COMPONENTS["airflow"].compose_settings(ctx):
+        assert "${" + variable + ":-" in FILE.read_text(), variable
 
 
 def test_the_runtimes_compose_variables_come_from_the_components(tmp_path):

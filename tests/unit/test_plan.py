@@ -10,7 +10,8 @@ INPUTS = Addresses(keycloak_url="http://127.0.0.1:28081", gateway_host="127.0.0.
 
 def test_default_spec_counts():
     d = plan(load(), INPUTS)
-    assert d.counts() == {"realms": 2, "scopes": 7, "clients": 3, "apis": 4, "policies": 5, "connections": 4}
+    assert d.counts() == {"realms": 2, "scopes": 7, "clients": 3, "apis": 4, "policies": 5, "connections": 4,
+                          "people": 1}
 
 
 def test_realms_carry_token_lifespan():
@@ -89,3 +90,11 @@ def test_custom_upstream_is_used_as_is():
 
 def test_plan_is_deterministic():
     assert plan(load(), INPUTS) == plan(load(), INPUTS)
+
+
+def test_airflow_signs_in_through_its_realm():
+    d = plan(load(), INPUTS)
+    assert d.sign_in is not None
+    assert (d.sign_in.realm, d.sign_in.client_id, d.sign_in.callers) == ("dev", "airflow-server", ("sandbox",))
+    assert d.sign_in.handoff() == {"realm": "dev", "client_id": "airflow-server", "federated_client_ids": ["sandbox"]}
+    assert [(p.realm, p.name, p.role) for p in d.people] == [("dev", "ada", "Admin")]

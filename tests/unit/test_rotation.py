@@ -44,6 +44,8 @@ def test_the_old_key_waits_for_the_longest_lifespan_a_client_override_included()
     assert keycloak_rotation.longest_lifespan(realm, [{"attributes": {}}, {}]) == 300
     assert keycloak_rotation.longest_lifespan(realm, [{"attributes": {"access.token.lifespan": "900"}}]) == 900
     assert keycloak_rotation.longest_lifespan(realm, [{"attributes": {"access.token.lifespan": ""}}]) == 300
+    own = {"clientId": "sandbox", "attributes": {"access.token.lifespan": "3600"}}  # the sandbox's own caller
+    assert keycloak_rotation.longest_lifespan(realm, [own], ("sandbox",)) == 300
 
 
 def test_a_keys_age_comes_from_its_name_and_a_realms_first_key_has_none():

@@ -80,8 +80,8 @@ MALFORMED = [
     (("    scopes: [orders.read]", "    scopes: [orders read]"),
      "my.yaml, line 14: grants[0].scopes[0]: 'orders read' is not a valid scope name"),
     (("version: 1", "version: 1\nextras: {}"),
-     "my.yaml, line 2: extras: unknown key 'extras' (known: accounts, airflow, environments, grants, services, "
-     "version)"),
+     "my.yaml, line 2: extras: unknown key 'extras' (known: accounts, airflow, environments, grants, people, "
+     "services, version)"),
     (("    routes: [/orders]", "    upstream: ftp://x\n    routes: [/orders]"),
      "my.yaml, line 7: services.orders.upstream: 'ftp://x' is neither 'bundled' nor an http(s) URL"),
     (("    rate: 10/min", "    rate: 10/min\n  - account: airflow\n    service: orders\n    scopes: [a]\n"
@@ -276,3 +276,24 @@ def test_a_command_uses_the_spec_given_else_the_one_up_recorded_else_the_bundled
     assert chosen(record, mine).note == ""  # the one it runs: nothing to say
     record.write_text("not json")
     assert chosen(record, None).path == default_spec_path()
+
+
+def test_airflow_trusts_the_first_environment_unless_told():
+    base = ("version: 1\nenvironments: {dev: {}, prod: {}}\nservices: {orders: {}}\n"
+            "accounts: {airflow: {environments: [dev, prod]}}\ngrants: []\n")
+    assert parse(base).airflow_realm == "dev"
+    assert parse(base + "airflow: {account: airflow, environment: prod}\n").airflow_realm == "prod"
+    with pytest.raises(SpecError, match=r"line 6: airflow.environment: no environment named 'stage'"):
+        parse(base + "airflow: {account: airflow, environment: stage}\n")
+
+
+def test_people_sign_in_with_one_of_airflows_roles():
+    base = ("version: 1\nenvironments: {dev: {}}\nservices: {orders: {}}\n"
+            "accounts: {airflow: {environments: [dev]}}\ngrants: []\n")
+    spec = parse(base + "people:\n  alice: {role: Admin}\n  bob: {}\n")
+    assert [(p.name, p.role) for p in spec.people.values()] == [("alice", "Admin"), ("bob", "Viewer")]
+    assert parse(base).people == {}
+    with pytest.raises(SpecError) as e:
+        parse(base + "people:\n  alice: {role: Owner}\n  service-account-x: {}\n")
+    assert "line 7: people.alice.role: 'Owner' is not one of Airflow's roles (Viewer, User, Op, Admin)" in str(e.value)
+    assert "line 8: people.service-account-x: 'service-account-x' is the name Keycloak gives" in str(e.value)

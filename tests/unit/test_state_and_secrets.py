@@ -1,3 +1,4 @@
+import json
 import stat
 
 import pytest
@@ -92,3 +93,13 @@ def test_a_folder_handed_to_a_containers_user_keeps_its_files_theirs(tmp_path):
         ("old.py", 50000, 0, 0o600), ("new.py", 50000, 0, 0o600)}
     write_private(tmp_path / "secrets.json", "{}")  # root's own folder: root's file
     assert (tmp_path / "secrets.json").stat().st_uid == 0
+
+
+def test_a_secret_nothing_reads_any_more_is_forgotten(tmp_path):
+    path = paths(tmp_path).secrets
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"airflow_admin_password": "from-an-older-sandbox"}))
+    path.chmod(0o600)
+    kept = load_or_create(path)
+    assert "airflow_admin_password" not in kept and "from-an-older-sandbox" not in path.read_text()
+    assert set(kept) == set(GENERATORS)

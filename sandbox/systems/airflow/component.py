@@ -17,13 +17,14 @@ from pathlib import Path
 
 from sandbox import versions
 from sandbox.errors import SandboxError
-from sandbox.host.credentials import write_private
 from sandbox.host.provision import Say, cached_build, is_done, run
 from sandbox.host.readiness import Check, http_ok
 from sandbox.host.supervisor import base_env
+from sandbox.plan import issuer
 from sandbox.runtime.component import Component, ComponentContext, Login, ProcessSpec
 from sandbox.systems.airflow import files as airflow_files
 from sandbox.systems.airflow import kube_executor
+from sandbox.systems.airflow.client import SIGN_IN
 from sandbox.systems.airflow.token_helper import ROUTES_FILE
 from sandbox.systems.openbao.client import MOUNT
 
@@ -53,15 +54,12 @@ def health_complaint(body: dict) -> str | None:
     return "airflow not healthy: " + ", ".join(bad) if bad else None
 
 
-PASSWORDS = "passwords.json"  # the simple auth manager's users' passwords, in its data folder
 # Airflow's settings whichever runtime runs it (a test holds the compose file's to these); paths, ports and secrets
 # are each runtime's own.
 SETTINGS = {
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
     "AIRFLOW__CORE__PARALLELISM": "4",  # LocalExecutor forks this many workers up front
-    "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
     "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
     "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",  # another listener we do not need
     # Each service would load Alembic and compare the schema's revision with the code's at its start (~0.65
@@ -103,10 +101,11 @@ class Airflow(Component):
     # The API server's worker waits for idle keep-alive connections ([api] worker_timeout, 120 s) before it exits
     # on TERM; nothing of it needs a graceful end (the metastore is transactional), so KILL follows soon.
     stop_grace = 2.0
-    login = Login("admin", "airflow_admin_password")
+    # Nobody has a password of Airflow's: people sign in through Keycloak, and the sandbox calls Airflow's API as
+    # its own client's service account (`sandbox` in Airflow's realm), whose secret this is.
+    login = Login("sandbox", "airflow_caller_secret")
     service = "airflow-api-server"
-    # the admin's password reaches Airflow through passwords.json (prepare_host), not as a secret of its own
-    secrets = ("airflow_fernet_key", "airflow_jwt_secret", "airflow_api_secret_key")
+    secrets = ("airflow_fernet_key", "airflow_jwt_secret", "airflow_api_secret_key", "airflow_client_secret")
     # The task execution API (Cadwyn) generates its routers for every API version on its first request, 3-7 CPU-s
     # on two cores: otherwise a task's first call waits for it (smoke's first task, a user's first DAG run).
     first_use = ("/execution/health",)
@@ -174,7 +173,9 @@ class Airflow(Component):
             "HOME": str(ctx.handoff.home),
             "PATH": f"{venv_bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "AIRFLOW__CORE__DAGS_FOLDER": str(ctx.handoff.dag_folder),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / PASSWORDS),
+            # Keycloak's auth manager: its realm from the lib folder's sign-in file, its client's secret here
+            **airflow_files.auth_settings(ctx.handoff.lib, ctx.url("keycloak")),
+            "AIRFLOW__KEYCLOAK_AUTH_MANAGER__CLIENT_SECRET": ctx.secrets["airflow_client_secret"],
             # Pinned per sandbox: tokens and encrypted connections survive restarts.
             "AIRFLOW__CORE__FERNET_KEY": ctx.secrets["airflow_fernet_key"],
             "AIRFLOW__API_AUTH__JWT_SECRET": ctx.secrets["airflow_jwt_secret"],
@@ -207,7 +208,7 @@ class Airflow(Component):
         ctx.handoff.vault_token.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # the client secrets moved to the vault: a sandbox of an earlier version loses its copy of them here
         (ctx.handoff.vault_token.parent / "airflow-variables.json").unlink(missing_ok=True)
-        write_private(home / PASSWORDS, json.dumps({"admin": ctx.secrets["airflow_admin_password"]}))
+        (home / "passwords.json").unlink(missing_ok=True)  # the simple auth manager's, before Keycloak signed in
 
     def prepare(self, ctx: ComponentContext, say: Say) -> None:
         self.prepare_host(ctx)
@@ -229,14 +230,20 @@ class Airflow(Component):
         command["triggerer"] = [str(self.venv(ctx.cache) / "bin" / "python"), "-m", airflow_files.TRIGGERER_MODULE]
         extra = {"scheduler": ["--skip-serve-logs"], "triggerer": ["--skip-serve-logs"],
                  "api-server": ["--workers", "1"]}
-        return [ProcessSpec(f"airflow-{s}", [*command[s], *extra.get(s, [])], env=env,
+        # The API server runs no user code and calls Keycloak for every sign-in and permission: it does not read
+        # the workers' HOME, where a ~/.netrc for the gateway's host (127.0.0.1, Keycloak's too) would add Basic auth
+        # to those calls (`sandbox repro netrc-override` puts one there).
+        own = {"api-server": {"HOME": str(ctx.data_dir(self.name))}}
+        return [ProcessSpec(f"airflow-{s}", [*command[s], *extra.get(s, [])], env={**env, **own.get(s, {})},
                             cwd=ctx.data_dir(self.name)) for s in SERVICES]
 
     def launcher(self, ctx: ComponentContext, units: list[ProcessSpec]) -> ProcessSpec | None:
         """The four services forked from one process that imported Airflow once (sandbox_services): a quarter of
         the CPU-seconds a start costs, and a second less to healthy on two cores."""
         python = str(self.venv(ctx.cache) / "bin" / "python")
-        plan = json.dumps([[u.name, *unit_of(u.cmd[1:])] for u in units])
+        base = units[0].env
+        plan = json.dumps([[u.name, *unit_of(u.cmd[1:]), {k: v for k, v in u.env.items() if base.get(k) != v}]
+                           for u in units])
         return ProcessSpec("airflow-services",
                            [python, "-m", airflow_files.SERVICES_MODULE, *labels(u.name for u in units)],
                            env={**units[0].env, "SANDBOX_SERVICES": plan}, cwd=units[0].cwd)
@@ -249,6 +256,18 @@ class Airflow(Component):
 
     def release_command(self, unit: str) -> list[str]:
         return [*CONTAINER_LAUNCHER, "--release", unit]
+
+    def compose_settings(self, ctx: ComponentContext) -> dict[str, str]:
+        """Its realm and callers in a container, as the lib folder's sign-in file says now."""
+        auth = airflow_files.auth_settings(ctx.handoff.lib, "")
+        return {"SANDBOX_AIRFLOW_REALM": auth["AIRFLOW__KEYCLOAK_AUTH_MANAGER__REALM"],
+                "SANDBOX_AIRFLOW_CLIENT_ID": auth["AIRFLOW__KEYCLOAK_AUTH_MANAGER__CLIENT_ID"],
+                "SANDBOX_AIRFLOW_CALLERS": auth["AIRFLOW__KEYCLOAK_AUTH_MANAGER__JWT_FEDERATED_CLIENT_IDS"]}
+
+    def extra_urls(self, ctx: ComponentContext) -> dict[str, str]:
+        """Where people and callers sign in: the issuer of Airflow's realm (its token endpoint below it)."""
+        realm = airflow_files.auth_settings(ctx.handoff.lib, "")["AIRFLOW__KEYCLOAK_AUTH_MANAGER__REALM"]
+        return {SIGN_IN: issuer(ctx.url("keycloak"), realm)}
 
     def health(self, ctx: ComponentContext) -> Check:
         return http_ok(ctx.url("airflow") + "/api/v2/monitor/health", lambda r: health_complaint(r.json()))

@@ -38,6 +38,10 @@ REPARSE = {SMOKE_DAG: "sandbox_smoke_", REPRO_DAG: "sandbox_repro_"}
 MOVED_FROM_DAG_FOLDER = (TOKEN_HELPER, auth_module.ROUTES_FILE)
 # what a scenario may leave in the DAG folder (triggerer-import): removed only while it is the sandbox's copy
 SCENARIO_LEFTOVERS = (TEAM_AUTH,)
+# Airflow's sign-in as the spec makes it (its realm, its client, the callers allowed the token exchange): read when
+# Airflow's processes are started (auth_settings), written by the stack before a first start and by apply
+SIGN_IN_FILE = "sandbox_sign_in.json"
+AUTH_MANAGER = "airflow.providers.keycloak.auth_manager.keycloak_auth_manager.KeycloakAuthManager"
 
 
 PLUGINS = "plugins"  # Airflow's plugins folder inside the lib folder ([core] plugins_folder)
@@ -54,6 +58,8 @@ def lib_code() -> dict[str, tuple[str, str]]:
                                    "the triggerer, kept up when one trigger cannot be built"),
         f"{SERVICES_MODULE}.py": ((LIB_SOURCES / f"{SERVICES_MODULE}.py").read_text(),
                                   "Airflow's services forked from one process that imported Airflow once"),
+        "sandbox_forward.py": ((LIB_SOURCES / "sandbox_forward.py").read_text(),
+                               "Keycloak's host URL inside a container (Airflow's auth manager calls it)"),
         "sandbox_pod_policy.py": ((LIB_SOURCES / "sandbox_pod_policy.py").read_text(),
                                   "what a task's pod may not take, whatever its DAG asks (kubernetes runtime)"),
         "airflow_local_settings.py": ((LIB_SOURCES / "airflow_local_settings.py").read_text(),
@@ -71,11 +77,36 @@ def routes_text(desired: Desired) -> str:
     return _routes_json({c.conn_id: c.route() for c in desired.connections})
 
 
+def sign_in_text(desired: Desired) -> str:
+    return json.dumps(desired.sign_in.handoff() if desired.sign_in else {}, indent=2, sort_keys=True)
+
+
 def lib_files(desired: Desired) -> dict[str, tuple[str, str]]:
-    """What apply keeps in the lib folder: its code and the routes."""
+    """What apply keeps in the lib folder: its code, the routes and Airflow's sign-in."""
     return {**lib_code(), auth_module.ROUTES_FILE:
             (routes_text(desired), "each connection's route and token endpoint (no secret)"),
+            SIGN_IN_FILE: (sign_in_text(desired), "Airflow's realm and the callers it lets exchange a token"),
             TEAM_AUTH: (fixture_path(f"dags/{TEAM_AUTH}").read_text(), "a team's own auth_type, for the repro DAGs")}
+
+
+def write_sign_in(lib: Path, desired: Desired) -> bool:
+    """Airflow's sign-in before its processes start; True when it changed (a running Airflow then restarts)."""
+    return bool(write_changed(lib, {SIGN_IN_FILE: (sign_in_text(desired), "")}))
+
+
+def auth_settings(lib: Path, keycloak_url: str) -> dict[str, str]:
+    """Airflow's Keycloak auth manager, as the lib folder's sign-in file says (its secret is the runtime's to give).
+    Before any spec was applied the realm is `master`'s: the API server starts, and nobody signs in yet."""
+    try:
+        sign_in = json.loads((lib / SIGN_IN_FILE).read_text())
+    except (OSError, ValueError):
+        sign_in = {}
+    return {"AIRFLOW__CORE__AUTH_MANAGER": AUTH_MANAGER,
+            "AIRFLOW__KEYCLOAK_AUTH_MANAGER__SERVER_URL": keycloak_url,
+            "AIRFLOW__KEYCLOAK_AUTH_MANAGER__REALM": sign_in.get("realm", "master"),
+            "AIRFLOW__KEYCLOAK_AUTH_MANAGER__CLIENT_ID": sign_in.get("client_id", "airflow-server"),
+            "AIRFLOW__KEYCLOAK_AUTH_MANAGER__JWT_FEDERATED_CLIENT_IDS":
+                ",".join(sign_in.get("federated_client_ids", []))}
 
 
 def dag_files(desired: Desired) -> dict[str, tuple[str, str]]:

@@ -32,8 +32,8 @@ HOME_CLAIM_TARGET = "/opt/airflow"
 # A task runs user code: it gets none of the keys of Airflow's own trust (minting execution-API tokens, decrypting
 # the metastore, the UI's sessions and passwords). The task SDK asks the API server for what it needs.
 NOT_FOR_TASKS = ("AIRFLOW__CORE__FERNET_KEY_CMD", "AIRFLOW__API_AUTH__JWT_SECRET_CMD", "AIRFLOW__API__SECRET_KEY_CMD",
-                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS")
-NOT_MOUNTED_FOR_TASKS = ("/opt/airflow/sandbox",)  # the UI's passwords file
+                 "AIRFLOW__KEYCLOAK_AUTH_MANAGER__CLIENT_SECRET_CMD", "SANDBOX_LOOPBACK_FORWARD")
+NOT_MOUNTED_FOR_TASKS = ("/opt/airflow/sandbox",)  # Airflow's own configuration folder
 
 
 def executor_env(namespace: str) -> dict[str, str]:

@@ -211,8 +211,9 @@ def _realm_contents(admin: KeycloakAdmin, realm: str, desired: Desired) -> list[
         if drift:
             out.append(Step(Change("keycloak", "update", "client", f"{realm}/{cid}", "; ".join(drift)),
                             _in_realm(admin, realm, _repair_client, c, live["id"], have, want, mapper)))
+    signing_in = desired.sign_in.clients() if desired.sign_in and desired.sign_in.realm == realm else ()
     for cid, live in live_clients.items():
-        if cid not in want_clients and _managed(live):
+        if cid not in want_clients and cid not in signing_in and _managed(live):  # sign_in.py keeps Airflow's
             out.append(Step(Change("keycloak", "delete", "client", f"{realm}/{cid}"),
                             _in_realm(admin, realm, lambda a, i: a.delete_client(i), live["id"])))
     return out

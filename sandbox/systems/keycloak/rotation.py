@@ -75,10 +75,12 @@ def signing_keys(keys: list[dict], statuses: tuple[str, ...] = ("ACTIVE",)) -> l
             and k.get("status") in statuses]
 
 
-def longest_lifespan(realm: dict, clients: list[dict]) -> int:
-    """Seconds the longest-lived access token of a realm lives: its lifespan, or a client's longer override."""
+def longest_lifespan(realm: dict, clients: list[dict], signs_in_again: tuple[str, ...] = ()) -> int:
+    """Seconds the longest-lived access token of a realm lives: its lifespan, or a client's longer override.
+    `signs_in_again`: clients whose holder is told (the sandbox's own caller): their tokens need no grace."""
     spans = [int(realm.get("accessTokenLifespan") or 300)]
-    spans += [int(v) for c in clients if (v := (c.get("attributes") or {}).get(CLIENT_LIFESPAN)) and v.isdigit()]
+    spans += [int(v) for c in clients if c.get("clientId") not in signs_in_again
+              and (v := (c.get("attributes") or {}).get(CLIENT_LIFESPAN)) and v.isdigit()]
     return max(spans)
 
 

@@ -8,8 +8,9 @@ The launcher then exits: what is left is the four services, as before.
 
     python -m sandbox_services scheduler dag-processor …   # the names only label the command line (`ps`)
 
-The units come as JSON in SANDBOX_SERVICES ([[name, module, [args…]], …]); each child's pid is written as
-"name pid" to the file descriptor SANDBOX_PIDS_FD, which the supervisor reads until the launcher exits.
+The units come as JSON in SANDBOX_SERVICES ([[name, module, [args…], {its own variables}?], …]); each child's pid
+is written as "name pid" to the file descriptor SANDBOX_PIDS_FD, which the supervisor reads until the launcher
+exits.
 
 In a container (no SANDBOX_PIDS_FD: the docker runtime) the launcher stays, as the container's main process: it
 passes TERM on to every service, and when one service ends on its own it stops the others and exits with that
@@ -64,10 +65,11 @@ def name_process(name: str) -> None:
         pass
 
 
-def serve(name: str, module: str, args: list[str]) -> None:
+def serve(name: str, module: str, args: list[str], env: dict[str, str] | None = None) -> None:
     """In the child: what `python -m <module> <args>` would run, in a session of its own (`sandbox down` ends
-    its process group)."""
+    its process group), with what its own environment has beyond the others' (`env`)."""
     os.setsid()
+    os.environ.update(env or {})
     name_process(name.removeprefix("airflow-"))
     gc.set_threshold(*GC_THRESHOLDS)
     gc.enable()
@@ -109,12 +111,12 @@ def main() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     pids: dict[int, str] = {}
-    for name, module, args in units:
+    for name, module, args, *env in units:
         pid = os.fork()
         if pid == 0:
             if report is not None:
                 os.close(int(report))  # the supervisor reads until every copy of this descriptor is closed
-            serve(name, module, args)
+            serve(name, module, args, *env)
             return  # the service ended: the interpreter exits as that service's command would
         pids[pid] = name
         if report is not None:
