@@ -23,6 +23,7 @@ path "{MOUNT}/data/connections/*" {{ capabilities = ["read"] }}
 AUDIT_DEVICE = "sandbox"  # declared in the server's configuration
 # a periodic token lives as long as it is renewed within its period; every start of the vault renews it
 AIRFLOW_TOKEN_PERIOD = "768h"
+INIT_TIMEOUT_S = 120.0
 
 
 class VaultError(SandboxError):
@@ -38,10 +39,12 @@ class Vault:
     token: str = ""
     timeout: float = 5.0
 
-    def call(self, method: str, path: str, json: dict | None = None, ok404: bool = False) -> dict | None:
+    def call(self, method: str, path: str, json: dict | None = None, ok404: bool = False,
+             timeout: float | None = None) -> dict | None:
         headers = {"X-Vault-Token": self.token} if self.token else {}
         try:
-            r = requests.request(method, f"{self.url}/v1/{path}", json=json, headers=headers, timeout=self.timeout)
+            r = requests.request(method, f"{self.url}/v1/{path}", json=json, headers=headers,
+                                 timeout=timeout or self.timeout)
         except requests.RequestException as e:
             raise VaultError(f"OpenBao at {self.url} did not answer {method} /v1/{path} ({type(e).__name__}).",
                              None) from e
@@ -71,8 +74,10 @@ class Vault:
         return bool(self.call("GET", "sys/init")["initialized"])
 
     def initialise(self) -> dict:
-        """Once per vault: an auto-unsealed vault hands back a root token and recovery keys."""
-        return self.call("POST", "sys/init", {"recovery_shares": 1, "recovery_threshold": 1})
+        """Once per vault: an auto-unsealed vault hands back a root token and recovery keys. Its own timeout: the
+        answer holds the only copy of the root token, and a loaded machine took more than 5 s to give it (the CI's
+        docker stack while a kind cluster loaded its images): a client that gave up left a vault nobody could open."""
+        return self.call("POST", "sys/init", {"recovery_shares": 1, "recovery_threshold": 1}, timeout=INIT_TIMEOUT_S)
 
     # ---- configuration (root) --------------------------------------------------------------------
     def ensure_kv2(self, *mounts: str) -> None:
