@@ -98,3 +98,38 @@ def test_airflow_signs_in_through_its_realm():
     assert (d.sign_in.realm, d.sign_in.client_id, d.sign_in.callers) == ("dev", "airflow-server", ("sandbox",))
     assert d.sign_in.handoff() == {"realm": "dev", "client_id": "airflow-server", "federated_client_ids": ["sandbox"]}
     assert [(p.realm, p.name, p.role) for p in d.people] == [("dev", "ada", "Admin")]
+
+
+INBOUND_SPEC = """
+version: 1
+environments: {dev: {}, prod: {}}
+services: {orders: {}}
+accounts:
+  airflow: {environments: [dev, prod]}
+  ci: {environments: [dev]}
+  partner-hook: {environments: [dev, prod]}
+grants:
+  - {account: airflow, service: orders, scopes: [orders.read]}
+  - {account: ci, service: airflow, dags: [sandbox_smoke_dev], rate: 10/min}
+  - {account: partner-hook, service: airflow, assets: ["s3://orders/daily"]}
+"""
+
+
+def test_a_grant_into_airflow_is_a_route_in_airflows_realm_with_its_paths():
+    d = plan(parse(INBOUND_SPEC), INPUTS)
+    apis = {a.api_id: a for a in d.apis}
+    assert "dev-airflow" in apis and "prod-airflow" not in apis
+    api = apis["dev-airflow"]
+    assert (api.listen_path, api.exchange_url) == ("/dev/airflow/", INPUTS.airflow_inner_url)
+    assert api.scope_policies == (("airflow.ci", "dev-ci-airflow"), ("airflow.partner-hook", "dev-partner-hook-airflow"))
+    ci = next(p for p in d.policies if p.policy_id == "dev-ci-airflow")
+    assert (ci.rate, ci.per) == (10, 60)
+    assert ci.allowed == (("/api/v2/dags/sandbox_smoke_dev/dagRuns", ("GET", "POST")),
+                          ("/api/v2/dags/sandbox_smoke_dev/dagRuns/{run_id}", ("GET",)))
+    assert d.sign_in.callers == ("sandbox", "ci", "partner-hook")
+    assert d.sign_in.dag_grants == (("ci", ("sandbox_smoke_dev",)),)
+    clients = {(c.realm, c.client_id): c for c in d.clients}
+    assert clients[("dev", "ci")].airflow_audience == "airflow-server"
+    assert clients[("dev", "ci")].scopes == ("airflow.ci",)
+    assert clients[("prod", "partner-hook")].airflow_audience == ""  # Airflow trusts dev's realm only
+    assert not [s for s in d.scopes if s.realm == "prod" and s.name.startswith("airflow.")]
