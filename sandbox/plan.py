@@ -70,7 +70,8 @@ class Addresses:
         gateway = urlsplit(endpoints.inner("tyk"))
         return cls(keycloak_url=endpoints.url("keycloak"), gateway_host=gateway.hostname or "127.0.0.1",
                    gateway_port=gateway.port or 80, upstream_url=endpoints.inner("upstream"),
-                   keycloak_inner_url=endpoints.inner("keycloak"), airflow_inner_url=endpoints.inner("airflow"))
+                   keycloak_inner_url=endpoints.inner("keycloak"),
+                   airflow_inner_url=endpoints.inner("airflow") if "airflow" in endpoints.components else "")
 
 
 @dataclass(frozen=True)
