@@ -121,7 +121,8 @@ def test_a_grant_into_airflow_is_a_route_in_airflows_realm_with_its_paths():
     assert "dev-airflow" in apis and "prod-airflow" not in apis
     api = apis["dev-airflow"]
     assert (api.listen_path, api.exchange_url) == ("/dev/airflow/", INPUTS.airflow_inner_url)
-    assert api.scope_policies == (("airflow.ci", "dev-ci-airflow"), ("airflow.partner-hook", "dev-partner-hook-airflow"))
+    assert api.scope_policies == (("airflow.ci", "dev-ci-airflow"),
+                                  ("airflow.partner-hook", "dev-partner-hook-airflow"))
     ci = next(p for p in d.policies if p.policy_id == "dev-ci-airflow")
     assert (ci.rate, ci.per) == (10, 60)
     assert ci.allowed == (("/api/v2/dags/sandbox_smoke_dev/dagRuns", ("GET", "POST")),

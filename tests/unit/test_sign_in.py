@@ -169,3 +169,19 @@ def test_the_api_server_reads_no_workers_home(tmp_path):
     plan = json.loads(Airflow().launcher(ctx, units).env["SANDBOX_SERVICES"])
     own = {name: env for name, *_, env in plan}
     assert own["airflow-api-server"] == {"HOME": homes["airflow-api-server"]} and own["airflow-scheduler"] == {}
+
+
+def test_a_caller_granted_dags_may_trigger_and_read_those_only():
+    from sandbox.spec import parse
+    from tests.unit.test_plan import INBOUND_SPEC
+
+    s = plan(parse(INBOUND_SPEC), Addresses.nowhere()).sign_in
+    by_name = {p["name"]: p for p in sign_in.authorization(s)["policies"]}
+    assert json.loads(by_name["Client-ci"]["config"]["clients"]) == ["ci"]
+    regex = by_name["Dags-of-ci"]["config"]
+    assert (regex["targetClaim"], regex["pattern"], regex["targetContextAttributes"]) == \
+        ("resource_id", "^(sandbox_smoke_dev)$", "true")
+    runs = by_name["Runs-of-ci"]["config"]
+    assert (json.loads(runs["resources"]), json.loads(runs["scopes"]), json.loads(runs["applyPolicies"])) == \
+        (["Dag"], ["GET", "POST"], ["ci-on-its-dags"])
+    assert "Client-partner-hook" not in by_name  # assets only: no DAG of its own

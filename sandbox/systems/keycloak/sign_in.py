@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 
 from keycloak import KeycloakAdmin
@@ -56,6 +57,18 @@ def authorization(s: AirflowSignIn) -> dict:
         _permission("User", ["Allow-User"], resources=("Dag", "Asset")),
         _permission("Op", ["Allow-Op"], resources=("Connection", "Pool", "Variable", "Backfill")),
     ]
+    for caller, dags in s.dag_grants:  # a caller granted DAGs: their runs and nothing else (no role at all)
+        pattern = "^(" + "|".join(re.escape(d) for d in dags) + ")$"
+        policies += [
+            {"name": f"Client-{caller}", "type": "client", "logic": "POSITIVE",
+             "config": {"clients": json.dumps([caller])}},
+            # Airflow pushes the DAG's id as the claim `resource_id` with each question it asks
+            {"name": f"Dags-of-{caller}", "type": "regex", "logic": "POSITIVE",
+             "config": {"targetClaim": "resource_id", "pattern": pattern, "targetContextAttributes": "true"}},
+            {"name": f"{caller}-on-its-dags", "type": "aggregate", "logic": "POSITIVE", "decisionStrategy": "UNANIMOUS",
+             "config": {"applyPolicies": json.dumps([f"Client-{caller}", f"Dags-of-{caller}"])}},
+            _permission(f"Runs-of-{caller}", [f"{caller}-on-its-dags"], scopes=("GET", "POST"), resources=("Dag",)),
+        ]
     return {"allowRemoteResourceManagement": False, "policyEnforcementMode": "ENFORCING",
             "decisionStrategy": "AFFIRMATIVE", "scopes": [{"name": x} for x in SCOPES],
             "resources": [{"name": r, "scopes": [{"name": x} for x in SCOPES if x != "MENU"]} for r in RESOURCES]
