@@ -16,6 +16,7 @@ from collections.abc import Callable
 from keycloak import KeycloakAdmin
 
 from sandbox.plan import MANAGED, AirflowSignIn, Desired, KeycloakPerson
+from sandbox.systems.keycloak.applier import airflow_mapper_payload
 from sandbox.systems.steps import Change, Step
 
 SCOPES = ("GET", "POST", "PUT", "DELETE", "MENU", "LIST")
@@ -25,7 +26,6 @@ RESOURCES = ("AdminView", "Asset", "AssetAlias", "Backfill", "Configuration", "C
 MENU_ITEMS = ("Required Actions", "Assets", "Audit Log", "Config", "Connections", "Dags", "Deadlines", "Docs", "Jobs",
               "Plugins", "Pools", "Providers", "Variables", "XComs")
 MODEL = "sandbox.authz"  # the client's attribute holding the digest of the model it was made with
-AIRFLOW_AUDIENCE_MAPPER = "airflow-audience"
 # a caller's token: `roles` carries realm_access (role policies read it), `profile` the preferred_username Airflow
 # records as the run's triggering user
 CALLER_SCOPES = ("basic", "profile", "roles", "service_account")
@@ -105,10 +105,7 @@ def caller_client(s: AirflowSignIn, client_id: str, secret: str | None) -> dict:
             "standardFlowEnabled": False, "directAccessGrantsEnabled": False, "implicitFlowEnabled": False,
             "attributes": {MANAGED: "true", **({"access.token.lifespan": str(CALLER_LIFESPAN)} if own else {})},
             "defaultClientScopes": list(CALLER_SCOPES),
-            "protocolMappers": [{"name": AIRFLOW_AUDIENCE_MAPPER, "protocol": "openid-connect",
-                                 "protocolMapper": "oidc-audience-mapper",
-                                 "config": {"included.client.audience": s.client_id, "access.token.claim": "true",
-                                            "id.token.claim": "false", "introspection.token.claim": "true"}}]}
+            "protocolMappers": [airflow_mapper_payload(s.client_id)]}
 
 
 def steps(admin: KeycloakAdmin, desired: Desired, airflow_url: str, secret: str | None, caller_secrets: dict[str, str],
