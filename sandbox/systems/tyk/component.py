@@ -23,6 +23,7 @@ from sandbox.host.credentials import write_private
 from sandbox.host.go_source import GO_HINT, TYK, BuiltOrInstalled
 from sandbox.host.provision import Say, require_tool
 from sandbox.host.readiness import Check, http_ok
+from sandbox.paths import compose_dir
 from sandbox.runtime.component import Component, ComponentContext, Login, ProcessSpec
 from sandbox.systems.tyk import chart
 
@@ -36,7 +37,9 @@ def hello_complaint(body: dict) -> str | None:
     return None
 
 
-MIDDLEWARE = Path(__file__).parent / "middleware"
+def middleware() -> Path:
+    """The gateway's JS plugins, the same files on every runtime (a container mounts them, a pod's ConfigMap)."""
+    return compose_dir() / "tyk" / "middleware"
 
 
 def gateway_config(ctx: ComponentContext, templates: Path) -> dict:
@@ -116,7 +119,7 @@ class Tyk(BuiltOrInstalled, Component):
         data = ctx.data_dir(self.name)
         for sub in ("apps", "middleware", "policies"):
             (data / sub).mkdir(parents=True, exist_ok=True)
-        for js in MIDDLEWARE.glob("*.js"):  # the plugins the APIs name, read from the gateway's working folder
+        for js in middleware().glob("*.js"):  # the plugins the APIs name, read from the gateway's working folder
             shutil.copyfile(js, data / "middleware" / js.name)
         # it holds the gateway secret and the Redis password
         write_private(data / "tyk.conf", json.dumps(gateway_config(ctx, self.home(ctx.cache) / "templates"), indent=2))
