@@ -684,6 +684,7 @@ def call_cmd(account: str, service: str, path: str, env: str, method: str, data:
       sandbox call airflow orders
       sandbox call airflow billing /get --env prod
       sandbox call airflow orders /post -X POST -d '{"a": 1}'
+      sandbox call ci airflow api/v2/dags/sandbox_smoke_dev/dagRuns -X POST -d '{"logical_date": null}'
     """
     from sandbox.commands import call as call_mod
     result = call_mod.call(_spec(spec_path), get_runtime().endpoints(), _paths(), account, service, path, env,

@@ -57,3 +57,11 @@ def test_past_the_grants_rate_the_gateway_says_429(stack):
     answers = [requests.get(f"{GATEWAY}/api/v2/dags/{DAG}/dagRuns", headers=h, timeout=30).status_code
                for _ in range(11)]  # the grant's 10/min; earlier tests' calls count in the same minute too
     assert 429 in answers, answers
+
+
+def test_sandbox_call_triggers_the_granted_dag_as_the_account(stack):
+    out = json.loads(stack.cli("call", "ci", "airflow", "api/v2/dags/sandbox_smoke_dev/dagRuns", "-X", "POST",
+                               "-d", '{"logical_date": null}', "-o", "json").stdout)
+    assert out["status"] == 200 and out["body"]["triggering_user_name"] == "service-account-ci", out
+    refused = stack.cli("call", "ci", "airflow", "api/v2/dags", "-o", "json", check=False)
+    assert refused.returncode == 1 and json.loads(refused.stdout)["status"] == 403, refused.stdout
