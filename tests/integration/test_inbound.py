@@ -71,7 +71,9 @@ def test_audit_inbound_names_the_caller_of_each_run_and_airflow_agrees(stack):
     h = {"Authorization": f"Bearer {_ci_token(stack)}"}
     run = requests.post(f"{GATEWAY}/api/v2/dags/{DAG}/dagRuns", headers=h, json={"logical_date": None}, timeout=30)
     assert run.status_code == 200, run.text
+    other = requests.post(f"{GATEWAY}/api/v2/dags/{OTHER}/dagRuns", headers=h, json={"logical_date": None}, timeout=30)
+    assert other.status_code == 403, other.text
     rows = json.loads(stack.cli("audit", "--inbound", "--since", "10m", "-o", "json").stdout)
     mine = [r for r in rows if r["run_id"] == run.json()["dag_run_id"]]
     assert mine and mine[0]["account"] == "ci" and mine[0]["verified"] and mine[0]["action"] == f"trigger {DAG}", rows
-    assert any(r["action"] == "refused" and r["status"] == 403 for r in rows), rows  # the other DAG, earlier
+    assert any(r["action"] == "refused" and r["status"] == 403 and OTHER in r["path"] for r in rows), rows
