@@ -615,9 +615,11 @@ def _audit_secrets(window: int | None, output: str) -> None:
 @ENV_FILTER
 @SERVICE_FILTER
 @click.option("--connection", default=None, help="Only this connection id (e.g. tyk_dev_orders).")
+@click.option("--caller", default=None, help="Walk this account's way into Airflow through the gateway instead "
+              "(grant, token, gateway, exchange, Airflow's permission).")
 @SPEC
 @OUTPUT
-def doctor(env: str | None, service: str | None, connection: str | None, spec_path: Path | None,
+def doctor(env: str | None, service: str | None, connection: str | None, caller: str | None, spec_path: Path | None,
            output: str) -> None:
     """Walk each connection's path hop by hop (changing nothing) and name the broken one, with the fix.
 
@@ -625,11 +627,16 @@ def doctor(env: str | None, service: str | None, connection: str | None, spec_pa
     Examples:
       sandbox doctor
       sandbox doctor --env dev --connection tyk_dev_orders -o json
+      sandbox doctor --caller ci
     """
     from sandbox.commands import doctor as doctor_mod
     rt = get_runtime()
-    results = doctor_mod.run(_spec(spec_path), rt.endpoints(), rt.handoff(), env, connection,
-                             lambda name: tail(rt.log_path(name), 400), service)
+    if caller:
+        from sandbox.commands import doctor_caller
+        results = [doctor_caller.diagnose(_spec(spec_path), rt.endpoints(), _paths(), caller)]
+    else:
+        results = doctor_mod.run(_spec(spec_path), rt.endpoints(), rt.handoff(), env, connection,
+                                 lambda name: tail(rt.log_path(name), 400), service)
     if output == "json":
         render.dump_json([{**vars(d), "ok": d.ok} for d in results])
     else:

@@ -7,10 +7,12 @@ rate, 429. Written as a CI job would call it: two HTTP requests, no sandbox code
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import requests
 
+from sandbox.systems.airflow import dag_runs
 from tests.integration.conftest import TEST_PORTS
 
 pytestmark = pytest.mark.integration
@@ -27,13 +29,16 @@ def _ci_token(stack) -> str:
     return r.json()["access_token"]
 
 
-def test_ci_triggers_its_dag_through_the_gateway_as_itself(stack):
+def test_ci_triggers_its_dag_through_the_gateway_as_itself_and_the_run_succeeds(stack, sandbox):
     h = {"Authorization": f"Bearer {_ci_token(stack)}"}
     run = requests.post(f"{GATEWAY}/api/v2/dags/{DAG}/dagRuns", headers=h, json={"logical_date": None}, timeout=30)
     assert run.status_code == 200, run.text
     assert run.json()["triggering_user_name"] == "service-account-ci"
     read = requests.get(f"{GATEWAY}/api/v2/dags/{DAG}/dagRuns/{run.json()['dag_run_id']}", headers=h, timeout=30)
     assert read.status_code == 200 and read.json()["dag_id"] == DAG
+    # followed as the sandbox (its reads would spend ci's rate)
+    assert dag_runs.wait(sandbox.clients.airflow, DAG, run.json()["dag_run_id"], time.monotonic() + 300, 300) == \
+        "success"
 
 
 def test_the_gateway_refuses_what_the_grant_does_not_name(stack):
@@ -70,6 +75,14 @@ def test_audit_inbound_names_the_caller_of_each_run_and_airflow_agrees(stack):
     mine = [r for r in rows if r["run_id"] == run.json()["dag_run_id"]]
     assert mine and mine[0]["account"] == "ci" and mine[0]["verified"] and mine[0]["action"] == f"trigger {DAG}", rows
     assert any(r["action"] == "refused" and r["status"] == 403 and OTHER in r["path"] for r in rows), rows
+
+
+def test_doctor_walks_a_callers_way_into_airflow_green_and_names_a_missing_grant(stack):
+    out = json.loads(stack.cli("doctor", "--caller", "ci", "-o", "json").stdout)[0]
+    assert [(h["name"], h["ok"]) for h in out["hops"]] == [("grant", True), ("token", True), ("gateway", True),
+                                                          ("exchange", True), ("airflow", True)], out
+    refused = stack.cli("doctor", "--caller", "reporting", "-o", "json", check=False)
+    assert refused.returncode == 1 and "not granted Airflow's API" in json.loads(refused.stdout)[0]["verdict"]
 
 
 def test_past_the_grants_rate_the_gateway_says_429(stack):
