@@ -57,7 +57,8 @@ def call(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, account: str, se
     if service not in spec.services and service != AIRFLOW_SERVICE:  # airflow: its API, reserved
         raise SandboxError(f"No service named {service!r} in {spec.source}.",
                            use_one_of(service, [*spec.services, AIRFLOW_SERVICE]), exit_code=2)
-    auth = auth_for(spec, endpoints, paths, account, env)
+    # Airflow checks a caller's token at Keycloak's userinfo when it exchanges it, which wants the openid scope
+    auth = auth_for(spec, endpoints, paths, account, env, "openid" if service == AIRFLOW_SERVICE else "")
     if why := why_not_running(endpoints, "tyk"):
         raise SandboxError(f"No call through the gateway: {why}.", "run `sandbox up`.")
     try:
