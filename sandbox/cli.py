@@ -521,10 +521,12 @@ def rotate(accounts: tuple[str, ...], env: str | None, signing_key: bool, now: b
 @click.option("--dag", "dag_id", default=None, help="Only this DAG's calls.")
 @click.option("--secrets", "secrets_", is_flag=True, help="The vault's records instead: which identity read which "
               "secret path, when (and what it was refused).")
+@click.option("--inbound", is_flag=True, help="Calls into Airflow through the gateway instead: which caller triggered "
+              "which DAG run or posted which asset event, checked against Airflow's runs.")
 @click.option("-o", "--output", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
               help="Output format.")
 def audit(since: str | None, env: str | None, service: str | None, dag_id: str | None, secrets_: bool,
-          output: str) -> None:
+          inbound: bool, output: str) -> None:
     """Which DAG called which service: the gateway's records by DAG, task, API and status.
 
     \b
@@ -532,6 +534,7 @@ def audit(since: str | None, env: str | None, service: str | None, dag_id: str |
       sandbox audit
       sandbox audit --since 10m --dag sandbox_smoke_dev -o json
       sandbox audit --secrets
+      sandbox audit --inbound --since 1h
     """
     from sandbox.clients import Clients
     from sandbox.commands import audit as audit_mod
@@ -544,6 +547,8 @@ def audit(since: str | None, env: str | None, service: str | None, dag_id: str |
             raise SandboxError("--dag does not apply to --secrets (the vault knows identities, not DAGs).",
                                "leave out --dag.", exit_code=2)
         return _audit_secrets(window, output)
+    if inbound:
+        return _audit_inbound(window, env, dag_id, output)
     endpoints = get_runtime().endpoints()
     live = Clients(endpoints)
     records = audit_mod.read(live.redis)
@@ -560,6 +565,30 @@ def audit(since: str | None, env: str | None, service: str | None, dag_id: str |
         render.csv_rows(rows, audit_mod.AuditRow)
     else:
         render.audit(rows, audit_mod.tally(records, filters))
+
+
+def _audit_inbound(window: int | None, env: str | None, dag_id: str | None, output: str) -> None:
+    from sandbox.clients import Clients
+    from sandbox.commands import audit as audit_mod
+    from sandbox.commands import audit_inbound
+    live = Clients(get_runtime().endpoints())
+    records = audit_mod.read(live.redis)
+    try:
+        triggers = audit_inbound.airflow_triggers(live.airflow)
+    except SandboxError as e:
+        triggers = None
+        render.err.print(f"[yellow]Triggers not checked against Airflow's runs: {e.message}[/]")
+    rows = [r for r in audit_inbound.rows(records, triggers, time.time() - window if window else None)
+            if (env is None or r.env == env) and (dag_id is None or r.action == f"trigger {dag_id}")]
+    if output == "json":
+        render.dump_json(rows)
+    elif output == "csv":
+        render.csv_rows(rows, audit_inbound.InboundRow)
+    else:
+        render.simple_table("calls into Airflow through the gateway",
+                            ["when", "env", "caller", "method", "path", "status", "made", "run", "verified"],
+                            [[r.when, r.env, r.account, r.method, r.path, str(r.status), r.action, r.run_id or "-",
+                              "yes" if r.verified else "no"] for r in rows])
 
 
 def _audit_secrets(window: int | None, output: str) -> None:
@@ -586,9 +615,11 @@ def _audit_secrets(window: int | None, output: str) -> None:
 @ENV_FILTER
 @SERVICE_FILTER
 @click.option("--connection", default=None, help="Only this connection id (e.g. tyk_dev_orders).")
+@click.option("--caller", default=None, help="Walk this account's way into Airflow through the gateway instead "
+              "(grant, token, gateway, exchange, Airflow's permission).")
 @SPEC
 @OUTPUT
-def doctor(env: str | None, service: str | None, connection: str | None, spec_path: Path | None,
+def doctor(env: str | None, service: str | None, connection: str | None, caller: str | None, spec_path: Path | None,
            output: str) -> None:
     """Walk each connection's path hop by hop (changing nothing) and name the broken one, with the fix.
 
@@ -596,11 +627,16 @@ def doctor(env: str | None, service: str | None, connection: str | None, spec_pa
     Examples:
       sandbox doctor
       sandbox doctor --env dev --connection tyk_dev_orders -o json
+      sandbox doctor --caller ci
     """
     from sandbox.commands import doctor as doctor_mod
     rt = get_runtime()
-    results = doctor_mod.run(_spec(spec_path), rt.endpoints(), rt.handoff(), env, connection,
-                             lambda name: tail(rt.log_path(name), 400), service)
+    if caller:
+        from sandbox.commands import doctor_caller
+        results = [doctor_caller.diagnose(_spec(spec_path), rt.endpoints(), _paths(), caller)]
+    else:
+        results = doctor_mod.run(_spec(spec_path), rt.endpoints(), rt.handoff(), env, connection,
+                                 lambda name: tail(rt.log_path(name), 400), service)
     if output == "json":
         render.dump_json([{**vars(d), "ok": d.ok} for d in results])
     else:
@@ -684,6 +720,7 @@ def call_cmd(account: str, service: str, path: str, env: str, method: str, data:
       sandbox call airflow orders
       sandbox call airflow billing /get --env prod
       sandbox call airflow orders /post -X POST -d '{"a": 1}'
+      sandbox call ci airflow api/v2/dags/sandbox_smoke_dev/dagRuns -X POST -d '{"logical_date": null}'
     """
     from sandbox.commands import call as call_mod
     result = call_mod.call(_spec(spec_path), get_runtime().endpoints(), _paths(), account, service, path, env,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from sandbox.runtime.base import Endpoints
-from sandbox.spec import BUNDLED, ROLES, Spec
+from sandbox.spec import AIRFLOW_SERVICE, BUNDLED, ROLES, Grant, Spec
 
 AUDIENCE = "sandbox-gateway"  # the `aud` every token must carry for the gateway
 MANAGED = "sandbox.managed"
@@ -54,6 +54,7 @@ class Addresses:
     gateway_port: int
     upstream_url: str  # as the gateway reaches it
     keycloak_inner_url: str = ""  # as the gateway (JWKS) and Airflow's tasks (tokens) reach it; '' = keycloak_url
+    airflow_inner_url: str = "http://airflow"  # Airflow's API as the gateway reaches it (the inbound route's upstream)
 
     @property
     def keycloak_for_components(self) -> str:
@@ -69,7 +70,8 @@ class Addresses:
         gateway = urlsplit(endpoints.inner("tyk"))
         return cls(keycloak_url=endpoints.url("keycloak"), gateway_host=gateway.hostname or "127.0.0.1",
                    gateway_port=gateway.port or 80, upstream_url=endpoints.inner("upstream"),
-                   keycloak_inner_url=endpoints.inner("keycloak"))
+                   keycloak_inner_url=endpoints.inner("keycloak"),
+                   airflow_inner_url=endpoints.inner("airflow") if "airflow" in endpoints.components else "")
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class KeycloakClient:
     description: str
     scopes: tuple[str, ...]  # client scopes of the spec's grants (sorted); `basic` is always added
     audience: str = AUDIENCE
+    airflow_audience: str = ""  # a caller into Airflow: Airflow's client too, in `aud` (its exchange checks it)
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class AirflowSignIn:
     roles: tuple[str, ...]
     callers: tuple[str, ...]  # the allow-list; the sandbox's own first
     admins: tuple[str, ...]  # callers whose service account holds Airflow's Admin role
+    dag_grants: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (caller, DAG ids it may trigger and read)
 
     def clients(self) -> tuple[str, ...]:
         return (self.client_id, *self.callers)
@@ -134,6 +138,7 @@ class TykApi:
     audience: str
     scope_policies: tuple[tuple[str, str], ...]  # (scope, policy id)
     tag_headers: tuple[str, ...] = AUDIT_HEADERS
+    exchange_url: str = ""  # Airflow's API: the gateway swaps the caller's token for Airflow's there ('' = no swap)
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,7 @@ class TykPolicy:
     quota_max: int  # -1: no quota
     quota_renewal_rate: int
     tags: tuple[str, ...]
+    allowed: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (path pattern, methods); () = the whole API
 
 
 @dataclass(frozen=True)
@@ -220,23 +226,38 @@ def api_id_of(env: str, service: str) -> str:
     return f"{env}-{service}"
 
 
+def allowed_paths(g: Grant) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """What a grant on Airflow's API lets its caller do there, as Airflow's REST API v2 lays it out (Tyk's
+    allowed_urls patterns, matched without the listen path): trigger each DAG and read its runs."""
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for dag in g.dags:
+        out += [(f"/api/v2/dags/{dag}/dagRuns", ("GET", "POST")), (f"/api/v2/dags/{dag}/dagRuns/{{run_id}}", ("GET",))]
+    return tuple(out)
+
+
 def plan(spec: Spec, at: Addresses) -> Desired:
     d = Desired()
     realm = spec.airflow_realm
-    d.sign_in = AirflowSignIn(realm, AIRFLOW_CLIENT, ("SuperAdmin", *ROLES), callers=(SANDBOX_CALLER,),
-                              admins=(SANDBOX_CALLER,))
+    inbound = [g for g in spec.grants if g.inbound]
+    callers = tuple(sorted({g.account for g in inbound}))
+    d.sign_in = AirflowSignIn(realm, AIRFLOW_CLIENT, ("SuperAdmin", *ROLES), callers=(SANDBOX_CALLER, *callers),
+                              admins=(SANDBOX_CALLER,),
+                              dag_grants=tuple((g.account, g.dags) for g in inbound if g.dags))
     d.people = [KeycloakPerson(realm, p.name, p.role) for p in spec.people.values()]
     for env_name, env in spec.environments.items():
         realm_issuer = issuer(at.keycloak_url, env_name)
         d.realms.append(KeycloakRealm(env_name, env.token_lifespan))
-        grants = spec.grants_in(env_name)
+        # a grant into Airflow is served in Airflow's realm only (the spec checks its account is there)
+        grants = [g for g in spec.grants_in(env_name) if not g.inbound or env_name == realm]
         for scope in sorted({s for g in grants for s in g.scopes}):
             d.scopes.append(KeycloakScope(env_name, scope))
         for account in spec.accounts.values():
             if env_name not in account.environments:
                 continue
             scopes = sorted({s for g in grants if g.account == account.name for s in g.scopes})
-            d.clients.append(KeycloakClient(env_name, account.name, account.description, tuple(scopes)))
+            calls_airflow = env_name == realm and account.name in callers
+            d.clients.append(KeycloakClient(env_name, account.name, account.description, tuple(scopes),
+                                            airflow_audience=AIRFLOW_CLIENT if calls_airflow else ""))
         for service in spec.services.values():
             api_id = api_id_of(env_name, service.name)
             upstream = at.upstream_url + f"/anything/{service.name}" if service.upstream == BUNDLED \
@@ -267,4 +288,19 @@ def plan(spec: Spec, at: Addresses) -> Desired:
                     scope=" ".join(sorted({s for g in mine for s in g.scopes})), audience=AUDIENCE,
                     secret_key=secret_key(env_name, spec.airflow_account),
                 ))
+        if env_name == realm and inbound:  # Airflow's own API, for the callers granted into it
+            api_id = api_id_of(env_name, AIRFLOW_SERVICE)
+            d.apis.append(TykApi(
+                api_id=api_id, env=env_name, service=AIRFLOW_SERVICE, listen_path=f"/{env_name}/{AIRFLOW_SERVICE}/",
+                upstream_url=at.airflow_inner_url, issuer=realm_issuer,
+                jwks_url=jwks_url(at.keycloak_for_components, env_name), audience=AUDIENCE,
+                scope_policies=tuple(sorted((s, policy_id(env_name, g.account, AIRFLOW_SERVICE))
+                                            for g in inbound for s in g.scopes)),
+                exchange_url=at.airflow_inner_url))
+            d.policies += [TykPolicy(
+                policy_id=policy_id(env_name, g.account, AIRFLOW_SERVICE), env=env_name, account=g.account,
+                service=AIRFLOW_SERVICE, api_id=api_id, rate=g.rate.count, per=g.rate.per_seconds,
+                quota_max=g.quota.count if g.quota else -1, quota_renewal_rate=g.quota.per_seconds if g.quota else -1,
+                tags=(f"env-{env_name}", f"account-{g.account}", f"service-{AIRFLOW_SERVICE}"),
+                allowed=allowed_paths(g)) for g in inbound]
     return d

@@ -73,6 +73,11 @@ class Account:
     description: str = ""
 
 
+AIRFLOW_SERVICE = "airflow"  # reserved: Airflow's own REST API behind the gateway, for callers into Airflow
+DAG_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")  # Airflow's own rule for a DAG id
+ASSET_URI = re.compile(r"[a-z][a-z0-9+.-]*://[^\s\x00-\x1f\x7f]+")
+
+
 @dataclass(frozen=True)
 class Grant:
     account: str
@@ -80,6 +85,12 @@ class Grant:
     scopes: tuple[str, ...]
     rate: Rate
     quota: Rate | None
+    dags: tuple[str, ...] = ()  # on Airflow's API: the DAGs the account may trigger and whose runs it may read
+    assets: tuple[str, ...] = ()  # on Airflow's API: the assets (by URI) it may post events of
+
+    @property
+    def inbound(self) -> bool:
+        return self.service == AIRFLOW_SERVICE
 
 
 @dataclass(frozen=True)
@@ -320,8 +331,8 @@ def parse(text: str, source: str = "<spec>") -> Spec:
     envs = _environments(c, top)
     services = _services(c, top)
     accounts = _accounts(c, top, envs)
-    grants = _grants(c, top, accounts, services)
     airflow_account, airflow_environment = _airflow(c, top, root, accounts, envs)
+    grants = _grants(c, top, accounts, services, airflow_environment or next(iter(envs), ""))
     people = _people(c, top)
     if c.problems:
         raise SpecError(source, c.problems)
@@ -344,6 +355,9 @@ def _services(c: _Checker, top: dict) -> dict[str, Service]:
     services: dict[str, Service] = {}
     for name, _, node in c.named_mapping(top["services"], "services") if "services" in top else []:
         p = f"services.{name}"
+        if name == AIRFLOW_SERVICE:
+            c.add(p, node, "'airflow' is reserved: Airflow's own API, which grants name as `service: airflow` "
+                           "with `dags` and `assets`; call your service something else")
         f = c.mapping(node, p, set(), {"upstream", "routes"})
         upstream = c.scalar(f.get("upstream"), f"{p}.upstream", str, BUNDLED)
         if upstream != BUNDLED and not UPSTREAM.fullmatch(upstream or ""):
@@ -370,7 +384,8 @@ def _accounts(c: _Checker, top: dict, envs: dict[str, Environment]) -> dict[str,
     return accounts
 
 
-def _grants(c: _Checker, top: dict, accounts: dict[str, Account], services: dict[str, Service]) -> list[Grant]:
+def _grants(c: _Checker, top: dict, accounts: dict[str, Account], services: dict[str, Service],
+            airflow_env: str) -> list[Grant]:
     grants: list[Grant] = []
     seen_pairs: dict[tuple[str, str], int] = {}
     # (env, service, scope) -> (account, grant index): each environment has its own gateway APIs
@@ -380,13 +395,23 @@ def _grants(c: _Checker, top: dict, accounts: dict[str, Account], services: dict
         c.add("grants", gnode, f"must be a list, not {_kind(gnode)}")
     for i, node in enumerate(gnode.value if isinstance(gnode, yaml.SequenceNode) else []):
         p = f"grants[{i}]"
-        f = c.mapping(node, p, {"account", "service", "scopes"}, {"rate", "quota"})
+        inbound = _names(node, "service") == AIRFLOW_SERVICE  # into Airflow: DAGs and assets, not scopes
+        f = c.mapping(node, p, {"account", "service"} | (set() if inbound else {"scopes"}),
+                      {"rate", "quota"} | ({"dags", "assets"} if inbound else set()))
         account = c.scalar(f.get("account"), f"{p}.account", str)
         service = c.scalar(f.get("service"), f"{p}.service", str)
         if account is not None and account not in accounts:
             c.add(f"{p}.account", f["account"], f"no account named {account!r}")
-        if service is not None and service not in services:
+        if service is not None and service not in services and not inbound:
             c.add(f"{p}.service", f["service"], f"no service named {service!r}")
+        dags = _listed(c, f, p, "dags", DAG_ID, "is not a DAG id Airflow accepts")
+        assets = _listed(c, f, p, "assets", ASSET_URI, "is not an asset URI (scheme://…)")
+        if inbound and not dags and not assets:
+            c.add(p, node, "a grant on Airflow's API names what the account may do there: `dags` it may trigger, "
+                           "`assets` it may post events of")
+        if inbound and account in accounts and airflow_env and airflow_env not in accounts[account].environments:
+            c.add(f"{p}.account", f["account"], f"Airflow's API is served in {airflow_env} only (its auth manager "
+                  f"trusts that realm): add {airflow_env} to accounts.{account}.environments")
         scopes = c.str_list(f["scopes"], f"{p}.scopes") if "scopes" in f else []
         for j, (s, snode) in enumerate(scopes):
             if not SCOPE.fullmatch(s):
@@ -407,9 +432,28 @@ def _grants(c: _Checker, top: dict, accounts: dict[str, Account], services: dict
             if service and clash:
                 c.add(f"{p}.scopes[{j}]", snode, f"scope {s!r} of {service} is already granted to {clash[0]} in "
                       f"grants[{clash[1]}]; the gateway maps a scope to one policy, so give each account its own")
+        if inbound and account:  # the gateway maps a scope to a policy: each caller's grant has its own
+            scopes = [(f"{AIRFLOW_SERVICE}.{account}", node)]
         if account and service and rate:
-            grants.append(Grant(account, service, tuple(s for s, _ in scopes), rate, quota))
+            grants.append(Grant(account, service, tuple(s for s, _ in scopes), rate, quota, dags, assets))
     return grants
+
+
+def _names(node: yaml.Node, key: str) -> str | None:
+    """A mapping's scalar value for `key`, read before the mapping is checked (what it is decides its keys)."""
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key and isinstance(v, yaml.ScalarNode):
+                return v.value
+    return None
+
+
+def _listed(c: _Checker, f: dict, p: str, key: str, shape: re.Pattern, says: str) -> tuple[str, ...]:
+    items = c.str_list(f[key], f"{p}.{key}") if key in f else []
+    for j, (v, vnode) in enumerate(items):
+        if not shape.fullmatch(v):
+            c.add(f"{p}.{key}[{j}]", vnode, f"{v!r} {says}")
+    return tuple(v for v, _ in items)
 
 
 def _airflow(c: _Checker, top: dict, root, accounts: dict[str, Account],

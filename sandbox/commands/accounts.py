@@ -31,11 +31,12 @@ def client_secret(paths: SandboxPaths, env: str, account: str) -> str:
                            "run `sandbox apply` (or `sandbox up`), and check the account and --env.") from e
 
 
-def auth_for(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, account: str, env: str) -> ClientCredentialsAuth:
+def auth_for(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, account: str, env: str,
+             scope: str = "") -> ClientCredentialsAuth:
     """A `requests` auth that fetches (and refreshes) the account's client-credentials token."""
     check_account(spec, account, env)
     if why := clients.why_not_running(endpoints, "keycloak"):
         raise SandboxError(f"No token without Keycloak: {why}.", "run `sandbox up`.")
     client_secret(paths, env, account)  # a missing secret is said now, not at the first call
     return ClientCredentialsAuth(token_url(endpoints.url("keycloak"), env), account,
-                                 lambda: client_secret(paths, env, account))  # re-read: `sandbox rotate` changes it
+                                 lambda: client_secret(paths, env, account), scope)  # re-read: rotate changes it

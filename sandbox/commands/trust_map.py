@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sandbox.plan import AirflowConnection, Desired, TykApi, TykPolicy
-from sandbox.spec import Spec
+from sandbox.spec import AIRFLOW_SERVICE, Spec
 from sandbox.systems.openbao.client import MOUNT, SANDBOX_MOUNT
 from sandbox.systems.steps import Change
 
@@ -54,11 +54,19 @@ class Edge:
     smoke: str = "not run"  # ok | failed at <hop>: <detail> | not run (Airflow's edges only)
     smoke_at: str = ""
     dags: list[dict] = field(default_factory=list)  # {"dag", "calls", "last_seen"} from the audit records
+    # into Airflow (a caller on Airflow's API route): the DAGs and assets its grant reaches; out of it: []
+    reaches: list[str] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)  # what of the live systems departs from the spec on this edge
 
     @property
     def realm(self) -> str:
         return self.env
+
+    @property
+    def direction(self) -> str:
+        """in: a caller into Airflow (caller -> route -> Airflow -> its DAGs); out: Airflow's or an account's call
+        to a service."""
+        return "in" if self.service == AIRFLOW_SERVICE else "out"
 
     @property
     def state(self) -> str:
@@ -73,7 +81,8 @@ class Edge:
         return "ok" if self.smoke == "ok" else "unchecked"  # another account's edge is not smoked: unchecked
 
     def as_dict(self) -> dict:
-        return {**{k: getattr(self, k) for k in self.__dataclass_fields__}, "realm": self.realm, "state": self.state}
+        return {**{k: getattr(self, k) for k in self.__dataclass_fields__}, "realm": self.realm, "state": self.state,
+                "direction": self.direction}
 
 
 @dataclass
@@ -106,6 +115,11 @@ def _edge(desired: Desired, api: TykApi, account: str, policy: TykPolicy | None,
     return edge
 
 
+def _reaches(spec: Spec, account: str) -> list[str]:
+    grant = next((g for g in spec.grants if g.account == account and g.inbound), None)
+    return [f"dag {d}" for d in grant.dags] + [f"asset {a}" for a in grant.assets] if grant else []
+
+
 def edges(spec: Spec, desired: Desired) -> list[Edge]:
     """Every grant, and every Airflow connection without one, as an edge (spec order: environment, service)."""
     out = []
@@ -113,7 +127,9 @@ def edges(spec: Spec, desired: Desired) -> list[Edge]:
         conn = next((c for c in desired.connections if (c.env, c.service) == (api.env, api.service)), None)
         policies = [p for p in desired.policies if p.api_id == api.api_id]
         for p in policies:
-            out.append(_edge(desired, api, p.account, p, conn if p.account == spec.airflow_account else None))
+            out.append(e := _edge(desired, api, p.account, p, conn if p.account == spec.airflow_account else None))
+            if api.service == AIRFLOW_SERVICE:
+                e.reaches = _reaches(spec, p.account)
         if conn is not None and not any(p.account == spec.airflow_account for p in policies):
             out.append(_edge(desired, api, spec.airflow_account, None, conn))
     return out

@@ -10,7 +10,7 @@ INPUTS = Addresses(keycloak_url="http://127.0.0.1:28081", gateway_host="127.0.0.
 
 def test_default_spec_counts():
     d = plan(load(), INPUTS)
-    assert d.counts() == {"realms": 2, "scopes": 7, "clients": 3, "apis": 4, "policies": 5, "connections": 4,
+    assert d.counts() == {"realms": 2, "scopes": 8, "clients": 4, "apis": 5, "policies": 6, "connections": 4,
                           "people": 1}
 
 
@@ -24,8 +24,10 @@ def test_clients_per_environment_with_their_scopes():
     clients = {(c.realm, c.client_id): c.scopes for c in d.clients}
     assert clients == {("dev", "airflow"): ("billing.read", "orders.read", "orders.write"),
                        ("dev", "reporting"): ("orders.export",),
+                       ("dev", "ci"): ("airflow.ci",),  # its grant into Airflow: the scope its policy maps from
                        ("prod", "airflow"): ("billing.read", "orders.read", "orders.write")}
     assert {c.audience for c in d.clients} == {AUDIENCE}
+    assert {(c.realm, c.client_id) for c in d.clients if c.airflow_audience} == {("dev", "ci")}
     # a scope exists in a realm only where a grant uses it
     assert "orders.export" not in {s.name for s in d.scopes if s.realm == "prod"}
 
@@ -45,7 +47,7 @@ def test_policies_carry_rate_quota_and_tags():
     d = plan(load(), INPUTS)
     pol = {p.policy_id: p for p in d.policies}
     assert set(pol) == {"dev-airflow-orders", "dev-airflow-billing", "dev-reporting-orders",
-                        "prod-airflow-orders", "prod-airflow-billing"}
+                        "prod-airflow-orders", "prod-airflow-billing", "dev-ci-airflow"}
     p = pol["dev-reporting-orders"]
     assert (p.rate, p.per, p.quota_max, p.quota_renewal_rate) == (30, 60, 1000, 3600)
     assert p.api_id == "dev-orders" and p.tags == ("env-dev", "account-reporting", "service-orders")
@@ -95,6 +97,43 @@ def test_plan_is_deterministic():
 def test_airflow_signs_in_through_its_realm():
     d = plan(load(), INPUTS)
     assert d.sign_in is not None
-    assert (d.sign_in.realm, d.sign_in.client_id, d.sign_in.callers) == ("dev", "airflow-server", ("sandbox",))
-    assert d.sign_in.handoff() == {"realm": "dev", "client_id": "airflow-server", "federated_client_ids": ["sandbox"]}
+    assert (d.sign_in.realm, d.sign_in.client_id, d.sign_in.callers) == ("dev", "airflow-server", ("sandbox", "ci"))
+    assert d.sign_in.handoff() == {"realm": "dev", "client_id": "airflow-server",
+                                   "federated_client_ids": ["sandbox", "ci"]}
     assert [(p.realm, p.name, p.role) for p in d.people] == [("dev", "ada", "Admin")]
+
+
+INBOUND_SPEC = """
+version: 1
+environments: {dev: {}, prod: {}}
+services: {orders: {}}
+accounts:
+  airflow: {environments: [dev, prod]}
+  ci: {environments: [dev]}
+  partner-hook: {environments: [dev, prod]}
+grants:
+  - {account: airflow, service: orders, scopes: [orders.read]}
+  - {account: ci, service: airflow, dags: [sandbox_smoke_dev], rate: 10/min}
+  - {account: partner-hook, service: airflow, assets: ["s3://orders/daily"]}
+"""
+
+
+def test_a_grant_into_airflow_is_a_route_in_airflows_realm_with_its_paths():
+    d = plan(parse(INBOUND_SPEC), INPUTS)
+    apis = {a.api_id: a for a in d.apis}
+    assert "dev-airflow" in apis and "prod-airflow" not in apis
+    api = apis["dev-airflow"]
+    assert (api.listen_path, api.exchange_url) == ("/dev/airflow/", INPUTS.airflow_inner_url)
+    assert api.scope_policies == (("airflow.ci", "dev-ci-airflow"),
+                                  ("airflow.partner-hook", "dev-partner-hook-airflow"))
+    ci = next(p for p in d.policies if p.policy_id == "dev-ci-airflow")
+    assert (ci.rate, ci.per) == (10, 60)
+    assert ci.allowed == (("/api/v2/dags/sandbox_smoke_dev/dagRuns", ("GET", "POST")),
+                          ("/api/v2/dags/sandbox_smoke_dev/dagRuns/{run_id}", ("GET",)))
+    assert d.sign_in.callers == ("sandbox", "ci", "partner-hook")
+    assert d.sign_in.dag_grants == (("ci", ("sandbox_smoke_dev",)),)
+    clients = {(c.realm, c.client_id): c for c in d.clients}
+    assert clients[("dev", "ci")].airflow_audience == "airflow-server"
+    assert clients[("dev", "ci")].scopes == ("airflow.ci",)
+    assert clients[("prod", "partner-hook")].airflow_audience == ""  # Airflow trusts dev's realm only
+    assert not [s for s in d.scopes if s.realm == "prod" and s.name.startswith("airflow.")]

@@ -17,7 +17,7 @@ def test_the_authorization_model_is_the_providers_with_an_affirmative_decision()
     assert authz["decisionStrategy"] == "AFFIRMATIVE"  # UNANIMOUS denies every request, Admin's too
     names = {p["name"] for p in authz["policies"]}
     assert {"Allow-Viewer", "Allow-User", "Allow-Op", "Allow-Admin", "Allow-SuperAdmin",
-            "ReadOnly", "Admin", "User", "Op"} == names
+            "ReadOnly", "Admin", "User", "Op"} == {n for n in names if "ci" not in n}  # and the caller ci's own
     dag = next(r for r in authz["resources"] if r["name"] == "Dag")
     assert {s["name"] for s in dag["scopes"]} == {"GET", "POST", "PUT", "DELETE", "LIST"}
     assert {"MENU"} == {s["name"] for r in authz["resources"] if r["name"] == "Dags" for s in r["scopes"]}
@@ -46,7 +46,7 @@ def test_airflow_reads_its_realm_from_the_lib_folder(tmp_path):
     assert airflow_files.write_sign_in(tmp_path, DESIRED) is False  # unchanged: no restart
     after = airflow_files.auth_settings(tmp_path, "http://kc")
     assert after["AIRFLOW__KEYCLOAK_AUTH_MANAGER__REALM"] == "dev"
-    assert after["AIRFLOW__KEYCLOAK_AUTH_MANAGER__JWT_FEDERATED_CLIENT_IDS"] == "sandbox"
+    assert after["AIRFLOW__KEYCLOAK_AUTH_MANAGER__JWT_FEDERATED_CLIENT_IDS"] == "sandbox,ci"
     assert after["AIRFLOW__KEYCLOAK_AUTH_MANAGER__SERVER_URL"] == "http://kc"
     assert "secret" not in json.dumps(json.loads((tmp_path / airflow_files.SIGN_IN_FILE).read_text())).lower()
 
@@ -169,3 +169,19 @@ def test_the_api_server_reads_no_workers_home(tmp_path):
     plan = json.loads(Airflow().launcher(ctx, units).env["SANDBOX_SERVICES"])
     own = {name: env for name, *_, env in plan}
     assert own["airflow-api-server"] == {"HOME": homes["airflow-api-server"]} and own["airflow-scheduler"] == {}
+
+
+def test_a_caller_granted_dags_may_trigger_and_read_those_only():
+    from sandbox.spec import parse
+    from tests.unit.test_plan import INBOUND_SPEC
+
+    s = plan(parse(INBOUND_SPEC), Addresses.nowhere()).sign_in
+    by_name = {p["name"]: p for p in sign_in.authorization(s)["policies"]}
+    assert json.loads(by_name["Client-ci"]["config"]["clients"]) == ["ci"]
+    regex = by_name["Dags-of-ci"]["config"]
+    assert (regex["targetClaim"], regex["pattern"], regex["targetContextAttributes"]) == \
+        ("resource_id", "^(sandbox_smoke_dev)$", "true")
+    runs = by_name["Runs-of-ci"]["config"]
+    assert (json.loads(runs["resources"]), json.loads(runs["scopes"]), json.loads(runs["applyPolicies"])) == \
+        (["Dag"], ["GET", "POST"], ["ci-on-its-dags"])
+    assert "Client-partner-hook" not in by_name  # assets only: no DAG of its own

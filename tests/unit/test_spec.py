@@ -297,3 +297,41 @@ def test_people_sign_in_with_one_of_airflows_roles():
         parse(base + "people:\n  alice: {role: Owner}\n  service-account-x: {}\n")
     assert "line 7: people.alice.role: 'Owner' is not one of Airflow's roles (Viewer, User, Op, Admin)" in str(e.value)
     assert "line 8: people.service-account-x: 'service-account-x' is the name Keycloak gives" in str(e.value)
+
+
+INBOUND = ("version: 1\nenvironments: {dev: {}, prod: {}}\nservices: {orders: {}}\n"
+           "accounts:\n  airflow: {environments: [dev, prod]}\n  ci: {environments: [dev]}\n"
+           "  partner-hook: {environments: [dev, prod]}\n")
+
+
+def test_a_grant_on_airflow_names_dags_and_assets_not_scopes():
+    spec = parse(INBOUND + "grants:\n"
+                 "  - {account: ci, service: airflow, dags: [sandbox_smoke_dev], rate: 10/min}\n"
+                 "  - {account: partner-hook, service: airflow, assets: ['s3://orders/daily']}\n")
+    ci, hook = spec.grants
+    assert (ci.inbound, ci.dags, ci.assets, ci.scopes, ci.rate.count) == (True, ("sandbox_smoke_dev",), (),
+                                                                          ("airflow.ci",), 10)
+    assert (hook.dags, hook.assets, hook.scopes) == ((), ("s3://orders/daily",), ("airflow.partner-hook",))
+
+
+@pytest.mark.parametrize("grant, said", [
+    ("{account: ci, service: airflow}", "line 9: grants[0]: a grant on Airflow's API names what the account may do"),
+    ("{account: ci, service: airflow, dags: ['no/slash']}", "line 9: grants[0].dags[0]: 'no/slash' is not a DAG id"),
+    ("{account: ci, service: airflow, assets: [daily]}", "line 9: grants[0].assets[0]: 'daily' is not an asset URI"),
+    ("{account: ci, service: orders, dags: [x], scopes: [a]}", "line 9: grants[0].dags: unknown key 'dags'"),
+    ("{account: ci, service: airflow, dags: [x], scopes: [a]}", "line 9: grants[0].scopes: unknown key 'scopes'"),
+])
+def test_a_grant_on_airflow_is_checked_as_such(grant, said):
+    with pytest.raises(SpecError) as e:
+        parse(INBOUND + f"grants:\n  - {grant}\n")
+    assert said in str(e.value), str(e.value)
+
+
+def test_airflows_api_is_served_in_airflows_environment_only():
+    with pytest.raises(SpecError) as e:
+        parse(INBOUND.replace("ci: {environments: [dev]}", "ci: {environments: [prod]}")
+              + "grants:\n  - {account: ci, service: airflow, dags: [x]}\n")
+    assert ("line 9: grants[0].account: Airflow's API is served in dev only (its auth manager trusts that realm): "
+            "add dev to accounts.ci.environments") in str(e.value)
+    with pytest.raises(SpecError, match="'airflow' is reserved: Airflow's own API"):
+        parse(INBOUND.replace("services: {orders: {}}", "services: {airflow: {}}") + "grants: []\n")

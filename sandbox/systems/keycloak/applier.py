@@ -59,12 +59,29 @@ def rotation_policy() -> dict:
 CLIENT_LIFESPAN = "access.token.lifespan"
 
 
+AIRFLOW_AUDIENCE_MAPPER = "airflow-audience"
+
+
+def airflow_mapper_payload(client_id: str) -> dict:
+    """A caller into Airflow: Airflow's client in `aud`, which its token exchange checks."""
+    return {"name": AIRFLOW_AUDIENCE_MAPPER, "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
+            "config": {"included.client.audience": client_id, "access.token.claim": "true",
+                       "id.token.claim": "false", "introspection.token.claim": "true"}}
+
+
+def default_scopes(c: KeycloakClient) -> set[str]:
+    # a caller into Airflow: `profile` carries the preferred_username Airflow records as who triggered a run
+    return {*ALWAYS_SCOPES, *(("profile",) if c.airflow_audience else ()), *c.scopes}
+
+
 def client_payload(c: KeycloakClient) -> dict:
     return {"clientId": c.client_id, "description": c.description, "enabled": True, "protocol": "openid-connect",
             "publicClient": False, "clientAuthenticatorType": "client-secret", "serviceAccountsEnabled": True,
             "standardFlowEnabled": False, "implicitFlowEnabled": False, "directAccessGrantsEnabled": False,
-            "attributes": {MANAGED: "true"}, "defaultClientScopes": [*ALWAYS_SCOPES, *c.scopes],
-            "optionalClientScopes": [], "protocolMappers": [mapper_payload(c.audience)]}
+            "attributes": {MANAGED: "true"}, "defaultClientScopes": sorted(default_scopes(c)),
+            "optionalClientScopes": [], "protocolMappers": [
+                mapper_payload(c.audience),
+                *([airflow_mapper_payload(c.airflow_audience)] if c.airflow_audience else [])]}
 
 
 def _managed(obj: dict) -> bool:
@@ -197,20 +214,24 @@ def _realm_contents(admin: KeycloakAdmin, realm: str, desired: Desired) -> list[
         if not _managed(live):
             continue  # someone else's client of the same name: left alone
         have = set(live.get("defaultClientScopes") or [])
-        want = {*ALWAYS_SCOPES, *c.scopes}
+        want = default_scopes(c)
         mapper = next((m for m in live.get("protocolMappers") or [] if m["name"] == AUDIENCE_MAPPER), None)
+        to_airflow = next((m for m in live.get("protocolMappers") or [] if m["name"] == AIRFLOW_AUDIENCE_MAPPER), None)
         drift = []
         if have != want:
             drift.append(f"scopes +{sorted(want - have)} -{sorted(have - want)}")
         if mapper is None or mapper.get("config", {}).get("included.custom.audience") != c.audience:
             drift.append("audience mapper")
+        if (to_airflow or {}).get("config", {}).get("included.client.audience") != (c.airflow_audience or None):
+            drift.append("Airflow's audience" if c.airflow_audience else "calls Airflow no more")
         if override := (live.get("attributes") or {}).get(CLIENT_LIFESPAN):
             drift.append(f"token lifespan override {override}s")
         if not live.get("serviceAccountsEnabled") or live.get("publicClient") or live.get("directAccessGrantsEnabled"):
             drift.append("client settings")
         if drift:
             out.append(Step(Change("keycloak", "update", "client", f"{realm}/{cid}", "; ".join(drift)),
-                            _in_realm(admin, realm, _repair_client, c, live["id"], have, want, mapper)))
+                            _in_realm(admin, realm, _repair_client, c, live["id"], have, want, mapper,
+                                      to_airflow)))
     signing_in = desired.sign_in.clients() if desired.sign_in and desired.sign_in.realm == realm else ()
     for cid, live in live_clients.items():
         if cid not in want_clients and cid not in signing_in and _managed(live):  # sign_in.py keeps Airflow's
@@ -219,7 +240,8 @@ def _realm_contents(admin: KeycloakAdmin, realm: str, desired: Desired) -> list[
     return out
 
 
-def _repair_client(admin: KeycloakAdmin, c: KeycloakClient, uuid: str, have: set, want: set, mapper) -> None:
+def _repair_client(admin: KeycloakAdmin, c: KeycloakClient, uuid: str, have: set, want: set, mapper,
+                   to_airflow) -> None:
     payload = client_payload(c)
     for k in ("defaultClientScopes", "optionalClientScopes", "protocolMappers"):
         payload.pop(k)  # not updatable through PUT; handled below
@@ -236,6 +258,11 @@ def _repair_client(admin: KeycloakAdmin, c: KeycloakClient, uuid: str, have: set
         admin.add_mapper_to_client(uuid, mapper_payload(c.audience))
     elif mapper.get("config", {}).get("included.custom.audience") != c.audience:
         admin.update_client_mapper(uuid, mapper["id"], {**mapper_payload(c.audience), "id": mapper["id"]})
+    if to_airflow is not None and to_airflow.get("config", {}).get("included.client.audience") != c.airflow_audience:
+        admin.remove_client_mapper(uuid, to_airflow["id"])
+        to_airflow = None
+    if to_airflow is None and c.airflow_audience:
+        admin.add_mapper_to_client(uuid, airflow_mapper_payload(c.airflow_audience))
 
 
 def client_secrets(admin: KeycloakAdmin, desired: Desired) -> dict[tuple[str, str], str]:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 
 from keycloak import KeycloakAdmin
 
 from sandbox.plan import MANAGED, AirflowSignIn, Desired, KeycloakPerson
+from sandbox.systems.keycloak.applier import airflow_mapper_payload
 from sandbox.systems.steps import Change, Step
 
 SCOPES = ("GET", "POST", "PUT", "DELETE", "MENU", "LIST")
@@ -24,7 +26,6 @@ RESOURCES = ("AdminView", "Asset", "AssetAlias", "Backfill", "Configuration", "C
 MENU_ITEMS = ("Required Actions", "Assets", "Audit Log", "Config", "Connections", "Dags", "Deadlines", "Docs", "Jobs",
               "Plugins", "Pools", "Providers", "Variables", "XComs")
 MODEL = "sandbox.authz"  # the client's attribute holding the digest of the model it was made with
-AIRFLOW_AUDIENCE_MAPPER = "airflow-audience"
 # a caller's token: `roles` carries realm_access (role policies read it), `profile` the preferred_username Airflow
 # records as the run's triggering user
 CALLER_SCOPES = ("basic", "profile", "roles", "service_account")
@@ -56,6 +57,18 @@ def authorization(s: AirflowSignIn) -> dict:
         _permission("User", ["Allow-User"], resources=("Dag", "Asset")),
         _permission("Op", ["Allow-Op"], resources=("Connection", "Pool", "Variable", "Backfill")),
     ]
+    for caller, dags in s.dag_grants:  # a caller granted DAGs: their runs and nothing else (no role at all)
+        pattern = "^(" + "|".join(re.escape(d) for d in dags) + ")$"
+        policies += [
+            {"name": f"Client-{caller}", "type": "client", "logic": "POSITIVE",
+             "config": {"clients": json.dumps([caller])}},
+            # Airflow pushes the DAG's id as the claim `resource_id` with each question it asks
+            {"name": f"Dags-of-{caller}", "type": "regex", "logic": "POSITIVE",
+             "config": {"targetClaim": "resource_id", "pattern": pattern, "targetContextAttributes": "true"}},
+            {"name": f"{caller}-on-its-dags", "type": "aggregate", "logic": "POSITIVE", "decisionStrategy": "UNANIMOUS",
+             "config": {"applyPolicies": json.dumps([f"Client-{caller}", f"Dags-of-{caller}"])}},
+            _permission(f"Runs-of-{caller}", [f"{caller}-on-its-dags"], scopes=("GET", "POST"), resources=("Dag",)),
+        ]
     return {"allowRemoteResourceManagement": False, "policyEnforcementMode": "ENFORCING",
             "decisionStrategy": "AFFIRMATIVE", "scopes": [{"name": x} for x in SCOPES],
             "resources": [{"name": r, "scopes": [{"name": x} for x in SCOPES if x != "MENU"]} for r in RESOURCES]
@@ -92,10 +105,7 @@ def caller_client(s: AirflowSignIn, client_id: str, secret: str | None) -> dict:
             "standardFlowEnabled": False, "directAccessGrantsEnabled": False, "implicitFlowEnabled": False,
             "attributes": {MANAGED: "true", **({"access.token.lifespan": str(CALLER_LIFESPAN)} if own else {})},
             "defaultClientScopes": list(CALLER_SCOPES),
-            "protocolMappers": [{"name": AIRFLOW_AUDIENCE_MAPPER, "protocol": "openid-connect",
-                                 "protocolMapper": "oidc-audience-mapper",
-                                 "config": {"included.client.audience": s.client_id, "access.token.claim": "true",
-                                            "id.token.claim": "false", "introspection.token.claim": "true"}}]}
+            "protocolMappers": [airflow_mapper_payload(s.client_id)]}
 
 
 def steps(admin: KeycloakAdmin, desired: Desired, airflow_url: str, secret: str | None, caller_secrets: dict[str, str],

@@ -49,9 +49,22 @@ def api_payload(a: TykApi) -> dict:
             },
             # Tyk keeps header names lowercased
             "middleware": {"global": {"trafficLogs": {"enabled": True,
-                                                      "tagHeaders": [h.lower() for h in a.tag_headers]}}},
+                                                      "tagHeaders": [h.lower() for h in a.tag_headers]},
+                                      **(_exchange(a.exchange_url) if a.exchange_url else {})}},
         },
     }
+
+
+EXCHANGE = "airflowExchange"  # the JS post plugin's function (middleware/airflow_exchange.js)
+EXCHANGE_FILE = "middleware/airflow_exchange.js"  # relative to the gateway's working folder, on every runtime
+
+
+def _exchange(airflow_url: str) -> dict:
+    """The caller's token swapped for Airflow's after the gateway's own checks (Tyk's JS post plugin: its open-source
+    edition has no token exchange of its own)."""
+    return {"pluginConfig": {"driver": "otto", "data": {"enabled": True, "value": {"airflow_url": airflow_url}}},
+            "postPlugins": [{"enabled": True, "functionName": EXCHANGE, "path": EXCHANGE_FILE,
+                             "requireSession": True}]}
 
 
 def policy_payload(p: TykPolicy) -> dict:
@@ -59,11 +72,14 @@ def policy_payload(p: TykPolicy) -> dict:
         "id": p.policy_id, "name": p.policy_id, "org_id": "",  # must equal the APIs' (empty) org id
         "rate": p.rate, "per": p.per, "quota_max": p.quota_max, "quota_renewal_rate": p.quota_renewal_rate,
         "throttle_interval": -1, "throttle_retry_limit": -1, "max_query_depth": -1,
-        "access_rights": {p.api_id: {"api_id": p.api_id, "api_name": p.api_id, "versions": ["Default"]}},
+        "access_rights": {p.api_id: {"api_id": p.api_id, "api_name": p.api_id, "versions": ["Default"],
+                                     **({"allowed_urls": [{"url": u, "methods": list(m)} for u, m in p.allowed]}
+                                        if p.allowed else {})}},
         # Per API: a token mapped to several policies (one per granted service) gets each grant's rate and
         # quota with counters of its own; without it Tyk counts every call of that identity against one budget.
         "partitions": {"quota": False, "rate_limit": False, "complexity": False, "acl": False, "per_api": True},
-        "active": True, "tags": list(p.tags), "meta_data": {MANAGED: True},
+        # a string: the policy's meta_data joins a session's, whose values a JS plugin must get back as strings
+        "active": True, "tags": list(p.tags), "meta_data": {MANAGED: "true"},
     }
 
 
@@ -72,7 +88,7 @@ def api_managed(oas: dict) -> bool:
 
 
 def policy_managed(pol: dict) -> bool:
-    return bool((pol.get("meta_data") or {}).get(MANAGED))
+    return (pol.get("meta_data") or {}).get(MANAGED) in (True, "true")
 
 
 def differences(want, have, path: str = "") -> list[str]:

@@ -23,6 +23,7 @@ from sandbox.host.credentials import write_private
 from sandbox.host.go_source import GO_HINT, TYK, BuiltOrInstalled
 from sandbox.host.provision import Say, require_tool
 from sandbox.host.readiness import Check, http_ok
+from sandbox.paths import compose_dir
 from sandbox.runtime.component import Component, ComponentContext, Login, ProcessSpec
 from sandbox.systems.tyk import chart
 
@@ -34,6 +35,11 @@ def hello_complaint(body: dict) -> str | None:
     if body.get("status") != "pass" or redis != "pass":
         return f"tyk /hello: status={body.get('status')}, redis={redis}"
     return None
+
+
+def middleware() -> Path:
+    """The gateway's JS plugins, the same files on every runtime (a container mounts them, a pod's ConfigMap)."""
+    return compose_dir() / "tyk" / "middleware"
 
 
 def gateway_config(ctx: ComponentContext, templates: Path) -> dict:
@@ -51,7 +57,12 @@ def gateway_config(ctx: ComponentContext, templates: Path) -> dict:
                     "password": ctx.secrets["redis_password"], "database": 0},
         "enable_analytics": True,
         "analytics_config": {"type": "", "ignored_ips": [], "storage_expiration_time": ANALYTICS_TTL},
-        "enable_jsvm": False,
+        # the exchange into Airflow is a JS post plugin (middleware/airflow_exchange.js): Tyk's open-source edition
+        # has no token exchange of its own
+        "enable_jsvm": True,
+        # a policy's allowed_urls (a caller into Airflow: its DAGs' paths) anchored and matched without the listen
+        # path, as written in the plan; otherwise they are unanchored regexes on the whole path
+        "http_server_options": {"enable_path_prefix_matching": True, "enable_path_suffix_matching": True},
         "hash_keys": True,
         "pid_file_location": str(data / "tyk.pid"),
         "health_check": {"enable_health_checks": False},
@@ -108,6 +119,8 @@ class Tyk(BuiltOrInstalled, Component):
         data = ctx.data_dir(self.name)
         for sub in ("apps", "middleware", "policies"):
             (data / sub).mkdir(parents=True, exist_ok=True)
+        for js in middleware().glob("*.js"):  # the plugins the APIs name, read from the gateway's working folder
+            shutil.copyfile(js, data / "middleware" / js.name)
         # it holds the gateway secret and the Redis password
         write_private(data / "tyk.conf", json.dumps(gateway_config(ctx, self.home(ctx.cache) / "templates"), indent=2))
 
