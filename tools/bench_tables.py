@@ -44,6 +44,16 @@ TABLES: dict[str, tuple[str, tuple[str, ...], list[tuple[str, list[str]]]]] = {
          ["{cached_ms.p50} ms p50 (p95 {cached_ms.p95} ms, {cached_ms.lookups} lookups)"]),
         ("an unmanaged connection (Airflow's own chain)", ["{unmanaged_ms.p50} ms p50 (p95 {unmanaged_ms.p95} ms)"]),
     ]),
+    "inbound": ("inbound.json", ("measure", "result"), [
+        ("through the gateway, the caller's Keycloak token",
+         ["{through_gateway_ms.p50} ms p50 (p95 {through_gateway_ms.p95} ms, {runs} triggers)"]),
+        ("Airflow's API directly, a cached Airflow token",
+         ["{direct_cached_token_ms.p50} ms p50 (p95 {direct_cached_token_ms.p95} ms)"]),
+        ("the gateway's share (p50 difference)", ["{gateway_share_p50_ms} ms"]),
+        ("the exchange (Airflow's `/auth/token`, jwt-bearer), once per token",
+         ["{exchange_ms.p50} ms p50 (max {exchange_ms.max} ms); a token's first call through the gateway "
+          "{first_call_through_gateway_ms} ms"]),
+    ]),
     "tyk_build": ("tyk_build.json", ("measure", "result"), [
         ("cold build (empty Go caches)", ["{cold_build_s} s"]),
         ("rebuild with Go's caches warm", ["{warm_build_s} s"]),
