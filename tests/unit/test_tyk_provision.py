@@ -235,3 +235,23 @@ def test_go_builds_ignore_any_go_work_and_never_rewrite_go_mod(tmp_path):
     go_source.go_build(go_source.OPENBAO, str(go), tmp_path, binary, {"PATH": os.environ["PATH"],
                        "GOWORK": "/tmp/go.work", "GOFLAGS": "-mod=mod"}, lambda _: None)
     assert binary.read_text().strip() == "GOWORK=off GOFLAGS=-mod=readonly"
+
+
+def test_a_policy_whose_file_is_gone_counts_as_deleted_and_nothing_else_does():
+    import json
+
+    import requests
+
+    from sandbox.systems.tyk import client
+
+    def answer(method, url, status, body):
+        r = requests.Response()
+        r.status_code, r._content = status, json.dumps(body).encode()
+        r.request = requests.Request(method, url).prepare()
+        return r
+
+    gone = {"status": "error", "message": "Delete failed"}  # Tyk 5.14's words when the policy's file is missing
+    assert client._absent(answer("DELETE", "http://gw/tyk/policies/dev-ci-airflow", 500, gone))
+    assert client._absent(answer("DELETE", "http://gw/tyk/apis/oas/x", 404, {"message": "not found"}))
+    assert not client._absent(answer("DELETE", "http://gw/tyk/apis/oas/x", 500, gone))
+    assert not client._absent(answer("DELETE", "http://gw/tyk/policies/p", 500, {"message": "Unable to create"}))

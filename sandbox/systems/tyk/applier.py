@@ -121,7 +121,9 @@ def steps(gw: TykGateway, desired: Desired) -> list[Step]:
                             lambda b=body, i=pid: gw.call("PUT", f"/policies/{i}", json=b)))
     for pid, live in live_pols.items():
         if pid not in wanted_pols and policy_managed(live):
-            out.append(Step(Change("tyk", "delete", "policy", pid), lambda i=pid: gw.call("DELETE", f"/policies/{i}")))
+            # gone already (an interrupted apply removed its file) is done
+            out.append(Step(Change("tyk", "delete", "policy", pid),
+                            lambda i=pid: gw.call("DELETE", f"/policies/{i}", ok404=True)))
 
     live_apis = gw.apis()
     wanted_apis = {a.api_id: a for a in desired.apis}
