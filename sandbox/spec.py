@@ -116,6 +116,10 @@ class Spec:
     def airflow_realm(self) -> str:
         return self.airflow_environment or next(iter(self.environments))
 
+    def inbound_grant(self, account: str) -> Grant | None:
+        """The account's grant on Airflow's own API, if it has one."""
+        return next((g for g in self.grants if g.account == account and g.inbound), None)
+
     def grants_in(self, env: str) -> list[Grant]:
         return [g for g in self.grants if env in self.accounts[g.account].environments]
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from sandbox.commands.audit import seconds_of, tag_value
+from sandbox.commands.audit import _iso, seconds_of, tag_value
 from sandbox.spec import AIRFLOW_SERVICE
 
 SLACK_S = 5.0  # the gateway's record and the run's queued time: one machine's clock, the exchange between them
@@ -67,8 +66,8 @@ def rows(records: list[dict], triggers: Triggers | None, since: float | None = N
         path = str(rec.get("RawPath") or rec.get("Path") or "")
         method, status = str(rec.get("Method", "")), int(rec.get("ResponseCode", 0))
         action, dag = _action(method, path, status)
-        row = InboundRow(datetime.fromtimestamp(when, UTC).isoformat(timespec="seconds"), tag_value(tags, "env-") or "",
-                         tag_value(tags, "account-") or "", method, path, status, action)
+        row = InboundRow(_iso(when), tag_value(tags, "env-") or "", tag_value(tags, "account-") or "", method, path,
+                         status, action)
         if dag and triggers is not None:
             user = service_account(row.account)
             run = next((r for r in triggers(dag) if r[1] == user and r[0] not in claimed
@@ -89,8 +88,7 @@ def airflow_triggers(api) -> Triggers:
             r = api.call("GET", f"/dags/{dag}/dagRuns", ok404=True, params={"limit": 100, "order_by": "-run_after"})
             runs = r.json().get("dag_runs") or [] if r.status_code != 404 else []
             seen[dag] = [(x["dag_run_id"], x.get("triggering_user_name") or "",
-                          datetime.fromisoformat((x.get("queued_at") or x["run_after"]).replace("Z", "+00:00"))
-                          .timestamp()) for x in runs]
+                          seconds_of(x.get("queued_at") or x["run_after"])) for x in runs]
         return seen[dag]
 
     return triggers

@@ -31,10 +31,6 @@ class Answer:
     gateway: str | None = None  # the gateway's own refusal, in its words
 
 
-def grant_of(spec: Spec, caller: str) -> Grant | None:
-    return next((g for g in spec.grants if g.account == caller and g.inbound), None)
-
-
 def judge_grant(caller: str, grant: Grant | None) -> Judged:
     if grant is None:
         return (Hop("grant", False, "no grant on service airflow"),
@@ -101,7 +97,7 @@ def diagnose(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, caller: str)
         d.verdict = d.verdict or verdict or ""
         return hop.ok is not False
 
-    grant = grant_of(spec, caller)
+    grant = spec.inbound_grant(caller)
     if not add(judge_grant(caller, grant)) or grant is None:
         return d
     kc = requests.post(token_url(endpoints.url("keycloak"), realm),

@@ -116,7 +116,7 @@ def _edge(desired: Desired, api: TykApi, account: str, policy: TykPolicy | None,
 
 
 def _reaches(spec: Spec, account: str) -> list[str]:
-    grant = next((g for g in spec.grants if g.account == account and g.inbound), None)
+    grant = spec.inbound_grant(account)
     return [f"dag {d}" for d in grant.dags] + [f"asset {a}" for a in grant.assets] if grant else []
 
 

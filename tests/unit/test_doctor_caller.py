@@ -7,9 +7,9 @@ from sandbox.spec import load
 
 
 def test_a_caller_without_a_grant_is_told_how_to_add_one():
-    hop, verdict = dc.judge_grant("reporting", dc.grant_of(load(), "reporting"))
+    hop, verdict = dc.judge_grant("reporting", load().inbound_grant("reporting"))
     assert hop.ok is False and "service: airflow" in verdict
-    hop, verdict = dc.judge_grant("ci", dc.grant_of(load(), "ci"))
+    hop, verdict = dc.judge_grant("ci", load().inbound_grant("ci"))
     assert hop.ok and verdict is None and hop.detail == "reaches sandbox_smoke_dev"
 
 
