@@ -262,11 +262,25 @@ def interrupt(cmd: list[str], env: dict, after: str, timeout: float = 300) -> tu
     return proc.returncode, seen + err
 
 
+def talks_to(pid: int, port: int) -> bool:
+    try:
+        return any(c.raddr and c.raddr.port == port for c in psutil.Process(pid).net_connections("tcp"))
+    except psutil.Error:
+        return False
+
+
 def test_ctrl_c_during_apply_then_apply_converges(env):
     more = str(Path(__file__).parents[2] / "fixtures" / "specs" / "more.yaml")  # a realm, clients, APIs to create
     proc = subprocess.Popen([sys.executable, "-m", "sandbox.cli", "apply", "--spec", more], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)  # somewhere in the middle: whichever step it is, the next apply must converge
+    # somewhere in the middle: whichever step it is, the next apply must converge. Counted from apply's first word
+    # to Keycloak, not from its start: on a loaded machine 1.5 s after the fork the interpreter had not yet started,
+    # and SIGINT killed it before it ran a line (exit -2)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and not talks_to(proc.pid, PORTS["keycloak"]):
+        assert time.monotonic() < deadline, "apply never reached Keycloak"
+        time.sleep(0.05)
+    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=120)
     assert proc.returncode in (0, 130)
