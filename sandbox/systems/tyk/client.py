@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import requests
 
 from sandbox.errors import SandboxError
@@ -68,10 +70,19 @@ class TykGateway:
                 self.forget_jwks(api_id)
 
 
+def _json_of(r: requests.Response):
+    """The body as JSON. Tyk's error template escapes a message for JavaScript, an apostrophe as `\\'`, which JSON
+    does not know: a refusal in words with one (a JS plugin's) is read with it put back."""
+    try:
+        return r.json()
+    except ValueError:
+        return json.loads(r.text.replace("\\'", "'"))
+
+
 def error_text(r: requests.Response) -> str:
     """The gateway's own words for a refusal: the `error` (or `message`) of its JSON body."""
     try:
-        body = r.json()
+        body = _json_of(r)
     except ValueError:
         return r.text[:200].strip()
     if isinstance(body, dict):
@@ -84,7 +95,7 @@ def gateway_refusal(r: requests.Response) -> str | None:
     if r.status_code < 400:
         return None
     try:
-        body = r.json()
+        body = _json_of(r)
     except ValueError:
         return None
     return error_text(r) if isinstance(body, dict) and set(body) == {"error"} else None
