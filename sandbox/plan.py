@@ -117,6 +117,7 @@ class AirflowSignIn:
     callers: tuple[str, ...]  # the allow-list; the sandbox's own first
     admins: tuple[str, ...]  # callers whose service account holds Airflow's Admin role
     dag_grants: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (caller, DAG ids it may trigger and read)
+    asset_callers: tuple[str, ...] = ()  # callers that may post asset events (which assets: the gateway's policy)
 
     def clients(self) -> tuple[str, ...]:
         return (self.client_id, *self.callers)
@@ -154,6 +155,7 @@ class TykPolicy:
     quota_renewal_rate: int
     tags: tuple[str, ...]
     allowed: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (path pattern, methods); () = the whole API
+    assets: tuple[str, ...] = ()  # on Airflow's API: the asset URIs whose events the caller may post
 
 
 @dataclass(frozen=True)
@@ -226,12 +228,18 @@ def api_id_of(env: str, service: str) -> str:
     return f"{env}-{service}"
 
 
+ASSET_EVENTS = "/api/v2/assets/events"  # Airflow's API: post an event of an asset (by id; the gateway resolves a URI)
+
+
 def allowed_paths(g: Grant) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """What a grant on Airflow's API lets its caller do there, as Airflow's REST API v2 lays it out (Tyk's
-    allowed_urls patterns, matched without the listen path): trigger each DAG and read its runs."""
+    allowed_urls patterns, matched without the listen path): trigger each DAG and read its runs; post asset events
+    (which assets: the gateway's exchange checks the event's asset against the policy's list)."""
     out: list[tuple[str, tuple[str, ...]]] = []
     for dag in g.dags:
         out += [(f"/api/v2/dags/{dag}/dagRuns", ("GET", "POST")), (f"/api/v2/dags/{dag}/dagRuns/{{run_id}}", ("GET",))]
+    if g.assets:
+        out.append((ASSET_EVENTS, ("POST",)))
     return tuple(out)
 
 
@@ -242,7 +250,8 @@ def plan(spec: Spec, at: Addresses) -> Desired:
     callers = tuple(sorted({g.account for g in inbound}))
     d.sign_in = AirflowSignIn(realm, AIRFLOW_CLIENT, ("SuperAdmin", *ROLES), callers=(SANDBOX_CALLER, *callers),
                               admins=(SANDBOX_CALLER,),
-                              dag_grants=tuple((g.account, g.dags) for g in inbound if g.dags))
+                              dag_grants=tuple((g.account, g.dags) for g in inbound if g.dags),
+                              asset_callers=tuple(sorted({g.account for g in inbound if g.assets})))
     d.people = [KeycloakPerson(realm, p.name, p.role) for p in spec.people.values()]
     for env_name, env in spec.environments.items():
         realm_issuer = issuer(at.keycloak_url, env_name)
@@ -302,5 +311,5 @@ def plan(spec: Spec, at: Addresses) -> Desired:
                 service=AIRFLOW_SERVICE, api_id=api_id, rate=g.rate.count, per=g.rate.per_seconds,
                 quota_max=g.quota.count if g.quota else -1, quota_renewal_rate=g.quota.per_seconds if g.quota else -1,
                 tags=(f"env-{env_name}", f"account-{g.account}", f"service-{AIRFLOW_SERVICE}"),
-                allowed=allowed_paths(g)) for g in inbound]
+                allowed=allowed_paths(g), assets=g.assets) for g in inbound]
     return d

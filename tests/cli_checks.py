@@ -15,6 +15,7 @@ import requests
 
 from sandbox.commands.smoke import verdicts_of
 from sandbox.scenarios import CATALOGUE
+from sandbox.scenarios.inbound import InboundScenario
 from sandbox.spec import load as load_spec
 
 
@@ -38,15 +39,18 @@ def kept_fault_is_named_and_reverted(stack, name: str) -> None:
         assert (seen["hop"], seen["status"]) == (expected["hop"], expected["status"]), (r, progress)
         assert expected["words"] in seen["words"] and expected["log"] in seen["log"], (r, progress)
         assert rc == 0 and r["matched"] and r["kept"] and r["green_after"] is None
-        p = stack.cli("doctor", "-o", "json", "--connection", sc.connection, check=False)
+        # a caller's way into Airflow is walked by `doctor --caller`; a connection's by `doctor --connection`
+        which = ["--caller" if isinstance(sc, InboundScenario) else "--connection", sc.connection]
+        p = stack.cli("doctor", "-o", "json", *which, check=False)
         (d,) = json.loads(p.stdout)
         assert p.returncode == 1 and sc.doctor_says in d["verdict"], d["verdict"]
     finally:
         reverted = stack.cli("repro", "revert")
-    # the revert proves the connection with its smoke: its verdict (status, map, page) is green again at once
+    # the revert proves the connection with its smoke (or the caller with its call): green again at once
     assert f"✓ {sc.connection}" in reverted.stdout, reverted.stdout
-    assert verdicts_of(stack.paths)[sc.connection]["ok"]
-    p = stack.cli("doctor", "-o", "json", "--connection", sc.connection, check=False)
+    if not isinstance(sc, InboundScenario):  # the smoke's verdict (status, map, page)
+        assert verdicts_of(stack.paths)[sc.connection]["ok"]
+    p = stack.cli("doctor", "-o", "json", *which, check=False)
     assert p.returncode == 0, p.stdout
 
 

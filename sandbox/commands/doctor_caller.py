@@ -3,15 +3,19 @@
 Hops: grant (the spec lets it into Airflow's API) -> token (Keycloak, in Airflow's realm) -> claims (Airflow's
 audience, the caller as `azp`) -> gateway (the route with its token, on a DAG of its grant) -> exchange (Airflow's
 /auth/token takes the Keycloak token) -> airflow (Airflow's permission, asked of Keycloak's authorization model, with
-the Airflow token). Each judge reads plain data; the walk gathers it.
+the Airflow token) -> calls (what the gateway refused of the caller's own calls since its last one it let through).
+Each judge reads plain data; the walk gathers it.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import requests
 
+from sandbox.clients import Clients
+from sandbox.commands import audit, audit_inbound
 from sandbox.commands.accounts import client_secret
 from sandbox.errors import SandboxError, use_one_of
 from sandbox.paths import SandboxPaths
@@ -21,7 +25,11 @@ from sandbox.spec import Grant, Spec
 from sandbox.systems.airflow.client import JWT_BEARER
 from sandbox.systems.airflow.token_helper import decode_claims
 from sandbox.systems.checks import Diagnosis, Hop, Judged
+from sandbox.systems.keycloak.sign_in import LIGHTWEIGHT
+from sandbox.systems.tyk.applier import EXCHANGE_REFUSED
 from sandbox.systems.tyk.client import gateway_refusal
+
+CALLS_WINDOW_S = 3600  # how far back the gateway's records of the caller's calls are read
 
 
 @dataclass
@@ -40,12 +48,17 @@ def judge_grant(caller: str, grant: Grant | None) -> Judged:
     return Hop("grant", True, f"reaches {', '.join(reaches)}"), None
 
 
-def judge_token(caller: str, realm: str, status: int, claims: dict) -> Judged:
+def judge_token(caller: str, realm: str, status: int, claims: dict, lightweight: bool = False) -> Judged:
     if status != 200:
         return (Hop("token", False, f"Keycloak answered HTTP {status} in realm {realm}"),
                 f"Keycloak gives {caller} no token in {realm}. Fix: `sandbox apply` (its client and secret).")
     aud = claims.get("aud") or []
     aud = [aud] if isinstance(aud, str) else aud
+    if AIRFLOW_CLIENT not in aud and lightweight:
+        return (Hop("token", False, f"aud {', '.join(aud) or '(none)'}: a lightweight access token"),
+                f"{caller}'s client issues lightweight access tokens ({LIGHTWEIGHT}): Keycloak leaves out what its "
+                "mappers add, the audiences of the gateway and of Airflow among them. Fix: turn it off for the client "
+                "(`sandbox apply` does), or mark its audience mappers \"add to lightweight access token\".")
     if AIRFLOW_CLIENT not in aud:
         return (Hop("token", False, f"aud {', '.join(aud) or '(none)'}: not {AIRFLOW_CLIENT}"),
                 f"{caller}'s token does not name Airflow ({AIRFLOW_CLIENT}) as its audience: Airflow refuses it. "
@@ -56,6 +69,8 @@ def judge_token(caller: str, realm: str, status: int, claims: dict) -> Judged:
 def judge_gateway(caller: str, route: str, a: Answer) -> Judged:
     if a.status < 400:
         return Hop("gateway", True, f"{route}: HTTP {a.status}"), None
+    if a.gateway and a.gateway.startswith(EXCHANGE_REFUSED):  # the route's exchange: the exchange hop says why
+        return Hop("gateway", False, f"{route}: HTTP {a.status}: {a.gateway}"), None
     if a.gateway:
         return (Hop("gateway", False, f"{route}: HTTP {a.status} {a.gateway}"),
                 f"The gateway refuses {caller} on {route}: {a.gateway}. Fix: check the grant's DAGs and rate; "
@@ -80,6 +95,26 @@ def judge_airflow(caller: str, dag: str, a: Answer) -> Judged:
             "caller's policies in Airflow's client.")
 
 
+def judge_calls(caller: str, grant: Grant, rows: list[audit_inbound.InboundRow]) -> Judged:
+    """The caller's own calls, from the gateway's records: those refused since the last it let through (a refusal
+    followed by an accepted call is history)."""
+    mine = [r for r in rows if r.account == caller]
+    last_ok = max((i for i, r in enumerate(mine) if r.status < 400), default=-1)
+    refused = [r for r in mine[last_ok + 1:] if r.status >= 400]
+    if not refused:
+        return Hop("calls", True, f"{len(mine)} recorded, none refused since the last accepted"), None
+    r = refused[-1]
+    why = {403: f"which its grant does not name (it names {', '.join([*grant.dags, *grant.assets])})",
+           429: "past its grant's rate or quota"}.get(r.status, "")
+    fix = {403: "call what the grant names, or add it to the grant's `dags`/`assets` in the spec (`sandbox apply`)",
+           429: "slow down, or raise the grant's `rate`/`quota` in the spec (`sandbox apply`)"}.get(
+        r.status, "`sandbox audit --inbound` lists the calls")
+    return (Hop("calls", False, f"{len(refused)} refused since the last accepted; last {r.method} {r.path}: HTTP "
+                                f"{r.status} at {r.when}"),
+            f"The gateway refused {caller}'s {r.method} {r.path} (HTTP {r.status}){', ' + why if why else ''}. "
+            f"Fix: {fix}.")
+
+
 def _answer(r: requests.Response) -> Answer:
     return Answer(r.status_code, r.text, gateway_refusal(r))
 
@@ -100,11 +135,15 @@ def diagnose(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, caller: str)
     grant = spec.inbound_grant(caller)
     if not add(judge_grant(caller, grant)) or grant is None:
         return d
+    live = Clients(endpoints)
+    # read before this walk's own calls, which the gateway records too
+    recorded = audit_inbound.rows(audit.read(live.redis), None, time.time() - CALLS_WINDOW_S)
     kc = requests.post(token_url(endpoints.url("keycloak"), realm),
                        data={"grant_type": "client_credentials", "client_id": caller, "scope": "openid",
                              "client_secret": client_secret(paths, realm, caller)}, timeout=30)
     token = kc.json().get("access_token", "") if kc.ok else ""
-    if not add(judge_token(caller, realm, kc.status_code, decode_claims(token) if token else {})):
+    if not add(judge_token(caller, realm, kc.status_code, decode_claims(token) if token else {},
+                           _lightweight(live, realm, caller))):
         return d
     dag = grant.dags[0] if grant.dags else None
     bearer = {"Authorization": f"Bearer {token}"}
@@ -117,6 +156,14 @@ def diagnose(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, caller: str)
     if not add(judge_exchange(caller, _answer(ex))) or not dag:
         return d
     mine = {"Authorization": f"Bearer {ex.json()['access_token']}"}
-    add(judge_airflow(caller, dag, _answer(requests.get(f"{airflow}/api/v2/dags/{dag}/dagRuns", headers=mine,
-                                                        params={"limit": 1}, timeout=30))))
+    if add(judge_airflow(caller, dag, _answer(requests.get(f"{airflow}/api/v2/dags/{dag}/dagRuns", headers=mine,
+                                                           params={"limit": 1}, timeout=30)))):
+        add(judge_calls(caller, grant, recorded))
     return d
+
+
+def _lightweight(live: Clients, realm: str, caller: str) -> bool:
+    admin = live.keycloak
+    admin.change_current_realm(realm)
+    uuid = admin.get_client_id(caller)
+    return bool(uuid) and admin.get_client(uuid).get("attributes", {}).get(LIGHTWEIGHT) == "true"

@@ -21,6 +21,7 @@ from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import Progress
 from sandbox.scenarios import CATALOGUE
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom, connections_of
+from sandbox.scenarios.inbound import InboundScenario, Probed
 from sandbox.spec import Spec
 
 KEPT_FILE = ".repro-kept.json"
@@ -79,6 +80,14 @@ def observed(row: smoke.SmokeRow) -> Symptom | None:
     return None
 
 
+def _probe(ctx: ScenarioContext, sc: Scenario, faulty: bool = False) -> Probed:
+    """The scenario's probe: a caller's call into Airflow, or a DAG run for its connection."""
+    if isinstance(sc, InboundScenario):
+        return sc.probe(ctx, faulty)
+    row = _smoke_one(ctx, sc)
+    return Probed(row.ok, observed(row), row.verdict)
+
+
 def _smoke_one(ctx: ScenarioContext, sc: Scenario) -> smoke.SmokeRow:
     """The scenario's DAG for its connection: the smoke, or the repro DAG written the way the bug needs."""
     conn = sc.target  # bound: its id, environment and service are all the DAG runs need
@@ -111,19 +120,19 @@ def run(name: str, ctx: ScenarioContext, keep: bool = False, progress: Progress 
                            f"run it in a sandbox on {other}: `sandbox down`, then `sandbox up --runtime {other}`.",
                            exit_code=2)
     t0 = time.monotonic()
-    dag = sc.dag or "the smoke DAG"
+    dag = "its call into Airflow" if isinstance(sc, InboundScenario) else sc.dag or "the smoke DAG"
     progress(name, f"baseline: {sc.connection} must be green through {dag}")
-    baseline = _smoke_one(ctx, sc)
+    baseline = _probe(ctx, sc)
     if not baseline.ok:
+        which = "--caller" if isinstance(sc, InboundScenario) else "--connection"
         raise SandboxError(f"{sc.connection} is not green before {name} ({baseline.verdict}).",
-                           f"`sandbox doctor --connection {sc.connection}` names why; `sandbox apply` usually "
-                           "repairs it.")
+                           f"`sandbox doctor {which} {sc.connection}` names why; `sandbox apply` usually repairs it.")
     try:
         progress(name, "injecting the fault")
         sc.inject(ctx)
         ctx.endpoints.publish()  # what the fault wrote into Airflow's files, where its tasks read them
         progress(name, f"running {dag} for {sc.connection}")
-        seen = observed(_smoke_one(ctx, sc))
+        seen = _probe(ctx, sc, faulty=True).symptom
         if keep:
             _record_kept(ctx, name, sc.connection)
     except BaseException:  # Ctrl-C or a failure half-way: nothing stays broken
@@ -135,7 +144,7 @@ def run(name: str, ctx: ScenarioContext, keep: bool = False, progress: Progress 
         progress(name, "reverting")
         _revert(ctx, sc)
         progress(name, "checking it is green again")
-        green = _smoke_one(ctx, sc).ok
+        green = _probe(ctx, sc).ok
         sc.tidy(ctx)
     matched = seen is not None and sc.expected.matches(seen)
     return ReproResult(name, sc.connection, sc.story, sc.cause, sc.fix, sc.expected, seen, matched,
@@ -174,14 +183,28 @@ def revert_kept(ctx: ScenarioContext) -> dict[str, str | None]:
     return kept
 
 
-def prove_reverted(ctx: ScenarioContext, kept: dict[str, str | None],
-                   say: Callable[[str], None]) -> list[smoke.SmokeRow]:
+@dataclass(frozen=True)
+class Proof:
+    connection: str  # a connection, or a caller into Airflow
+    ok: bool
+    verdict: str
+
+
+def prove_reverted(ctx: ScenarioContext, kept: dict[str, str | None], say: Callable[[str], None]) -> list[Proof]:
     """The smoke of each connection a reverted fault was in, so its verdict — which `status`, the map and the page
-    show — is green again (or says why not) instead of the fault's until the next smoke."""
+    show — is green again (or says why not) instead of the fault's until the next smoke; a caller's call into
+    Airflow for each caller one was in."""
     rows, broken = [], set(kept.values())
+    for name, caller in sorted(kept.items()):
+        if caller and isinstance(sc := CATALOGUE[name], InboundScenario):
+            say(f"{caller}'s call into Airflow")
+            p = sc.on(ctx.spec, caller).probe(ctx)
+            rows.append(Proof(caller, p.ok, p.verdict))
+            broken.discard(caller)
     for c in (c for c in connections_of(ctx.spec) if c.conn_id in broken):
         say(f"smoke of {c.conn_id}")
-        rows += [r for r in smoke.run(ctx.spec, ctx.endpoints, ctx.paths, c.env, c.service).rows
+        rows += [Proof(r.connection, r.ok, r.verdict)
+                 for r in smoke.run(ctx.spec, ctx.endpoints, ctx.paths, c.env, c.service).rows
                  if r.connection == c.conn_id]
     return rows
 

@@ -276,8 +276,14 @@ class Hub:
     def _doctor(self, ctx, connection: str | None, say) -> bool:
         from sandbox.commands import doctor
 
-        say(f"doctor{' --connection ' + connection if connection else ''}")
-        found = doctor.run(ctx.spec, ctx.endpoints, ctx.handoff, None, connection)
+        if connection and ctx.spec.inbound_grant(connection):  # a caller into Airflow (an inbound scenario's)
+            from sandbox.commands import doctor_caller
+
+            say(f"doctor --caller {connection}")
+            found = [doctor_caller.diagnose(ctx.spec, ctx.endpoints, ctx.paths, connection)]
+        else:
+            say(f"doctor{' --connection ' + connection if connection else ''}")
+            found = doctor.run(ctx.spec, ctx.endpoints, ctx.handoff, None, connection)
         verdicts = dict(self.parts.get("doctor") or {})
         for d in found:
             verdicts[d.connection] = {"ok": d.ok, "verdict": d.verdict, "at": trust_map._iso(time.time()),

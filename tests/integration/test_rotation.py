@@ -105,7 +105,8 @@ def test_rotating_every_secret_and_key_under_load_fails_no_call(stack, sandbox, 
         phases = [time.monotonic()]
         secrets = json.loads(stack.cli("rotate", "-o", "json").stdout)
         phases.append(time.monotonic())
-        assert {r["name"] for r in secrets} == {"dev/airflow", "prod/airflow", "dev/reporting", "dev/ci"}
+        assert {r["name"] for r in secrets} == {"dev/airflow", "prod/airflow", "dev/reporting", "dev/ci",
+                                                "dev/partner-hook"}
         assert all(r["grace_s"] > 0 for r in secrets)
         # a token of the old key, fetched (with the new secret) before the keys turn
         old_key_token = sandbox.token("airflow", "dev")

@@ -37,7 +37,7 @@ def test_second_apply_changes_nothing(stack):
     assert out["changes"] == []
     # the bundled spec: dev and prod; airflow in both, reporting and ci in dev; 2 services x 2 environments and
     # Airflow's API in dev; a policy per grant and environment; ci's grant adds its scope, a client, a route, a policy
-    assert out["counts"] == {"realms": 2, "scopes": 8, "clients": 4, "apis": 5, "policies": 6, "connections": 4,
+    assert out["counts"] == {"realms": 2, "scopes": 9, "clients": 5, "apis": 5, "policies": 7, "connections": 4,
                              "people": 1}
     assert json.loads(stack.cli("plan", "-o", "json").stdout)["changes"] == []
 

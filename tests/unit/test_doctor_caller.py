@@ -29,3 +29,32 @@ def test_the_gateways_own_refusal_is_its_verdict_and_airflows_is_left_to_the_nex
     hop, verdict = dc.judge_exchange("ci", dc.Answer(403, '{"detail":"Invalid Keycloak assertion"}'))
     assert hop.ok is False and "jwt_federated_client_ids" in verdict
     assert dc.judge_airflow("ci", "d", dc.Answer(403, ""))[0].ok is False
+
+
+def test_lightweight_access_tokens_are_named_as_the_reason_the_audience_is_missing():
+    hop, verdict = dc.judge_token("ci", "dev", 200, {"azp": "ci"}, lightweight=True)
+    assert hop.ok is False and "lightweight access tokens" in verdict and "client.use.lightweight" in verdict
+
+
+def _row(status: int, path: str, account: str = "ci", method: str = "POST") -> dc.audit_inbound.InboundRow:
+    return dc.audit_inbound.InboundRow("2026-12-07T22:00:00Z", "dev", account, method, path, status,
+                                       "refused" if status >= 400 else "read")
+
+
+def test_the_callers_refused_calls_since_its_last_accepted_one_are_named_with_the_fix():
+    grant = load().inbound_grant("ci")
+    other = "/dev/airflow/api/v2/dags/sandbox_smoke_prod/dagRuns"
+    hop, verdict = dc.judge_calls("ci", grant, [_row(200, "/dev/airflow/x", method="GET"), _row(403, other)])
+    assert hop.ok is False and f"POST {other} (HTTP 403), which its grant does not name" in verdict
+    assert "it names sandbox_smoke_dev" in verdict
+    # an accepted call after it: history; another caller's refusals are not this one's
+    assert dc.judge_calls("ci", grant, [_row(403, other), _row(200, "/dev/airflow/x")])[0].ok
+    assert dc.judge_calls("ci", grant, [_row(403, other, account="partner-hook")])[0].ok
+    hop, verdict = dc.judge_calls("ci", grant, [_row(429, "/dev/airflow/x")])
+    assert hop.ok is False and "past its grant's rate" in verdict
+
+
+def test_a_refused_exchange_on_the_route_is_left_to_the_exchange_hop():
+    hop, verdict = dc.judge_gateway("ci", "/dev/airflow/x", dc.Answer(403, "", "Airflow refused to exchange the "
+                                                                               "caller's token (HTTP 403): ..."))
+    assert hop.ok is False and verdict is None

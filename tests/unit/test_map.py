@@ -29,8 +29,10 @@ def _edges(spec=SPEC):
 def test_every_grant_is_an_edge_with_its_account_scopes_policy_api_and_upstream():
     by = {(e.env, e.account, e.service): e for e in _edges()}
     assert set(by) == {("dev", "airflow", "orders"), ("dev", "airflow", "billing"), ("dev", "reporting", "orders"),
-                       ("prod", "airflow", "orders"), ("prod", "airflow", "billing"), ("dev", "ci", "airflow")}
-    assert {k for k, e in by.items() if e.direction == "in"} == {("dev", "ci", "airflow")}
+                       ("prod", "airflow", "orders"), ("prod", "airflow", "billing"), ("dev", "ci", "airflow"),
+                       ("dev", "partner-hook", "airflow")}
+    assert {k for k, e in by.items() if e.direction == "in"} == {("dev", "ci", "airflow"),
+                                                               ("dev", "partner-hook", "airflow")}
     e = by["dev", "airflow", "orders"]
     assert (e.connection, e.client, e.realm, e.scopes) == ("tyk_dev_orders", "airflow", "dev",
                                                            ["orders.read", "orders.write"])
@@ -45,7 +47,7 @@ def test_every_grant_is_an_edge_with_its_account_scopes_policy_api_and_upstream(
 
 def test_a_caller_into_airflow_is_an_inbound_edge_to_airflows_api_reaching_its_grants_dags():
     e = next(e for e in _edges() if e.direction == "in")
-    assert (e.account, e.route, e.policy, e.rate, e.connection) == ("ci", "/dev/airflow/", "dev-ci-airflow", "10/min",
+    assert (e.account, e.route, e.policy, e.rate, e.connection) == ("ci", "/dev/airflow/", "dev-ci-airflow", "30/min",
                                                                     None)
     assert e.reaches == ["dag sandbox_smoke_dev"] and e.upstream.startswith("http") and e.as_dict()["direction"] == "in"
 

@@ -10,7 +10,7 @@ INPUTS = Addresses(keycloak_url="http://127.0.0.1:28081", gateway_host="127.0.0.
 
 def test_default_spec_counts():
     d = plan(load(), INPUTS)
-    assert d.counts() == {"realms": 2, "scopes": 8, "clients": 4, "apis": 5, "policies": 6, "connections": 4,
+    assert d.counts() == {"realms": 2, "scopes": 9, "clients": 5, "apis": 5, "policies": 7, "connections": 4,
                           "people": 1}
 
 
@@ -25,9 +25,10 @@ def test_clients_per_environment_with_their_scopes():
     assert clients == {("dev", "airflow"): ("billing.read", "orders.read", "orders.write"),
                        ("dev", "reporting"): ("orders.export",),
                        ("dev", "ci"): ("airflow.ci",),  # its grant into Airflow: the scope its policy maps from
+                       ("dev", "partner-hook"): ("airflow.partner-hook",),
                        ("prod", "airflow"): ("billing.read", "orders.read", "orders.write")}
     assert {c.audience for c in d.clients} == {AUDIENCE}
-    assert {(c.realm, c.client_id) for c in d.clients if c.airflow_audience} == {("dev", "ci")}
+    assert {(c.realm, c.client_id) for c in d.clients if c.airflow_audience} == {("dev", "ci"), ("dev", "partner-hook")}
     # a scope exists in a realm only where a grant uses it
     assert "orders.export" not in {s.name for s in d.scopes if s.realm == "prod"}
 
@@ -47,7 +48,8 @@ def test_policies_carry_rate_quota_and_tags():
     d = plan(load(), INPUTS)
     pol = {p.policy_id: p for p in d.policies}
     assert set(pol) == {"dev-airflow-orders", "dev-airflow-billing", "dev-reporting-orders",
-                        "prod-airflow-orders", "prod-airflow-billing", "dev-ci-airflow"}
+                        "prod-airflow-orders", "prod-airflow-billing", "dev-ci-airflow",
+                        "dev-partner-hook-airflow"}
     p = pol["dev-reporting-orders"]
     assert (p.rate, p.per, p.quota_max, p.quota_renewal_rate) == (30, 60, 1000, 3600)
     assert p.api_id == "dev-orders" and p.tags == ("env-dev", "account-reporting", "service-orders")
@@ -97,9 +99,10 @@ def test_plan_is_deterministic():
 def test_airflow_signs_in_through_its_realm():
     d = plan(load(), INPUTS)
     assert d.sign_in is not None
-    assert (d.sign_in.realm, d.sign_in.client_id, d.sign_in.callers) == ("dev", "airflow-server", ("sandbox", "ci"))
+    assert (d.sign_in.realm, d.sign_in.client_id, d.sign_in.callers) == ("dev", "airflow-server",
+                                                                                  ("sandbox", "ci", "partner-hook"))
     assert d.sign_in.handoff() == {"realm": "dev", "client_id": "airflow-server",
-                                   "federated_client_ids": ["sandbox", "ci"]}
+                                   "federated_client_ids": ["sandbox", "ci", "partner-hook"]}
     assert [(p.realm, p.name, p.role) for p in d.people] == [("dev", "ada", "Admin")]
 
 
@@ -132,6 +135,9 @@ def test_a_grant_into_airflow_is_a_route_in_airflows_realm_with_its_paths():
                           ("/api/v2/dags/sandbox_smoke_dev/dagRuns/{run_id}", ("GET",)))
     assert d.sign_in.callers == ("sandbox", "ci", "partner-hook")
     assert d.sign_in.dag_grants == (("ci", ("sandbox_smoke_dev",)),)
+    hook = next(p for p in d.policies if p.policy_id == "dev-partner-hook-airflow")
+    assert (hook.allowed, hook.assets) == ((("/api/v2/assets/events", ("POST",)),), ("s3://orders/daily",))
+    assert d.sign_in.asset_callers == ("partner-hook",)
     clients = {(c.realm, c.client_id): c for c in d.clients}
     assert clients[("dev", "ci")].airflow_audience == "airflow-server"
     assert clients[("dev", "ci")].scopes == ("airflow.ci",)

@@ -18,7 +18,7 @@ from sandbox.systems.keycloak.applier import ROTATED_BACKSTOP, SECRET_LIFETIME, 
 def test_secret_targets_default_to_every_account_in_every_environment():
     spec = load()
     assert rotation.secret_targets(spec, [], None) == [("dev", "airflow"), ("prod", "airflow"), ("dev", "reporting"),
-                                                       ("dev", "ci")]
+                                                       ("dev", "ci"), ("dev", "partner-hook")]
     assert rotation.secret_targets(spec, ["airflow"], "prod") == [("prod", "airflow")]
     assert rotation.realm_targets(spec, None) == ["dev", "prod"] and rotation.realm_targets(spec, "dev") == ["dev"]
 

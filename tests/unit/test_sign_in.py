@@ -17,7 +17,8 @@ def test_the_authorization_model_is_the_providers_with_an_affirmative_decision()
     assert authz["decisionStrategy"] == "AFFIRMATIVE"  # UNANIMOUS denies every request, Admin's too
     names = {p["name"] for p in authz["policies"]}
     assert {"Allow-Viewer", "Allow-User", "Allow-Op", "Allow-Admin", "Allow-SuperAdmin",
-            "ReadOnly", "Admin", "User", "Op"} == {n for n in names if "ci" not in n}  # and the caller ci's own
+            "ReadOnly", "Admin", "User", "Op"} == {n for n in names if "ci" not in n and "hook" not in n}  # callers'
+
     dag = next(r for r in authz["resources"] if r["name"] == "Dag")
     assert {s["name"] for s in dag["scopes"]} == {"GET", "POST", "PUT", "DELETE", "LIST"}
     assert {"MENU"} == {s["name"] for r in authz["resources"] if r["name"] == "Dags" for s in r["scopes"]}
@@ -46,7 +47,7 @@ def test_airflow_reads_its_realm_from_the_lib_folder(tmp_path):
     assert airflow_files.write_sign_in(tmp_path, DESIRED) is False  # unchanged: no restart
     after = airflow_files.auth_settings(tmp_path, "http://kc")
     assert after["AIRFLOW__KEYCLOAK_AUTH_MANAGER__REALM"] == "dev"
-    assert after["AIRFLOW__KEYCLOAK_AUTH_MANAGER__JWT_FEDERATED_CLIENT_IDS"] == "sandbox,ci"
+    assert after["AIRFLOW__KEYCLOAK_AUTH_MANAGER__JWT_FEDERATED_CLIENT_IDS"] == "sandbox,ci,partner-hook"
     assert after["AIRFLOW__KEYCLOAK_AUTH_MANAGER__SERVER_URL"] == "http://kc"
     assert "secret" not in json.dumps(json.loads((tmp_path / airflow_files.SIGN_IN_FILE).read_text())).lower()
 
@@ -184,4 +185,7 @@ def test_a_caller_granted_dags_may_trigger_and_read_those_only():
     runs = by_name["Runs-of-ci"]["config"]
     assert (json.loads(runs["resources"]), json.loads(runs["scopes"]), json.loads(runs["applyPolicies"])) == \
         (["Dag"], ["GET", "POST"], ["ci-on-its-dags"])
-    assert "Client-partner-hook" not in by_name  # assets only: no DAG of its own
+    assert "Dags-of-partner-hook" not in by_name  # assets only: no DAG of its own
+    events = by_name["Asset-events-of-partner-hook"]["config"]  # which assets: the gateway's check
+    assert (json.loads(events["resources"]), json.loads(events["scopes"]), json.loads(events["applyPolicies"])) == \
+        (["Asset", "AssetAlias"], ["GET", "LIST", "POST"], ["Client-partner-hook"])

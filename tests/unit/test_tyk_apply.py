@@ -45,6 +45,15 @@ def test_policy_payload_grants_one_api_with_rate_quota_and_tags():
     assert body["tags"] == ["env-dev", "account-reporting", "service-orders"] and policy_managed(body)
 
 
+def test_a_callers_policy_into_airflow_lists_its_paths_and_the_assets_the_exchange_lets_it_post():
+    hook = policy_payload(next(p for p in DESIRED.policies if p.policy_id == "dev-partner-hook-airflow"))
+    assert hook["access_rights"]["dev-airflow"]["allowed_urls"] == [{"url": "/api/v2/assets/events",
+                                                                    "methods": ["POST"]}]
+    # every value a string: the policy's meta_data joins the session's, which the JS plugin reads back
+    assert hook["meta_data"] == {"sandbox.managed": "true", "airflow_assets": '["s3://orders/daily"]'}
+    assert "airflow_assets" not in policy_payload(POLICY)["meta_data"]
+
+
 def test_differences_compare_only_what_is_wanted():
     want = {"a": 1, "b": {"c": [1, 2], "d": "x"}}
     assert differences(want, {"a": 1.0, "b": {"c": [1, 2], "d": "x", "added": True}, "z": 0}) == []
@@ -88,3 +97,11 @@ def test_every_refusal_gets_a_cause_and_a_fix():
 def test_call_output_hides_the_bearer_an_upstream_echoes():
     assert hide_token('{"Authorization": ["Bearer eyJhbGciOi.x.y"]}', "eyJhbGciOi.x.y") == \
         '{"Authorization": ["Bearer ********"]}'
+
+
+def test_a_refusal_in_words_with_an_apostrophe_is_read_as_the_gateway_wrote_it():
+    # Tyk's error template escapes the message for JavaScript: `\'` is not JSON (seen from the exchange plugin)
+    r = response(403, b'{\n    "error": "Airflow refused to exchange the caller\\\'s token (HTTP 403): '
+                      b'{\\"detail\\":\\"Invalid Keycloak assertion\\"}"\n}')
+    assert gateway_refusal(r) == 'Airflow refused to exchange the caller\'s token (HTTP 403): ' \
+                                 '{"detail":"Invalid Keycloak assertion"}'

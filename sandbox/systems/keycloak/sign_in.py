@@ -33,6 +33,8 @@ CALLER_SCOPES = ("basic", "profile", "roles", "service_account")
 # own caller's token, kept by the CLI, lasts an hour whatever the realm's lifespan, as a platform's robot account
 # would; the accounts of the spec keep the realm's.
 CALLER_LIFESPAN = 3600
+# Keycloak's lightweight access tokens (a client attribute): they leave out what mappers add, the audience included
+LIGHTWEIGHT = "client.use.lightweight.access.token.enabled"
 
 
 def _permission(name: str, policies: list[str], *, scopes: tuple[str, ...] = (), resources: tuple[str, ...] = (),
@@ -57,11 +59,12 @@ def authorization(s: AirflowSignIn) -> dict:
         _permission("User", ["Allow-User"], resources=("Dag", "Asset")),
         _permission("Op", ["Allow-Op"], resources=("Connection", "Pool", "Variable", "Backfill")),
     ]
+    for caller in sorted({c for c, _ in s.dag_grants} | set(s.asset_callers)):
+        policies.append({"name": f"Client-{caller}", "type": "client", "logic": "POSITIVE",
+                         "config": {"clients": json.dumps([caller])}})
     for caller, dags in s.dag_grants:  # a caller granted DAGs: their runs and nothing else (no role at all)
         pattern = "^(" + "|".join(re.escape(d) for d in dags) + ")$"
         policies += [
-            {"name": f"Client-{caller}", "type": "client", "logic": "POSITIVE",
-             "config": {"clients": json.dumps([caller])}},
             # Airflow pushes the DAG's id as the claim `resource_id` with each question it asks
             {"name": f"Dags-of-{caller}", "type": "regex", "logic": "POSITIVE",
              "config": {"targetClaim": "resource_id", "pattern": pattern, "targetContextAttributes": "true"}},
@@ -69,6 +72,11 @@ def authorization(s: AirflowSignIn) -> dict:
              "config": {"applyPolicies": json.dumps([f"Client-{caller}", f"Dags-of-{caller}"])}},
             _permission(f"Runs-of-{caller}", [f"{caller}-on-its-dags"], scopes=("GET", "POST"), resources=("Dag",)),
         ]
+    for caller in s.asset_callers:
+        # Airflow asks `Asset#POST` with no asset for an event (the id is in the body), and `Asset#LIST` with
+        # `AssetAlias#LIST` for the list the gateway resolves a URI through: which assets is the gateway's check
+        policies.append(_permission(f"Asset-events-of-{caller}", [f"Client-{caller}"], scopes=("GET", "LIST", "POST"),
+                                    resources=("Asset", "AssetAlias")))
     return {"allowRemoteResourceManagement": False, "policyEnforcementMode": "ENFORCING",
             "decisionStrategy": "AFFIRMATIVE", "scopes": [{"name": x} for x in SCOPES],
             "resources": [{"name": r, "scopes": [{"name": x} for x in SCOPES if x != "MENU"]} for r in RESOURCES]

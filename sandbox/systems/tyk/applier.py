@@ -8,6 +8,8 @@ NOTES on the gateway).
 
 from __future__ import annotations
 
+import json
+
 from sandbox.plan import MANAGED, Desired, TykApi, TykPolicy
 from sandbox.systems.steps import Change, Step
 from sandbox.systems.tyk.client import TykGateway
@@ -57,6 +59,9 @@ def api_payload(a: TykApi) -> dict:
 
 EXCHANGE = "airflowExchange"  # the JS post plugin's function (middleware/airflow_exchange.js)
 EXCHANGE_FILE = "middleware/airflow_exchange.js"  # relative to the gateway's working folder, on every runtime
+EXCHANGE_REFUSED = "Airflow refused to exchange the caller's token"  # the plugin's words when /auth/token says no
+# A policy's meta_data joins its sessions': the exchange reads the assets a caller may post events of from there
+ASSETS = "airflow_assets"
 
 
 def _exchange(airflow_url: str) -> dict:
@@ -79,7 +84,8 @@ def policy_payload(p: TykPolicy) -> dict:
         # quota with counters of its own; without it Tyk counts every call of that identity against one budget.
         "partitions": {"quota": False, "rate_limit": False, "complexity": False, "acl": False, "per_api": True},
         # a string: the policy's meta_data joins a session's, whose values a JS plugin must get back as strings
-        "active": True, "tags": list(p.tags), "meta_data": {MANAGED: "true"},
+        "active": True, "tags": list(p.tags),
+        "meta_data": {MANAGED: "true", **({ASSETS: json.dumps(sorted(p.assets))} if p.assets else {})},
     }
 
 

@@ -1,0 +1,167 @@
+"""Scenarios on a caller's way *into* Airflow through the gateway (a CI job, a partner's webhook): the symptom is in
+the caller's own call, made as a CI job makes it — a Keycloak token, one HTTP request to the gateway's Airflow
+route — not in a DAG run. `sandbox doctor --caller NAME` names each."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import requests
+
+from sandbox.commands.accounts import client_secret
+from sandbox.errors import SandboxError
+from sandbox.plan import token_url
+from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
+from sandbox.spec import AIRFLOW_SERVICE, Grant, Spec
+from sandbox.systems.airflow import files as airflow_files
+from sandbox.systems.keycloak.sign_in import LIGHTWEIGHT
+from sandbox.systems.tyk.applier import EXCHANGE_REFUSED
+from sandbox.systems.tyk.client import gateway_refusal
+
+API_SERVER = ("airflow", "airflow-api-server")  # the unit that exchanges tokens (Airflow reads its settings at start)
+FEDERATED = "AIRFLOW__KEYCLOAK_AUTH_MANAGER__JWT_FEDERATED_CLIENT_IDS"
+
+
+@dataclass(frozen=True)
+class Probed:
+    """A caller's call through the gateway: green, or the symptom it showed."""
+
+    ok: bool
+    symptom: Symptom | None
+    verdict: str
+
+
+def symptom_of(status: int, text: str, refusal: str | None) -> Symptom | None:
+    """Which hop refused the caller's call, in its own words: the gateway (its checks, or its exchange into Airflow)
+    or Airflow."""
+    if status < 400:
+        return None
+    log = f"HTTP {status} {text[:300]}"
+    if refusal is not None:
+        return Symptom("exchange" if refusal.startswith(EXCHANGE_REFUSED) else "gateway", status, refusal, log)
+    return Symptom("airflow", status, text[:300], log)
+
+
+def caller_grant(spec: Spec, caller: str | None = None) -> Grant:
+    """The grant of `caller` into Airflow, or the spec's first that names DAGs (a trigger is what the probe reads)."""
+    grants = [g for g in spec.grants if g.inbound and g.dags and (caller is None or g.account == caller)]
+    if not grants:
+        who = f"{caller} has no" if caller else f"{spec.source} has no"
+        raise SandboxError(f"{who} grant on service {AIRFLOW_SERVICE} with `dags`: the scenario needs a caller into "
+                           "Airflow.", "add one (see docs/spec.md), then `sandbox apply`.", exit_code=2)
+    return grants[0]
+
+
+class InboundScenario(Scenario):
+    """A caller's way into Airflow broken. Bound to a caller (an account granted Airflow's API), not to a
+    connection: `connection` is the caller's name."""
+
+    grant: Grant | None = None
+    environments: tuple[str, ...] = ()  # the spec's, once bound
+
+    def on(self, spec: Spec, connection: str | None = None) -> Scenario:
+        try:
+            grant = caller_grant(spec, connection)
+        except SandboxError as e:
+            raise SandboxError(f"{self.name}: {e.message}", e.fix, exit_code=e.exit_code) from None
+        bound = copy.copy(self)
+        bound.grant, bound.environments = grant, tuple(spec.environments)
+        return bound
+
+    @property
+    def connection(self) -> str:
+        return self.grant.account if self.grant else self.unbound_because
+
+    @property
+    def caller(self) -> str:
+        return self.grant.account
+
+    def path(self, faulty: bool) -> tuple[str, str]:
+        """The caller's call: method and path under the route. By default it reads its DAG's runs (what a CI job
+        does after its trigger: no run is made by the probe)."""
+        return "GET", f"/api/v2/dags/{self.grant.dags[0]}/dagRuns?limit=1"
+
+    def token(self, ctx: ScenarioContext) -> str:
+        realm = ctx.spec.airflow_realm
+        r = requests.post(token_url(ctx.endpoints.url("keycloak"), realm), timeout=30,
+                          data={"grant_type": "client_credentials", "client_id": self.caller, "scope": "openid",
+                                "client_secret": client_secret(ctx.paths, realm, self.caller)})
+        if r.status_code != 200:
+            raise SandboxError(f"Keycloak gives {self.caller} no token in {realm} (HTTP {r.status_code}).",
+                               "`sandbox doctor --caller " + self.caller + "` names why.")
+        return r.json()["access_token"]
+
+    def probe(self, ctx: ScenarioContext, faulty: bool = False) -> Probed:
+        method, path = self.path(faulty)
+        url = f"{ctx.endpoints.url('tyk')}/{ctx.spec.airflow_realm}/{AIRFLOW_SERVICE}{path}"
+        r = requests.request(method, url, headers={"Authorization": f"Bearer {self.token(ctx)}"},
+                             json={"logical_date": None} if method == "POST" else None, timeout=60)
+        seen = symptom_of(r.status_code, r.text, gateway_refusal(r))
+        return Probed(seen is None, seen, f"{method} {path}: HTTP {r.status_code}")
+
+
+class InboundWrongDag(InboundScenario):
+    name = "inbound-wrong-dag"
+    story = ("The CI job's config was copied from prod's: it now triggers the prod smoke DAG with its dev identity. "
+             "Its grant names the dev smoke only; the gateway refuses before Airflow hears of it.")
+    cause = "the caller triggers a DAG its grant into Airflow does not name"
+    fix = "trigger a DAG the grant names, or add the DAG to the grant's `dags` in the spec (`sandbox apply`)"
+    expected = Symptom("gateway", 403, "Access to this resource has been disallowed", "HTTP 403")
+    doctor_says = "which its grant does not name"
+
+    @property
+    def other_dag(self) -> str:
+        """A smoke DAG of another environment, which the grant does not name."""
+        return next(f"sandbox_smoke_{e}" for e in (*self.environments, "other")
+                    if f"sandbox_smoke_{e}" not in self.grant.dags)
+
+    def path(self, faulty: bool) -> tuple[str, str]:
+        return ("POST", f"/api/v2/dags/{self.other_dag}/dagRuns") if faulty else super().path(faulty)
+
+    def inject(self, ctx: ScenarioContext) -> None:
+        return None  # the fault is the caller's call: nothing in the systems changes
+
+
+class LightweightAccessToken(InboundScenario):
+    name = "lightweight-access-token"
+    story = ("Someone turned on Keycloak's lightweight access tokens for the CI client to make its tokens smaller. "
+             "Keycloak now leaves out the claims its mappers add — the audience among them — and the gateway "
+             "refuses every call into Airflow.")
+    cause = "the caller's client issues lightweight access tokens, which drop the audience the gateway requires"
+    fix = ("turn `client.use.lightweight.access.token.enabled` off for the client, or mark its audience mapper "
+           "\"add to lightweight access token\" (`sandbox apply` restores the client)")
+    expected = Symptom("gateway", 401, "audience claim is required but not present in token", "HTTP 401")
+    doctor_says = "lightweight access tokens"
+
+    def inject(self, ctx: ScenarioContext) -> None:
+        self._lightweight(ctx, "true")
+
+    def revert(self, ctx: ScenarioContext) -> None:
+        # apply compares only what it states of a client: the attribute it never sets is taken out here
+        self._lightweight(ctx, "false")
+
+    def _lightweight(self, ctx: ScenarioContext, value: str) -> None:
+        admin = ctx.keycloak(ctx.spec.airflow_realm)
+        uuid = admin.get_client_id(self.caller)
+        attrs = admin.get_client(uuid).get("attributes", {})  # Keycloak replaces the attributes it is sent
+        admin.update_client(uuid, {"attributes": {**attrs, LIGHTWEIGHT: value}})
+
+
+class FederationNotAllowlisted(InboundScenario):
+    name = "federation-not-allowlisted"
+    story = ("Airflow's API server was redeployed from a hand-written airflow.cfg whose [keycloak_auth_manager] "
+             "jwt_federated_client_ids lists the platform's own clients, not the CI job's. The gateway still lets the "
+             "CI job's token through; Airflow refuses to exchange it, in words that do not say why.")
+    cause = "the caller's client (its token's `azp`) is not in the allow-list Airflow's API server started with"
+    fix = ("list the client in [keycloak_auth_manager] jwt_federated_client_ids and restart the API server (the "
+           "sandbox writes the list from the spec's grants into Airflow's sign-in settings)")
+    expected = Symptom("exchange", 403, f"{EXCHANGE_REFUSED} (HTTP 403)", "Invalid Keycloak assertion")
+    doctor_says = "jwt_federated_client_ids"
+
+    def inject(self, ctx: ScenarioContext) -> None:
+        listed = airflow_files.auth_settings(ctx.handoff.lib, "")[FEDERATED].split(",")
+        ctx.runtime.restart(*API_SERVER, {FEDERATED: ",".join(c for c in listed if c != self.caller)})
+
+    def revert(self, ctx: ScenarioContext) -> None:
+        ctx.runtime.restart(*API_SERVER, {})  # as configured: the list the sandbox wrote
