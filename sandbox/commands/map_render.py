@@ -105,6 +105,9 @@ def _nodes(e: Edge) -> list[tuple[int, str, str]]:
     if e.policy:
         out.append((3, f"policy:{e.policy}", f"{e.policy}\n{e.rate}, quota {e.quota}\n{' '.join(e.scopes)}"))
     out.append((4, f"api:{e.api}", f"{e.api} {e.route}\naud {e.audience}\niss {e.issuer}"))
+    if e.direction == "in":  # a caller into Airflow: what its grant reaches there, one box per caller
+        out.append((5, f"into:{e.env}/{e.account}", "into Airflow\n" + "\n".join(e.reaches[:3])))
+        return out
     up = urlsplit(e.upstream)
     out.append((5, f"up:{e.upstream}", f"{up.netloc}\n{up.path or '/'}"))
     return out

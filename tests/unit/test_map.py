@@ -98,6 +98,7 @@ def test_the_map_renders_as_markdown_csv_and_an_svg_that_names_every_connection(
     texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
     assert all(c in texts for c in ("tyk_dev_orders", "tyk_dev_billing", "tyk_prod_orders", "tyk_prod_billing",
                                     "orders_hourly", "reporting @ dev"))
+    assert "into Airflow" in texts and "dag sandbox_smoke_dev" in texts and "asset s3://orders/daily" in texts
     states = {p.get("data-connection"): p.get("data-state") for p in root.iter("{http://www.w3.org/2000/svg}path")}
     assert states["tyk_prod_billing"] == "drift" and states["tyk_dev_orders"] == "unchecked"
 

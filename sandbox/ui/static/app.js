@@ -76,6 +76,7 @@ function edgeDetail(e) {
   const doc = (state.doctor || {})[e.connection];
   const rows = [
     ["edge", `${e.env}/${e.account} → ${e.service}`], ["state", e.state],
+    ["direction", e.direction === "in" ? `into Airflow: ${e.account} → ${e.route} → Airflow → ${e.reaches.join(", ")}` : "out: a call to a service"],
     ["DAGs seen calling", (e.dags || []).map((d) => `${d.dag} (${d.calls} calls${d.unverified ? `, ${d.unverified} unverified` : ""}, last ${d.last_seen})`).join(", ") || "-"],
     ["connection", e.connection || "-"], ["account", `${e.account} (client ${e.client}, realm ${e.realm})`],
     ["scopes", e.scopes.join(" ") || "-"], ["policy", e.policy ? `${e.policy} (${e.rate}, quota ${e.quota})` : "none: the gateway refuses"],
