@@ -182,5 +182,8 @@ def tally(records: list[dict], filters: Filters = Filters()) -> Tally:
 
 
 def read(redis_client) -> list[dict]:
-    """Every analytics record in Redis, oldest first, without consuming any."""
-    return [decode(raw) for raw in redis_client.lrange(KEY, 0, -1)]
+    """Every analytics record in Redis, oldest first, without consuming any. Sorted by the request's time: the
+    gateway's analytics workers each flush a batch of their own, so the list is not in request order (seen: a
+    call's record after those of the next four calls)."""
+    records = [decode(raw) for raw in redis_client.lrange(KEY, 0, -1)]
+    return sorted(records, key=lambda r: seconds_of(r.get("TimeStamp")))

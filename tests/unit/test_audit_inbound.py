@@ -23,3 +23,16 @@ def test_a_trigger_is_verified_by_the_run_airflow_recorded_for_the_caller_and_no
         ("trigger sandbox_smoke_dev", 200, None, False)]
     assert {r.account for r in rows} == {"ci"} and rows[0].when == "1970-01-01T00:16:40+00:00"
     assert [r.action for r in audit_inbound.rows(records, None, since=1002.5)] == ["trigger sandbox_smoke_dev"]
+
+
+def test_the_records_are_read_in_the_order_of_their_requests_not_of_the_gateways_batches():
+    import msgpack
+
+    from sandbox.commands import audit
+
+    class Redis:  # the list as Tyk's analytics workers left it: each flushed a batch of its own
+        def lrange(self, key, start, end):
+            made = ((1.0, "GET"), (3.0, "GET"), (2.0, "POST"))
+            return [msgpack.packb({"TimeStamp": t, "Method": m}) for t, m in made]
+
+    assert [r["Method"] for r in audit.read(Redis())] == ["GET", "POST", "GET"]
