@@ -60,9 +60,9 @@ class ScenarioContext:
         admin.change_current_realm(realm)
         return admin
 
-    def token(self, account: str, env: str) -> str:
+    def token(self, account: str, env: str, scope: str = "") -> str:
         """A fresh token for a service account, with the secret the sandbox stored for it."""
-        return accounts.auth_for(self.spec, self.endpoints, self.paths, account, env).token()
+        return accounts.auth_for(self.spec, self.endpoints, self.paths, account, env, scope).token()
 
     def set_client_lifespan(self, conn_id: str, seconds: str) -> str:
         """Override the access-token lifespan of the client `conn_id`'s route uses ("" removes the override: Keycloak

@@ -9,12 +9,11 @@ from dataclasses import dataclass
 
 import requests
 
-from sandbox.commands.accounts import client_secret
 from sandbox.errors import SandboxError
-from sandbox.plan import token_url
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 from sandbox.spec import AIRFLOW_SERVICE, Grant, Spec
 from sandbox.systems.airflow import files as airflow_files
+from sandbox.systems.airflow.token_helper import TokenError
 from sandbox.systems.keycloak.sign_in import LIGHTWEIGHT
 from sandbox.systems.tyk.applier import EXCHANGE_REFUSED
 from sandbox.systems.tyk.client import gateway_refusal
@@ -84,13 +83,11 @@ class InboundScenario(Scenario):
 
     def token(self, ctx: ScenarioContext) -> str:
         realm = ctx.spec.airflow_realm
-        r = requests.post(token_url(ctx.endpoints.url("keycloak"), realm), timeout=30,
-                          data={"grant_type": "client_credentials", "client_id": self.caller, "scope": "openid",
-                                "client_secret": client_secret(ctx.paths, realm, self.caller)})
-        if r.status_code != 200:
-            raise SandboxError(f"Keycloak gives {self.caller} no token in {realm} (HTTP {r.status_code}).",
-                               "`sandbox doctor --caller " + self.caller + "` names why.")
-        return r.json()["access_token"]
+        try:  # with openid: Airflow's exchange checks the token at Keycloak's userinfo
+            return ctx.token(self.caller, realm, "openid")
+        except TokenError as e:
+            raise SandboxError(f"Keycloak gives {self.caller} no token in {realm}: {e}",
+                               f"`sandbox doctor --caller {self.caller}` names why.") from e
 
     def probe(self, ctx: ScenarioContext, faulty: bool = False) -> Probed:
         method, path = self.path(faulty)
