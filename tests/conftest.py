@@ -18,6 +18,9 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 # The session's stack runs on test ports, beside a developer's own sandbox. Set here, in the conftest pytest loads
 # before it configures, because the plugin reads the environment once, early (its report header): set in
 # tests/integration/conftest.py it came too late, and a fresh home started on the default ports.
-TEST_PORTS = {"keycloak": 29081, "keycloak-management": 29091, "redis": 29379, "tyk": 29082,
-              "airflow": 29080, "upstream": 29083, "openbao": 29200, "ui": 29090}
+# SANDBOX_TEST_PORT_OFFSET moves them: CI runs the scenarios in a second pytest process with a stack of its own
+# (`--sandbox-home` elsewhere, ports +900), beside the rest of the suite.
+_OFFSET = int(os.environ.get("SANDBOX_TEST_PORT_OFFSET", "0"))
+TEST_PORTS = {k: v + _OFFSET for k, v in {"keycloak": 29081, "keycloak-management": 29091, "redis": 29379, "tyk": 29082,
+                                          "airflow": 29080, "upstream": 29083, "openbao": 29200, "ui": 29090}.items()}
 os.environ["SANDBOX_PORTS"] = ",".join(f"{k}={v}" for k, v in TEST_PORTS.items())
