@@ -22,7 +22,7 @@ class DeferrableDropsAuth(Scenario):
              "backend there), and HttpAsyncHook applies an auth_type only when the connection has a login")
     fix = ("give the triggerer the workers' [workers] secrets_backend (`sandbox repro revert` restarts it with the "
            "sandbox's), so the credential travels with the connection; do not rely on auth_type in deferred calls")
-    expected = Symptom("gateway", 400, "HTTP 400 Authorization field missing", "failed at gateway: HTTP 400")
+    expected = Symptom("gateway", 401, "HTTP 401 Authorization field missing", "failed at gateway: HTTP 401")
     doctor_says = "triggerer does not load the sandbox's secrets backend"
 
     def inject(self, ctx: ScenarioContext) -> None:

@@ -60,7 +60,8 @@ def test_a_token_without_the_services_scope_gets_the_policy_error(stack):
 
 def test_no_token_is_missing_authorization(stack):
     r = requests.get(f"{GATEWAY}/dev/orders/x", timeout=10)
-    assert (r.status_code, r.json()) == (400, {"error": "Authorization field missing"})
+    assert (r.status_code, r.json()) == (401, {"error": "Authorization field missing"})
+    assert r.headers["WWW-Authenticate"] == "Bearer"  # RFC 6750's challenge
 
 
 def test_a_prod_token_on_a_dev_route_is_refused(stack):

@@ -50,7 +50,7 @@ def test_the_gateway_refuses_what_the_grant_does_not_name(stack):
         r = requests.request(method, GATEWAY + path, headers=h, json={"logical_date": None}, timeout=30)
         assert r.status_code == 403 and "Access to this resource has been disallowed" in r.text, (path, r.text)
     r = requests.post(f"{GATEWAY}/api/v2/dags/{DAG}/dagRuns", json={"logical_date": None}, timeout=30)
-    assert r.status_code == 400 and "Authorization field missing" in r.text, r.text  # Tyk's words for no token
+    assert r.status_code == 401 and "Authorization field missing" in r.text, r.text  # Tyk's words for no token
 
 
 def test_airflow_refuses_the_keycloak_token_without_the_gateway(stack):

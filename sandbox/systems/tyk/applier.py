@@ -19,6 +19,12 @@ MARK = "x-sandbox"  # top-level OpenAPI extension carrying the managed mark (Tyk
 # Tyk's default (240 s), stated so that a key rotation behaves the same on every machine; written the way
 # Tyk writes durations back, so that reading it back compares equal.
 JWKS_CACHE = "4m"
+# No token at all is a 401 with a Bearer challenge (RFC 6750), as from any OAuth-protected API: Tyk's JWT check says
+# 400 for it. Its error overrides (5.14) rewrite the status of that one error, classified "AMF", keeping its words.
+NO_TOKEN = {"enabled": True, "value": {"400": [{
+    "match": {"flag": "AMF"},
+    "response": {"statusCode": 401, "message": "Authorization field missing", "headers": {"WWW-Authenticate": "Bearer"}},
+}]}}
 
 
 def api_payload(a: TykApi) -> dict:
@@ -53,6 +59,7 @@ def api_payload(a: TykApi) -> dict:
             "middleware": {"global": {"trafficLogs": {"enabled": True,
                                                       "tagHeaders": [h.lower() for h in a.tag_headers]},
                                       **(_exchange(a.exchange_url) if a.exchange_url else {})}},
+            "errorOverrides": NO_TOKEN,
         },
     }
 
