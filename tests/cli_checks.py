@@ -40,7 +40,7 @@ def kept_fault_is_named_and_reverted(stack, name: str) -> None:
         assert expected["words"] in seen["words"] and expected["log"] in seen["log"], (r, progress)
         assert rc == 0 and r["matched"] and r["kept"] and r["green_after"] is None
         # a caller's way into Airflow is walked by `doctor --caller`; a connection's by `doctor --connection`
-        which = ["--caller" if isinstance(sc, InboundScenario) else "--connection", sc.connection]
+        which = sc.doctor_args(stack.paths)
         p = stack.cli("doctor", "-o", "json", *which, check=False)
         (d,) = json.loads(p.stdout)
         assert p.returncode == 1 and sc.doctor_says in d["verdict"], d["verdict"]
@@ -50,7 +50,7 @@ def kept_fault_is_named_and_reverted(stack, name: str) -> None:
     assert f"✓ {sc.connection}" in reverted.stdout, reverted.stdout
     if not isinstance(sc, InboundScenario):  # the smoke's verdict (status, map, page)
         assert verdicts_of(stack.paths)[sc.connection]["ok"]
-    p = stack.cli("doctor", "-o", "json", *which, check=False)
+    p = stack.cli("doctor", "-o", "json", *which[:2], check=False)  # a held token is the fault's: gone with it
     assert p.returncode == 0, p.stdout
 
 

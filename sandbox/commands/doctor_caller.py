@@ -3,7 +3,8 @@
 Hops: grant (the spec lets it into Airflow's API) -> token (Keycloak, in Airflow's realm) -> claims (Airflow's
 audience, the caller as `azp`) -> gateway (the route with its token, on a DAG of its grant) -> exchange (Airflow's
 /auth/token takes the Keycloak token) -> airflow (Airflow's permission, asked of Keycloak's authorization model, with
-the Airflow token) -> calls (what the gateway refused of the caller's own calls since its last one it let through).
+the Airflow token) -> calls (what the gateway refused of the caller's own calls since its last one it let through)
+-> held (with --token-file: an Airflow token the caller holds, and the Keycloak token inside it).
 Each judge reads plain data; the walk gathers it.
 """
 
@@ -115,11 +116,46 @@ def judge_calls(caller: str, grant: Grant, rows: list[audit_inbound.InboundRow])
             f"Fix: {fix}.")
 
 
+def _when(epoch: float) -> str:
+    return time.strftime("%H:%M:%S UTC", time.gmtime(epoch))
+
+
+def judge_held(caller: str, held: str, now: float) -> Judged:
+    """An Airflow token the caller holds (from /auth/token): Airflow's own `exp`, and the caller's Keycloak token it
+    carries, with which Airflow asks Keycloak about each call (Airflow never renews it: no refresh token comes with
+    a machine's)."""
+    claims = decode_claims(held)
+    inner = decode_claims(claims.get("access_token") or "")
+    if not claims or not inner:
+        return (Hop("held", False, "not an Airflow API token"),
+                "The token given is not one of Airflow's /auth/token (no Keycloak token inside it). Fix: give the "
+                "token the caller sends to Airflow as `Authorization: Bearer`.")
+    if (inner.get("azp") or inner.get("client_id")) != caller:
+        who = inner.get("azp") or inner.get("client_id") or "(no client)"
+        return (Hop("held", False, f"a token of {who}"),
+                f"The token given is {who}'s, not {caller}'s. Fix: give {caller}'s, or `--caller {who}`.")
+    if claims.get("exp", 0) <= now:
+        return (Hop("held", False, f"Airflow's token expired at {_when(claims.get('exp', 0))}"),
+                f"The Airflow token {caller} holds expired at {_when(claims.get('exp', 0))}. Fix: ask /auth/token "
+                "for a new one.")
+    if inner.get("exp", 0) <= now:
+        return (Hop("held", False, f"Airflow's until {_when(claims['exp'])}; the Keycloak token inside it expired "
+                                   f"at {_when(inner.get('exp', 0))}"),
+                f"{caller} holds an Airflow token valid until {_when(claims['exp'])}, but the Keycloak token inside it "
+                f"expired at {_when(inner.get('exp', 0))}, {round(now - inner.get('exp', 0))} s ago: Airflow asks "
+                "Keycloak about each call with that token, Keycloak refuses, and Airflow answers 403 to every call. "
+                "Fix: ask Airflow for a new token when the Keycloak token's `expires_in` runs out, not Airflow's "
+                "`exp`; or send the Keycloak token through the gateway's route, which exchanges it at every call.")
+    return Hop("held", True, f"usable until {_when(min(claims['exp'], inner['exp']))} (the Keycloak token inside "
+                             f"it; Airflow's own until {_when(claims['exp'])})"), None
+
+
 def _answer(r: requests.Response) -> Answer:
     return Answer(r.status_code, r.text, gateway_refusal(r))
 
 
-def diagnose(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, caller: str) -> Diagnosis:
+def diagnose(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, caller: str, held: str | None = None) -> Diagnosis:
+    """`held`: an Airflow token the caller holds, judged last."""
     if caller not in spec.accounts:
         raise SandboxError(f"No account named {caller!r} in {spec.source}.", use_one_of(caller, spec.accounts),
                            exit_code=2)
@@ -157,8 +193,9 @@ def diagnose(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, caller: str)
         return d
     mine = {"Authorization": f"Bearer {ex.json()['access_token']}"}
     if add(judge_airflow(caller, dag, _answer(requests.get(f"{airflow}/api/v2/dags/{dag}/dagRuns", headers=mine,
-                                                           params={"limit": 1}, timeout=30)))):
-        add(judge_calls(caller, grant, recorded))
+                                                           params={"limit": 1}, timeout=30)))) \
+            and add(judge_calls(caller, grant, recorded)) and held is not None:
+        add(judge_held(caller, held.strip(), time.time()))
     return d
 
 

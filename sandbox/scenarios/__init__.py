@@ -9,7 +9,12 @@ from sandbox.scenarios.cross_environment import CrossEnvironment
 from sandbox.scenarios.expired_token import ExpiredToken
 from sandbox.scenarios.gateway_limits import QuotaExhausted, RateLimited, StaleQuotaAfterReseed
 from sandbox.scenarios.header_style import BasicAuthClobbersBearer, NetrcOverride
-from sandbox.scenarios.inbound import FederationNotAllowlisted, InboundWrongDag, LightweightAccessToken
+from sandbox.scenarios.inbound import (
+    AirflowTokenOutlivesIdpToken,
+    FederationNotAllowlisted,
+    InboundWrongDag,
+    LightweightAccessToken,
+)
 from sandbox.scenarios.issuer_mismatch import IssuerMismatch
 from sandbox.scenarios.jwks import PlainJwksUrl, RotationWithoutGrace, SigningKeyRotation, SplitGatewayCache
 from sandbox.scenarios.missing_scope import MissingScope
@@ -26,4 +31,5 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in (
     EnvShadowedConnection(), ProxyEnv(), ClockSkew(), ContainerVsHostIssuer(), TokenExpiresMidTask(),
     ExtraSentAsHeader(), DeferrableDropsAuth(), StaleQuotaAfterReseed(), TriggererImport(), VaultSealed(),
     VaultTokenExpired(), RotationWithoutGrace(), VaultSilentFallback(), KvVersionMismatch(), TaskPodMissingConfig(),
-    SplitGatewayCache(), InboundWrongDag(), LightweightAccessToken(), FederationNotAllowlisted())}
+    SplitGatewayCache(), InboundWrongDag(), LightweightAccessToken(), FederationNotAllowlisted(),
+    AirflowTokenOutlivesIdpToken())}

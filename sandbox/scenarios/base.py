@@ -68,8 +68,12 @@ class ScenarioContext:
         """Override the access-token lifespan of the client `conn_id`'s route uses ("" removes the override: Keycloak
         merges client attributes, so a key left out would be kept); returns the value it had."""
         route = self.routes()[conn_id]
-        admin = self.keycloak(route["env"])
-        uuid = admin.get_client_id(route["client_id"])
+        return self.set_lifespan(route["env"], route["client_id"], seconds)
+
+    def set_lifespan(self, realm: str, client_id: str, seconds: str) -> str:
+        """Override the access-token lifespan of client `client_id` of `realm` (as set_client_lifespan)."""
+        admin = self.keycloak(realm)
+        uuid = admin.get_client_id(client_id)
         attrs = admin.get_client(uuid).get("attributes", {})
         admin.update_client(uuid, {"attributes": {**attrs, CLIENT_LIFESPAN: seconds}})
         return attrs.get(CLIENT_LIFESPAN, "")
@@ -164,6 +168,10 @@ class Scenario(ABC):
     def revert(self, ctx: ScenarioContext) -> None:
         """Most faults are drift from the spec: `sandbox apply` takes them out (the caller runs it after this)."""
         return None
+
+    def doctor_args(self, paths: SandboxPaths) -> list[str]:
+        """What `sandbox doctor` is asked to name the fault with, while it is kept."""
+        return ["--connection", self.connection]
 
     def tidy(self, ctx: ScenarioContext) -> None:
         """After the green check: remove what running the scenario's DAG leaves behind (none by default)."""

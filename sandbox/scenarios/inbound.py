@@ -5,15 +5,20 @@ route — not in a DAG run. `sandbox doctor --caller NAME` names each."""
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import requests
 
 from sandbox.errors import SandboxError
+from sandbox.host.credentials import write_private
+from sandbox.paths import SandboxPaths
 from sandbox.scenarios.base import Scenario, ScenarioContext, Symptom
 from sandbox.spec import AIRFLOW_SERVICE, Grant, Spec
 from sandbox.systems.airflow import files as airflow_files
-from sandbox.systems.airflow.token_helper import TokenError
+from sandbox.systems.airflow.client import JWT_BEARER
+from sandbox.systems.airflow.token_helper import TokenError, decode_claims
 from sandbox.systems.keycloak.sign_in import LIGHTWEIGHT
 from sandbox.systems.tyk.applier import EXCHANGE_REFUSED
 from sandbox.systems.tyk.client import gateway_refusal
@@ -75,6 +80,9 @@ class InboundScenario(Scenario):
     @property
     def caller(self) -> str:
         return self.grant.account
+
+    def doctor_args(self, paths: SandboxPaths) -> list[str]:
+        return ["--caller", self.caller]
 
     def path(self, faulty: bool) -> tuple[str, str]:
         """The caller's call: method and path under the route. By default it reads its DAG's runs (what a CI job
@@ -162,3 +170,60 @@ class FederationNotAllowlisted(InboundScenario):
 
     def revert(self, ctx: ScenarioContext) -> None:
         ctx.runtime.restart(*API_SERVER, {})  # as configured: the list the sandbox wrote
+
+
+HELD_LIFESPAN_S = 6  # the caller's Keycloak tokens while the fault is in: seconds, so the scenario waits no minutes
+
+
+def held_path(paths: SandboxPaths, caller: str) -> Path:
+    """Where the scenario keeps the Airflow token its caller holds (0600, like every secret of the home): `doctor
+    --token-file` reads it while the fault is kept."""
+    return paths.home / f".repro-held-{caller}.jwt"
+
+
+class AirflowTokenOutlivesIdpToken(InboundScenario):
+    name = "airflow-token-outlives-idp-token"
+    story = ("The CI job asks Airflow's /auth/token for a token once, at the top of its pipeline, as the Keycloak auth "
+             "manager's docs show, and keeps it as long as that token says: Airflow's last a day ([api_auth] "
+             "jwt_expiration_time). The Keycloak token inside it lasts the realm's minutes; past them Airflow "
+             "refuses every call with a token it still calls valid (403), because Keycloak refuses the permission "
+             "check Airflow asks with the expired one. (Here the caller's Keycloak tokens last "
+             f"{HELD_LIFESPAN_S} s, so the scenario does not wait minutes.)")
+    cause = "the caller keeps an Airflow token past the life of the Keycloak token inside it"
+    fix = ("ask Airflow for a new token when the Keycloak token's `expires_in` runs out, not Airflow's `exp`; or send "
+           "the Keycloak token through the gateway's route, which exchanges it at every call")
+    expected = Symptom("airflow", 403, "Forbidden", "HTTP 403")
+    doctor_says = "the Keycloak token inside it expired"
+
+    def inject(self, ctx: ScenarioContext) -> None:
+        ctx.set_lifespan(ctx.spec.airflow_realm, self.caller, str(HELD_LIFESPAN_S))
+
+    def revert(self, ctx: ScenarioContext) -> None:
+        ctx.set_lifespan(ctx.spec.airflow_realm, self.caller, "")  # the realm's again (apply restores it too)
+        held_path(ctx.paths, self.caller).unlink(missing_ok=True)
+
+    def doctor_args(self, paths: SandboxPaths) -> list[str]:
+        return [*super().doctor_args(paths), "--token-file", str(held_path(paths, self.caller))]
+
+    def probe(self, ctx: ScenarioContext, faulty: bool = False) -> Probed:
+        if not faulty:
+            return super().probe(ctx)
+        # the CI job's code: its Keycloak token exchanged at Airflow's /auth/token, Airflow's token kept, and the
+        # next call made after the Keycloak token's life
+        assertion = self.token(ctx)
+        ends = decode_claims(assertion)["exp"]
+        if ends - time.time() > 60:
+            raise SandboxError(f"{self.caller}'s Keycloak tokens last {round(ends - time.time())} s: the fault is not "
+                               "in place.", "`sandbox repro revert`, then run the scenario again.")
+        airflow = ctx.endpoints.url("airflow")
+        r = requests.post(f"{airflow}/auth/token", json={"grant_type": JWT_BEARER, "assertion": assertion}, timeout=30)
+        if r.status_code != 201:
+            seen = symptom_of(r.status_code, r.text, None)
+            return Probed(False, seen, f"POST /auth/token: HTTP {r.status_code}")
+        held = r.json()["access_token"]
+        write_private(held_path(ctx.paths, self.caller), held)
+        time.sleep(max(0.0, ends + 1.5 - time.time()))
+        _, path = self.path(False)
+        r = requests.get(f"{airflow}{path}", headers={"Authorization": f"Bearer {held}"}, timeout=30)
+        seen = symptom_of(r.status_code, r.text, None)
+        return Probed(seen is None, seen, f"GET {path} with the Airflow token it holds: HTTP {r.status_code}")

@@ -124,9 +124,9 @@ def run(name: str, ctx: ScenarioContext, keep: bool = False, progress: Progress 
     progress(name, f"baseline: {sc.connection} must be green through {dag}")
     baseline = _probe(ctx, sc)
     if not baseline.ok:
-        which = "--caller" if isinstance(sc, InboundScenario) else "--connection"
         raise SandboxError(f"{sc.connection} is not green before {name} ({baseline.verdict}).",
-                           f"`sandbox doctor {which} {sc.connection}` names why; `sandbox apply` usually repairs it.")
+                           f"`sandbox doctor {' '.join(sc.doctor_args(ctx.paths)[:2])}` names why; `sandbox apply` "
+                           "usually repairs it.")
     try:
         progress(name, "injecting the fault")
         sc.inject(ctx)

@@ -278,9 +278,12 @@ class Hub:
 
         if connection and ctx.spec.inbound_grant(connection):  # a caller into Airflow (an inbound scenario's)
             from sandbox.commands import doctor_caller
+            from sandbox.scenarios.inbound import held_path
 
             say(f"doctor --caller {connection}")
-            found = [doctor_caller.diagnose(ctx.spec, ctx.endpoints, ctx.paths, connection)]
+            held = held_path(ctx.paths, connection)  # the Airflow token a kept scenario holds for the caller
+            found = [doctor_caller.diagnose(ctx.spec, ctx.endpoints, ctx.paths, connection,
+                                            held.read_text() if held.exists() else None)]
         else:
             say(f"doctor{' --connection ' + connection if connection else ''}")
             found = doctor.run(ctx.spec, ctx.endpoints, ctx.handoff, None, connection)

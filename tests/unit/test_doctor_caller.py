@@ -58,3 +58,28 @@ def test_a_refused_exchange_on_the_route_is_left_to_the_exchange_hop():
     hop, verdict = dc.judge_gateway("ci", "/dev/airflow/x", dc.Answer(403, "", "Airflow refused to exchange the "
                                                                                "caller's token (HTTP 403): ..."))
     assert hop.ok is False and verdict is None
+
+
+def _jwt(claims: dict) -> str:
+    import base64
+    import json
+
+    def part(d: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")
+    return f"{part({'alg': 'none'})}.{part(claims)}.sig"
+
+
+def test_a_held_airflow_token_is_judged_by_the_keycloak_token_inside_it():
+    now = 1_800_000_000
+    inner = _jwt({"azp": "ci", "exp": now - 30})  # the caller's Keycloak token, 30 s past its life
+    hop, verdict = dc.judge_held("ci", _jwt({"exp": now + 86_000, "access_token": inner}), now)
+    assert hop.ok is False and "the Keycloak token inside it expired" in verdict and "30 s ago" in verdict
+    assert "expires_in" in verdict  # the fix
+    fresh = _jwt({"azp": "ci", "exp": now + 200})
+    hop, verdict = dc.judge_held("ci", _jwt({"exp": now + 86_000, "access_token": fresh}), now)
+    assert hop.ok and verdict is None and "usable until" in hop.detail
+    assert dc.judge_held("ci", _jwt({"exp": now - 1, "access_token": fresh}), now)[0].detail.startswith(
+        "Airflow's token expired")
+    hop, verdict = dc.judge_held("ci", _jwt({"exp": now + 60, "access_token": _jwt({"azp": "partner-hook"})}), now)
+    assert hop.ok is False and "partner-hook's, not ci's" in verdict
+    assert dc.judge_held("ci", "not a token", now)[0].detail == "not an Airflow API token"

@@ -23,7 +23,8 @@ JWKS_CACHE = "4m"
 # 400 for it. Its error overrides (5.14) rewrite the status of that one error, classified "AMF", keeping its words.
 NO_TOKEN = {"enabled": True, "value": {"400": [{
     "match": {"flag": "AMF"},
-    "response": {"statusCode": 401, "message": "Authorization field missing", "headers": {"WWW-Authenticate": "Bearer"}},
+    "response": {"statusCode": 401, "message": "Authorization field missing",
+                 "headers": {"WWW-Authenticate": "Bearer"}},
 }]}}
 
 
