@@ -619,10 +619,12 @@ def _audit_secrets(window: int | None, output: str) -> None:
               "(grant, token, gateway, exchange, Airflow's permission).")
 @click.option("--token-file", type=click.File("r"), default=None, help="With --caller: an Airflow token the caller "
               "holds (from Airflow's /auth/token), read from this file or `-` for stdin, never the command line.")
+@click.option("--said", default=None, help="With --caller: what the caller's own call was answered (e.g. \"403 "
+              "Client credentials authentication failed\"), read beside what the walk finds.")
 @SPEC
 @OUTPUT
 def doctor(env: str | None, service: str | None, connection: str | None, caller: str | None, token_file,
-           spec_path: Path | None, output: str) -> None:
+           said: str | None, spec_path: Path | None, output: str) -> None:
     """Walk each connection's path hop by hop (changing nothing) and name the broken one, with the fix.
 
     \b
@@ -631,16 +633,17 @@ def doctor(env: str | None, service: str | None, connection: str | None, caller:
       sandbox doctor --env dev --connection tyk_dev_orders -o json
       sandbox doctor --caller ci
       sandbox doctor --caller ci --token-file -  # the Airflow token ci holds, on stdin
+      sandbox doctor --caller ci --said "403 Client credentials authentication failed"
     """
     from sandbox.commands import doctor as doctor_mod
-    if token_file is not None and not caller:
-        raise SandboxError("--token-file is an Airflow token a caller holds: it needs --caller.",
-                           "add `--caller NAME` (the account that asked Airflow for it).", exit_code=2)
+    if (token_file is not None or said) and not caller:
+        raise SandboxError("--token-file and --said tell of a caller's own call into Airflow: they need --caller.",
+                           "add `--caller NAME` (the account that made it).", exit_code=2)
     rt = get_runtime()
     if caller:
         from sandbox.commands import doctor_caller
         held = token_file.read() if token_file is not None else None
-        results = [doctor_caller.diagnose(_spec(spec_path), rt.endpoints(), _paths(), caller, held)]
+        results = [doctor_caller.diagnose(_spec(spec_path), rt.endpoints(), _paths(), caller, held, said)]
     else:
         results = doctor_mod.run(_spec(spec_path), rt.endpoints(), rt.handoff(), env, connection,
                                  lambda name: tail(rt.log_path(name), 400), service)

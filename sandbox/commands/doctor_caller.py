@@ -4,7 +4,8 @@ Hops: grant (the spec lets it into Airflow's API) -> token (Keycloak, in Airflow
 audience, the caller as `azp`) -> gateway (the route with its token, on a DAG of its grant) -> exchange (Airflow's
 /auth/token takes the Keycloak token) -> airflow (Airflow's permission, asked of Keycloak's authorization model, with
 the Airflow token) -> calls (what the gateway refused of the caller's own calls since its last one it let through)
--> held (with --token-file: an Airflow token the caller holds, and the Keycloak token inside it).
+-> held (with --token-file: an Airflow token the caller holds, and the Keycloak token inside it) -> said (with
+--said: what the caller's own call was answered, in Airflow's words, read beside what the walk found).
 Each judge reads plain data; the walk gathers it.
 """
 
@@ -150,12 +151,38 @@ def judge_held(caller: str, held: str, now: float) -> Judged:
                              f"it; Airflow's own until {_when(claims['exp'])})"), None
 
 
+def judge_said(caller: str, realm: str, said: str) -> Judged:
+    """What the caller's own call was answered, told by the caller (a call made to Airflow directly leaves no record
+    with its identity: Airflow's access log has none), read after a green walk: Airflow's words, the cause they
+    stand for when the caller's way through the gateway works."""
+    if "Client credentials authentication failed" in said:
+        return (Hop("said", False, "Airflow's client_credentials grant refused the caller's own client"),
+                f"Airflow's /auth/token takes client_credentials of its own client only ({AIRFLOW_CLIENT}; apache/"
+                f"airflow 72205) and answers any other client, {caller} included, as it answers a wrong secret: "
+                f"{caller}'s secret is right (Keycloak gives it a token, above). Fix: send {caller}'s Keycloak token "
+                f"through the gateway's route /{realm}/airflow/ (it exchanges it), or exchange it yourself with "
+                f"grant_type {JWT_BEARER}; do not hand out Airflow's own client secret.")
+    if "Invalid Keycloak assertion" in said:
+        return (Hop("said", False, "Airflow refused to exchange a token a fresh one passes"),
+                f"Airflow refused to exchange a token of {caller} that a fresh one of it passes (above): a token asked "
+                "without the `openid` scope (Airflow checks it at Keycloak's userinfo), of another realm than "
+                f"{realm}, or signed by a key Airflow had not fetched yet (it fetches the realm's keys at most every "
+                "30 s). Fix: ask Keycloak with scope=openid in Airflow's realm, and ask again after a key rotation.")
+    if "Forbidden" in said:
+        return (Hop("said", False, "Airflow's permission check refused it; a fresh token passes"),
+                f"Airflow refused {caller}'s call in its permission check, and passes a fresh token of it (above): an "
+                "Airflow token held from before carries a Keycloak token that may have expired. Fix: give it with "
+                "`--token-file -` to check, and ask a new one when the Keycloak token's `expires_in` runs out.")
+    return Hop("said", None, "not words of Airflow the sandbox knows"), None
+
+
 def _answer(r: requests.Response) -> Answer:
     return Answer(r.status_code, r.text, gateway_refusal(r))
 
 
-def diagnose(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, caller: str, held: str | None = None) -> Diagnosis:
-    """`held`: an Airflow token the caller holds, judged last."""
+def diagnose(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, caller: str, held: str | None = None,
+             said: str | None = None) -> Diagnosis:
+    """`held`: an Airflow token the caller holds; `said`: what its own call was answered (both judged last)."""
     if caller not in spec.accounts:
         raise SandboxError(f"No account named {caller!r} in {spec.source}.", use_one_of(caller, spec.accounts),
                            exit_code=2)
@@ -194,8 +221,9 @@ def diagnose(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, caller: str,
     mine = {"Authorization": f"Bearer {ex.json()['access_token']}"}
     if add(judge_airflow(caller, dag, _answer(requests.get(f"{airflow}/api/v2/dags/{dag}/dagRuns", headers=mine,
                                                            params={"limit": 1}, timeout=30)))) \
-            and add(judge_calls(caller, grant, recorded)) and held is not None:
-        add(judge_held(caller, held.strip(), time.time()))
+            and add(judge_calls(caller, grant, recorded)) \
+            and (held is None or add(judge_held(caller, held.strip(), time.time()))) and said:
+        add(judge_said(caller, realm, said))
     return d
 
 

@@ -14,6 +14,7 @@ from sandbox.scenarios.inbound import (
     FederationNotAllowlisted,
     InboundWrongDag,
     LightweightAccessToken,
+    M2mWrongClient,
 )
 from sandbox.scenarios.issuer_mismatch import IssuerMismatch
 from sandbox.scenarios.jwks import PlainJwksUrl, RotationWithoutGrace, SigningKeyRotation, SplitGatewayCache
@@ -32,4 +33,4 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in (
     ExtraSentAsHeader(), DeferrableDropsAuth(), StaleQuotaAfterReseed(), TriggererImport(), VaultSealed(),
     VaultTokenExpired(), RotationWithoutGrace(), VaultSilentFallback(), KvVersionMismatch(), TaskPodMissingConfig(),
     SplitGatewayCache(), InboundWrongDag(), LightweightAccessToken(), FederationNotAllowlisted(),
-    AirflowTokenOutlivesIdpToken())}
+    AirflowTokenOutlivesIdpToken(), M2mWrongClient())}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import requests
 
+from sandbox.commands.accounts import client_secret
 from sandbox.errors import SandboxError
 from sandbox.host.credentials import write_private
 from sandbox.paths import SandboxPaths
@@ -227,3 +228,35 @@ class AirflowTokenOutlivesIdpToken(InboundScenario):
         r = requests.get(f"{airflow}{path}", headers={"Authorization": f"Bearer {held}"}, timeout=30)
         seen = symptom_of(r.status_code, r.text, None)
         return Probed(seen is None, seen, f"GET {path} with the Airflow token it holds: HTTP {r.status_code}")
+
+
+class M2mWrongClient(InboundScenario):
+    name = "m2m-wrong-client"
+    story = ("The CI job was written from the Keycloak auth manager's docs for machines: it posts grant_type "
+             "client_credentials with its own client's id and secret to Airflow's /auth/token. Airflow takes those of "
+             "its own client only, and answers the job as it answers a wrong secret — so its owner rotates a secret "
+             "that was right, and the job still fails.")
+    cause = ("Airflow's client_credentials grant accepts only the client Airflow is configured with (apache/airflow "
+             "72205); the caller's own client is refused before Keycloak is asked")
+    fix = ("send the caller's Keycloak token through the gateway's route, which exchanges it (the jwt-bearer grant), "
+           "or exchange it yourself with that grant; never hand out Airflow's own client secret")
+    expected = Symptom("airflow", 403, "Client credentials authentication failed", "HTTP 403")
+    doctor_says = "takes client_credentials of its own client only"
+    # what the caller was answered: a call to Airflow directly leaves no record with its identity, so doctor is told
+    SAID = "HTTP 403 Client credentials authentication failed"
+
+    def inject(self, ctx: ScenarioContext) -> None:
+        return None  # the fault is the caller's code: nothing in the systems changes
+
+    def doctor_args(self, paths: SandboxPaths) -> list[str]:
+        return [*super().doctor_args(paths), "--said", self.SAID]
+
+    def probe(self, ctx: ScenarioContext, faulty: bool = False) -> Probed:
+        if not faulty:
+            return super().probe(ctx)
+        body = {"grant_type": "client_credentials", "client_id": self.caller,
+                "client_secret": client_secret(ctx.paths, ctx.spec.airflow_realm, self.caller)}
+        r = requests.post(f"{ctx.endpoints.url('airflow')}/auth/token", json=body, timeout=30)
+        seen = symptom_of(r.status_code, r.text, None)
+        return Probed(seen is None, seen, f"POST /auth/token (client_credentials of {self.caller}): HTTP "
+                                          f"{r.status_code}")

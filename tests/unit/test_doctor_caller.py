@@ -83,3 +83,13 @@ def test_a_held_airflow_token_is_judged_by_the_keycloak_token_inside_it():
     hop, verdict = dc.judge_held("ci", _jwt({"exp": now + 60, "access_token": _jwt({"azp": "partner-hook"})}), now)
     assert hop.ok is False and "partner-hook's, not ci's" in verdict
     assert dc.judge_held("ci", "not a token", now)[0].detail == "not an Airflow API token"
+
+
+def test_what_the_caller_was_answered_is_read_in_airflows_words():
+    hop, verdict = dc.judge_said("ci", "dev", "HTTP 403 Client credentials authentication failed")
+    assert hop.ok is False and "takes client_credentials of its own client only" in verdict and "72205" in verdict
+    hop, verdict = dc.judge_said("ci", "dev", '{"detail":"Invalid Keycloak assertion"}')
+    assert hop.ok is False and "openid" in verdict
+    assert "--token-file" in dc.judge_said("ci", "dev", '403 {"detail":"Forbidden"}')[1]
+    hop, verdict = dc.judge_said("ci", "dev", "500 something else")
+    assert hop.ok is None and verdict is None
