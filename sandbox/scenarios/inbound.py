@@ -29,6 +29,18 @@ FEDERATED = "AIRFLOW__KEYCLOAK_AUTH_MANAGER__JWT_FEDERATED_CLIENT_IDS"
 
 
 @dataclass(frozen=True)
+class Told:
+    """What doctor is told of a caller's own call beside its walk: the Airflow token it holds (a file), what it was
+    answered."""
+
+    held_file: Path | None = None
+    said: str | None = None
+
+    def read_held(self) -> str | None:
+        return self.held_file.read_text() if self.held_file and self.held_file.exists() else None
+
+
+@dataclass(frozen=True)
 class Probed:
     """A caller's call through the gateway: green, or the symptom it showed."""
 
@@ -82,8 +94,14 @@ class InboundScenario(Scenario):
     def caller(self) -> str:
         return self.grant.account
 
+    def told(self, paths: SandboxPaths) -> Told:
+        """What doctor must be told to name the fault (nothing: the systems' own records do)."""
+        return Told()
+
     def doctor_args(self, paths: SandboxPaths) -> list[str]:
-        return ["--caller", self.caller]
+        told = self.told(paths)
+        return ["--caller", self.caller, *(["--token-file", str(told.held_file)] if told.held_file else []),
+                *(["--said", told.said] if told.said else [])]
 
     def path(self, faulty: bool) -> tuple[str, str]:
         """The caller's call: method and path under the route. By default it reads its DAG's runs (what a CI job
@@ -203,8 +221,8 @@ class AirflowTokenOutlivesIdpToken(InboundScenario):
         ctx.set_lifespan(ctx.spec.airflow_realm, self.caller, "")  # the realm's again (apply restores it too)
         held_path(ctx.paths, self.caller).unlink(missing_ok=True)
 
-    def doctor_args(self, paths: SandboxPaths) -> list[str]:
-        return [*super().doctor_args(paths), "--token-file", str(held_path(paths, self.caller))]
+    def told(self, paths: SandboxPaths) -> Told:
+        return Told(held_file=held_path(paths, self.caller))
 
     def probe(self, ctx: ScenarioContext, faulty: bool = False) -> Probed:
         if not faulty:
@@ -242,14 +260,13 @@ class M2mWrongClient(InboundScenario):
            "or exchange it yourself with that grant; never hand out Airflow's own client secret")
     expected = Symptom("airflow", 403, "Client credentials authentication failed", "HTTP 403")
     doctor_says = "takes client_credentials of its own client only"
-    # what the caller was answered: a call to Airflow directly leaves no record with its identity, so doctor is told
-    SAID = "HTTP 403 Client credentials authentication failed"
 
     def inject(self, ctx: ScenarioContext) -> None:
         return None  # the fault is the caller's code: nothing in the systems changes
 
-    def doctor_args(self, paths: SandboxPaths) -> list[str]:
-        return [*super().doctor_args(paths), "--said", self.SAID]
+    def told(self, paths: SandboxPaths) -> Told:
+        # what the caller was answered: a call to Airflow directly leaves no record with its identity
+        return Told(said="HTTP 403 Client credentials authentication failed")
 
     def probe(self, ctx: ScenarioContext, faulty: bool = False) -> Probed:
         if not faulty:

@@ -24,6 +24,7 @@ from sandbox.commands import map_render, smoke, trust_map
 from sandbox.paths import SandboxPaths
 from sandbox.scenarios import repro
 from sandbox.scenarios.base import ScenarioContext
+from sandbox.scenarios.inbound import InboundScenario, Told
 from sandbox.spec import Spec, chosen
 from sandbox.spec import load as load_spec
 from sandbox.stack.factory import make_runtime
@@ -254,7 +255,8 @@ class Hub:
                                    r.connection: {"scenario": name, "symptom": symptom,
                                                   "at": trust_map._iso(time.time())}}
         say(f"{'✓ matched' if r.matched else '✗ did not match'}: {r.connection} {symptom}")
-        self._doctor(ctx, r.connection, say)
+        sc = repro.scenario(name).on(ctx.spec, r.connection)
+        self._doctor(ctx, r.connection, say, sc.told(ctx.paths) if isinstance(sc, InboundScenario) else None)
         return {"ok": r.matched, "connection": r.connection, "symptom": symptom, "expected": asdict(r.expected)}
 
     def do_revert(self, say) -> dict:
@@ -273,17 +275,16 @@ class Hub:
         ctx = self._ctx()
         return {"ok": self._doctor(ctx, None, say)}
 
-    def _doctor(self, ctx, connection: str | None, say) -> bool:
+    def _doctor(self, ctx, connection: str | None, say, told: Told | None = None) -> bool:
         from sandbox.commands import doctor
 
         if connection and ctx.spec.inbound_grant(connection):  # a caller into Airflow (an inbound scenario's)
             from sandbox.commands import doctor_caller
-            from sandbox.scenarios.inbound import held_path
 
             say(f"doctor --caller {connection}")
-            held = held_path(ctx.paths, connection)  # the Airflow token a kept scenario holds for the caller
-            found = [doctor_caller.diagnose(ctx.spec, ctx.endpoints, ctx.paths, connection,
-                                            held.read_text() if held.exists() else None)]
+            told = told or Told()  # what a kept scenario tells of the caller's own call
+            found = [doctor_caller.diagnose(ctx.spec, ctx.endpoints, ctx.paths, connection, told.read_held(),
+                                            told.said)]
         else:
             say(f"doctor{' --connection ' + connection if connection else ''}")
             found = doctor.run(ctx.spec, ctx.endpoints, ctx.handoff, None, connection)
