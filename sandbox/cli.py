@@ -655,6 +655,69 @@ def doctor(env: str | None, service: str | None, connection: str | None, caller:
         sys.exit(1)
 
 
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=False)
+@SPEC
+def snapshot(file: Path | None, spec_path: Path | None) -> None:
+    """Write what decides each connection's credential path on this machine — where it is defined, proxies and
+    ~/.netrc of Airflow's processes, a fresh token's claims, the IdP's keys and clock, the gateway's API, policy and
+    quota, the vault token, versions, doctor's verdicts — as JSON with no secret in it, to compare with another's.
+
+    \b
+    Examples:
+      sandbox snapshot laptop.json
+      sandbox snapshot > ci.json
+    """
+    from sandbox.commands import snapshot as snap
+    rt = get_runtime()
+    taken = snap.take(_spec(spec_path), rt.endpoints(), rt.handoff(), rt.paths, rt.name,
+                      lambda name: tail(rt.log_path(name), 400))
+    if file is None:
+        sys.stdout.write(snap.dump(taken))
+        return
+    file.write_text(snap.dump(taken))
+    failing = [c for c, d in taken["doctor"].items() if not d["ok"]]
+    render.err.print(f"snapshot of {len(taken['connections'])} connections written to {render.e(file)}"
+                     + (f"; doctor fails {', '.join(failing)}" if failing else "; doctor: every connection healthy"))
+
+
+@cli.command()
+@click.argument("a", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("b", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@SPEC
+@click.option("-o", "--output", type=click.Choice(["table", "json", "md"]), default="table", show_default=True,
+              help="Output format.")
+def compare(a: Path, b: Path | None, spec_path: Path | None, output: str) -> None:
+    """What differs between two snapshots (B: this machine now), in the order a call travels, and the difference
+    that explains a failing connection, named by the catalogue scenario it matches. Exit 1 when one does.
+
+    \b
+    Examples:
+      sandbox compare laptop.json ci.json
+      sandbox compare colleague.json -o md
+    """
+    from sandbox.commands import compare as cmp
+    from sandbox.commands import snapshot as snap
+    from sandbox.scenarios import known_differences
+    wanted = _spec(spec_path)
+    left = snap.read(a)
+    if b is not None:
+        right = snap.read(b)
+    else:
+        rt = get_runtime()
+        right = snap.take(wanted, rt.endpoints(), rt.handoff(), rt.paths, rt.name,
+                          lambda name: tail(rt.log_path(name), 400))
+    result = cmp.compare(left, right, known_differences(wanted))
+    if output == "json":
+        render.dump_json(result.as_dict())
+    elif output == "md":
+        sys.stdout.write(render.comparison_md(result))
+    else:
+        render.comparison(result)
+    if result.explained:
+        sys.exit(1)
+
+
 @cli.command("map")
 @ENV_FILTER
 @SERVICE_FILTER

@@ -35,6 +35,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--sandbox-without", action="append", default=None,
                 help="leave a component out (repeatable); 'unavailable' leaves out what cannot be provisioned")
     g.addoption("--sandbox-keep", action="store_true", help="leave the sandbox running after the session")
+    g.addoption("--sandbox-snapshot-on-failure", metavar="DIR", default=None,
+                help="when a test that uses the sandbox fails, write the sandbox's snapshot (`sandbox snapshot`) to "
+                     "DIR/<test>.json: an artifact to `sandbox compare` with a machine where the test passes")
     g.addoption("--sandbox-runtime", choices=RUNTIMES, default=None,
                 help="runtime of a sandbox the session starts (default: as `sandbox up` chooses)")
     parser.addini("sandbox_spec", "spec file for the `sandbox` fixture (relative to the rootdir)")
@@ -115,6 +118,27 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     paths = getattr(session.config, "_sandbox_held", None)
     if paths is not None:
         hold_mod.release(paths, keep=session.config.getoption("sandbox_keep"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    folder = _rooted(item.config, item.config.getoption("sandbox_snapshot_on_failure"))
+    handle = getattr(item, "funcargs", {}).get("sandbox")
+    if folder is None or report.when != "call" or not report.failed or handle is None:
+        return
+    from sandbox.commands import snapshot
+    try:
+        taken = snapshot.take(handle.spec, handle.endpoints, handle.handoff, handle.paths, handle.runtime)
+    except SandboxError as e:
+        report.sections.append(("sandbox snapshot", f"not taken: {e}"))
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ("".join(c if c.isalnum() or c in "-_." else "_" for c in item.nodeid) + ".json")
+    path.write_text(snapshot.dump(taken))
+    report.sections.append(("sandbox snapshot", f"written to {path}: `sandbox compare {path}` on a machine where "
+                                                "this test passes names what differs"))
 
 
 @pytest.fixture(scope="session")

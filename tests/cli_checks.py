@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import requests
 
@@ -27,10 +28,11 @@ def repro(stack, *args: str) -> tuple[int, list[dict], str]:
     return p.returncode, json.loads(p.stdout), p.stderr[-3000:]
 
 
-def kept_fault_is_named_and_reverted(stack, name: str) -> None:
+def kept_fault_is_named_and_reverted(stack, name: str, compared_with: Path | None = None) -> None:
     """One run of scenario `name`, kept, so that doctor sees the fault the DAG run showed: its exact symptom, doctor's
     verdict, then `repro revert` green again (the scenario's own revert and green proof are the code a run without
-    --keep ends with)."""
+    --keep ends with). `compared_with`: a snapshot of the green sandbox, which `compare` holds against the sandbox
+    with the fault in, and must explain the broken connection by this scenario."""
     sc = CATALOGUE[name].on(load_spec())  # bound to the connection it breaks in the bundled spec
     try:
         rc, (r,), progress = repro(stack, name, "--keep")
@@ -44,6 +46,11 @@ def kept_fault_is_named_and_reverted(stack, name: str) -> None:
         p = stack.cli("doctor", "-o", "json", *which, check=False)
         (d,) = json.loads(p.stdout)
         assert p.returncode == 1 and sc.doctor_says in d["verdict"], d["verdict"]
+        if compared_with is not None:  # B: this machine now
+            p = stack.cli("compare", str(compared_with), "-o", "json", check=False)
+            c = json.loads(p.stdout)
+            named = {e["connection"]: e["scenario"] for e in c["explained"]}
+            assert p.returncode == 1 and named.get(sc.connection) == name, (c["explained"], c["differences"])
     finally:
         reverted = stack.cli("repro", "revert")
     # the revert proves the connection with its smoke (or the caller with its call): green again at once
@@ -77,3 +84,27 @@ def logs_follow_the_upstream(env: dict[str, str], upstream_url: str, settle: flo
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def secrets_in(home: Path) -> list[tuple[str, str]]:
+    """(file, value) of every secret the sandbox keeps in its home: each string of its secret files (JSON) or the
+    file's text, when long enough to be one (names and flags are not)."""
+    places = [home / "secrets.json", *(home / d for d in ("secrets", "airflow-secrets", "container-secrets"))]
+    files = [p for p in places if p.is_file()] + [f for p in places if p.is_dir() for f in sorted(p.glob("**/*"))]
+    found = []
+    for f in (f for f in files if f.is_file()):
+        text = f.read_text(errors="replace")
+        try:
+            values = _strings(json.loads(text))
+        except ValueError:
+            values = [text.strip()]
+        found += [(f.name, v) for v in values if len(v) >= 16 and "://" not in v]
+    return found
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []

@@ -156,6 +156,41 @@ def diagnoses(results) -> None:
         out.print(("[green]" if d.ok else "[red]") + e(d.verdict) + "[/]\n")
 
 
+def comparison(c) -> None:
+    """`sandbox compare`: the differences by hop, then each failing connection's explanation."""
+    head = f"A ({c.a.get('runtime')}, {c.a.get('taken')}) against B ({c.b.get('runtime')}, {c.b.get('taken')})"
+    if c.equal:
+        out.print(f"[green]{e(head)}: no difference.[/]")
+    else:
+        simple_table(f"{head}: {len(c.differences)} differences", ["hop", "fact", "A", "B"],
+                     [[d.hop, d.path, _fact(d.a), _fact(d.b)] for d in c.differences])
+    for side, conns in c.failing.items():
+        for conn in conns:
+            why = next((x for x in c.explained if x.side == side and x.connection == conn), None)
+            out.print(f"[red]{e(why.sentence)}[/]" if why else f"[yellow]{side}'s {e(conn)} fails, and no difference "
+                      "the catalogue knows explains it: see its doctor verdict in the snapshot.[/]")
+
+
+def comparison_md(c) -> str:
+    lines = [f"# A ({c.a.get('runtime')}, {c.a.get('taken')}) against B ({c.b.get('runtime')}, {c.b.get('taken')})",
+             ""]
+    if c.equal:
+        lines.append("No difference.")
+    else:
+        lines += ["| hop | fact | A | B |", "|---|---|---|---|"]
+        lines += [f"| {d.hop} | `{d.path}` | {_cell_md(d.a)} | {_cell_md(d.b)} |" for d in c.differences]
+    lines += [""] + [f"- {x.sentence}" for x in c.explained]
+    return "\n".join(lines) + "\n"
+
+
+def _cell_md(value: Any) -> str:
+    return _fact(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _fact(value: Any) -> str:
+    return "(absent)" if value is None else json.dumps(value) if not isinstance(value, str) else value
+
+
 def call_result(r) -> None:
     """`sandbox call`: the status line, the gateway's refusal if any, the token's claims, then the answer."""
     colour = "green" if r.ok else "red"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sandbox.commands.compare import Known
+from sandbox.errors import SandboxError
 from sandbox.scenarios.base import Scenario
 from sandbox.scenarios.connection_code import ExtraSentAsHeader, TokenExpiresMidTask
 from sandbox.scenarios.container_issuer import ContainerVsHostIssuer
@@ -25,6 +27,7 @@ from sandbox.scenarios.triggerer import DeferrableDropsAuth, TriggererImport
 from sandbox.scenarios.vault import KvVersionMismatch, VaultSealed, VaultSilentFallback, VaultTokenExpired
 from sandbox.scenarios.worker_env import ClockSkew, EnvShadowedConnection, ProxyEnv
 from sandbox.scenarios.wrong_audience import WrongAudience
+from sandbox.spec import Spec
 
 CATALOGUE: dict[str, Scenario] = {s.name: s for s in (
     ExpiredToken(), RotatedSecret(), SigningKeyRotation(), IssuerMismatch(), WrongAudience(), MissingScope(),
@@ -34,3 +37,18 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in (
     VaultTokenExpired(), RotationWithoutGrace(), VaultSilentFallback(), KvVersionMismatch(), TaskPodMissingConfig(),
     SplitGatewayCache(), InboundWrongDag(), LightweightAccessToken(), FederationNotAllowlisted(),
     AirflowTokenOutlivesIdpToken(), M2mWrongClient())}
+
+
+def known_differences(spec: Spec) -> list[Known]:
+    """What `compare` knows of the scenarios that declare the snapshot facts their fault changes, bound to `spec`
+    where they can be (their words name the connection they break)."""
+    out = []
+    for sc in CATALOGUE.values():
+        if not sc.differs:
+            continue
+        try:
+            sc = sc.on(spec)
+        except SandboxError:
+            pass
+        out.append(Known(sc.name, sc.differs, sc.cause, sc.fix, sc.doctor_says))
+    return out

@@ -131,6 +131,9 @@ class Scenario(ABC):
     dag: str | None = None  # the repro DAG that shows the bug (fixtures/dags/sandbox_repro.py); None: the smoke
     runtimes: tuple[str, ...] = RUNTIMES  # where it can be reproduced (every runtime unless it says)
     needs: str = ""  # why not elsewhere, when `runtimes` is not every runtime
+    # the `sandbox snapshot` facts the fault changes (path patterns, `*` for a part): `compare` names the scenario
+    # when every one of them differs between a failing machine and a working one
+    differs: tuple[str, ...] = ()
 
     def on(self, spec: Spec, connection: str | None = None) -> Scenario:
         """This scenario bound to the connection it breaks in `spec` (whose DAG run shows the symptom): the one it

@@ -41,6 +41,7 @@ class QuotaExhausted(PolicyCut):
     cause = "the grant's quota is used up for this token identity (here: cut to one call per hour)"
     fix = "wait for the quota's renewal, or raise the grant's quota in the spec and `sandbox apply`"
     expected = Symptom("gateway", 403, "HTTP 403 Quota exceeded", "failed at gateway: HTTP 403 Quota exceeded")
+    differs = ("connections.*.gateway.policy.quota_max", "connections.*.gateway.policy.quota_used_up")
 
     def inject(self, ctx: ScenarioContext) -> None:
         # The baseline's call already counted against it, so one call per hour leaves nothing for the DAG run.
@@ -58,6 +59,7 @@ class StaleQuotaAfterReseed(Scenario):
            "counter here) or wait for its renewal; raise a quota by more than the calls refused since it ran out")
     expected = Symptom("gateway", 403, "HTTP 403 Quota exceeded", "failed at gateway: HTTP 403 Quota exceeded")
     doctor_says = "quota counter"
+    differs = ("connections.*.gateway.policy.quota_used_up",)
 
     def inject(self, ctx: ScenarioContext) -> None:
         # The baseline's call made the counter; set it where the backfill left it: the spec's quota used up,

@@ -45,6 +45,7 @@ class NetrcOverride(Scenario):
            "hook auth_type=SandboxAuth, which netrc cannot override")
     expected = BASIC_REFUSED
     doctor_says = "~/.netrc"
+    differs = ("tasks_home.netrc",)
 
     def inject(self, ctx: ScenarioContext) -> None:
         host = urlsplit(ctx.routes()[self.connection]["url"]).hostname

@@ -50,6 +50,7 @@ class SigningKeyRotation(Scenario):
            "or flush the cache (`DELETE /tyk/cache/jwks/<api>`)")
     expected = Symptom("gateway", 403, "HTTP 403 Key not authorized", "failed at gateway: HTTP 403")
     doctor_says = "cached JWKS"
+    differs = ("idp.*.signing_keys",)
 
     def inject(self, ctx: ScenarioContext) -> None:
         # The gateway caches the realm's JWKS; a new key of higher priority signs from now.

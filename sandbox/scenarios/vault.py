@@ -40,6 +40,7 @@ class VaultTokenExpired(Scenario):
            "(AppRole, Kubernetes auth); `sandbox up` renews Airflow's, and makes a new one when it is gone")
     expected = Symptom("token", None, "403 permission denied", "failed at token")
     doctor_says = "403 permission denied"
+    differs = ("vault.airflow_token",)
 
     def inject(self, ctx: ScenarioContext) -> None:
         token = ctx.handoff.vault_token.read_text().strip()

@@ -22,6 +22,7 @@ class EnvShadowedConnection(Scenario):
              "Tasks still call the legacy route: the workers' environment defines the same connection id.")
     fix = "unset the variable where the workers run and restart them (`sandbox repro revert` does here)"
     expected = Symptom("connection", None, "-v1", "failed at connection: host is")  # the legacy route: <route>-v1
+    differs = ("connections.*.defined_in",)
 
     @property
     def cause(self) -> str:  # type: ignore[override]
@@ -52,6 +53,7 @@ class ProxyEnv(Scenario):
            "restart them")
     expected = Symptom("token", None, "unreachable: ProxyError", "failed at token")
     doctor_says = "HTTP_PROXY"
+    differs = ("processes.*.proxied.*",)
 
     def inject(self, ctx: ScenarioContext) -> None:
         proxy = "http://127.0.0.1:1"  # nothing listens on port 1: the proxy refuses, at once and every time
@@ -81,6 +83,7 @@ class ClockSkew(Scenario):
     expected = Symptom("gateway", 401, "HTTP 401 Key not authorized: token used before issued",
                        "failed at gateway: HTTP 401")
     doctor_says = "in the future"
+    differs = ("idp.*.clock_offset_s",)
     runtimes = ("local",)
     needs = ("the local runtime: Keycloak runs under Debian's libfaketime there; the official Keycloak image has no "
              "libfaketime, and a container's clock is the host's")

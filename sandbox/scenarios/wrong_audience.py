@@ -13,6 +13,7 @@ class WrongAudience(Scenario):
     expected = Symptom("gateway", 401, "Key not authorized: audience claim is required but not present in token",
                        "failed at gateway: HTTP 401")
     doctor_says = f"lacks '{AUDIENCE}'"  # the claims hop: "aud [...] lacks '<the gateway's audience>'"
+    differs = ("connections.*.token.aud",)
 
     def inject(self, ctx: ScenarioContext) -> None:
         admin = ctx.keycloak(self.target.env)

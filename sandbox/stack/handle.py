@@ -31,6 +31,7 @@ class Handle:
     attached: bool  # True when the stack was already running
     left_out: dict[str, str] = field(default_factory=dict)  # component -> why
     setup_seconds: float = 0.0
+    runtime: str = "local"  # the runtime it runs on (a snapshot says it)
     _auths: dict = field(default_factory=dict, repr=False)
 
     @property

@@ -94,7 +94,7 @@ def acquire(paths: SandboxPaths, settings: Settings, spec_path: Path | None, wit
         holders.joined(os.getpid(), started_it=not attached).write(paths.holders)
         write_private(paths.left_out, json.dumps(left_out))
     return Handle(paths, spec, started.endpoints, rt.handoff(), started.report, attached, left_out,
-                  time.monotonic() - t0)
+                  time.monotonic() - t0, rt.name)
 
 
 def left_out(paths: SandboxPaths) -> dict[str, str]:

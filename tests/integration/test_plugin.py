@@ -146,3 +146,24 @@ def test_interrupted(sandbox):
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert running(rt) == set()
     assert rt.log_path("upstream").read_text().count("=== sandbox: starting") == 1  # it did start
+
+
+def test_a_failing_test_leaves_a_snapshot_of_its_sandbox(stack, pytester, monkeypatch, tmp_path):
+    # a user's suite attached to the session's whole stack, with a test that fails for its own reason
+    monkeypatch.setenv("SANDBOX_CACHE", str(CACHE))
+    pytester.makepyfile(test_user="""
+def test_orders_answer_teapot(sandbox):
+    r = sandbox.session("dev", "orders").get("/get", timeout=30)
+    assert r.status_code == 418
+""")
+    snaps = tmp_path / "snaps"
+    result = pytester.runpytest_subprocess(f"--sandbox-home={stack.home}", f"--sandbox-snapshot-on-failure={snaps}",
+                                           "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*sandbox snapshot*", f"written to {snaps}/*test_orders_answer_teapot.json*"])
+    (snap,) = snaps.glob("*.json")
+    taken = json.loads(snap.read_text())
+    # the sandbox was healthy: the snapshot says so, connection by connection, in the stack's own terms
+    assert taken["machine"]["runtime"] == "local" and taken["doctor"]
+    assert all(d["ok"] for d in taken["doctor"].values()), taken["doctor"]
+    assert taken["connections"]["tyk_dev_orders"]["metastore"]["host"].startswith("<tyk>/dev/orders")

@@ -8,22 +8,47 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from sandbox.scenarios import CATALOGUE
 from sandbox.scenarios.repro import runnable
-from tests.cli_checks import kept_fault_is_named_and_reverted, repro
+from tests.cli_checks import kept_fault_is_named_and_reverted, repro, secrets_in
 
 LOCAL = runnable("local")  # the suite's stack runs on the local runtime; tests/integration/test_docker.py has the rest
 
 pytestmark = pytest.mark.integration
 
 
+# the scenarios `sandbox compare` must name, from a snapshot of the green sandbox against the sandbox with the fault in
+COMPARED = ("proxy-env", "netrc-override", "env-shadowed-connection", "clock-skew", "wrong-audience",
+            "signing-key-rotation", "vault-token-expired", "stale-quota-after-reseed")
+
+
+@pytest.fixture(scope="module")
+def green_snapshot(stack, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("snapshots") / "green.json"
+    stack.cli("snapshot", str(path))
+    return path
+
+
+def test_two_snapshots_of_an_unchanged_sandbox_compare_equal_and_hold_no_secret(stack, green_snapshot):
+    p = stack.cli("compare", str(green_snapshot), "-o", "json", check=False)  # against this machine now
+    c = json.loads(p.stdout)
+    assert p.returncode == 0 and c["equal"] and c["failing"] == {"A": [], "B": []}, c
+    text = green_snapshot.read_text()
+    taken = json.loads(text)
+    assert set(taken["connections"]) == set(taken["doctor"]) and taken["connections"]
+    kept = secrets_in(stack.paths.home)
+    assert kept and not [f for f, secret in kept if secret in text]
+    assert "eyJ" not in text  # no token: only claims
+
+
 @pytest.mark.parametrize("name", LOCAL)
-def test_each_scenario_shows_its_symptom_is_named_by_doctor_and_reverts_to_green(stack, name):
+def test_each_scenario_shows_its_symptom_is_named_by_doctor_and_reverts_to_green(stack, name, green_snapshot):
     # one run per scenario, kept (the next test runs one scenario without --keep)
-    kept_fault_is_named_and_reverted(stack, name)
+    kept_fault_is_named_and_reverted(stack, name, green_snapshot if name in COMPARED else None)
 
 
 def test_a_scenario_not_kept_reverts_itself_and_proves_green(stack):

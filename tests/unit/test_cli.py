@@ -194,3 +194,31 @@ def test_the_commands_that_filter_take_the_same_filters_with_one_meaning():
             assert params[flag].default is None, (name, flag)  # a filter: none given, every one
             helps.setdefault(flag, set()).add(params[flag].help)
     assert all(len(h) == 1 for h in helps.values()), helps
+
+
+def test_compare_of_two_snapshot_files(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    base = {"snapshot": 1, "taken": "t", "machine": {"runtime": "local"}, "tasks_home": {"netrc": []},
+            "doctor": {"tyk_dev_orders": {"ok": True, "hop": None, "verdict": ""}}}
+    a.write_text(json.dumps(base))
+    b.write_text(json.dumps({**base, "tasks_home": {"netrc": ["gateway"]},
+                             "doctor": {"tyk_dev_orders": {"ok": False, "hop": "connection", "verdict": "~/.netrc"}}}))
+    r = run(tmp_path, "compare", str(a), str(b), "-o", "json")
+    assert r.exit_code == 1, r.output
+    (e,) = json.loads(r.output)["explained"]
+    assert (e["side"], e["scenario"]) == ("B", "netrc-override")
+    r = run(tmp_path, "compare", str(a), str(a))
+    assert r.exit_code == 0 and "no difference" in r.output
+
+
+@pytest.mark.parametrize("content,words", [
+    (None, "cannot be read (No such file or directory)"),
+    ("{not json", "is not a snapshot: not JSON"),
+    ('{"connections": {}}', 'is not a snapshot of this sandbox version (no "snapshot": 1)'),
+])
+def test_compare_of_what_is_not_a_snapshot_is_one_sentence(tmp_path, content, words):
+    f = tmp_path / "x.json"
+    if content is not None:
+        f.write_text(content)
+    r = run(tmp_path, "compare", str(f), str(f))
+    assert r.exit_code == 2 and words in r.output and "Traceback" not in r.output

@@ -56,21 +56,24 @@ def process_label(cmdline: list[str], name: str) -> str:
 
 
 def proxied(url: str, environs: dict[str, dict[str, str]]) -> list[str]:
-    """Which Airflow processes would send a request for `url` through a proxy (requests' rules: the scheme's
-    proxy variable, lower case first, unless NO_PROXY lists the host, the host:port or a parent domain)."""
+    """Which Airflow processes would send a request for `url` through a proxy, and through which."""
+    return sorted(f"{proc} via {proxy}" for proc, env in environs.items() if (proxy := proxy_for(url, env)))
+
+
+def proxy_for(url: str, env: dict[str, str]) -> str | None:
+    """The proxy a process with environment `env` sends a request for `url` through, None for none (requests'
+    rules: the scheme's proxy variable, lower case first, unless NO_PROXY lists the host, the host:port or a parent
+    domain)."""
     parts = urlsplit(url)
     host, scheme = parts.hostname or "", parts.scheme
-    out = []
-    for proc, env in environs.items():
-        proxy = next((env[k] for k in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY")
-                      if env.get(k)), None)
-        if not proxy:
-            continue
-        no = [h.strip().lstrip(".") for h in (env.get("no_proxy") or env.get("NO_PROXY") or "").split(",")]
-        if any(h == "*" or h in (host, f"{host}:{parts.port}") or host.endswith("." + h) for h in no if h):
-            continue
-        out.append(f"{proc} via {proxy}")
-    return sorted(out)
+    proxy = next((env[k] for k in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY")
+                  if env.get(k)), None)
+    if not proxy:
+        return None
+    no = [h.strip().lstrip(".") for h in (env.get("no_proxy") or env.get("NO_PROXY") or "").split(",")]
+    if any(h == "*" or h in (host, f"{host}:{parts.port}") or host.endswith("." + h) for h in no if h):
+        return None
+    return proxy
 
 
 ROLES = ("triggerer", "scheduler", "dag-processor", "api-server", "task pods")  # task pods: a cluster's executor
