@@ -79,7 +79,7 @@ def addresses(endpoints: Endpoints, paths: SandboxPaths) -> dict[str, str]:
     host's and the components' own), the home."""
     out = {str(paths.home): "<home>"}
     for name, status in endpoints.components.items():
-        for url in (status.url, status.inner_url):
+        for url in (status.url, status.inner_url, *status.urls.values()):
             if url and "://" in url:
                 out[url.split("://", 1)[1].split("/", 1)[0]] = f"<{name}>"
     return out
