@@ -44,6 +44,9 @@ TOUR = [  # in the order data flows: what each part is, for a new engineer's fir
                                    "token travels with it."),
     ("scenarios", "The scenario catalogue", "Credential bugs teams meet, each with its story, symptom, cause and "
                                             "fix. Reproduce one to see its symptom on its edge, then revert it."),
+    ("compare", "Compare with another machine", "Works here, breaks there? Drop the other machine's snapshot "
+                                                "(`sandbox snapshot FILE`): what differs, hop by hop, and the "
+                                                "difference that explains a broken connection, with its fix."),
     ("job", "Progress", "What you start here (a smoke, a scenario, a revert) streams its progress here."),
 ]
 
@@ -270,6 +273,28 @@ class Hub:
             say(f"{'✓' if row.ok else '✗'} {row.connection}" + ("" if row.ok else f": {row.verdict}"))
             self._doctor(ctx, row.connection, say)
         return {"ok": all(r.ok for r in rows), "reverted": sorted(kept)}
+
+    def do_compare(self, other: dict, say) -> dict:
+        """A snapshot another machine wrote (A) against this sandbox now (B)."""
+        from sandbox.commands import compare, snapshot
+        from sandbox.scenarios import known_differences
+
+        spec, rt = self.spec(), self.runtime()
+        say(f"A: the dropped snapshot ({other.get('machine', {}).get('runtime')} runtime, taken {other.get('taken')}); "
+            "B: this sandbox, a snapshot now")
+        c = compare.compare(other, snapshot.take(spec, rt.endpoints(), rt.handoff(), rt.paths, rt.name),
+                            known_differences(spec))
+        for d in c.differences[:40]:
+            say(f"{d.hop}: {d.path}: A {d.a!r} / B {d.b!r}")
+        if len(c.differences) > 40:
+            say(f"… and {len(c.differences) - 40} more (`sandbox compare FILE` lists them all)")
+        for side, conns in c.failing.items():
+            for conn in conns:
+                why = next((x for x in c.explained if x.side == side and x.connection == conn), None)
+                say(f"✗ {why.sentence}" if why else f"✗ {side}'s {conn} fails; no difference the catalogue knows "
+                                                   "explains it")
+        say("no difference" if c.equal else f"{len(c.differences)} differences")
+        return {"ok": not c.explained, "equal": c.equal, "explained": [x.scenario for x in c.explained]}
 
     def do_doctor(self, say) -> dict:
         ctx = self._ctx()

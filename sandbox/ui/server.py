@@ -36,6 +36,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from sandbox.errors import SandboxError
 from sandbox.host.ports import HOST
 from sandbox.paths import SandboxPaths
 from sandbox.stack import page as lifecycle
@@ -43,6 +44,7 @@ from sandbox.ui.hub import Hub
 
 ASSETS = {"app.js": "text/javascript", "app.css": "text/css", "favicon.svg": "image/svg+xml"}
 SAFE = ("GET", "HEAD")
+MAX_SNAPSHOT = 4 * 1024 * 1024  # bytes: a snapshot of a large spec is tens of kilobytes
 # on every answer: nothing but the page's own files runs or loads, no other site frames it, no type is guessed, and
 # no address (a link's token) leaves in a Referer
 HEADERS = {"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
@@ -205,6 +207,21 @@ def build(paths: SandboxPaths, port: int, spec_path: Path | None, hub: Hub | Non
     async def run_revert(request: Request) -> Response:
         return job("revert", hub.do_revert)
 
+    async def run_compare(request: Request) -> Response:
+        from sandbox.commands import snapshot
+
+        body = await request.body()
+        if len(body) > MAX_SNAPSHOT:
+            return _error(413, f"The file has {len(body)} bytes; a snapshot has far fewer than {MAX_SNAPSHOT}.",
+                          "drop a file `sandbox snapshot FILE` wrote.")
+        name = "".join(c for c in request.query_params.get("name", "")[:80] if c.isprintable())
+        try:
+            other = snapshot.load(body.decode("utf-8", "replace"), name or "the dropped file")
+        except SandboxError as e:
+            return _error(400, e.message, e.fix)
+        started = hub.start("compare", name, lambda say: hub.do_compare(other, say))
+        return JSONResponse(started, 409 if "refused" in started else 202)
+
     routes = [
         Route("/", index), Route("/login", login, methods=["POST"]), Route("/healthz", healthz),
         Route("/favicon.svg", favicon), Route("/static/{name}", guarded(asset)),
@@ -214,6 +231,7 @@ def build(paths: SandboxPaths, port: int, spec_path: Path | None, hub: Hub | Non
         Route("/api/doctor", guarded(run_doctor), methods=["POST"]),
         Route("/api/repro/{name}", guarded(run_repro), methods=["POST"]),
         Route("/api/revert", guarded(run_revert), methods=["POST"]),
+        Route("/api/compare", guarded(run_compare), methods=["POST"]),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(HostFirst, guard=guard)])
     app.state.hub = hub

@@ -131,7 +131,7 @@ def test_the_page_loads_with_its_token_and_refuses_without(stack, browser):
     # the first visit's tour: the stack first, as data flows
     assert browser.find_element(By.ID, "tour").is_displayed()
     assert browser.find_element(By.ID, "tour-title").text == "The stack"
-    for _ in range(5):
+    for _ in range(6):
         _click(browser, "#tour-next")
     assert not browser.find_element(By.ID, "tour").is_displayed()
     # every login is masked; the vault's root token is not on the page at all, only where it lives
@@ -204,6 +204,25 @@ def test_a_scenario_reproduced_from_the_page_shows_its_symptom_on_its_edge_then_
         stack.cli("repro", "revert")
     _wait(browser, lambda: _rows(browser, "connections", "connection")["tyk_dev_orders"]["state"] == "ok",
           what="the edge green again")
+
+
+def test_a_snapshot_dropped_on_the_page_is_compared_with_the_sandbox_now(stack, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    laptop, wrong = tmp_path / "laptop.json", tmp_path / "notes.json"
+    stack.cli("snapshot", str(laptop))  # another machine's, here: the same sandbox a moment ago
+    wrong.write_text('{"hello": "world"}')
+    _open(browser, stack)
+    browser.find_element(By.ID, "compare-file").send_keys(str(wrong))
+    _wait(browser, lambda: "is not a snapshot" in browser.find_element(By.ID, "error").text, what="the refusal")
+    job = browser.find_element(By.ID, "job")
+    before = job.get_attribute("data-started")
+    browser.find_element(By.ID, "compare-file").send_keys(str(laptop))
+    _wait(browser, lambda: job.get_attribute("data-started") != before and job.get_attribute("data-state") in
+          ("done", "failed"), 120, "the comparison")
+    assert browser.find_element(By.ID, "job-title").text.startswith("compare laptop.json: done")
+    lines = browser.find_element(By.ID, "job-lines").text
+    assert "B: this sandbox, a snapshot now" in lines and lines.rstrip().endswith("no difference"), lines
 
 
 def test_the_server_refuses_what_it_should_and_listens_on_loopback_only(stack):

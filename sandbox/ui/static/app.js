@@ -19,8 +19,8 @@ function el(tag, attrs = {}, ...children) {
 
 const badge = (text) => el("span", { class: `badge ${String(text).replace(/ /g, "-")}` }, text);
 
-async function post(path) {
-  const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" } });
+async function post(path, body) {
+  const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body });
   const body = await r.json().catch(() => ({}));
   if (r.status === 409) showError(body.refused || "a job is running");
   else if (!r.ok) showError(`${body.error || r.statusText} ${body.fix ? "Fix: " + body.fix : ""}`);
@@ -202,6 +202,16 @@ $("#tour-skip").addEventListener("click", () => tour(-1));
 $("#tour-start").addEventListener("click", () => tour(0));
 $("#smoke").addEventListener("click", () => post("/api/smoke"));
 $("#doctor").addEventListener("click", () => post("/api/doctor"));
+// a snapshot of another machine, dropped or picked: compared with this sandbox now (the job shows the answer)
+async function compareWith(file) {
+  if (!file) return;
+  await post(`/api/compare?name=${encodeURIComponent(file.name)}`, await file.text());
+}
+$("#compare-file").addEventListener("change", (ev) => compareWith(ev.target.files[0]));
+const drop = $("#compare-drop");
+drop.addEventListener("dragover", (ev) => { ev.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (ev) => { ev.preventDefault(); drop.classList.remove("over"); compareWith(ev.dataTransfer.files[0]); });
 $("#map-md").addEventListener("click", (ev) => { ev.preventDefault(); $("#checked").hidden = !$("#checked").hidden; });
 
 // ---- live: the server pushes the snapshot whenever it changes ------------------------------------------------------
