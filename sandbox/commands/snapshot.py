@@ -75,13 +75,15 @@ def take(spec: Spec, endpoints: Endpoints, handoff: AirflowHandoff, paths: Sandb
 
 
 def addresses(endpoints: Endpoints, paths: SandboxPaths) -> dict[str, str]:
-    """Text that differs between two sandboxes alike -> what it stands for: each component's addresses (the
-    host's and the components' own), the home."""
+    """Text that differs between two sandboxes alike -> what it stands for: each component's addresses as the host
+    reaches them (`<keycloak>`) and, where it differs, as the other components do (`<keycloak:inner>`: a token's
+    issuer names the one it was fetched at), the home."""
     out = {str(paths.home): "<home>"}
     for name, status in endpoints.components.items():
-        for url in (status.url, status.inner_url, *status.urls.values()):
+        for url, label in [*((u, f"<{name}>") for u in (status.url, *status.urls.values())),
+                           (status.inner_url, f"<{name}:inner>")]:
             if url and "://" in url:
-                out[url.split("://", 1)[1].split("/", 1)[0]] = f"<{name}>"
+                out.setdefault(url.split("://", 1)[1].split("/", 1)[0], label)
     return out
 
 

@@ -18,6 +18,7 @@ class ContainerVsHostIssuer(Scenario):
            "one issuer wherever it was fetched; the sandbox sets it")
     expected = Symptom("gateway", 401, "Key not authorized: invalid issuer claim", "failed at gateway: HTTP 401")
     doctor_says = "Keycloak's hostname is not fixed"
+    differs = ("connections.*.token.iss",)
     runtimes = ("docker",)
     needs = ("the docker runtime: on the local runtime every component reaches Keycloak at the host's address, so "
              "there is no second name")

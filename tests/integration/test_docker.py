@@ -167,8 +167,10 @@ def test_each_scenario_reproduces_on_docker(dstack, name):
     assert p.returncode == 0 and r["matched"] and r["green_after"], r
 
 
-def test_the_issuer_scenario_is_named_by_doctor_until_reverted(dstack):
+def test_the_issuer_scenario_is_named_by_doctor_and_compare_until_reverted(dstack, tmp_path):
     sc = CATALOGUE["container-vs-host-issuer"].on(load_spec())  # bound to the connection it breaks in the bundled spec
+    green = tmp_path / "green.json"
+    dstack.cli("snapshot", str(green))
     try:
         p = dstack.cli("repro", sc.name, "--keep", "-o", "json", check=False, timeout=300)
         assert p.returncode == 0, p.stderr
@@ -176,6 +178,10 @@ def test_the_issuer_scenario_is_named_by_doctor_until_reverted(dstack):
         (d,) = json.loads(p.stdout)
         assert p.returncode == 1 and sc.doctor_says in d["verdict"], d["verdict"]
         assert "iss http://keycloak:8080/realms/dev" in d["verdict"]
+        p = dstack.cli("compare", str(green), "-o", "json", check=False)  # the green snapshot against now
+        c = json.loads(p.stdout)
+        named = {e["connection"]: e["scenario"] for e in c["explained"]}
+        assert p.returncode == 1 and named.get(sc.connection) == sc.name, (c["explained"], c["differences"])
     finally:
         dstack.cli("repro", "revert")
     assert dstack.cli("doctor", "--connection", sc.connection, check=False).returncode == 0

@@ -1,6 +1,7 @@
 """compare's pure logic and the snapshot's normalization, on plain data (the real stack: tests/integration)."""
 
 import copy
+from pathlib import Path
 
 import pytest
 
@@ -76,6 +77,8 @@ NAMED = [
      "vault-token-expired"),
     ("connections.tyk_dev_orders.gateway.policy.quota_used_up", True, "gateway",
      "the gateway's quota counter stands at 1250", "stale-quota-after-reseed"),
+    ("connections.tyk_dev_orders.token.iss", "<keycloak:inner>/realms/dev", "claims",
+     "Keycloak's hostname is not fixed", "container-vs-host-issuer"),
 ]
 
 
@@ -140,3 +143,18 @@ def test_a_proxy_url_loses_its_credentials():
 ])
 def test_which_proxy_a_request_goes_through(env, proxy):
     assert proxy_for("http://kc.example:8080/realms/dev", env) == proxy
+
+
+def test_a_container_address_is_told_apart_from_the_hosts():
+    from sandbox.commands.snapshot import addresses
+    from sandbox.paths import SandboxPaths
+    from sandbox.runtime.base import ComponentStatus, Endpoints
+
+    kc = ComponentStatus("keycloak", "running", True, "", "http://127.0.0.1:28081",
+                         urls={"management": "http://127.0.0.1:28091"}, inner_url="http://keycloak:8080")
+    local_tyk = ComponentStatus("tyk", "running", True, "", "http://127.0.0.1:28082")
+    known = addresses(Endpoints({"keycloak": kc, "tyk": local_tyk}), SandboxPaths(Path("/h"), Path("/c")))
+    assert known == {"/h": "<home>", "127.0.0.1:28081": "<keycloak>", "127.0.0.1:28091": "<keycloak>",
+                     "keycloak:8080": "<keycloak:inner>", "127.0.0.1:28082": "<tyk>"}
+    assert in_own_terms(["http://keycloak:8080/realms/dev", "http://127.0.0.1:28081/realms/dev"], known) == [
+        "<keycloak:inner>/realms/dev", "<keycloak>/realms/dev"]
