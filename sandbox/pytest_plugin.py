@@ -24,6 +24,7 @@ from sandbox.runtime.base import RUNTIMES
 from sandbox.settings import Settings
 from sandbox.spec import load as load_spec
 from sandbox.stack import hold as hold_mod
+from sandbox.stack.factory import make_runtime
 from sandbox.stack.handle import Handle
 
 
@@ -129,14 +130,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if folder is None or report.when != "call" or not report.failed or handle is None:
         return
     from sandbox.commands import snapshot
-    try:
-        taken = snapshot.take(handle.spec, handle.endpoints, handle.handoff, handle.paths, handle.runtime)
-    except SandboxError as e:
-        report.sections.append(("sandbox snapshot", f"not taken: {e}"))
-        return
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / ("".join(c if c.isalnum() or c in "-_." else "_" for c in item.nodeid) + ".json")
-    path.write_text(snapshot.dump(taken))
+    try:  # the sandbox as it is now (a component restarted since the session began has other processes)
+        endpoints = make_runtime(handle.paths, _settings(item.config), handle.runtime).endpoints()
+        taken = snapshot.take(handle.spec, endpoints, handle.handoff, handle.paths, handle.runtime)
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(snapshot.dump(taken))
+    except Exception as e:  # noqa: BLE001 - a failure here must not end the user's session: the report says it
+        report.sections.append(("sandbox snapshot", f"not taken: {type(e).__name__}: {e}"))
+        return
     report.sections.append(("sandbox snapshot", f"written to {path}: `sandbox compare {path}` on a machine where "
                                                 "this test passes names what differs"))
 

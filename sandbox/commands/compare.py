@@ -27,13 +27,13 @@ TOLERANCE = {"idp.*.clock_offset_s": 5}  # seconds: two readings of one clock di
 @dataclass(frozen=True)
 class Known:
     """What the catalogue knows of a scenario, for compare: the snapshot facts its fault changes (path patterns,
-    every one of them differs when it is in), its cause and fix, and doctor's words for it."""
+    every one of them differs when it is in), its cause and fix, and doctor's words for it (on any connection)."""
 
     name: str
     differs: tuple[str, ...]
     cause: str
     fix: str
-    doctor_says: str
+    doctor_says: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def differences(a: dict, b: dict) -> list[Difference]:
 def compare(a: dict, b: dict, known: list[Known]) -> Comparison:
     diffs = differences(a, b)
     failing = {side: sorted(c for c, d in s.get("doctor", {}).items() if not d.get("ok"))
-               for side, s in (("A", a), ("B", b))}
+               for side, s in (("A", a), ("B", b))}  # `load` checked the shape of a file's
     explained = []
     for side, s in (("A", a), ("B", b)):
         for conn in failing[side]:
@@ -119,16 +119,17 @@ def _about(s: dict) -> dict:
 
 def explain(side: str, conn: str, hop: str, verdict: str, diffs: list[Difference],
             known: list[Known]) -> Explained | None:
-    """The scenario whose every fact differs, best first: doctor says its words on the failing side, its difference
-    lies on the way to the failing hop (not after it), it is the more specific (more facts)."""
+    """The scenario whose every fact differs and whose words doctor says on the failing side (a fact that differs
+    for another reason — a sealed vault leaves no token, so no claims — names nothing doctor does not confirm); of
+    several, the one whose difference lies on the way to the failing hop, then the more specific (more facts)."""
     relevant = [d for d in diffs if _concerns(d.path, conn)]
+    at = HOPS.index(hop) if hop in HOPS else len(HOPS)  # a partly-down Airflow's hops are its services
     candidates = []
     for k in known:
         hit = [next((d for d in relevant if fnmatchcase(d.path, p)), None) for p in k.differs]
-        if k.differs and all(hit):
+        if k.differs and all(hit) and any(words in verdict for words in k.doctor_says):
             first = min(HOPS.index(d.hop) for d in hit if d)
-            rank = (k.doctor_says not in verdict, first > HOPS.index(hop), -len(k.differs))
-            candidates.append((rank, k, [d for d in hit if d]))
+            candidates.append(((first > at, -len(k.differs)), k, [d for d in hit if d]))
     if not candidates:
         return None
     _, k, hit = min(candidates, key=lambda c: c[0])

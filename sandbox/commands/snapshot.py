@@ -50,7 +50,7 @@ def take(spec: Spec, endpoints: Endpoints, handoff: AirflowHandoff, paths: Sandb
          log_lines: Callable[[str], list[str]] = lambda _: []) -> dict[str, Any]:
     """The snapshot of the running sandbox, normalized (see `in_own_terms`)."""
     desired = plan(spec, Addresses.of(endpoints))
-    clients = Clients(endpoints)
+    clients = Clients(endpoints, allow_unhealthy={"airflow"})  # as doctor: a partly-down Airflow may still answer
     environs = airflow_environs(endpoints)
     targets = {what: endpoints.inner(name) for what, name in TARGETS if name in endpoints.components}
     conns = {c.conn_id: _connection(c, desired, endpoints, handoff, clients, environs) for c in desired.connections}
@@ -65,13 +65,23 @@ def take(spec: Spec, endpoints: Endpoints, handoff: AirflowHandoff, paths: Sandb
         "idp": _idp(desired, endpoints, conns),
         "vault": _vault(endpoints, handoff),
         "connections": conns,
-        "doctor": {d.connection: {"ok": d.ok, "hop": next((h.name for h in d.hops if h.ok is False), None),
-                                  "verdict": d.verdict}
-                   for d in doctor.run(spec, endpoints, handoff, log_lines=log_lines)},
+        "doctor": _verdicts(spec, endpoints, handoff, log_lines),
     }
     for c in conns.values():
         c.pop("_claims", None)
     return in_own_terms(facts, addresses(endpoints, paths))
+
+
+def _verdicts(spec: Spec, endpoints: Endpoints, handoff: AirflowHandoff,
+              log_lines: Callable[[str], list[str]]) -> dict[str, dict]:
+    """Doctor's verdict per connection (a partly-down Airflow is a diagnosis of its own); a doctor that cannot walk
+    at all (Keycloak down) is one failing entry that says why, so the snapshot is still written."""
+    try:
+        found = doctor.run(spec, endpoints, handoff, log_lines=log_lines)
+    except SandboxError as e:
+        return {"(doctor)": {"ok": False, "hop": None, "verdict": f"{e.message} {e.fix}".strip()}}
+    return {d.connection: {"ok": d.ok, "hop": next((h.name for h in d.hops if h.ok is False), None),
+                           "verdict": d.verdict} for d in found}
 
 
 def addresses(endpoints: Endpoints, paths: SandboxPaths) -> dict[str, str]:
@@ -112,11 +122,14 @@ def _processes(environs: dict[str, dict[str, str]], targets: dict[str, str]) -> 
         if r is None or not env:  # a task's own child, or a process whose environment cannot be read
             continue
         seen = out.setdefault(r, {"proxied": {}, "ca": {}})
-        for what, url in targets.items():
+        for what, url in targets.items():  # the processes of one role may differ: each value any of them has
             if proxy := proxy_for(url, env):
-                seen["proxied"][what] = without_userinfo(proxy)
-        seen["ca"].update({k: env[k] for k in CA_VARIABLES if env.get(k)})
-    return dict(sorted(out.items()))
+                seen["proxied"].setdefault(what, set()).add(without_userinfo(proxy))
+        for k in CA_VARIABLES:
+            if env.get(k):
+                seen["ca"].setdefault(k, set()).add(env[k])
+    return {r: {part: {k: sorted(v) for k, v in sorted(facts.items())} for part, facts in seen.items()}
+            for r, seen in sorted(out.items())}
 
 
 def without_userinfo(url: str) -> str:
@@ -133,12 +146,13 @@ def _connection(want: AirflowConnection, desired: Desired, endpoints: Endpoints,
     try:
         r = clients.airflow.call("GET", f"/connections/{want.conn_id}", ok404=True)
         live = None if r.status_code == 404 else r.json()
-    except SandboxError as e:
-        live, out["metastore"] = None, f"not read: {e.message}"
+    except (SandboxError, requests.RequestException, ValueError) as e:
+        live, out["metastore"] = None, f"not read: {getattr(e, 'message', type(e).__name__)}"
     if live is not None:
         out["defined_in"].append("the metastore")
         extra = _json(live.get("extra"))
-        out["metastore"] = {"conn_type": live.get("conn_type"), "host": live.get("host"), "port": live.get("port"),
+        out["metastore"] = {"conn_type": live.get("conn_type"), "host": without_userinfo(live.get("host") or ""),
+                            "port": live.get("port"),
                             "schema": live.get("schema") or None, "has_login": bool(live.get("login")),
                             "has_password": bool(live.get("password")), "extra_keys": sorted(extra),
                             "auth_type": extra.get("auth_type")}
@@ -214,25 +228,27 @@ def _gateway(want: AirflowConnection, desired: Desired, clients: Clients) -> dic
             counted = max((n for n, _ in quota_counters(lambda: clients.redis, pol.policy_id).values()), default=0)
             out["policy"] = {"id": pol.policy_id, "found": bool(got), "rate": got.get("rate"), "per": got.get("per"),
                              "quota_max": quota, "quota_used_up": quota > 0 and counted >= quota}
-    except SandboxError as e:
-        out["error"] = e.message
+    except (SandboxError, requests.RequestException, ValueError) as e:
+        out["error"] = getattr(e, "message", type(e).__name__)
     return out
 
 
 def _readable(scheme: dict) -> dict:
-    """Tyk's JWT scheme, its JWKS `source` decoded (Tyk keeps it base64)."""
+    """Tyk's JWT scheme, its `source` decoded (Tyk keeps a JWKS URL base64) when it is a URL; any other source is a
+    key (an HMAC secret, a public key) and is left out."""
     out = dict(scheme)
-    if isinstance(src := out.get("source"), str) and not src.startswith(("http://", "https://")):
+    if isinstance(src := out.get("source"), str):
         try:
-            out["source"] = base64.b64decode(src, validate=True).decode()
+            url = src if src.startswith(("http://", "https://")) else base64.b64decode(src, validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
-            pass
+            url = ""
+        out["source"] = url if url.startswith(("http://", "https://")) else "(a key, not shown)"
     return out
 
 
 def _vault(endpoints: Endpoints, handoff: AirflowHandoff) -> dict[str, Any]:
     """Airflow's vault token as the vault sees it (never the token): valid, its policies, renewable."""
-    if "openbao" not in endpoints.components:
+    if "openbao" not in endpoints.components or endpoints.components["openbao"].state == "disabled":
         return {"runs": False}
     try:
         token = handoff.vault_token.read_text().strip()
@@ -242,6 +258,8 @@ def _vault(endpoints: Endpoints, handoff: AirflowHandoff) -> dict[str, Any]:
         data = Vault(endpoints.url("openbao"), token).call("GET", "auth/token/lookup-self")["data"]
     except VaultError as e:
         return {"runs": True, "airflow_token": f"refused: {e.message}"}
+    except (KeyError, TypeError):
+        return {"runs": True, "airflow_token": "unreadable answer"}
     return {"runs": True, "airflow_token": "valid", "policies": sorted(data.get("policies", [])),
             "renewable": data.get("renewable"), "periodic": bool(data.get("period"))}
 
@@ -270,5 +288,10 @@ def load(text: str, source: str) -> dict[str, Any]:
     if not isinstance(found, dict) or found.get("snapshot") != SCHEMA:
         raise SandboxError(f"{source} is not a snapshot of this sandbox version (no \"snapshot\": {SCHEMA}).",
                            "take it again with this version: `sandbox snapshot FILE`.", exit_code=2)
+    bad = [k for k in ("machine", "connections", "idp", "doctor") if not isinstance(found.get(k, {}), dict)]
+    bad += [f"doctor.{c}" for c, d in (found.get("doctor") or {}).items() if not isinstance(d, dict)]
+    if bad:
+        raise SandboxError(f"{source} is not a snapshot: {', '.join(bad[:3])} should be objects.",
+                           "take it again: `sandbox snapshot FILE` (edited by hand?).", exit_code=2)
     return found
 

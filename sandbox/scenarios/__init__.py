@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sandbox.commands.compare import Known
 from sandbox.errors import SandboxError
-from sandbox.scenarios.base import Scenario
+from sandbox.scenarios.base import Scenario, connections_of
 from sandbox.scenarios.connection_code import ExtraSentAsHeader, TokenExpiresMidTask
 from sandbox.scenarios.container_issuer import ContainerVsHostIssuer
 from sandbox.scenarios.cross_environment import CrossEnvironment
@@ -40,15 +40,19 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in (
 
 
 def known_differences(spec: Spec) -> list[Known]:
-    """What `compare` knows of the scenarios that declare the snapshot facts their fault changes, bound to `spec`
-    where they can be (their words name the connection they break)."""
+    """What `compare` knows of the scenarios that declare the snapshot facts their fault changes; doctor's words for
+    each as it says them on every connection of `spec` (some name the connection)."""
     out = []
+    conns = [c.conn_id for c in connections_of(spec)]
     for sc in CATALOGUE.values():
         if not sc.differs:
             continue
-        try:
-            sc = sc.on(spec)
-        except SandboxError:
-            pass
-        out.append(Known(sc.name, sc.differs, sc.cause, sc.fix, sc.doctor_says))
+        words = []
+        for conn in conns:
+            try:
+                words.append(sc.on(spec, conn).doctor_says)
+            except (SandboxError, AttributeError):  # words that need more than the connection: said unbound
+                continue
+        words = words or [sc.doctor_says]
+        out.append(Known(sc.name, sc.differs, sc.cause, sc.fix, tuple(dict.fromkeys(words))))
     return out

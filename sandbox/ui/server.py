@@ -210,9 +210,10 @@ def build(paths: SandboxPaths, port: int, spec_path: Path | None, hub: Hub | Non
     async def run_compare(request: Request) -> Response:
         from sandbox.commands import snapshot
 
-        body = await request.body()
-        if len(body) > MAX_SNAPSHOT:
-            return _error(413, f"The file has {len(body)} bytes; a snapshot has far fewer than {MAX_SNAPSHOT}.",
+        told = request.headers.get("content-length", "")
+        body = b"" if told.isdigit() and int(told) > MAX_SNAPSHOT else await request.body()
+        if len(body) > MAX_SNAPSHOT or not body and told.isdigit() and int(told) > MAX_SNAPSHOT:
+            return _error(413, f"The file has {told or len(body)} bytes; a snapshot has far fewer than {MAX_SNAPSHOT}.",
                           "drop a file `sandbox snapshot FILE` wrote.")
         name = "".join(c for c in request.query_params.get("name", "")[:80] if c.isprintable())
         try:

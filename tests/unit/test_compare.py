@@ -92,15 +92,28 @@ def test_the_catalogue_names_the_difference_that_explains_a_failure(path, value,
 
 def test_a_cut_quota_is_the_cut_not_a_stale_counter():
     b = broken("connections.tyk_dev_orders.gateway.policy", {"quota_max": 1, "quota_used_up": True},
-               verdict="The gateway refuses … Quota exceeded")
+               verdict="The gateway does not match the spec: policy dev-airflow-orders differs (quota_max 1000 → 1)")
     (e,) = compare(BASE, b, known_differences(load())).explained
     assert e.scenario == "quota-exhausted"
 
 
 def test_the_failing_side_may_be_a():
-    (e,) = compare(broken("tasks_home.netrc", ["gateway"], hop="connection"), BASE,
+    (e,) = compare(broken("tasks_home.netrc", ["gateway"], hop="connection", verdict="a ~/.netrc entry"), BASE,
                    known_differences(load())).explained
     assert (e.side, e.scenario) == ("A", "netrc-override")
+
+
+def test_a_difference_doctor_does_not_confirm_names_nothing():
+    # a sealed vault (no scenario declares it) leaves no token: the claims differ too, but doctor says "sealed"
+    b = broken("vault.airflow_token", "refused: 503 Vault is sealed", hop="secret", verdict="The vault is sealed")
+    b["connections"]["tyk_dev_orders"]["token"] = {"error": "no secret"}
+    c = compare(BASE, b, known_differences(load()))
+    assert c.failing["B"] == ["tyk_dev_orders"] and c.explained == []
+
+
+def test_a_partly_down_airflows_diagnosis_is_not_explained_by_a_connections_fact():
+    b = broken("tasks_home.netrc", ["gateway"], conn="airflow", hop="scheduler", verdict="Airflow's scheduler died")
+    assert compare(BASE, b, known_differences(load())).explained == []
 
 
 def test_another_connections_fact_explains_nothing():

@@ -40,10 +40,14 @@ def airflow_environs(endpoints: Endpoints) -> dict[str, dict[str, str]]:
     for pid in endpoints.components["airflow"].pids:
         try:
             p = psutil.Process(pid)
-            for q in [p, *p.children(recursive=True)]:
-                out[f"{q.pid} {process_label(q.cmdline(), q.name())}"] = q.environ()
+            tree = [p, *p.children(recursive=True)]
         except psutil.Error:
             continue
+        for q in tree:  # a short-lived child (a parse, a task) may be gone by now: the others are still read
+            try:
+                out[f"{q.pid} {process_label(q.cmdline(), q.name())}"] = q.environ()
+            except psutil.Error:
+                continue
     return out
 
 

@@ -19,8 +19,8 @@ function el(tag, attrs = {}, ...children) {
 
 const badge = (text) => el("span", { class: `badge ${String(text).replace(/ /g, "-")}` }, text);
 
-async function post(path, body) {
-  const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body });
+async function post(path, payload) {
+  const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: payload });
   const body = await r.json().catch(() => ({}));
   if (r.status === 409) showError(body.refused || "a job is running");
   else if (!r.ok) showError(`${body.error || r.statusText} ${body.fix ? "Fix: " + body.fix : ""}`);
@@ -205,9 +205,13 @@ $("#doctor").addEventListener("click", () => post("/api/doctor"));
 // a snapshot of another machine, dropped or picked: compared with this sandbox now (the job shows the answer)
 async function compareWith(file) {
   if (!file) return;
+  if (file.size > 4 * 1024 * 1024) return showError(`${file.name} is ${file.size} bytes: not a snapshot (they are far smaller).`);
   await post(`/api/compare?name=${encodeURIComponent(file.name)}`, await file.text());
 }
-$("#compare-file").addEventListener("change", (ev) => compareWith(ev.target.files[0]));
+$("#compare-file").addEventListener("change", async (ev) => {
+  await compareWith(ev.target.files[0]);
+  ev.target.value = ""; // the same file picked again is compared again
+});
 const drop = $("#compare-drop");
 drop.addEventListener("dragover", (ev) => { ev.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
