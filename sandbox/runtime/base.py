@@ -163,7 +163,8 @@ class Runtime(ABC):
     def restart(self, component: str, unit: str, extra_env: dict[str, str]) -> None:
         """Restart one unit of a running component — a process locally, a container on docker, by the name its
         state record has — with `extra_env` added to its environment ({}: as configured), and wait until the
-        component is healthy. How one worker gets an environment of its own."""
+        component is healthy. How one worker gets an environment of its own. (A unit whose container hosts others,
+        docker's shared Airflow container, restarts with them, and they get the variables too.)"""
 
     def follow(self, components: list[str]) -> Iterator[tuple[str, str]]:
         """(component, line) for each new log line of `components`, as it comes, until interrupted."""

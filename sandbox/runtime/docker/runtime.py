@@ -344,8 +344,8 @@ class DockerRuntime(SkeletonRuntime):
         own = existing.get(unit)
         host = next((c for c in existing.values() if unit in units_of(c) and c is not own), None)
         if own is not None and own.status == "running" and len(units_of(own)) > 1:
-            raise SandboxError(f"{unit}'s container runs {', '.join(units_of(own))}: it cannot restart alone.",
-                               "`sandbox down` and `sandbox up` restart them all.")
+            self._restart_host(component, unit, own, existing, extra_env, state)
+            return
         if own is not None and own.status == "running":
             own.remove(force=True)
         elif host is not None and host.status == "running":
@@ -355,6 +355,22 @@ class DockerRuntime(SkeletonRuntime):
         else:
             raise SandboxError(f"{component} has no running container {unit}.", "run `sandbox up` first.")
         self._start_service(self._services(state)[unit], extra_env, lambda c, m: None)
+        self._forget_listing()
+
+    def _restart_host(self, component: str, unit: str, own, existing: dict, extra_env: dict[str, str],
+                      state: State) -> None:
+        """`unit`'s container is the shared one (its main service's): it cannot leave the others, so the container
+        is made again with the services it still runs (not those restarted into containers of their own since),
+        all of them given `extra_env` — each reads only its own variables."""
+        services = self._services(state)
+        hosted = [u for u in units_of(own) if u == unit or u not in existing]
+        svc = services[unit]
+        if len(hosted) > 1 and (shared := self.components[component].shared_container(
+                {s: list(services[s].command or []) for s in hosted})) is not None:
+            cmd, env = shared
+            svc = dataclasses.replace(svc, command=cmd, environment={**svc.environment, **env})
+        own.remove(force=True)
+        self._start_service(svc, extra_env, lambda c, m: None, hosted)
         self._forget_listing()
 
     def _release(self, host, component: str, unit: str) -> None:
