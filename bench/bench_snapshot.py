@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 from benchlib import cli, own_sandbox, save
@@ -34,7 +35,8 @@ def main() -> None:
             times["snapshot"].append(cli(env, "snapshot", str(b))[0])
             times["compare_files"].append(cli(env, "compare", str(a), str(b))[0])
             times["compare_now"].append(cli(env, "compare", str(a))[0])
-    result = {"repeat": args.repeat, "target_s": {"snapshot": 5.0, "compare_files": 1.0},
+    result = {"date": time.strftime("%Y-%m-%d"), "repeat": args.repeat,
+              "target_s": {"snapshot": 5.0, "compare_files": 1.0},
               "seconds": {k: {"p50": round(statistics.median(t), 2), "max": round(max(t), 2)}
                           for k, t in times.items()}}
     save(OUT, result)

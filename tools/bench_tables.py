@@ -54,6 +54,14 @@ TABLES: dict[str, tuple[str, tuple[str, ...], list[tuple[str, list[str]]]]] = {
          ["{exchange_ms.p50} ms p50 (max {exchange_ms.max} ms); a token's first call through the gateway "
           "{first_call_through_gateway_ms} ms"]),
     ]),
+    "snapshot": ("snapshot.json", ("measure", "result"), [
+        ("`sandbox snapshot FILE` (target ≤ {target_s.snapshot} s)",
+         ["{seconds.snapshot.p50} s p50 (max {seconds.snapshot.max} s, {repeat} runs)"]),
+        ("`sandbox compare A B`, two files (target ≤ {target_s.compare_files} s)",
+         ["{seconds.compare_files.p50} s p50 (max {seconds.compare_files.max} s)"]),
+        ("`sandbox compare A`, against the sandbox now (a snapshot on the way)",
+         ["{seconds.compare_now.p50} s p50 (max {seconds.compare_now.max} s)"]),
+    ]),
     "tyk_build": ("tyk_build.json", ("measure", "result"), [
         ("cold build (empty Go caches)", ["{cold_build_s} s"]),
         ("rebuild with Go's caches warm", ["{warm_build_s} s"]),
