@@ -59,7 +59,7 @@ def take(spec: Spec, endpoints: Endpoints, handoff: AirflowHandoff, paths: Sandb
         "taken": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {"runtime": runtime, "os": platform.system(), "python": platform.python_version(),
                     "time_zone": time.strftime("%Z")},
-        "versions": {p.component: p.version for p in versions.pins()},
+        "versions": {"pinned": {p.component: p.version for p in versions.pins()}, **_airflow_versions(clients)},
         "processes": _processes(environs, targets),
         "tasks_home": {"netrc": sorted(what for what, url in targets.items() if netrc_login(handoff.home, url))},
         "idp": _idp(desired, endpoints, conns),
@@ -70,6 +70,16 @@ def take(spec: Spec, endpoints: Endpoints, handoff: AirflowHandoff, paths: Sandb
     for c in conns.values():
         c.pop("_claims", None)
     return in_own_terms(facts, addresses(endpoints, paths))
+
+
+def _airflow_versions(clients: Clients) -> dict[str, Any]:
+    """What Airflow says it runs: its version and each provider's (a provider upgraded on one machine only)."""
+    try:
+        version = clients.airflow.call("GET", "/version").json().get("version")
+        providers = clients.airflow.call("GET", "/providers", params={"limit": 1000}).json().get("providers", [])
+    except (SandboxError, requests.RequestException, ValueError) as e:
+        return {"airflow": f"not read: {getattr(e, 'message', type(e).__name__)}"}
+    return {"airflow": version, "providers": {p["package_name"]: p["version"] for p in providers}}
 
 
 def _verdicts(spec: Spec, endpoints: Endpoints, handoff: AirflowHandoff,

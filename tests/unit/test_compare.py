@@ -14,7 +14,7 @@ from sandbox.systems.airflow.doctor import proxy_for
 HEALTHY = {"ok": True, "hop": None, "verdict": "Every checked hop is healthy."}
 BASE = {
     "snapshot": 1, "taken": "2026-12-08T03:00:00Z", "machine": {"runtime": "local", "python": "3.11.7"},
-    "versions": {"tyk": "5.14.0"},
+    "versions": {"pinned": {"tyk": "5.14.0"}, "providers": {"apache-airflow-providers-http": "6.0.0"}},
     "processes": {"scheduler": {"proxied": {}, "ca": {}}, "triggerer": {"proxied": {}, "ca": {}}},
     "tasks_home": {"netrc": []},
     "idp": {"dev": {"signing_keys": 1, "token_kid_published": True, "clock_offset_s": 0}},
@@ -51,10 +51,10 @@ def test_the_same_facts_taken_twice_are_equal():
 def test_differences_follow_the_way_a_call_travels():
     b = broken("vault.airflow_token", "refused: 403 permission denied")
     b["connections"]["tyk_dev_orders"]["defined_in"] = ["the environment of scheduler", "the metastore"]
-    b["versions"]["tyk"] = "5.13.0"
+    b["versions"]["providers"]["apache-airflow-providers-http"] = "5.9.0"
     assert [(d.hop, d.path) for d in differences(BASE, b)] == [
         ("connection", "connections.tyk_dev_orders.defined_in"), ("secret", "vault.airflow_token"),
-        ("machine", "versions.tyk")]
+        ("machine", "versions.providers.apache-airflow-providers-http")]
 
 
 def test_an_absent_fact_differs_from_a_present_one():
