@@ -13,6 +13,7 @@ from sandbox.scenarios.gateway_limits import QuotaExhausted, RateLimited, StaleQ
 from sandbox.scenarios.header_style import BasicAuthClobbersBearer, NetrcOverride
 from sandbox.scenarios.inbound import (
     AirflowTokenOutlivesIdpToken,
+    ExchangeWithoutOpenid,
     FederationNotAllowlisted,
     InboundWrongDag,
     LightweightAccessToken,
@@ -36,7 +37,7 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in (
     ExtraSentAsHeader(), DeferrableDropsAuth(), StaleQuotaAfterReseed(), TriggererImport(), VaultSealed(),
     VaultTokenExpired(), RotationWithoutGrace(), VaultSilentFallback(), KvVersionMismatch(), TaskPodMissingConfig(),
     SplitGatewayCache(), InboundWrongDag(), LightweightAccessToken(), FederationNotAllowlisted(),
-    AirflowTokenOutlivesIdpToken(), M2mWrongClient())}
+    AirflowTokenOutlivesIdpToken(), M2mWrongClient(), ExchangeWithoutOpenid())}
 
 
 def known_differences(spec: Spec) -> list[Known]:

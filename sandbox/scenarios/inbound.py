@@ -108,10 +108,14 @@ class InboundScenario(Scenario):
         does after its trigger: no run is made by the probe)."""
         return "GET", f"/api/v2/dags/{self.grant.dags[0]}/dagRuns?limit=1"
 
-    def token(self, ctx: ScenarioContext) -> str:
+    def scope(self, faulty: bool) -> str:
+        """What the caller asks Keycloak for its token."""
+        return "openid"
+
+    def token(self, ctx: ScenarioContext, scope: str = "openid") -> str:
         realm = ctx.spec.airflow_realm
         try:  # with openid: Airflow's exchange checks the token at Keycloak's userinfo
-            return ctx.token(self.caller, realm, "openid")
+            return ctx.token(self.caller, realm, scope)
         except TokenError as e:
             raise SandboxError(f"Keycloak gives {self.caller} no token in {realm}: {e}",
                                f"`sandbox doctor --caller {self.caller}` names why.") from e
@@ -119,7 +123,8 @@ class InboundScenario(Scenario):
     def probe(self, ctx: ScenarioContext, faulty: bool = False) -> Probed:
         method, path = self.path(faulty)
         url = f"{ctx.endpoints.url('tyk')}/{ctx.spec.airflow_realm}/{AIRFLOW_SERVICE}{path}"
-        r = requests.request(method, url, headers={"Authorization": f"Bearer {self.token(ctx)}"},
+        token = self.token(ctx, self.scope(faulty))
+        r = requests.request(method, url, headers={"Authorization": f"Bearer {token}"},
                              json={"logical_date": None} if method == "POST" else None, timeout=60)
         seen = symptom_of(r.status_code, r.text, gateway_refusal(r))
         return Probed(seen is None, seen, f"{method} {path}: HTTP {r.status_code}")
@@ -279,3 +284,25 @@ class M2mWrongClient(InboundScenario):
         seen = symptom_of(r.status_code, r.text, None)
         return Probed(seen is None, seen, f"POST /auth/token (client_credentials of {self.caller}): HTTP "
                                           f"{r.status_code}")
+
+
+class ExchangeWithoutOpenid(InboundScenario):
+    name = "exchange-without-openid"
+    story = ("The CI job gets its token the way every OAuth tutorial shows client credentials: grant_type and the "
+             "client's id and secret, no scope. Keycloak issues it, the gateway accepts it, and Airflow refuses the "
+             "exchange in the same words it uses for a client it does not trust.")
+    cause = ("the token was asked without the `openid` scope: Airflow's jwt-bearer grant checks the assertion at "
+             "Keycloak's userinfo endpoint, which answers only a token with `openid`")
+    fix = "ask Keycloak with scope=openid (`sandbox call` and `sandbox token` do)"
+    expected = Symptom("exchange", 403, f"{EXCHANGE_REFUSED} (HTTP 403)", "Invalid Keycloak assertion")
+    doctor_says = "without the `openid` scope"
+
+    def inject(self, ctx: ScenarioContext) -> None:
+        return None  # the fault is the caller's token request: nothing in the systems changes
+
+    def scope(self, faulty: bool) -> str:
+        return "" if faulty else "openid"
+
+    def told(self, paths: SandboxPaths) -> Told:
+        # what the caller was answered: Airflow's words, the same for every refused assertion
+        return Told(said="HTTP 403 Invalid Keycloak assertion")

@@ -111,7 +111,7 @@ def test_an_unknown_image_component_is_refused(tmp_path):
 def test_scenarios_say_which_runtimes_they_run_on():
     assert "container-vs-host-issuer" in runnable("docker") and "container-vs-host-issuer" not in runnable("local")
     assert "clock-skew" in runnable("local") and "clock-skew" not in runnable("docker")
-    assert len(runnable("local")) == len(runnable("docker")) == 30
+    assert len(runnable("local")) == len(runnable("docker")) == 31
 
 
 def test_the_local_runtime_follows_new_lines_of_its_log_files(tmp_path):
