@@ -67,8 +67,6 @@ def take(spec: Spec, endpoints: Endpoints, handoff: AirflowHandoff, paths: Sandb
         "connections": conns,
         "doctor": _verdicts(spec, endpoints, handoff, log_lines),
     }
-    for c in conns.values():
-        c.pop("_claims", None)
     return in_own_terms(facts, addresses(endpoints, paths))
 
 
