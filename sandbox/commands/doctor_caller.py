@@ -11,6 +11,7 @@ Each judge reads plain data; the walk gathers it.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from sandbox.commands import audit, audit_inbound
 from sandbox.commands.accounts import client_secret
 from sandbox.errors import SandboxError, use_one_of
 from sandbox.paths import SandboxPaths
-from sandbox.plan import AIRFLOW_CLIENT, token_url
+from sandbox.plan import AIRFLOW_CLIENT, allowed_paths, token_url
 from sandbox.runtime.base import Endpoints
 from sandbox.spec import Grant, Spec
 from sandbox.systems.airflow.client import JWT_BEARER
@@ -97,15 +98,35 @@ def judge_airflow(caller: str, dag: str, a: Answer) -> Judged:
             "caller's policies in Airflow's client.")
 
 
+def granted(grant: Grant, method: str, path: str) -> bool:
+    """Whether the grant lets its caller make this call (its allowed paths, as the gateway matches them: under the
+    route's listen path, without the query)."""
+    path = path.split("?", 1)[0]
+    path = m.group(1) if (m := re.fullmatch(r"/[^/]+/airflow(/.*)", path)) else path
+    return any(method in methods and re.fullmatch(re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(pattern)), path)
+               for pattern, methods in allowed_paths(grant))
+
+
+AFTER_CHECKS = "The gateway let"  # a refused call the grant names: refused past the gateway's checks
+
+
 def judge_calls(caller: str, grant: Grant, rows: list[audit_inbound.InboundRow]) -> Judged:
     """The caller's own calls, from the gateway's records: those refused since the last it let through (a refusal
-    followed by an accepted call is history)."""
+    followed by an accepted call is history). A 403 on a call the grant names was not the policy's: the exchange
+    into Airflow, or Airflow, refused it (the record does not say which; what the caller was answered does)."""
     mine = [r for r in rows if r.account == caller]
     last_ok = max((i for i, r in enumerate(mine) if r.status < 400), default=-1)
     refused = [r for r in mine[last_ok + 1:] if r.status >= 400]
     if not refused:
         return Hop("calls", True, f"{len(mine)} recorded, none refused since the last accepted"), None
     r = refused[-1]
+    if r.status == 403 and granted(grant, r.method, r.path):
+        return (Hop("calls", False, f"{len(refused)} refused since the last accepted; last {r.method} {r.path}: HTTP "
+                                    f"403 at {r.when}, past the gateway's checks"),
+                f"{AFTER_CHECKS} {caller}'s {r.method} {r.path} through its checks (the grant names it) and it was "
+                "refused past them (HTTP 403): Airflow refused to exchange the token it sent, or refused the call, and "
+                f"a fresh token of {caller} passes both (above). Fix: read what {caller} was answered (`--said`); a "
+                "token asked without the `openid` scope, or in another realm, is refused at the exchange.")
     why = {403: f"which its grant does not name (it names {', '.join([*grant.dags, *grant.assets])})",
            429: "past its grant's rate or quota"}.get(r.status, "")
     fix = {403: "call what the grant names, or add it to the grant's `dags`/`assets` in the spec (`sandbox apply`)",
@@ -219,11 +240,20 @@ def diagnose(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, caller: str,
     if not add(judge_exchange(caller, _answer(ex))) or not dag:
         return d
     mine = {"Authorization": f"Bearer {ex.json()['access_token']}"}
-    if add(judge_airflow(caller, dag, _answer(requests.get(f"{airflow}/api/v2/dags/{dag}/dagRuns", headers=mine,
-                                                           params={"limit": 1}, timeout=30)))) \
-            and add(judge_calls(caller, grant, recorded)) \
-            and (held is None or add(judge_held(caller, held.strip(), time.time()))) and said:
+    if not add(judge_airflow(caller, dag, _answer(requests.get(f"{airflow}/api/v2/dags/{dag}/dagRuns", headers=mine,
+                                                               params={"limit": 1}, timeout=30)))):
+        return d
+    calls, refused = judge_calls(caller, grant, recorded)
+    d.hops.append(calls)
+    told = bool(said) and bool(refused) and refused.startswith(AFTER_CHECKS)  # the caller's answer says which
+    if calls.ok is False and not told:
+        d.verdict = d.verdict or refused or ""
+        return d
+    if held is not None and not add(judge_held(caller, held.strip(), time.time())):
+        return d
+    if said:
         add(judge_said(caller, realm, said))
+    d.verdict = d.verdict or refused or (f"Every hop of {caller}'s way into Airflow is healthy." if d.ok else "")
     return d
 
 

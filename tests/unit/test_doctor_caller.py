@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sandbox.commands import doctor_caller as dc
 from sandbox.spec import load
 
@@ -52,6 +54,25 @@ def test_the_callers_refused_calls_since_its_last_accepted_one_are_named_with_th
     assert dc.judge_calls("ci", grant, [_row(403, other, account="partner-hook")])[0].ok
     hop, verdict = dc.judge_calls("ci", grant, [_row(429, "/dev/airflow/x")])
     assert hop.ok is False and "past its grant's rate" in verdict
+
+
+@pytest.mark.parametrize("path", ["/api/v2/dags/sandbox_smoke_dev/dagRuns",
+                                  "/dev/airflow/api/v2/dags/sandbox_smoke_dev/dagRuns?limit=1"])
+def test_a_refused_call_the_grant_names_was_refused_past_the_gateways_checks(path):
+    grant = load().inbound_grant("ci")
+    hop, verdict = dc.judge_calls("ci", grant, [_row(403, path, method="GET")])
+    assert hop.ok is False and "past the gateway's checks" in hop.detail
+    assert verdict.startswith(dc.AFTER_CHECKS) and "which its grant does not name" not in verdict
+    assert "`--said`" in verdict and "openid" in verdict
+
+
+def test_what_a_grant_names_is_matched_as_the_gateway_matches_it():
+    grant = load().inbound_grant("ci")
+    assert dc.granted(grant, "POST", "/api/v2/dags/sandbox_smoke_dev/dagRuns")
+    assert dc.granted(grant, "GET", "/api/v2/dags/sandbox_smoke_dev/dagRuns/manual__2026")
+    assert not dc.granted(grant, "DELETE", "/api/v2/dags/sandbox_smoke_dev/dagRuns/manual__2026")
+    assert not dc.granted(grant, "GET", "/api/v2/dags/sandbox_smoke_dev/dagRuns/a/b")
+    assert not dc.granted(grant, "POST", "/api/v2/dags/sandbox_smoke_prod/dagRuns")
 
 
 def test_a_refused_exchange_on_the_route_is_left_to_the_exchange_hop():
