@@ -40,6 +40,8 @@ def test_two_snapshots_of_an_unchanged_sandbox_compare_equal_and_hold_no_secret(
     text = green_snapshot.read_text()
     taken = json.loads(text)
     assert set(taken["connections"]) == set(taken["doctor"]) and taken["connections"]
+    assert taken["versions"]["airflow"] == "3.3.2"  # as Airflow's API reports it, its providers beside it
+    assert "apache-airflow-providers-keycloak" in taken["versions"]["providers"], taken["versions"]
     kept = secrets_in(stack.paths.home)
     assert kept and not [f for f, secret in kept if secret in text]
     assert "eyJ" not in text  # no token: only claims
