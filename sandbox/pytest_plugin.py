@@ -19,6 +19,7 @@ import pytest
 
 from sandbox import reconcile
 from sandbox.errors import SandboxError
+from sandbox.host.supervisor import tail
 from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import RUNTIMES
 from sandbox.settings import Settings
@@ -132,8 +133,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     from sandbox.commands import snapshot
     path = folder / ("".join(c if c.isalnum() or c in "-_." else "_" for c in item.nodeid) + ".json")
     try:  # the sandbox as it is now (a component restarted since the session began has other processes)
-        endpoints = make_runtime(handle.paths, _settings(item.config), handle.runtime).endpoints()
-        taken = snapshot.take(handle.spec, endpoints, handle.handoff, handle.paths, handle.runtime)
+        rt = make_runtime(handle.paths, _settings(item.config), handle.runtime)
+        taken = snapshot.take(handle.spec, rt.endpoints(), handle.handoff, handle.paths, handle.runtime,
+                              lambda name: tail(rt.log_path(name), 400))
         folder.mkdir(parents=True, exist_ok=True)
         path.write_text(snapshot.dump(taken))
     except Exception as e:  # noqa: BLE001 - a failure here must not end the user's session: the report says it

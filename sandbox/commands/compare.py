@@ -108,7 +108,9 @@ def compare(a: dict, b: dict, known: list[Known]) -> Comparison:
     for side, s in (("A", a), ("B", b)):
         for conn in failing[side]:
             verdict = s["doctor"][conn]
-            if (e := explain(side, conn, verdict.get("hop") or "upstream", verdict.get("verdict", ""), diffs, known)):
+            realm = (s.get("connections", {}).get(conn) or {}).get("env")
+            if (e := explain(side, conn, verdict.get("hop") or "upstream", verdict.get("verdict", ""), diffs, known,
+                             realm)):
                 explained.append(e)
     return Comparison(_about(a), _about(b), diffs, failing, explained)
 
@@ -118,11 +120,11 @@ def _about(s: dict) -> dict:
 
 
 def explain(side: str, conn: str, hop: str, verdict: str, diffs: list[Difference],
-            known: list[Known]) -> Explained | None:
+            known: list[Known], realm: str | None = None) -> Explained | None:
     """The scenario whose every fact differs and whose words doctor says on the failing side (a fact that differs
     for another reason — a sealed vault leaves no token, so no claims — names nothing doctor does not confirm); of
     several, the one whose difference lies on the way to the failing hop, then the more specific (more facts)."""
-    relevant = [d for d in diffs if _concerns(d.path, conn)]
+    relevant = [d for d in diffs if _concerns(d.path, conn, realm)]
     at = HOPS.index(hop) if hop in HOPS else len(HOPS)  # a partly-down Airflow's hops are its services
     candidates = []
     for k in known:
@@ -141,10 +143,12 @@ def explain(side: str, conn: str, hop: str, verdict: str, diffs: list[Difference
     return Explained(side, conn, hop, k.name, tuple(x.path for x in hit), sentence)
 
 
-def _concerns(path: str, conn: str) -> bool:
-    """A fact of this connection, or of the machine as a whole (not another connection's)."""
+def _concerns(path: str, conn: str, realm: str | None) -> bool:
+    """A fact of this connection, of its realm, or of the machine as a whole (not another connection's or realm's)."""
     parts = path.split(".")
-    return parts[0] != "connections" or parts[1:2] == [conn]
+    if parts[0] == "connections":
+        return parts[1:2] == [conn]
+    return parts[0] != "idp" or realm is None or parts[1:2] == [realm]
 
 
 def _shown(value: Any) -> str:

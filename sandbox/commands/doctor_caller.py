@@ -22,7 +22,7 @@ from sandbox.commands import audit, audit_inbound
 from sandbox.commands.accounts import client_secret
 from sandbox.errors import SandboxError, use_one_of
 from sandbox.paths import SandboxPaths
-from sandbox.plan import AIRFLOW_CLIENT, allowed_paths, token_url
+from sandbox.plan import AIRFLOW_CLIENT, ASSET_EVENTS, allowed_paths, token_url
 from sandbox.runtime.base import Endpoints
 from sandbox.spec import Grant, Spec
 from sandbox.systems.airflow.client import JWT_BEARER
@@ -120,15 +120,18 @@ def judge_calls(caller: str, grant: Grant, rows: list[audit_inbound.InboundRow])
     if not refused:
         return Hop("calls", True, f"{len(mine)} recorded, none refused since the last accepted"), None
     r = refused[-1]
-    if r.status == 403 and granted(grant, r.method, r.path):
+    # an asset event's path is every asset's: the gateway's own check of the asset comes past its policy
+    if r.status == 403 and granted(grant, r.method, r.path) and ASSET_EVENTS not in r.path:
+        quota = " — or its grant's quota was used up (Tyk says that with a 403 too)" if grant.quota else ""
         return (Hop("calls", False, f"{len(refused)} refused since the last accepted; last {r.method} {r.path}: HTTP "
-                                    f"403 at {r.when}, past the gateway's checks"),
+                                    f"403 at {r.when}, a call its grant names"),
                 f"{AFTER_CHECKS} {caller}'s {r.method} {r.path} through its checks (the grant names it) and it was "
-                "refused past them (HTTP 403): Airflow refused to exchange the token it sent, or refused the call, and "
-                f"a fresh token of {caller} passes both (above). Fix: read what {caller} was answered (`--said`); a "
-                "token asked without the `openid` scope, or in another realm, is refused at the exchange.")
+                f"refused past them (HTTP 403): Airflow refused to exchange the token it sent, or refused the "
+                f"call{quota}; a fresh token of {caller} passes (above). Fix: read what {caller} was answered "
+                "(`--said`); a token asked without the `openid` scope, or in another realm, is refused at the "
+                "exchange.")
     why = {403: f"which its grant does not name (it names {', '.join([*grant.dags, *grant.assets])})",
-           429: "past its grant's rate or quota"}.get(r.status, "")
+           429: "past its grant's rate"}.get(r.status, "")
     fix = {403: "call what the grant names, or add it to the grant's `dags`/`assets` in the spec (`sandbox apply`)",
            429: "slow down, or raise the grant's `rate`/`quota` in the spec (`sandbox apply`)"}.get(
         r.status, "`sandbox audit --inbound` lists the calls")
@@ -208,7 +211,6 @@ def diagnose(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, caller: str,
         raise SandboxError(f"No account named {caller!r} in {spec.source}.", use_one_of(caller, spec.accounts),
                            exit_code=2)
     d = Diagnosis(f"caller {caller}")
-    realm = spec.airflow_realm
 
     def add(judged: Judged) -> bool:
         hop, verdict = judged
@@ -216,9 +218,20 @@ def diagnose(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, caller: str,
         d.verdict = d.verdict or verdict or ""
         return hop.ok is not False
 
+    fallback = walk(spec, endpoints, paths, caller, held, said, add)  # sets the verdict of the hop that names one
+    d.verdict = d.verdict or fallback or ""
+    return concluded(d, caller, said)
+
+
+def walk(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, caller: str, held: str | None, said: str | None,
+         add) -> str | None:
+    """The hops in the order a caller's call takes them; a failing hop ends the walk (the caller's own records, a
+    token it holds and its answer are read last, and without a DAG in its grant the DAG's hops are left out). Returns
+    the records' reading of a refused call, the verdict when nothing more specific is found."""
+    realm = spec.airflow_realm
     grant = spec.inbound_grant(caller)
     if not add(judge_grant(caller, grant)) or grant is None:
-        return d
+        return None
     live = Clients(endpoints)
     # read before this walk's own calls, which the gateway records too
     recorded = audit_inbound.rows(audit.read(live.redis), None, time.time() - CALLS_WINDOW_S)
@@ -228,7 +241,7 @@ def diagnose(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, caller: str,
     token = kc.json().get("access_token", "") if kc.ok else ""
     if not add(judge_token(caller, realm, kc.status_code, decode_claims(token) if token else {},
                            _lightweight(live, realm, caller))):
-        return d
+        return None
     dag = grant.dags[0] if grant.dags else None
     bearer = {"Authorization": f"Bearer {token}"}
     if dag:
@@ -237,23 +250,39 @@ def diagnose(spec: Spec, endpoints: Endpoints, paths: SandboxPaths, caller: str,
                                                               params={"limit": 1}, timeout=30))))
     airflow = endpoints.url("airflow")
     ex = requests.post(f"{airflow}/auth/token", json={"grant_type": JWT_BEARER, "assertion": token}, timeout=30)
-    if not add(judge_exchange(caller, _answer(ex))) or not dag:
-        return d
+    if not add(judge_exchange(caller, _answer(ex))):
+        return None
     mine = {"Authorization": f"Bearer {ex.json()['access_token']}"}
-    if not add(judge_airflow(caller, dag, _answer(requests.get(f"{airflow}/api/v2/dags/{dag}/dagRuns", headers=mine,
-                                                               params={"limit": 1}, timeout=30)))):
-        return d
+    if dag and not add(judge_airflow(caller, dag, _answer(requests.get(
+            f"{airflow}/api/v2/dags/{dag}/dagRuns", headers=mine, params={"limit": 1}, timeout=30)))):
+        return None
     calls, refused = judge_calls(caller, grant, recorded)
-    d.hops.append(calls)
-    told = bool(said) and bool(refused) and refused.startswith(AFTER_CHECKS)  # the caller's answer says which
-    if calls.ok is False and not told:
-        d.verdict = d.verdict or refused or ""
-        return d
+    # a refusal past the gateway's checks: what the caller holds or was answered says which
+    told = (bool(said) or held is not None) and bool(refused) and refused.startswith(AFTER_CHECKS)
+    if not add((calls, None if told else refused)) and not told:
+        return None
     if held is not None and not add(judge_held(caller, held.strip(), time.time())):
-        return d
+        return None
     if said:
         add(judge_said(caller, realm, said))
-    d.verdict = d.verdict or refused or (f"Every hop of {caller}'s way into Airflow is healthy." if d.ok else "")
+    return refused
+
+
+def concluded(d: Diagnosis, caller: str, said: str | None) -> Diagnosis:
+    """The walk's verdict, or — when no hop named a cause — what its first failing hop saw, or that it is healthy."""
+    failed = next((h for h in d.hops if h.ok is False), None)
+    if d.verdict:
+        return d
+    if failed is not None:
+        d.verdict = (f"{caller}'s way into Airflow fails at {failed.name}: {failed.detail}. Fix: `sandbox apply` "
+                     "restores the route, the exchange and Airflow's settings; then `sandbox doctor --caller "
+                     f"{caller}` again.")
+    elif said:
+        d.verdict = (f"Every hop of {caller}'s way into Airflow is healthy, and what {caller} was answered is not "
+                     "words of Airflow or the gateway the sandbox knows: compare its call with `sandbox call "
+                     f"{caller} airflow …`.")
+    else:
+        d.verdict = f"Every hop of {caller}'s way into Airflow is healthy."
     return d
 
 

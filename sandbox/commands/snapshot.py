@@ -57,7 +57,7 @@ def take(spec: Spec, endpoints: Endpoints, handoff: AirflowHandoff, paths: Sandb
     facts = {
         "snapshot": SCHEMA,
         "taken": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"runtime": runtime, "os": platform.system(), "python": platform.python_version(),
+        "machine": {"runtime": runtime, "os": platform.system(), "cli_python": platform.python_version(),
                     "time_zone": time.strftime("%Z")},
         "versions": {"pinned": {p.component: p.version for p in versions.pins()}, **_airflow_versions(clients)},
         "processes": _processes(environs, targets),
@@ -148,7 +148,7 @@ def without_userinfo(url: str) -> str:
 
 def _connection(want: AirflowConnection, desired: Desired, endpoints: Endpoints, handoff: AirflowHandoff,
                 clients: Clients, environs: dict[str, dict[str, str]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"defined_in": [f"the environment of {p}" for p in
+    out: dict[str, Any] = {"env": want.env, "defined_in": [f"the environment of {p}" for p in
                                           sorted({next((r for r in ROLES if r in proc), "a process")
                                                   for proc in shadowing(want.conn_id, environs)})]}
     try:

@@ -54,6 +54,9 @@ def known_differences(spec: Spec) -> list[Known]:
                 words.append(sc.on(spec, conn).doctor_says)
             except (SandboxError, AttributeError):  # words that need more than the connection: said unbound
                 continue
-        words = words or [sc.doctor_says]
+        try:
+            words = words or [sc.doctor_says]
+        except AttributeError:  # words of a connection, and the spec has none: nothing to name it by
+            continue
         out.append(Known(sc.name, sc.differs, sc.cause, sc.fix, tuple(dict.fromkeys(words))))
     return out

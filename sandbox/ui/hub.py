@@ -21,6 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from sandbox.commands import map_render, smoke, trust_map
+from sandbox.host.supervisor import tail
 from sandbox.paths import SandboxPaths
 from sandbox.scenarios import repro
 from sandbox.scenarios.base import ScenarioContext
@@ -282,7 +283,8 @@ class Hub:
         spec, rt = self.spec(), self.runtime()
         say(f"A: the dropped snapshot ({other.get('machine', {}).get('runtime')} runtime, taken {other.get('taken')}); "
             "B: this sandbox, a snapshot now")
-        c = compare.compare(other, snapshot.take(spec, rt.endpoints(), rt.handoff(), rt.paths, rt.name),
+        c = compare.compare(other, snapshot.take(spec, rt.endpoints(), rt.handoff(), rt.paths, rt.name,
+                                                 lambda name: tail(rt.log_path(name), 400)),
                             known_differences(spec))
         for d in c.differences[:40]:
             say(f"{d.hop}: {d.path}: A {d.a!r} / B {d.b!r}")

@@ -54,6 +54,9 @@ def test_the_callers_refused_calls_since_its_last_accepted_one_are_named_with_th
     assert dc.judge_calls("ci", grant, [_row(403, other, account="partner-hook")])[0].ok
     hop, verdict = dc.judge_calls("ci", grant, [_row(429, "/dev/airflow/x")])
     assert hop.ok is False and "past its grant's rate" in verdict
+    # an asset refused by the gateway's check of the event's asset: the grant's `assets` say which
+    hop, verdict = dc.judge_calls("ci", grant, [_row(403, "/dev/airflow/api/v2/assets/events")])
+    assert hop.ok is False and "which its grant does not name" in verdict
 
 
 @pytest.mark.parametrize("path", ["/api/v2/dags/sandbox_smoke_dev/dagRuns",
@@ -61,7 +64,7 @@ def test_the_callers_refused_calls_since_its_last_accepted_one_are_named_with_th
 def test_a_refused_call_the_grant_names_was_refused_past_the_gateways_checks(path):
     grant = load().inbound_grant("ci")
     hop, verdict = dc.judge_calls("ci", grant, [_row(403, path, method="GET")])
-    assert hop.ok is False and "past the gateway's checks" in hop.detail
+    assert hop.ok is False and "a call its grant names" in hop.detail
     assert verdict.startswith(dc.AFTER_CHECKS) and "which its grant does not name" not in verdict
     assert "`--said`" in verdict and "openid" in verdict
 
@@ -114,3 +117,16 @@ def test_what_the_caller_was_answered_is_read_in_airflows_words():
     assert "--token-file" in dc.judge_said("ci", "dev", '403 {"detail":"Forbidden"}')[1]
     hop, verdict = dc.judge_said("ci", "dev", "500 something else")
     assert hop.ok is None and verdict is None
+
+
+def test_a_walk_that_names_no_cause_still_ends_with_a_verdict():
+    from sandbox.systems.checks import Diagnosis, Hop
+
+    failed = Diagnosis("caller ci", [Hop("token", True, "azp ci"), Hop("gateway", False, "HTTP 502 no answer")])
+    assert dc.concluded(failed, "ci", None).verdict.startswith("ci's way into Airflow fails at gateway: HTTP 502")
+    green = Diagnosis("caller ci", [Hop("token", True, "azp ci")])
+    assert dc.concluded(green, "ci", None).verdict == "Every hop of ci's way into Airflow is healthy."
+    told = Diagnosis("caller ci", [Hop("token", True, "azp ci"), Hop("said", None, "not words of Airflow")])
+    assert "is not words of Airflow or the gateway the sandbox knows" in dc.concluded(told, "ci", "HTTP 418").verdict
+    named = Diagnosis("caller ci", [Hop("gateway", False, "x")], "The gateway refused it.")
+    assert dc.concluded(named, "ci", None).verdict == "The gateway refused it."

@@ -352,6 +352,8 @@ class DockerRuntime(SkeletonRuntime):
             if own is not None:  # its own container from an earlier restart, exited: its name is made again
                 own.remove(force=True)
             self._release(host, component, unit)
+        elif own is not None:  # its own container exited, and no other hosts it (one made again since): anew
+            own.remove(force=True)
         else:
             raise SandboxError(f"{component} has no running container {unit}.", "run `sandbox up` first.")
         self._start_service(self._services(state)[unit], extra_env, lambda c, m: None)
@@ -360,10 +362,15 @@ class DockerRuntime(SkeletonRuntime):
     def _restart_host(self, component: str, unit: str, own, existing: dict, extra_env: dict[str, str],
                       state: State) -> None:
         """`unit`'s container is the shared one (its main service's): it cannot leave the others, so the container
-        is made again with the services it still runs (not those restarted into containers of their own since),
-        all of them given `extra_env` — each reads only its own variables."""
+        is made again with the services it still runs or should (not those running in containers of their own,
+        restarted so since; those whose own container exited come back into it), all of them given `extra_env`
+        — every Airflow process reads the `AIRFLOW__*` variables it is given, so a variable meant for one service
+        reaches the others here, as it does not on the local runtime."""
         services = self._services(state)
-        hosted = [u for u in units_of(own) if u == unit or u not in existing]
+        hosted = [u for u in units_of(own) if u == unit or u not in existing or existing[u].status != "running"]
+        for u in hosted:
+            if u != unit and u in existing:  # its own container, exited: the shared one runs it again
+                existing[u].remove(force=True)
         svc = services[unit]
         if len(hosted) > 1 and (shared := self.components[component].shared_container(
                 {s: list(services[s].command or []) for s in hosted})) is not None:
