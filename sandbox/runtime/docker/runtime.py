@@ -367,7 +367,8 @@ class DockerRuntime(SkeletonRuntime):
         — every Airflow process reads the `AIRFLOW__*` variables it is given, so a variable meant for one service
         reaches the others here, as it does not on the local runtime."""
         services = self._services(state)
-        hosted = [u for u in units_of(own) if u == unit or u not in existing or existing[u].status != "running"]
+        units = [s for s in self.services_of(component) if s in services and not services[s].one_shot]
+        hosted = [u for u in units if u == unit or u not in existing or existing[u].status != "running"]
         for u in hosted:
             if u != unit and u in existing:  # its own container, exited: the shared one runs it again
                 existing[u].remove(force=True)
