@@ -669,9 +669,7 @@ def snapshot(file: Path | None, spec_path: Path | None) -> None:
       sandbox snapshot > ci.json
     """
     from sandbox.commands import snapshot as snap
-    rt = get_runtime()
-    taken = snap.take(_spec(spec_path), rt.endpoints(), rt.handoff(), rt.paths, rt.name,
-                      lambda name: tail(rt.log_path(name), 400))
+    taken = snap.of_runtime(_spec(spec_path), get_runtime())
     if file is None:
         sys.stdout.write(snap.dump(taken))
         return
@@ -701,12 +699,7 @@ def compare(a: Path, b: Path | None, spec_path: Path | None, output: str) -> Non
     from sandbox.scenarios import known_differences
     wanted = _spec(spec_path)
     left = snap.read(a)
-    if b is not None:
-        right = snap.read(b)
-    else:
-        rt = get_runtime()
-        right = snap.take(wanted, rt.endpoints(), rt.handoff(), rt.paths, rt.name,
-                          lambda name: tail(rt.log_path(name), 400))
+    right = snap.read(b) if b is not None else snap.of_runtime(wanted, get_runtime())
     result = cmp.compare(left, right, known_differences(wanted))
     if output == "json":
         render.dump_json(result.as_dict())

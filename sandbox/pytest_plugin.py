@@ -19,7 +19,6 @@ import pytest
 
 from sandbox import reconcile
 from sandbox.errors import SandboxError
-from sandbox.host.supervisor import tail
 from sandbox.paths import SandboxPaths
 from sandbox.runtime.base import RUNTIMES
 from sandbox.settings import Settings
@@ -133,9 +132,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     from sandbox.commands import snapshot
     path = folder / ("".join(c if c.isalnum() or c in "-_." else "_" for c in item.nodeid) + ".json")
     try:  # the sandbox as it is now (a component restarted since the session began has other processes)
-        rt = make_runtime(handle.paths, _settings(item.config), handle.runtime)
-        taken = snapshot.take(handle.spec, rt.endpoints(), handle.handoff, handle.paths, handle.runtime,
-                              lambda name: tail(rt.log_path(name), 400))
+        taken = snapshot.of_runtime(handle.spec, make_runtime(handle.paths, _settings(item.config), handle.runtime))
         folder.mkdir(parents=True, exist_ok=True)
         path.write_text(snapshot.dump(taken))
     except Exception as e:  # noqa: BLE001 - a failure here must not end the user's session: the report says it

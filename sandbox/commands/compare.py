@@ -66,6 +66,11 @@ class Comparison:
     def equal(self) -> bool:
         return not self.differences
 
+    def failures(self) -> list[tuple[str, str, Explained | None]]:
+        """Each connection doctor fails on a side: (side, connection, the difference that explains it or None)."""
+        return [(side, conn, next((x for x in self.explained if x.side == side and x.connection == conn), None))
+                for side, conns in self.failing.items() for conn in conns]
+
     def as_dict(self) -> dict:
         return {"a": self.a, "b": self.b, "equal": self.equal, "differences": [vars(d) for d in self.differences],
                 "failing": self.failing, "explained": [{**vars(e), "paths": list(e.paths)} for e in self.explained]}

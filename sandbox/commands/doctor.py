@@ -85,14 +85,20 @@ def _secret_hop(w: Walk) -> bool:
     return w.secret is not None
 
 
-def _token_hop(w: Walk) -> bool:
-    t0 = time.monotonic()
-    token_url, host_header = as_components_call(w.endpoints, w.want.token_url)
+def task_token(endpoints: Endpoints, want: AirflowConnection, secret: str) -> str:
+    """A client-credentials token for the connection, asked where a task asks it (the components' token URL, reached
+    from the host with their Host header). Raises TokenError."""
+    token_url, host_header = as_components_call(endpoints, want.token_url)
     session = requests.Session()
     session.headers.update(host_header)
+    return ClientCredentialsAuth(token_url, want.client_id, secret, want.scope, session=session).token()
+
+
+def _token_hop(w: Walk) -> bool:
+    t0 = time.monotonic()
     error = None
     try:
-        w.token = ClientCredentialsAuth(token_url, w.want.client_id, w.secret, w.want.scope, session=session).token()
+        w.token = task_token(w.endpoints, w.want, w.secret)
     except TokenError as e:
         error = e
     w.add(judge_token(w.want, error, (time.monotonic() - t0) * 1000))

@@ -28,6 +28,7 @@ from sandbox.spec import Grant, Spec
 from sandbox.systems.airflow.client import JWT_BEARER
 from sandbox.systems.airflow.token_helper import decode_claims
 from sandbox.systems.checks import Diagnosis, Hop, Judged
+from sandbox.systems.keycloak.doctor import audiences
 from sandbox.systems.keycloak.sign_in import LIGHTWEIGHT
 from sandbox.systems.tyk.applier import EXCHANGE_REFUSED
 from sandbox.systems.tyk.client import gateway_refusal
@@ -55,8 +56,7 @@ def judge_token(caller: str, realm: str, status: int, claims: dict, lightweight:
     if status != 200:
         return (Hop("token", False, f"Keycloak answered HTTP {status} in realm {realm}"),
                 f"Keycloak gives {caller} no token in {realm}. Fix: `sandbox apply` (its client and secret).")
-    aud = claims.get("aud") or []
-    aud = [aud] if isinstance(aud, str) else aud
+    aud = audiences(claims)
     if AIRFLOW_CLIENT not in aud and lightweight:
         return (Hop("token", False, f"aud {', '.join(aud) or '(none)'}: a lightweight access token"),
                 f"{caller}'s client issues lightweight access tokens ({LIGHTWEIGHT}): Keycloak leaves out what its "

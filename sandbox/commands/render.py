@@ -164,11 +164,9 @@ def comparison(c) -> None:
     else:
         simple_table(f"{head}: {len(c.differences)} differences", ["hop", "fact", "A", "B"],
                      [[d.hop, d.path, _fact(d.a), _fact(d.b)] for d in c.differences])
-    for side, conns in c.failing.items():
-        for conn in conns:
-            why = next((x for x in c.explained if x.side == side and x.connection == conn), None)
-            out.print(f"[red]{e(why.sentence)}[/]" if why else f"[yellow]{side}'s {e(conn)} fails, and no difference "
-                      "the catalogue knows explains it: see its doctor verdict in the snapshot.[/]")
+    for side, conn, why in c.failures():
+        out.print(f"[red]{e(why.sentence)}[/]" if why else f"[yellow]{side}'s {e(conn)} fails, and no difference "
+                  "the catalogue knows explains it: see its doctor verdict in the snapshot.[/]")
 
 
 def comparison_md(c) -> str:

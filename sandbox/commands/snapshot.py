@@ -27,14 +27,16 @@ import requests
 from sandbox import versions
 from sandbox.clients import Clients
 from sandbox.commands import doctor
-from sandbox.commands.doctor import api_of, as_components_call
+from sandbox.commands.doctor import api_of, task_token
 from sandbox.errors import SandboxError
+from sandbox.host.supervisor import tail
 from sandbox.paths import SandboxPaths
 from sandbox.plan import Addresses, AirflowConnection, Desired, plan
-from sandbox.runtime.base import AirflowHandoff, Endpoints
+from sandbox.runtime.base import AirflowHandoff, Endpoints, Runtime
 from sandbox.spec import Spec
-from sandbox.systems.airflow.doctor import ROLES, airflow_environs, netrc_login, proxy_for, shadowing
-from sandbox.systems.airflow.token_helper import ClientCredentialsAuth, TokenError, decode_claims, decode_header
+from sandbox.systems.airflow.doctor import airflow_environs, netrc_login, proxy_for, role_name, shadowing
+from sandbox.systems.airflow.token_helper import TokenError, decode_claims, decode_header
+from sandbox.systems.keycloak.doctor import audiences
 from sandbox.systems.openbao.client import Vault, VaultError
 from sandbox.systems.openbao.doctor import vault_secret
 from sandbox.systems.tyk.doctor import jwt_scheme, quota_counters
@@ -68,6 +70,11 @@ def take(spec: Spec, endpoints: Endpoints, handoff: AirflowHandoff, paths: Sandb
         "doctor": _verdicts(spec, endpoints, handoff, log_lines),
     }
     return in_own_terms(facts, addresses(endpoints, paths))
+
+
+def of_runtime(spec: Spec, rt: Runtime) -> dict[str, Any]:
+    """The snapshot of the sandbox `rt` runs, doctor reading its components' logs as `sandbox doctor` does."""
+    return take(spec, rt.endpoints(), rt.handoff(), rt.paths, rt.name, lambda name: tail(rt.log_path(name), 400))
 
 
 def _airflow_versions(clients: Clients) -> dict[str, Any]:
@@ -126,7 +133,7 @@ def _processes(environs: dict[str, dict[str, str]], targets: dict[str, str]) -> 
     task's targets a request would reach through a proxy, and the CA bundle variables it carries."""
     out: dict[str, dict] = {}
     for proc, env in environs.items():
-        r = next((r for r in ROLES if r in proc), None)
+        r = role_name(proc)
         if r is None or not env:  # a task's own child, or a process whose environment cannot be read
             continue
         seen = out.setdefault(r, {"proxied": {}, "ca": {}})
@@ -149,7 +156,7 @@ def without_userinfo(url: str) -> str:
 def _connection(want: AirflowConnection, desired: Desired, endpoints: Endpoints, handoff: AirflowHandoff,
                 clients: Clients, environs: dict[str, dict[str, str]]) -> dict[str, Any]:
     out: dict[str, Any] = {"env": want.env, "defined_in": [f"the environment of {p}" for p in
-                                          sorted({next((r for r in ROLES if r in proc), "a process")
+                                          sorted({role_name(proc) or "a process"
                                                   for proc in shadowing(want.conn_id, environs)})]}
     try:
         r = clients.airflow.call("GET", f"/connections/{want.conn_id}", ok404=True)
@@ -183,17 +190,12 @@ def _token(want: AirflowConnection, endpoints: Endpoints, handoff: AirflowHandof
     secret, refused = vault_secret(endpoints, handoff, want.secret_key)
     if secret is None:
         return {"error": f"no secret: {refused}"}
-    url, host = as_components_call(endpoints, want.token_url)
-    session = requests.Session()
-    session.headers.update(host)
     try:
-        token = ClientCredentialsAuth(url, want.client_id, secret, want.scope, session=session).token()
+        token = task_token(endpoints, want, secret)
     except TokenError as e:
         return {"error": str(e)}
     now, claims, header = time.time(), decode_claims(token), decode_header(token)
-    aud = claims.get("aud")
-    return {**{k: claims.get(k) for k in CLAIMS},
-            "aud": sorted([aud] if isinstance(aud, str) else (aud or [])),
+    return {**{k: claims.get(k) for k in CLAIMS}, "aud": sorted(audiences(claims)),
             "scope": sorted(str(claims.get("scope", "")).split()),
             "lifespan_s": claims.get("exp", 0) - claims.get("iat", 0), "alg": header.get("alg"),
             "_kid": header.get("kid"), "_clock_offset_s": round(claims.get("iat", now) - now)}

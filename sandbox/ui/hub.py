@@ -21,7 +21,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 from sandbox.commands import map_render, smoke, trust_map
-from sandbox.host.supervisor import tail
 from sandbox.paths import SandboxPaths
 from sandbox.scenarios import repro
 from sandbox.scenarios.base import ScenarioContext
@@ -280,21 +279,17 @@ class Hub:
         from sandbox.commands import compare, snapshot
         from sandbox.scenarios import known_differences
 
-        spec, rt = self.spec(), self.runtime()
+        spec = self.spec()
         say(f"A: the dropped snapshot ({other.get('machine', {}).get('runtime')} runtime, taken {other.get('taken')}); "
             "B: this sandbox, a snapshot now")
-        c = compare.compare(other, snapshot.take(spec, rt.endpoints(), rt.handoff(), rt.paths, rt.name,
-                                                 lambda name: tail(rt.log_path(name), 400)),
-                            known_differences(spec))
+        c = compare.compare(other, snapshot.of_runtime(spec, self.runtime()), known_differences(spec))
         for d in c.differences[:40]:
             say(f"{d.hop}: {d.path}: A {d.a!r} / B {d.b!r}")
         if len(c.differences) > 40:
             say(f"… and {len(c.differences) - 40} more (`sandbox compare FILE` lists them all)")
-        for side, conns in c.failing.items():
-            for conn in conns:
-                why = next((x for x in c.explained if x.side == side and x.connection == conn), None)
-                say(f"✗ {why.sentence}" if why else f"✗ {side}'s {conn} fails; no difference the catalogue knows "
-                                                   "explains it")
+        for side, conn, why in c.failures():
+            say(f"✗ {why.sentence}" if why else f"✗ {side}'s {conn} fails; no difference the catalogue knows "
+                                               "explains it")
         say("no difference" if c.equal else f"{len(c.differences)} differences")
         return {"ok": not c.explained, "equal": c.equal, "explained": [x.scenario for x in c.explained]}
 

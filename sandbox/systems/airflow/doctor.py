@@ -83,9 +83,14 @@ def proxy_for(url: str, env: dict[str, str]) -> str | None:
 ROLES = ("triggerer", "scheduler", "dag-processor", "api-server", "task pods")  # task pods: a cluster's executor
 
 
+def role_name(proc: str) -> str | None:
+    """`<pid> <args>` of an Airflow process -> its role ("triggerer", ...); None for a process of none."""
+    return next((r for r in ROLES if r in proc), None)
+
+
 def role(proc: str) -> str:
     """`<pid> <args>` of an Airflow process -> what it is ("the triggerer", ...)."""
-    return next((f"the {r}" for r in ROLES if r in proc), f"process {proc}")
+    return f"the {r}" if (r := role_name(proc)) else f"process {proc}"
 
 
 def without_backend(environs: dict[str, dict[str, str]]) -> list[str]:

@@ -22,8 +22,7 @@ def check_claims(claims: dict, want: AirflowConnection, issuer: str, realm_kids:
         problems.append(f"iat is {claims['iat'] - now:.0f}s in the future: the IdP's clock is ahead of this one")
     if claims.get("iss") != issuer:
         problems.append(f"iss is {claims.get('iss')!r}, the gateway trusts {issuer!r}")
-    aud = claims.get("aud")
-    auds = [aud] if isinstance(aud, str) else (aud or [])
+    auds = audiences(claims)
     if want.audience not in auds:
         problems.append(f"aud {auds} lacks {want.audience!r}")
     missing = sorted(set(want.scope.split()) - set(str(claims.get("scope", "")).split()))
@@ -35,6 +34,12 @@ def check_claims(claims: dict, want: AirflowConnection, issuer: str, realm_kids:
         problems.append(f"the token lives {claims['exp'] - claims['iat']}s, the spec says {lifespan}s "
                         "(a lifespan override on the client)")
     return problems
+
+
+def audiences(claims: dict) -> list[str]:
+    """A token's `aud` as a list (Keycloak writes one audience as a string)."""
+    aud = claims.get("aud")
+    return [aud] if isinstance(aud, str) else (aud or [])
 
 
 def follows_request_host(iss: str | None, token_url: str, trusted: str) -> bool:
